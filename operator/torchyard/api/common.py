@@ -1,0 +1,116 @@
+"""Types shared by several kinds: where models and data come from, where results go."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, model_validator
+
+from torchyard.api.base import ApiModel, ArtifactUri, Cel, StatusBase, Timestamp, cel_rules
+
+ModelFormat = Literal["huggingface", "torchscript", "safetensors", "state_dict"]
+
+FACTORY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+Factory = Annotated[str, StringConstraints(pattern=FACTORY_PATTERN, max_length=256)]
+
+FORMATS_NEEDING_FACTORY = ("safetensors", "state_dict")
+
+_FACTORY_REQUIRED = Cel(
+    rule="!(self.format in ['safetensors', 'state_dict']) || has(self.factory)",
+    message="factory is required when format is safetensors or state_dict "
+    "(give 'module:function' that builds the model the weights belong to)",
+    field_path=".factory",
+    reason="FieldValueRequired",
+)
+_FACTORY_FORBIDDEN = Cel(
+    rule="!has(self.factory) || self.format in ['safetensors', 'state_dict']",
+    message="factory applies only to format safetensors or state_dict; "
+    "huggingface and torchscript artifacts describe their own architecture",
+    field_path=".factory",
+    reason="FieldValueForbidden",
+)
+
+
+class ModelSource(ApiModel, json_schema_extra=cel_rules(_FACTORY_REQUIRED, _FACTORY_FORBIDDEN)):
+    """Where a model is read from and how it is stored."""
+
+    uri: ArtifactUri
+    """Location of the model: file:///path, pvc://CLAIM/path or s3://bucket/key."""
+    format: ModelFormat
+    """huggingface (a transformers directory with safetensors weights), torchscript
+    (a scripted or traced module), safetensors or state_dict (weights only; see factory)."""
+    factory: Factory | None = None
+    """For weights-only formats: 'module:function' returning the untrained nn.Module the
+    weights load into, importable in the worker image."""
+    digest: str | None = Field(default=None, pattern=r"^sha256:[a-f0-9]{64}$")
+    """Optional sha256 digest of the artifact; a mismatch fails the job before any work."""
+
+    @model_validator(mode="after")
+    def _factory_matches_format(self) -> ModelSource:
+        if self.format in FORMATS_NEEDING_FACTORY and self.factory is None:
+            raise ValueError(f"factory: {_FACTORY_REQUIRED.message}")
+        if self.format not in FORMATS_NEEDING_FACTORY and self.factory is not None:
+            raise ValueError(f"factory: {_FACTORY_FORBIDDEN.message}")
+        return self
+
+
+BUILTIN_DATASETS = ("digits", "breast_cancer", "wine", "iris", "sentences")
+
+DATASET_URI_PATTERN = (
+    r"^(builtin://(" + "|".join(BUILTIN_DATASETS) + r")"
+    r"|file:///.+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/.+|s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]/.+)$"
+)
+
+
+class DatasetSource(ApiModel):
+    """A dataset: one bundled with the worker image, or files at a URI."""
+
+    uri: str = Field(pattern=DATASET_URI_PATTERN, max_length=2048)
+    """builtin://NAME for a dataset that ships with the worker image (digits, breast_cancer,
+    wine, iris: scikit-learn's bundled sets; sentences: a small text corpus), or
+    file:///, pvc://CLAIM/ or s3:// for a .pt/.safetensors file of tensors."""
+    split: Literal["train", "test", "all"] = "train"
+    """Which split to use; bundled sets are split 80/20 with a fixed seed."""
+    max_samples: int | None = Field(default=None, ge=1)
+    """Use at most this many samples (a quick run, or a calibration subset)."""
+
+
+class OutputSpec(ApiModel):
+    """Where the job writes its resulting model."""
+
+    uri: ArtifactUri
+    """Destination of the artifact: file:///path, pvc://CLAIM/path or s3://bucket/key.
+    The write is atomic and a sha256 digest is recorded next to it."""
+
+
+class ArtifactRef(ApiModel):
+    """An artifact that a job wrote."""
+
+    uri: str
+    """Where the artifact is."""
+    digest: str | None = None
+    """sha256:<hex> of the artifact's content."""
+    bytes: int | None = Field(default=None, ge=0)
+    """Size of the artifact in bytes."""
+    format: str | None = None
+    """Format the artifact was written in."""
+
+
+class RegisterAs(ApiModel):
+    """Register the job's result as a ModelVersion when the job succeeds."""
+
+    model: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    """Name of the model the version belongs to."""
+    version: str = Field(pattern=r"^v?[0-9]+(\.[0-9]+){0,2}$", max_length=32)
+    """Version to register, e.g. 3 or v1.2.0."""
+
+
+class JobStatusBase(StatusBase):
+    """Status fields every batch job (CompressionJob, TrainingJob) has."""
+
+    start_time: Timestamp | None = None
+    """When the first pod of the job was created."""
+    completion_time: Timestamp | None = None
+    """When the job reached Succeeded or Failed."""
+    attempts: int | None = Field(default=None, ge=0)
+    """How many times the job's pods have been started."""

@@ -1,0 +1,232 @@
+"""CompressionJob: make a model smaller or faster, and prove it still works."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from torchyard.api.base import ApiModel, Cel, ResourceRequirements, RunPolicy, cel_rules
+from torchyard.api.common import (
+    ArtifactRef,
+    DatasetSource,
+    JobStatusBase,
+    ModelSource,
+    OutputSpec,
+    RegisterAs,
+)
+
+Method = Literal["prune", "quantize", "distill"]
+METHODS: tuple[Method, ...] = ("prune", "quantize", "distill")
+
+
+class PruneSpec(ApiModel):
+    """Pruning: remove the least important weights."""
+
+    kind: Literal["unstructured", "structured"] = "unstructured"
+    """unstructured zeroes single weights by magnitude (masks made permanent);
+    structured physically removes whole channels, heads or neurons so the model
+    really becomes smaller and faster."""
+    sparsity: float = Field(gt=0.0, lt=1.0)
+    """Fraction of weights (unstructured) or of units (structured) to remove, in (0, 1)."""
+    scope: Literal["layer", "global"] = "global"
+    """unstructured only: rank weights per layer or across the whole model."""
+    target: Literal["neurons", "channels", "heads"] = "neurons"
+    """structured only: which units to remove."""
+    fine_tune_steps: int = Field(default=0, ge=0, le=1_000_000)
+    """Optimizer steps on the evaluation dataset's train split after pruning (0: none)."""
+
+
+_CALIBRATION_REQUIRED = Cel(
+    rule="self.mode != 'static' || has(self.calibration)",
+    message="calibration is required when mode is static "
+    "(static quantization measures activation ranges on sample data)",
+    field_path=".calibration",
+    reason="FieldValueRequired",
+)
+
+
+class QuantizeSpec(ApiModel, json_schema_extra=cel_rules(_CALIBRATION_REQUIRED)):
+    """Quantization: store and compute with fewer bits."""
+
+    mode: Literal["dynamic", "weight_only", "static", "fp16", "bf16"] = "dynamic"
+    """dynamic: int8 weights, activations quantized on the fly (Linear, LSTM);
+    weight_only: int8 weights including embeddings; static: int8 weights and activations
+    with ranges from a calibration set; fp16/bf16: a cast of the floating-point weights."""
+    granularity: Literal["per_channel", "per_tensor"] = "per_channel"
+    """Scale per output channel (higher fidelity) or one per tensor."""
+    calibration: DatasetSource | None = None
+    """Samples that static quantization observes to choose activation ranges."""
+
+    @model_validator(mode="after")
+    def _static_needs_calibration(self) -> QuantizeSpec:
+        if self.mode == "static" and self.calibration is None:
+            raise ValueError(f"calibration: {_CALIBRATION_REQUIRED.message}")
+        return self
+
+
+class StudentRule(ApiModel):
+    """Derive the student from the teacher by shrinking it."""
+
+    layer_fraction: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Fraction of the teacher's layers (transformer blocks or hidden layers) to keep."""
+    width_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Fraction of the teacher's hidden width to keep."""
+
+
+_ONE_STUDENT = Cel(
+    rule="has(self.student) != has(self.studentRule)",
+    message="set exactly one of student (a model source) or studentRule (shrink the teacher)",
+    reason="FieldValueInvalid",
+)
+
+
+class DistillSpec(ApiModel, json_schema_extra=cel_rules(_ONE_STUDENT)):
+    """Knowledge distillation: train a smaller student to imitate the teacher."""
+
+    student: ModelSource | None = None
+    """The student's own (untrained or pre-trained) model."""
+    student_rule: StudentRule | None = None
+    """Build the student from the teacher with fewer layers or less width."""
+    dataset: DatasetSource
+    """Transfer set the student learns from (labels are used when present)."""
+    temperature: float = Field(default=4.0, gt=0.0, le=100.0)
+    """Softmax temperature of the distillation loss."""
+    alpha: float = Field(default=0.7, ge=0.0, le=1.0)
+    """Weight of the soft-target loss; 1 - alpha weighs the hard-label loss."""
+    epochs: int = Field(default=10, ge=1, le=10_000)
+    """Passes over the transfer set."""
+    learning_rate: float = Field(default=1e-3, gt=0.0, le=10.0)
+    """Optimizer learning rate."""
+
+    @model_validator(mode="after")
+    def _exactly_one_student(self) -> DistillSpec:
+        if (self.student is None) == (self.student_rule is None):
+            raise ValueError(_ONE_STUDENT.message)
+        return self
+
+
+class EvaluationSpec(ApiModel):
+    """How quality is measured before and after, and how much loss is acceptable."""
+
+    dataset: DatasetSource
+    """Data to evaluate on (use split: test)."""
+    metric: Literal["accuracy", "cosine"] = "accuracy"
+    """accuracy for classifiers; cosine: mean cosine similarity of outputs (embeddings)
+    against the original model, for models without labels."""
+    max_drop: float = Field(default=0.01, ge=0.0, le=1.0)
+    """Largest acceptable drop of the metric (absolute, 0.01 = one point). A larger drop
+    fails the job with QualityGateFailed and publishes no artifact."""
+
+
+def _method_block_rules() -> list[Cel]:
+    rules = []
+    for method in METHODS:
+        rules.append(
+            Cel(
+                rule=f"self.method != '{method}' || has(self.{method})",
+                message=f"{method} is required when method is {method}",
+                field_path=f".{method}",
+                reason="FieldValueRequired",
+            )
+        )
+        rules.append(
+            Cel(
+                rule=f"!has(self.{method}) || self.method == '{method}'",
+                message=f"{method} is set but method is not {method}: remove it or change method",
+                field_path=f".{method}",
+                reason="FieldValueForbidden",
+            )
+        )
+    return rules
+
+
+_METHOD_RULES = _method_block_rules()
+_OUTPUT_DIFFERS = Cel(
+    rule="self.output.uri != self.model.uri",
+    message="output.uri must differ from model.uri: a job never overwrites its input",
+    field_path=".output.uri",
+    reason="FieldValueInvalid",
+)
+
+
+class CompressionJobSpec(RunPolicy, json_schema_extra=cel_rules(*_METHOD_RULES, _OUTPUT_DIFFERS)):
+    """Desired state of a CompressionJob."""
+
+    model: ModelSource
+    """The model to compress (the teacher, for distill)."""
+    method: Method
+    """prune, quantize or distill; the block of the same name configures it."""
+    prune: PruneSpec | None = None
+    """Settings for method prune."""
+    quantize: QuantizeSpec | None = None
+    """Settings for method quantize."""
+    distill: DistillSpec | None = None
+    """Settings for method distill."""
+    evaluation: EvaluationSpec | None = None
+    """Quality measurement and gate; without it only size and latency are reported."""
+    output: OutputSpec
+    """Where the compressed model is written."""
+    register_as: RegisterAs | None = None
+    """Register the result as a ModelVersion when the job succeeds."""
+    resources: ResourceRequirements | None = None
+    """Compute resources of the compression pod."""
+
+    @model_validator(mode="after")
+    def _method_block_present(self) -> CompressionJobSpec:
+        for method in METHODS:
+            block = getattr(self, method)
+            if method == self.method and block is None:
+                raise ValueError(f"{method}: {method} is required when method is {method}")
+            if method != self.method and block is not None:
+                raise ValueError(
+                    f"{method}: {method} is set but method is not {method}: "
+                    "remove it or change method"
+                )
+        if self.output.uri == self.model.uri:
+            raise ValueError(f"output.uri: {_OUTPUT_DIFFERS.message}")
+        return self
+
+
+class Figures(ApiModel):
+    """Measurements of one model."""
+
+    parameters: int | None = Field(default=None, ge=0)
+    """Number of parameters (non-zero ones for pruned models are in sparsity)."""
+    bytes: int | None = Field(default=None, ge=0)
+    """Size of the serialised model in bytes."""
+    latency_ms: float | None = Field(default=None, ge=0)
+    """Median latency of one evaluation batch on the pod's CPUs, in milliseconds."""
+    metric: float | None = None
+    """Value of the evaluation metric."""
+    sparsity: float | None = Field(default=None, ge=0, le=1)
+    """Fraction of weights that are zero."""
+
+
+class CompressionResult(ApiModel):
+    """What the job produced and measured."""
+
+    artifact: ArtifactRef | None = None
+    """The compressed model (absent when the quality gate refused it)."""
+    before: Figures | None = None
+    """Figures of the original model."""
+    after: Figures | None = None
+    """Figures of the compressed model."""
+    compression_ratio: float | None = Field(default=None, ge=0)
+    """before.bytes / after.bytes."""
+    speedup: float | None = Field(default=None, ge=0)
+    """before.latencyMs / after.latencyMs."""
+    metric_drop: float | None = None
+    """before.metric - after.metric."""
+
+
+JobPhase = Literal["Pending", "Running", "Succeeded", "Failed"]
+
+
+class CompressionJobStatus(JobStatusBase):
+    """Observed state of a CompressionJob."""
+
+    phase: JobPhase | None = None
+    """Pending, Running, Succeeded or Failed."""
+    result: CompressionResult | None = None
+    """Artifact and figures, once the job has succeeded (figures also on QualityGateFailed)."""

@@ -1,0 +1,214 @@
+"""ModelVersion: one registered, served and progressively rolled-out version of a model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from torchyard.api.base import (
+    ApiModel,
+    Cel,
+    ResourceRequirements,
+    StatusBase,
+    Timestamp,
+    cel_rules,
+)
+from torchyard.api.common import ModelFormat
+
+VERSION_PATTERN = r"^v?[0-9]+(\.[0-9]+){0,2}$"
+
+
+def _immutable(field: str) -> dict[str, object]:
+    return cel_rules(
+        Cel(
+            rule="self == oldSelf",
+            message=f"{field} is immutable: create a new ModelVersion instead",
+            reason="FieldValueForbidden",
+        )
+    )
+
+
+class ArtifactSpec(ApiModel):
+    """The model artifact this version serves."""
+
+    uri: str = Field(
+        pattern=r"^(file:///|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|s3://).+$", max_length=2048
+    )
+    """Location of the artifact: file:///path, pvc://CLAIM/path or s3://bucket/key."""
+    digest: str = Field(pattern=r"^sha256:[a-f0-9]{64}$")
+    """sha256:<64 hex>. The serving pod checks it before loading; a mismatch is never served."""
+    format: ModelFormat | Literal["torchyard"] = "torchyard"
+    """Format of the artifact; torchyard is the self-describing format the jobs write."""
+
+
+_ONE_ACTION = Cel(
+    rule="!(has(self.setWeight) && has(self.pause))",
+    message="a step is either setWeight or pause, not both",
+    reason="FieldValueInvalid",
+)
+_SOME_ACTION = Cel(
+    rule="has(self.setWeight) || has(self.pause)",
+    message="a step needs setWeight or pause",
+    reason="FieldValueRequired",
+)
+
+
+class PauseStep(ApiModel):
+    """Hold the current weight."""
+
+    duration_seconds: int | None = Field(default=None, ge=0, le=604800)
+    """How long to hold; without it, until spec.promote is set."""
+
+
+class RolloutStep(ApiModel, json_schema_extra=cel_rules(_ONE_ACTION, _SOME_ACTION)):
+    """One step of a progressive rollout."""
+
+    set_weight: int | None = Field(default=None, ge=0, le=100)
+    """Percentage of the model's traffic (approximated by replica ratio) for this version."""
+    pause: PauseStep | None = None
+    """Hold the current weight, for a while or until promoted."""
+
+    @model_validator(mode="after")
+    def _one_action(self) -> RolloutStep:
+        if (self.set_weight is None) == (self.pause is None):
+            raise ValueError("a step is exactly one of setWeight or pause")
+        return self
+
+
+class AnalysisSpec(ApiModel):
+    """Health checks run at every interval while a version rolls out."""
+
+    interval_seconds: int = Field(default=30, ge=1, le=3600)
+    """Seconds between two analyses."""
+    failure_limit: int = Field(default=2, ge=1, le=100)
+    """Failed analyses after which the version is rolled back automatically."""
+    max_error_rate: float = Field(default=0.01, ge=0.0, le=1.0)
+    """Largest acceptable fraction of failed inference requests."""
+    max_p99_latency_ms: float | None = Field(default=None, gt=0)
+    """Largest acceptable 99th-percentile inference latency in milliseconds."""
+    min_request_count: int = Field(default=10, ge=0)
+    """Fewer requests than this in an interval make the analysis inconclusive (never a pass)."""
+
+
+class RolloutSpec(ApiModel):
+    """How a new version replaces the one serving."""
+
+    steps: list[RolloutStep] = Field(
+        default_factory=lambda: [RolloutStep(set_weight=100)], min_length=1, max_length=32
+    )
+    """Steps in order; passing the last one promotes the version."""
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
+    """Health analysis during the rollout."""
+
+
+class BatchingSpec(ApiModel):
+    """Dynamic batching of inference requests."""
+
+    max_batch_size: int = Field(default=16, ge=1, le=4096)
+    """Most requests combined into one forward pass."""
+    max_queue_delay_ms: float = Field(default=5.0, ge=0.0, le=10_000.0)
+    """Longest a request waits for others to fill a batch."""
+
+
+class ServingSpec(ApiModel):
+    """The pods that serve this version."""
+
+    replicas: int = Field(default=1, ge=1, le=1000)
+    """Serving pods at full weight."""
+    resources: ResourceRequirements | None = None
+    """Compute resources of each serving pod."""
+    batching: BatchingSpec = Field(default_factory=BatchingSpec)
+    """Dynamic batching."""
+
+
+_NOT_BOTH = Cel(
+    rule="!(self.promote && self.rollback)",
+    message="promote and rollback cannot both be true",
+    field_path=".rollback",
+    reason="FieldValueInvalid",
+)
+
+
+class ModelVersionSpec(ApiModel, json_schema_extra=cel_rules(_NOT_BOTH)):
+    """Desired state of a ModelVersion."""
+
+    model: str = Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=50,
+        json_schema_extra=_immutable("model"),
+    )
+    """Name of the model; every ModelVersion with the same model forms its history. Immutable."""
+    version: str = Field(
+        pattern=VERSION_PATTERN, max_length=32, json_schema_extra=_immutable("version")
+    )
+    """Version, e.g. 3 or v1.2.0; compared number by number. Immutable."""
+    artifact: ArtifactSpec = Field(json_schema_extra=_immutable("artifact"))
+    """The artifact this version serves. Immutable."""
+    serving: ServingSpec = Field(default_factory=ServingSpec)
+    """Serving pods."""
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    """Progressive rollout and analysis."""
+    paused: bool = False
+    """Hold the rollout at its current step."""
+    promote: bool = False
+    """Skip the remaining steps and analysis: this version serves at full weight."""
+    rollback: bool = False
+    """Roll back now: traffic returns at once to the previous good version, no steps."""
+
+    @model_validator(mode="after")
+    def _not_promote_and_rollback(self) -> ModelVersionSpec:
+        if self.promote and self.rollback:
+            raise ValueError(f"rollback: {_NOT_BOTH.message}")
+        return self
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """Order of versions: number by number, so that 1.10 comes after 1.9."""
+    parts = tuple(int(part) for part in version.lstrip("v").split("."))
+    return parts + (0,) * (3 - len(parts))
+
+
+class AnalysisResult(ApiModel):
+    """The latest health analysis."""
+
+    time: Timestamp | None = None
+    """When it ran."""
+    verdict: Literal["Pass", "Fail", "Inconclusive"] | None = None
+    """Pass, Fail, or Inconclusive (too few requests: never counted as a pass)."""
+    requests: int | None = Field(default=None, ge=0)
+    """Requests in the interval."""
+    error_rate: float | None = Field(default=None, ge=0)
+    """Fraction of failed requests."""
+    p99_latency_ms: float | None = Field(default=None, ge=0)
+    """99th-percentile latency."""
+    failures: int | None = Field(default=None, ge=0)
+    """Failed analyses so far in this rollout."""
+
+
+ModelVersionPhase = Literal[
+    "Pending", "Progressing", "Serving", "Paused", "Superseded", "RolledBack", "Failed"
+]
+
+
+class ModelVersionStatus(StatusBase):
+    """Observed state of a ModelVersion."""
+
+    phase: ModelVersionPhase | None = None
+    """Pending, Progressing, Serving, Paused, Superseded, RolledBack or Failed."""
+    current_step: int | None = Field(default=None, ge=0)
+    """Index of the rollout step in progress."""
+    weight: int | None = Field(default=None, ge=0, le=100)
+    """Current share of the model's traffic, in percent."""
+    ready_replicas: int | None = Field(default=None, ge=0)
+    """Serving pods that answer inference requests."""
+    desired_replicas: int | None = Field(default=None, ge=0)
+    """Serving pods wanted at the current weight."""
+    analysis: AnalysisResult | None = None
+    """Latest health analysis."""
+    stable_version: str | None = None
+    """The model's version that serves when no rollout is under way."""
+    previous_version: str | None = None
+    """The version this one replaces (the rollback target)."""
+    url: str | None = None
+    """In-cluster URL of the model's inference endpoint (Open Inference Protocol v2)."""

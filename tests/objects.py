@@ -1,0 +1,184 @@
+"""Objects shared by the unit and cluster tests: the samples, and a table of invalid ones.
+
+Every invalid object is rejected twice: by the API server (schema + CEL) in the cluster
+tests and by the pydantic models in the unit tests; both messages must name the field.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "manifests" / "samples"
+
+
+def sample(kind: str) -> dict[str, Any]:
+    """A fresh copy of the sample object of a kind, from manifests/samples."""
+    for path in sorted(SAMPLES.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document and document.get("kind") == kind:
+                return copy.deepcopy(document)
+    raise LookupError(kind)
+
+
+@dataclass(frozen=True)
+class Invalid:
+    id: str
+    kind: str
+    change: Callable[[dict[str, Any]], None]
+    field: str
+    """The field path both error messages must name."""
+    server_only: bool = False
+    """A rule that only the API server can check (transitions, unknown fields)."""
+
+    def build(self) -> dict[str, Any]:
+        obj = sample(self.kind)
+        obj["metadata"] = {"name": f"bad-{self.id}"}
+        self.change(obj["spec"])
+        return obj
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(spec: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = spec
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        if value is _DELETE:
+            del node[last]
+        else:
+            node[last] = value
+
+    return change
+
+
+_DELETE = object()
+
+
+def _prune_method(spec: dict[str, Any]) -> None:
+    spec["method"] = "prune"
+
+
+def _static_without_calibration(spec: dict[str, Any]) -> None:
+    spec["quantize"] = {"mode": "static"}
+
+
+def _distill_both_students(spec: dict[str, Any]) -> None:
+    spec["method"] = "distill"
+    del spec["quantize"]
+    spec["distill"] = {
+        "student": {"uri": "file:///models/small", "format": "torchscript"},
+        "studentRule": {"layerFraction": 0.5},
+        "dataset": {"uri": "builtin://sentences"},
+    }
+
+
+def _prune_sparsity(value: float) -> Callable[[dict[str, Any]], None]:
+    def change(spec: dict[str, Any]) -> None:
+        spec["method"] = "prune"
+        del spec["quantize"]
+        spec["prune"] = {"sparsity": value}
+
+    return change
+
+
+def _both_blocks(spec: dict[str, Any]) -> None:
+    spec["prune"] = {"sparsity": 0.5}
+
+
+def _model_mode_one_rank(spec: dict[str, Any]) -> None:
+    spec["parallelism"] = {"mode": "model", "replicas": 1, "procsPerReplica": 1}
+
+
+def _step_with_both(spec: dict[str, Any]) -> None:
+    spec["rollout"]["steps"][0] = {"setWeight": 20, "pause": {"durationSeconds": 5}}
+
+
+def _promote_and_rollback(spec: dict[str, Any]) -> None:
+    spec["promote"] = True
+    spec["rollback"] = True
+
+
+INVALID: tuple[Invalid, ...] = (
+    Invalid("method-enum", "CompressionJob", _set("method", "shrink"), "spec.method"),
+    Invalid("output-missing", "CompressionJob", _set("output", _DELETE), "spec.output"),
+    Invalid("sparsity-range", "CompressionJob", _prune_sparsity(1.5), "spec.prune.sparsity"),
+    Invalid("sparsity-zero", "CompressionJob", _prune_sparsity(0.0), "spec.prune.sparsity"),
+    Invalid("uri-scheme", "CompressionJob", _set("model.uri", "http://hub/m"), "spec.model.uri"),
+    Invalid("method-block-missing", "CompressionJob", _prune_method, "spec.prune"),
+    Invalid("method-block-extra", "CompressionJob", _both_blocks, "spec.prune"),
+    Invalid(
+        "factory-missing",
+        "CompressionJob",
+        _set("model.format", "state_dict"),
+        "spec.model.factory",
+    ),
+    Invalid(
+        "static-calibration",
+        "CompressionJob",
+        _static_without_calibration,
+        "spec.quantize.calibration",
+    ),
+    Invalid("two-students", "CompressionJob", _distill_both_students, "spec.distill"),
+    Invalid(
+        "output-is-input",
+        "CompressionJob",
+        _set("output.uri", "pvc://models/all-minilm-l6-v2"),
+        "spec.output.uri",
+    ),
+    Invalid(
+        "max-drop-negative",
+        "CompressionJob",
+        _set("evaluation.maxDrop", -0.1),
+        "spec.evaluation.maxDrop",
+    ),
+    Invalid("backoff-negative", "CompressionJob", _set("backoffLimit", -1), "spec.backoffLimit"),
+    Invalid(
+        "replicas-zero", "TrainingJob", _set("parallelism.replicas", 0), "spec.parallelism.replicas"
+    ),
+    Invalid(
+        "mode-enum", "TrainingJob", _set("parallelism.mode", "pipeline"), "spec.parallelism.mode"
+    ),
+    Invalid("model-one-rank", "TrainingJob", _model_mode_one_rank, "spec.parallelism.replicas"),
+    Invalid(
+        "reserved-env", "TrainingJob", _set("env", [{"name": "RANK", "value": "3"}]), "spec.env"
+    ),
+    Invalid(
+        "dataset-unknown",
+        "TrainingJob",
+        _set("dataset.uri", "builtin://imagenet"),
+        "spec.dataset.uri",
+    ),
+    Invalid("model-missing", "TrainingJob", _set("model", _DELETE), "spec.model"),
+    Invalid(
+        "batch-zero",
+        "TrainingJob",
+        _set("hyperparameters.globalBatchSize", 0),
+        "spec.hyperparameters.globalBatchSize",
+    ),
+    Invalid(
+        "digest-format", "ModelVersion", _set("artifact.digest", "md5:abc"), "spec.artifact.digest"
+    ),
+    Invalid("step-both", "ModelVersion", _step_with_both, "spec.rollout.steps[0]"),
+    Invalid(
+        "weight-range",
+        "ModelVersion",
+        _set("rollout.steps.0.setWeight", 150),
+        "spec.rollout.steps[0].setWeight",
+    ),
+    Invalid("promote-and-rollback", "ModelVersion", _promote_and_rollback, "spec.rollback"),
+    Invalid("version-format", "ModelVersion", _set("version", "latest"), "spec.version"),
+    Invalid(
+        "unknown-field",
+        "CompressionJob",
+        _set("quantize.granularty", "per_tensor"),
+        "spec.quantize.granularty",
+        server_only=False,
+    ),
+)
