@@ -1,0 +1,93 @@
+"""The `torchyard` command: operator, CRD rendering and the local cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from torchyard.api.crd import crd_kustomization, render_all, to_yaml
+
+    out_dir = Path(args.dir)
+    stale = []
+    for name, crd in render_all().items():
+        path = out_dir / name
+        text = to_yaml(crd)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+        else:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            print(f"wrote {path}")
+    kustomization = out_dir / "kustomization.yaml"
+    text = crd_kustomization(sorted(render_all()))
+    if args.check:
+        if not kustomization.exists() or kustomization.read_text() != text:
+            stale.append(str(kustomization))
+    else:
+        kustomization.write_text(text)
+    if stale:
+        print(
+            "stale CRDs (the API models changed): "
+            + ", ".join(stale)
+            + "\nrun `torchyard crds` and commit the result",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _operator(args: argparse.Namespace) -> int:
+    import kopf
+
+    import torchyard.controllers  # noqa: F401  (registers the handlers)
+
+    namespaces = tuple(args.namespace or ())
+    kopf.run(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=args.liveness,
+        standalone=True,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="torchyard", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    crds = commands.add_parser("crds", help="render crds/ from the API models")
+    crds.add_argument("--dir", default=str(REPO_ROOT / "crds"), help="output directory")
+    crds.add_argument("--check", action="store_true", help="fail if crds/ is stale")
+    crds.set_defaults(func=_crds)
+
+    operator = commands.add_parser("operator", help="run the operator (kopf)")
+    operator.add_argument(
+        "--namespace", action="append", help="watch only this namespace (repeatable)"
+    )
+    operator.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8080/healthz",
+        help="liveness endpoint URL (empty to disable)",
+    )
+    operator.set_defaults(func=_operator)
+
+    from torchyard.local.cli import add_local_commands
+
+    add_local_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""kopf handlers, one module per kind. Importing this package registers them all."""
+
+from torchyard.controllers import compressionjob, modelversion, settings, trainingjob
+
+__all__ = ["compressionjob", "modelversion", "settings", "trainingjob"]

@@ -1,0 +1,18 @@
+"""Handlers for TrainingJob. For now they validate and accept; the workload comes later."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from torchyard.api.base import GROUP, VERSION
+from torchyard.api.kinds import TRAINING_JOB
+from torchyard.controllers.acceptance import accept
+
+
+@kopf.on.resume(GROUP, VERSION, TRAINING_JOB.plural)
+@kopf.on.create(GROUP, VERSION, TRAINING_JOB.plural)
+@kopf.on.update(GROUP, VERSION, TRAINING_JOB.plural, field="spec")
+def reconcile_training_job(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    accept(TRAINING_JOB, body, patch)
