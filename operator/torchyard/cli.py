@@ -48,6 +48,10 @@ def _operator(args: argparse.Namespace) -> int:
 
     import torchyard.controllers  # noqa: F401  (registers the handlers)
 
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
+    )
     namespaces = tuple(args.namespace or ())
     kopf.run(
         clusterwide=not namespaces,
@@ -75,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--liveness",
         default="http://0.0.0.0:8080/healthz",
         help="liveness endpoint URL (empty to disable)",
+    )
+    operator.add_argument("--verbose", action="store_true", help="debug logging")
+    operator.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="log line format"
     )
     operator.set_defaults(func=_operator)
 

@@ -23,5 +23,6 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.level = logging.INFO
+    settings.posting.reporting_component = "torchyard-operator"
     # One replica for now: no peering objects needed (HA comes with kopf peering).
     settings.peering.standalone = True

@@ -1,0 +1,89 @@
+"""Pods as torchyard runs them: restricted, labelled, reporting through a termination message."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torchyard.api.base import GROUP, ResourceRequirements
+from torchyard.images import WORKER_IMAGE
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+# Non-root IDs of the worker image's user (images/worker).
+WORKER_UID = 65532
+
+
+def owner_labels(kind: str, name: str) -> dict[str, str]:
+    """Labels every child carries: who manages it and which object it belongs to."""
+    return {MANAGED_BY: "torchyard", f"{GROUP}/{kind.lower()}": name}
+
+
+def pod_security_context() -> dict[str, Any]:
+    """Pod-level settings required by the restricted Pod Security Standard."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": WORKER_UID,
+        "runAsGroup": WORKER_UID,
+        "fsGroup": WORKER_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    """Container-level settings required by the restricted Pod Security Standard."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def worker_pod(
+    *,
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    args: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    resources: ResourceRequirements | None = None,
+    image: str = WORKER_IMAGE,
+    restart_policy: str = "Never",
+    volumes: Sequence[dict[str, Any]] = (),
+    volume_mounts: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """A pod that runs one torchyard workload (`torchyard <args>`) in the worker image.
+
+    The workload writes its result as JSON to the termination message; with
+    FallbackToLogsOnError a crash still reports the tail of its log.
+    """
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["torchyard"],
+        "args": list(args),
+        "env": [{"name": key, "value": value} for key, value in (env or {}).items()],
+        "securityContext": container_security_context(),
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        # The root filesystem is read-only; torch and the workload need a scratch dir.
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, *volume_mounts],
+    }
+    if resources is not None:
+        container["resources"] = resources.to_k8s()
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "spec": {
+            "restartPolicy": restart_policy,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": pod_security_context(),
+            "containers": [container],
+            "volumes": [{"name": "tmp", "emptyDir": {}}, *volumes],
+        },
+    }

@@ -1,0 +1,79 @@
+"""Installing torchyard into the local control plane and running its operator, for tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tests.objects import REPO
+from torchyard.local.controlplane import ControlPlane
+
+OPERATOR_NAMESPACE = "torchyard-system"
+OPERATOR_ACCOUNT = "torchyard-operator"
+
+
+def install(cp: ControlPlane, kustomization: str = "manifests/base") -> None:
+    """Apply a kustomization server-side and wait until the CRDs serve."""
+    cp.kubectl("apply", "--server-side", "-k", str(REPO / kustomization))
+    cp.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/compressionjobs.torchyard.io",
+        "crd/trainingjobs.torchyard.io",
+        "crd/modelversions.torchyard.io",
+    )
+
+
+def get(cp: ControlPlane, *args: str) -> dict[str, Any]:
+    return json.loads(cp.kubectl("get", *args, "-o", "json").stdout)
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll until check() returns something truthy; fail naming what never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_operator(cp: ControlPlane, kubeconfig: Path, log: Path) -> Iterator[str]:
+    """`torchyard operator` as a process authenticated by `kubeconfig`; yields its liveness URL."""
+    liveness = f"http://127.0.0.1:{free_port()}/healthz"
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "torchyard.cli", "operator", f"--liveness={liveness}"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield liveness
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
