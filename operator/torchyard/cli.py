@@ -62,6 +62,22 @@ def _operator(args: argparse.Namespace) -> int:
     return 0
 
 
+WORKLOADS = {
+    "compress": "torchyard.workloads.compress",
+    "train": "torchyard.workloads.train",
+    "serve": "torchyard.workloads.serve",
+}
+
+
+def _workload(args: argparse.Namespace) -> int:
+    """Run a workload inside a pod; it reads TORCHYARD_SPEC and reports through the
+    termination message (torchyard.workloads.report)."""
+    import importlib
+
+    module = importlib.import_module(WORKLOADS[args.workload])
+    return int(module.main(args.workload_args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchyard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", choices=("text", "json"), default="text", help="log line format"
     )
     operator.set_defaults(func=_operator)
+
+    workload = commands.add_parser("workload", help="run a workload (inside a pod)")
+    workload.add_argument("workload", choices=sorted(WORKLOADS))
+    workload.add_argument("workload_args", nargs=argparse.REMAINDER)
+    workload.set_defaults(func=_workload)
 
     from torchyard.local.cli import add_local_commands
 

@@ -8,7 +8,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from torchyard.api.base import ApiModel, ArtifactUri, Cel, StatusBase, Timestamp, cel_rules
 
-ModelFormat = Literal["huggingface", "torchscript", "safetensors", "state_dict"]
+ModelFormat = Literal["huggingface", "torchscript", "safetensors", "state_dict", "torchyard"]
 
 FACTORY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 Factory = Annotated[str, StringConstraints(pattern=FACTORY_PATTERN, max_length=256)]
@@ -25,7 +25,7 @@ _FACTORY_REQUIRED = Cel(
 _FACTORY_FORBIDDEN = Cel(
     rule="!has(self.factory) || self.format in ['safetensors', 'state_dict']",
     message="factory applies only to format safetensors or state_dict; "
-    "huggingface and torchscript artifacts describe their own architecture",
+    "huggingface, torchscript and torchyard artifacts describe their own architecture",
     field_path=".factory",
     reason="FieldValueForbidden",
 )
@@ -38,7 +38,8 @@ class ModelSource(ApiModel, json_schema_extra=cel_rules(_FACTORY_REQUIRED, _FACT
     """Location of the model: file:///path, pvc://CLAIM/path or s3://bucket/key."""
     format: ModelFormat
     """huggingface (a transformers directory with safetensors weights), torchscript
-    (a scripted or traced module), safetensors or state_dict (weights only; see factory)."""
+    (a scripted or traced module), safetensors or state_dict (weights only; see factory),
+    torchyard (a directory a TrainingJob or CompressionJob wrote; it describes itself)."""
     factory: Factory | None = None
     """For weights-only formats: 'module:function' returning the untrained nn.Module the
     weights load into, importable in the worker image."""

@@ -38,7 +38,7 @@ class ArtifactSpec(ApiModel):
     """Location of the artifact: file:///path, pvc://CLAIM/path or s3://bucket/key."""
     digest: str = Field(pattern=r"^sha256:[a-f0-9]{64}$")
     """sha256:<64 hex>. The serving pod checks it before loading; a mismatch is never served."""
-    format: ModelFormat | Literal["torchyard"] = "torchyard"
+    format: ModelFormat = "torchyard"
     """Format of the artifact; torchyard is the self-describing format the jobs write."""
 
 

@@ -1,0 +1,1 @@
+"""Torch code that runs inside torchyard's pods. Never imports kopf."""

@@ -1,0 +1,161 @@
+"""The torchyard artifact format: a base model plus the transforms applied to it.
+
+Plain `torch.save` of a quantized model is unsupported and `torch.export` cannot export
+an eager dynamically-quantized model, so an artifact records how to rebuild the model
+instead of pickling it:
+
+    <artifact>/manifest.json   {"format": "torchyard", "formatVersion": 1,
+                                "base": {"factory": "m:f", "kwargs": {...}}
+                                     or {"huggingface": "base"} (config in base/),
+                                "transforms": [{"name": "...", ...params}, ...],
+                                ...job figures}
+    <artifact>/weights.safetensors  the final state_dict (after the transforms)
+    <artifact>/base/                 a Hugging Face config + tokenizer, if any
+    <artifact>/DIGEST                sha256 of everything else (torchyard.storage)
+
+Loading builds the base model (untrained: its weights come from weights.safetensors),
+replays each transform in order so the module structure matches, then loads the
+state_dict. Transforms register themselves in TRANSFORMS; a transform must accept a
+module with random weights and produce the same structure as when it ran for real.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchyard.storage import Artifact, describe, read_manifest, write_directory
+from torchyard.workloads.models import ModelLoadError, build
+
+FORMAT = "torchyard"
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+BASE_DIR = "base"
+
+Transform = Callable[[nn.Module, dict[str, Any]], nn.Module]
+TRANSFORMS: dict[str, Transform] = {}
+
+
+def transform(name: str) -> Callable[[Transform], Transform]:
+    """Register a structural transform under `name` (used in manifests)."""
+
+    def register(func: Transform) -> Transform:
+        TRANSFORMS[name] = func
+        return func
+
+    return register
+
+
+def save_artifact(
+    uri: str,
+    model: nn.Module,
+    *,
+    base: dict[str, Any],
+    transforms: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+    base_files: Path | None = None,
+) -> Artifact:
+    """Write `model` at `uri` atomically; return its URI, digest and size.
+
+    `base` is {"factory": "module:function", "kwargs": {...}} or {"huggingface": "base"}
+    with `base_files` a Hugging Face directory whose config and tokenizer are copied.
+    """
+    from safetensors.torch import save_file
+
+    manifest = {
+        "format": FORMAT,
+        "formatVersion": FORMAT_VERSION,
+        "base": base,
+        "transforms": transforms or [],
+        **(extra or {}),
+    }
+    with write_directory(uri, manifest) as staging:
+        state = {key: value.contiguous() for key, value in _tensors(model).items()}
+        save_file(state, str(staging / WEIGHTS))
+        if base_files is not None:
+            _copy_config(base_files, staging / BASE_DIR)
+    return describe(uri)
+
+
+def load_artifact(path: Path) -> nn.Module:
+    """Rebuild the model an artifact describes and load its weights."""
+    from safetensors.torch import load_file
+
+    manifest = read_manifest(path)
+    if manifest.get("format") != FORMAT:
+        raise ModelLoadError(
+            f"{path}: not a torchyard artifact (no manifest.json of format torchyard)"
+        )
+    if manifest.get("formatVersion", 0) > FORMAT_VERSION:
+        raise ModelLoadError(
+            f"{path}: artifact format {manifest['formatVersion']} is newer than this worker"
+        )
+    model = _build_base(path, manifest["base"])
+    for step in manifest.get("transforms", []):
+        params = {k: v for k, v in step.items() if k != "name"}
+        if step["name"] not in TRANSFORMS:
+            _import_transform_modules()
+        try:
+            model = TRANSFORMS[step["name"]](model, params)
+        except KeyError:
+            raise ModelLoadError(f"{path}: unknown transform {step['name']!r}") from None
+    state = load_file(str(path / WEIGHTS))
+    _load_tensors(model, state)
+    return model.eval()
+
+
+def manifest_json(path: Path) -> str:
+    return json.dumps(read_manifest(path), indent=2)
+
+
+def _build_base(path: Path, base: dict[str, Any]) -> nn.Module:
+    if "factory" in base:
+        return build(base["factory"], base.get("kwargs"))
+    if "huggingface" in base:
+        from transformers import AutoConfig, AutoModel
+
+        config = AutoConfig.from_pretrained(str(path / base["huggingface"]), local_files_only=True)
+        return AutoModel.from_config(config)
+    raise ModelLoadError(f"{path}: manifest base must name a factory or a huggingface config")
+
+
+def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state as plain tensors (quantized tensors are handled by transforms)."""
+    return {
+        key: value for key, value in model.state_dict().items() if isinstance(value, torch.Tensor)
+    }
+
+
+def _load_tensors(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelLoadError(
+            f"artifact weights do not match the rebuilt model: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
+
+
+def _copy_config(source: Path, target: Path) -> None:
+    import shutil
+
+    target.mkdir(parents=True, exist_ok=True)
+    for file in source.iterdir():
+        # Config and tokenizer only: the weights are in weights.safetensors.
+        if file.is_file() and not file.name.endswith((".safetensors", ".bin", ".pt", ".h5")):
+            shutil.copy2(file, target / file.name)
+
+
+def _import_transform_modules() -> None:
+    """Transforms live with the workloads that apply them; import those on demand."""
+    import importlib
+
+    for module in ("torchyard.workloads.compress",):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue

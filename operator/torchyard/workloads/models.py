@@ -1,0 +1,107 @@
+"""Model factories that ship with the worker image, and loading a ModelSource."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchyard.api.common import ModelSource
+from torchyard.storage import StorageError, fetch, verify
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be loaded; permanent (retrying will not help)."""
+
+
+def mlp(
+    in_features: int = 64, hidden: tuple[int, ...] = (256, 128), classes: int = 10
+) -> nn.Module:
+    """A classifier for flat feature vectors (defaults fit scikit-learn's digits)."""
+    layers: list[nn.Module] = []
+    width = in_features
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    layers.append(nn.Linear(width, classes))
+    return nn.Sequential(*layers)
+
+
+def resolve_factory(factory: str) -> Any:
+    """'package.module:function' -> the function."""
+    module_name, _, attribute = factory.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ModelLoadError(f"factory {factory!r} cannot be imported: {error}") from None
+
+
+def build(factory: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
+    model = resolve_factory(factory)(**(kwargs or {}))
+    if not isinstance(model, nn.Module):
+        raise ModelLoadError(f"factory {factory!r} returned {type(model).__name__}, not a Module")
+    return model
+
+
+def load_model(source: ModelSource) -> nn.Module:
+    """Load the model a ModelSource names, verifying its digest when one is given."""
+    try:
+        path = fetch(source.uri)
+    except StorageError as error:
+        raise ModelLoadError(str(error)) from None
+    if source.digest:
+        verify(path, source.digest)
+    return load_path(path, source.format, source.factory)
+
+
+def load_path(path: Path, format: str, factory: str | None = None) -> nn.Module:
+    if format == "torchyard":
+        from torchyard.workloads.artifacts import load_artifact
+
+        return load_artifact(path)
+    if format == "huggingface":
+        return _load_huggingface(path)
+    if format == "torchscript":
+        file = path if path.is_file() else _single(path, ("*.pt", "*.ts", "*.pth"))
+        return torch.jit.load(str(file), map_location="cpu")
+    if factory is None:
+        raise ModelLoadError(f"format {format} needs a factory ('module:function')")
+    model = build(factory)
+    state = load_weights(path, format)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ModelLoadError(f"weights at {path} do not fit {factory}: {error}") from None
+    return model
+
+
+def load_weights(path: Path, format: str) -> dict[str, torch.Tensor]:
+    if format == "safetensors":
+        from safetensors.torch import load_file
+
+        file = path if path.is_file() else _single(path, ("*.safetensors",))
+        return load_file(str(file))
+    file = path if path.is_file() else _single(path, ("*.pt", "*.pth", "*.bin"))
+    # weights_only refuses pickled code: a state_dict is tensors and nothing else.
+    state: dict[str, torch.Tensor] = torch.load(str(file), map_location="cpu", weights_only=True)
+    return state
+
+
+def _load_huggingface(path: Path) -> nn.Module:
+    from transformers import AutoModel
+
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path} is not a Hugging Face model directory (no config.json)")
+    return AutoModel.from_pretrained(str(path), local_files_only=True).eval()
+
+
+def _single(directory: Path, patterns: tuple[str, ...]) -> Path:
+    found = sorted(p for pattern in patterns for p in directory.glob(pattern))
+    if len(found) != 1:
+        raise ModelLoadError(
+            f"{directory}: expected one file matching {', '.join(patterns)}, found {len(found)}"
+        )
+    return found[0]
