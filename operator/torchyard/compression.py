@@ -1,0 +1,234 @@
+"""What a CompressionJob's status is, given its child batch/v1 Job and pods. Pure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from torchyard.admission import Event
+from torchyard.api.compression import CompressionJobSpec
+from torchyard.conditions import find_condition, set_condition
+
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+RUNNING = "Running"
+TERMINAL = (SUCCEEDED, FAILED)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the controller should do: create the child Job, patch status, post Events."""
+
+    status_patch: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    create_job: bool = False
+    delete_object: bool = False
+    requeue_after: float | None = None
+
+
+@dataclass(frozen=True)
+class PodOutcome:
+    """What one finished pod said through its termination message."""
+
+    exit_code: int | None
+    reason: str | None
+    message: str
+    result: dict[str, Any] | None
+
+
+def pod_outcome(pod: dict[str, Any]) -> PodOutcome | None:
+    """The terminated state of the pod's worker container, if it has ended."""
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated")
+        if not terminated:
+            continue
+        message = terminated.get("message") or ""
+        result = None
+        try:
+            parsed = json.loads(message)
+            result = parsed if isinstance(parsed, dict) else None
+        except ValueError:
+            pass
+        reason = (result or {}).get("reason") or terminated.get("reason")
+        text = (result or {}).get("message") or message.strip()[-1000:]
+        return PodOutcome(terminated.get("exitCode"), reason, text, result)
+    return None
+
+
+def _job_condition(job: dict[str, Any], type: str) -> dict[str, Any] | None:
+    found = find_condition((job.get("status") or {}).get("conditions") or [], type)
+    return found if found and found.get("status") == "True" else None
+
+
+def _latest_outcome(pods: list[dict[str, Any]], phase: str) -> PodOutcome | None:
+    ended = [p for p in pods if (p.get("status") or {}).get("phase") == phase]
+    ended.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""))
+    for pod in reversed(ended):
+        outcome = pod_outcome(pod)
+        if outcome is not None:
+            return outcome
+    return None
+
+
+def _result_block(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not result:
+        return None
+    keys = ("artifact", "before", "after", "compressionRatio", "speedup", "metricDrop")
+    block = {key: result[key] for key in keys if result.get(key) is not None}
+    return block or None
+
+
+def plan(
+    name: str,
+    spec: CompressionJobSpec,
+    status: dict[str, Any],
+    generation: int,
+    job: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    now: datetime,
+) -> Plan:
+    """Map the child Job's state onto the CompressionJob, and say what to do next."""
+    conditions = list(status.get("conditions") or [])
+    phase = status.get("phase") or "Pending"
+
+    def condition(type: str, state: str, reason: str, message: str) -> None:
+        nonlocal conditions
+        conditions = set_condition(
+            conditions,
+            type=type,
+            status=state,  # type: ignore[arg-type]
+            reason=reason,
+            message=message,
+            generation=generation,
+            now=now,
+        )
+
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch: dict[str, Any] = {"observedGeneration": generation}
+    events: list[Event] = []
+
+    if phase in TERMINAL:
+        return _after_the_end(spec, status, now)
+
+    if job is None:
+        # The controller posts the JobCreated Event once the create call succeeded.
+        condition("Created", "True", "JobCreated", f"created Job {name}-compress")
+        patch.update(phase="Pending", conditions=conditions, message="waiting for the pod")
+        return Plan(patch, create_job=True)
+
+    job_status = job.get("status") or {}
+    attempts = (
+        int(job_status.get("failed") or 0)
+        + int(job_status.get("active") or 0)
+        + int(job_status.get("succeeded") or 0)
+    )
+    patch["attempts"] = attempts
+    if job_status.get("startTime") and not status.get("startTime"):
+        patch["startTime"] = job_status["startTime"]
+
+    if _job_condition(job, "Complete"):
+        outcome = _latest_outcome(pods, "Succeeded")
+        result = _result_block(outcome.result if outcome else None)
+        summary = _summary(result)
+        condition(RUNNING, "False", SUCCEEDED, "the compression pod has finished")
+        condition(SUCCEEDED, "True", "Compressed", summary)
+        patch.update(
+            phase=SUCCEEDED,
+            conditions=conditions,
+            completionTime=job_status.get("completionTime") or stamp,
+            message=summary,
+        )
+        if result:
+            patch["result"] = result
+        events.append(Event("Normal", SUCCEEDED, summary))
+        return Plan(patch, events, requeue_after=_ttl_delay(spec, patch["completionTime"], now))
+
+    failed = _job_condition(job, "Failed")
+    if failed:
+        reason, message = _failure(failed, pods)
+        condition(RUNNING, "False", reason, message)
+        condition(FAILED, "True", reason, message)
+        patch.update(phase=FAILED, conditions=conditions, completionTime=stamp, message=message)
+        outcome = _latest_outcome(pods, "Failed")
+        result = _result_block(outcome.result if outcome else None)
+        if result:
+            patch["result"] = result
+        events.append(Event("Warning", reason, message))
+        return Plan(patch, events, requeue_after=_ttl_delay(spec, stamp, now))
+
+    running = any((p.get("status") or {}).get("phase") == "Running" for p in pods)
+    if running:
+        if phase != RUNNING:
+            events.append(Event("Normal", RUNNING, f"compression pod started (attempt {attempts})"))
+        condition(RUNNING, "True", "PodRunning", f"attempt {attempts} of {spec.backoff_limit + 1}")
+        patch.update(phase=RUNNING, conditions=conditions, message=f"running attempt {attempts}")
+    else:
+        retrying = int(job_status.get("failed") or 0) > 0
+        reason = "Retrying" if retrying else "PodPending"
+        text = _pending_message(pods, retrying)
+        condition(RUNNING, "False", reason, text)
+        patch.update(phase="Pending", conditions=conditions, message=text)
+    return Plan(patch, events)
+
+
+def _after_the_end(spec: CompressionJobSpec, status: dict[str, Any], now: datetime) -> Plan:
+    completion = status.get("completionTime")
+    delay = _ttl_delay(spec, completion, now) if completion else None
+    if delay is not None and delay <= 0:
+        return Plan({}, [], delete_object=True)
+    return Plan({}, [], requeue_after=delay)
+
+
+def _ttl_delay(spec: CompressionJobSpec, completion: str, now: datetime) -> float | None:
+    if spec.ttl_seconds_after_finished is None:
+        return None
+    finished = datetime.fromisoformat(completion.replace("Z", "+00:00"))
+    expiry = finished + timedelta(seconds=spec.ttl_seconds_after_finished)
+    return (expiry - now).total_seconds()
+
+
+def _failure(job_failed: dict[str, Any], pods: list[dict[str, Any]]) -> tuple[str, str]:
+    """Reason and message of a failed child Job, from the pod that said most about it."""
+    outcome = _latest_outcome(pods, "Failed")
+    job_reason = job_failed.get("reason") or "Failed"
+    if job_reason == "DeadlineExceeded":
+        return "DeadlineExceeded", (
+            "the job ran longer than activeDeadlineSeconds; raise it or make the job smaller"
+        )
+    if job_reason == "PodFailurePolicy" and outcome is not None:
+        return outcome.reason or "PermanentError", outcome.message
+    detail = f": last attempt said: {outcome.message}" if outcome and outcome.message else ""
+    if job_reason == "BackoffLimitExceeded":
+        return "BackoffLimitExceeded", f"all retries (backoffLimit) failed{detail}"
+    return job_reason, (job_failed.get("message") or "the Job failed") + detail
+
+
+def _pending_message(pods: list[dict[str, Any]], retrying: bool) -> str:
+    for pod in pods:
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting")
+            if waiting and waiting.get("reason"):
+                detail = waiting.get("message", "")
+                return f"pod {pod['metadata']['name']}: {waiting['reason']}: {detail}".strip()
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                return f"pod {pod['metadata']['name']} is not scheduled: {cond.get('message', '')}"
+    return "retrying after a failed attempt" if retrying else "waiting for the pod to start"
+
+
+def _summary(result: dict[str, Any] | None) -> str:
+    if not result:
+        return "compressed"
+    parts = []
+    if result.get("compressionRatio"):
+        parts.append(f"{result['compressionRatio']:.2f}x smaller")
+    if result.get("speedup"):
+        parts.append(f"{result['speedup']:.2f}x faster")
+    if result.get("metricDrop") is not None:
+        parts.append(f"metric drop {result['metricDrop']:.4f}")
+    digest = (result.get("artifact") or {}).get("digest")
+    if digest:
+        parts.append(f"artifact {digest[:19]}")
+    return "compressed: " + ", ".join(parts) if parts else "compressed"

@@ -1,0 +1,75 @@
+"""The operator's Kubernetes API client (lightkube, async), shared by all controllers.
+
+kopf watches and posts Events with its own client; this one creates children and
+writes status through the status subresource. Both authenticate the same way
+(KUBECONFIG, else the in-cluster ServiceAccount).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.codecs import from_dict
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import GenericNamespacedResource, create_namespaced_resource
+from lightkube.types import PatchType
+
+from torchyard.api.base import GROUP, VERSION
+from torchyard.api.kinds import KINDS, Kind
+
+FIELD_MANAGER = "torchyard-operator"
+_client: AsyncClient | None = None
+
+RESOURCES: dict[str, type[GenericNamespacedResource]] = {
+    kind.kind: create_namespaced_resource(GROUP, VERSION, kind.kind, kind.plural) for kind in KINDS
+}
+
+
+def api() -> AsyncClient:
+    global _client
+    if _client is None:
+        _client = AsyncClient(field_manager=FIELD_MANAGER)
+    return _client
+
+
+async def get_object(kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        obj = await api().get(RESOURCES[kind.kind], name, namespace=namespace)
+    except ApiError as error:
+        if error.status.code == 404:
+            return None
+        raise
+    return obj.to_dict()  # type: ignore[no-any-return]
+
+
+async def patch_status(kind: Kind, namespace: str, name: str, status: dict[str, Any]) -> None:
+    """Merge-patch status through the status subresource (the operator never writes spec)."""
+    if not status:
+        return
+    await api().patch(
+        RESOURCES[kind.kind].Status,
+        name,
+        {"status": status},
+        namespace=namespace,
+        patch_type=PatchType.MERGE,
+    )
+
+
+async def delete_object(kind: Kind, namespace: str, name: str) -> None:
+    try:
+        await api().delete(RESOURCES[kind.kind], name, namespace=namespace)
+    except ApiError as error:
+        if error.status.code != 404:
+            raise
+
+
+async def create(manifest: dict[str, Any]) -> bool:
+    """Create an object; False if it already exists (a repeated reconcile is harmless)."""
+    try:
+        await api().create(from_dict(manifest))
+    except ApiError as error:
+        if error.status.code == 409:
+            return False
+        raise
+    return True

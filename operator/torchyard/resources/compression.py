@@ -1,0 +1,82 @@
+"""The batch/v1 Job that runs one CompressionJob.
+
+A batch/v1 Job rather than bare pods: the controller-manager then owns retries
+(backoffLimit), the deadline (activeDeadlineSeconds) and pod clean-up, all long
+battle-tested, and podFailurePolicy turns the workload's "permanent" exit code into an
+immediate failure without retries (a missing model or a failed quality gate will not
+get better by trying again).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from torchyard.api.compression import CompressionJobSpec
+from torchyard.resources.pods import owner_labels, worker_pod
+from torchyard.resources.volumes import claim_volumes, claims_in
+from torchyard.storage import DEFAULT_PVC_ROOT, PVC_ROOT_ENV
+from torchyard.workloads.report import PERMANENT, SPEC_ENV
+
+KIND = "CompressionJob"
+CONTAINER = "worker"
+
+
+def child_job_name(name: str) -> str:
+    return f"{name}-compress"
+
+
+def artifact_uris(spec: CompressionJobSpec) -> list[str | None]:
+    uris: list[str | None] = [spec.model.uri, spec.output.uri]
+    if spec.evaluation:
+        uris.append(spec.evaluation.dataset.uri)
+    if spec.quantize and spec.quantize.calibration:
+        uris.append(spec.quantize.calibration.uri)
+    if spec.distill:
+        uris.append(spec.distill.dataset.uri)
+        if spec.distill.student:
+            uris.append(spec.distill.student.uri)
+    return uris
+
+
+def compression_job(name: str, namespace: str, spec: CompressionJobSpec) -> dict[str, Any]:
+    labels = owner_labels(KIND, name)
+    volumes, mounts = claim_volumes(claims_in(artifact_uris(spec)))
+    pod = worker_pod(
+        name=child_job_name(name),
+        namespace=namespace,
+        labels=labels,
+        args=["workload", "compress"],
+        env={SPEC_ENV: json.dumps(spec.to_k8s(), sort_keys=True), PVC_ROOT_ENV: DEFAULT_PVC_ROOT},
+        resources=spec.resources,
+        volumes=volumes,
+        volume_mounts=mounts,
+    )
+    job_spec: dict[str, Any] = {
+        "backoffLimit": spec.backoff_limit,
+        "completions": 1,
+        "parallelism": 1,
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": CONTAINER,
+                        "operator": "In",
+                        "values": [PERMANENT],
+                    },
+                },
+                # Evictions and preemptions are not the workload's fault.
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
+        "template": {"metadata": {"labels": labels}, "spec": pod["spec"]},
+    }
+    if spec.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": child_job_name(name), "namespace": namespace, "labels": labels},
+        "spec": job_spec,
+    }

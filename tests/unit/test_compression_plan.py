@@ -1,0 +1,185 @@
+"""How a CompressionJob's status follows its child Job and pods (pure decisions)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from tests.objects import sample
+from torchyard.api.compression import CompressionJobSpec
+from torchyard.compression import plan
+from torchyard.conditions import find_condition
+from torchyard.resources.compression import compression_job
+from torchyard.validation import parse_spec
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def _spec(**changes) -> CompressionJobSpec:
+    return parse_spec(CompressionJobSpec, sample("CompressionJob")["spec"] | changes)
+
+
+def _job(*conditions, active=0, failed=0, succeeded=0, **status):
+    return {
+        "metadata": {"name": "minilm-int8-compress"},
+        "status": {
+            "active": active,
+            "failed": failed,
+            "succeeded": succeeded,
+            "startTime": "2026-11-28T11:59:00Z",
+            "conditions": [
+                {"type": type, "status": "True", "reason": reason, "message": ""}
+                for type, reason in conditions
+            ],
+            **status,
+        },
+    }
+
+
+def _pod(phase, exit_code=None, message=None, created="2026-11-28T11:59:00Z"):
+    statuses = []
+    if exit_code is not None:
+        statuses = [
+            {
+                "name": "worker",
+                "state": {"terminated": {"exitCode": exit_code, "message": message or ""}},
+            }
+        ]
+    return {
+        "metadata": {"name": f"pod-{created}", "creationTimestamp": created},
+        "status": {"phase": phase, "containerStatuses": statuses},
+    }
+
+
+RESULT = {
+    "artifact": {"uri": "pvc://models/out", "digest": "sha256:" + "a" * 64, "bytes": 1000},
+    "before": {"bytes": 4000, "latencyMs": 10.0, "metric": 1.0},
+    "after": {"bytes": 1000, "latencyMs": 5.0, "metric": 0.99},
+    "compressionRatio": 4.0,
+    "speedup": 2.0,
+    "metricDrop": 0.01,
+}
+
+
+def test_without_a_child_job_one_is_created():
+    decided = plan("minilm-int8", _spec(), {}, 1, None, [], NOW)
+    assert decided.create_job
+    assert decided.status_patch["phase"] == "Pending"
+
+
+def test_unschedulable_pod_says_why_instead_of_hanging():
+    pod = {
+        "metadata": {"name": "minilm-int8-compress-x"},
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "False", "message": "0/0 nodes are available"}
+            ],
+        },
+    }
+    decided = plan("minilm-int8", _spec(), {}, 1, _job(active=1), [pod], NOW)
+    assert decided.status_patch["phase"] == "Pending"
+    running = find_condition(decided.status_patch["conditions"], "Running")
+    assert "0/0 nodes are available" in running["message"]
+
+
+def test_running_pod_makes_the_job_running_once():
+    first = plan("minilm-int8", _spec(), {}, 1, _job(active=1), [_pod("Running")], NOW)
+    assert first.status_patch["phase"] == "Running"
+    assert first.status_patch["attempts"] == 1
+    assert first.status_patch["startTime"] == "2026-11-28T11:59:00Z"
+    assert [e.reason for e in first.events] == ["Running"]
+    again = plan(
+        "minilm-int8", _spec(), first.status_patch, 1, _job(active=1), [_pod("Running")], NOW
+    )
+    assert again.events == []
+
+
+def test_success_copies_the_workload_result_into_status():
+    job = _job(("Complete", "Completed"), succeeded=1, completionTime="2026-11-28T12:00:00Z")
+    pods = [_pod("Succeeded", 0, json.dumps(RESULT))]
+    decided = plan("minilm-int8", _spec(), {"phase": "Running"}, 1, job, pods, NOW)
+    status = decided.status_patch
+    assert status["phase"] == "Succeeded"
+    assert status["result"]["artifact"]["digest"] == RESULT["artifact"]["digest"]
+    assert status["result"]["compressionRatio"] == 4.0
+    assert status["completionTime"] == "2026-11-28T12:00:00Z"
+    assert find_condition(status["conditions"], "Succeeded")["status"] == "True"
+    assert "4.00x smaller" in decided.events[0].message
+
+
+def test_permanent_failure_reports_the_workload_reason_and_figures():
+    gate = {
+        "reason": "QualityGateFailed",
+        "message": "metric dropped 0.05 > maxDrop 0.02",
+        "before": {"metric": 0.97},
+        "after": {"metric": 0.92},
+    }
+    job = _job(("Failed", "PodFailurePolicy"), failed=1)
+    decided = plan("minilm-int8", _spec(), {}, 1, job, [_pod("Failed", 3, json.dumps(gate))], NOW)
+    status = decided.status_patch
+    assert status["phase"] == "Failed"
+    failed = find_condition(status["conditions"], "Failed")
+    assert failed["reason"] == "QualityGateFailed"
+    assert "maxDrop" in failed["message"]
+    assert status["result"]["after"] == {"metric": 0.92}
+    assert "artifact" not in status["result"]
+    assert decided.events[0].type == "Warning"
+
+
+def test_deadline_exceeded_is_named():
+    job = _job(("Failed", "DeadlineExceeded"), failed=1)
+    decided = plan("minilm-int8", _spec(), {}, 1, job, [], NOW)
+    assert find_condition(decided.status_patch["conditions"], "Failed")["reason"] == (
+        "DeadlineExceeded"
+    )
+
+
+def test_backoff_limit_carries_the_last_attempts_log():
+    job = _job(("Failed", "BackoffLimitExceeded"), failed=3)
+    pods = [_pod("Failed", 137, "Killed: out of memory", "2026-11-28T11:59:30Z")]
+    decided = plan("minilm-int8", _spec(), {}, 1, job, pods, NOW)
+    failed = find_condition(decided.status_patch["conditions"], "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded"
+    assert "out of memory" in failed["message"]
+
+
+def test_retry_in_progress_is_pending_with_reason_retrying():
+    decided = plan("minilm-int8", _spec(), {}, 1, _job(failed=1), [_pod("Failed", 137)], NOW)
+    assert decided.status_patch["phase"] == "Pending"
+    assert find_condition(decided.status_patch["conditions"], "Running")["reason"] == "Retrying"
+
+
+def test_ttl_deletes_the_finished_job_on_time():
+    spec = _spec(ttlSecondsAfterFinished=60)
+    finished = {"phase": "Succeeded", "completionTime": "2026-11-28T12:00:00Z"}
+    early = plan("minilm-int8", spec, finished, 1, None, [], NOW + timedelta(seconds=30))
+    assert not early.delete_object
+    assert early.requeue_after == 30
+    late = plan("minilm-int8", spec, finished, 1, None, [], NOW + timedelta(seconds=61))
+    assert late.delete_object
+
+
+def test_finished_job_is_never_restarted():
+    decided = plan("minilm-int8", _spec(), {"phase": "Failed"}, 1, None, [], NOW)
+    assert not decided.create_job and decided.status_patch == {}
+
+
+def test_child_job_fails_permanent_exit_codes_at_once_and_mounts_claims():
+    manifest = compression_job("minilm-int8", "team-a", _spec())
+    spec = manifest["spec"]
+    assert spec["backoffLimit"] == 2
+    assert spec["activeDeadlineSeconds"] == 1800
+    rule = spec["podFailurePolicy"]["rules"][0]
+    assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [3]
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in pod["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert claims == ["models"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert json.loads(env["TORCHYARD_SPEC"])["method"] == "quantize"
+    assert spec["template"]["metadata"]["labels"]["torchyard.io/compressionjob"] == "minilm-int8"
