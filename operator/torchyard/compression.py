@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from torchyard.admission import Event
 from torchyard.api.compression import CompressionJobSpec
 from torchyard.conditions import find_condition, set_condition
+from torchyard.podstatus import latest_outcome, pending_message
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
@@ -28,48 +28,9 @@ class Plan:
     requeue_after: float | None = None
 
 
-@dataclass(frozen=True)
-class PodOutcome:
-    """What one finished pod said through its termination message."""
-
-    exit_code: int | None
-    reason: str | None
-    message: str
-    result: dict[str, Any] | None
-
-
-def pod_outcome(pod: dict[str, Any]) -> PodOutcome | None:
-    """The terminated state of the pod's worker container, if it has ended."""
-    for container in (pod.get("status") or {}).get("containerStatuses") or []:
-        terminated = (container.get("state") or {}).get("terminated")
-        if not terminated:
-            continue
-        message = terminated.get("message") or ""
-        result = None
-        try:
-            parsed = json.loads(message)
-            result = parsed if isinstance(parsed, dict) else None
-        except ValueError:
-            pass
-        reason = (result or {}).get("reason") or terminated.get("reason")
-        text = (result or {}).get("message") or message.strip()[-1000:]
-        return PodOutcome(terminated.get("exitCode"), reason, text, result)
-    return None
-
-
 def _job_condition(job: dict[str, Any], type: str) -> dict[str, Any] | None:
     found = find_condition((job.get("status") or {}).get("conditions") or [], type)
     return found if found and found.get("status") == "True" else None
-
-
-def _latest_outcome(pods: list[dict[str, Any]], phase: str) -> PodOutcome | None:
-    ended = [p for p in pods if (p.get("status") or {}).get("phase") == phase]
-    ended.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""))
-    for pod in reversed(ended):
-        outcome = pod_outcome(pod)
-        if outcome is not None:
-            return outcome
-    return None
 
 
 def _result_block(result: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -129,7 +90,7 @@ def plan(
         patch["startTime"] = job_status["startTime"]
 
     if _job_condition(job, "Complete"):
-        outcome = _latest_outcome(pods, "Succeeded")
+        outcome = latest_outcome(pods, "Succeeded")
         result = _result_block(outcome.result if outcome else None)
         summary = _summary(result)
         condition(RUNNING, "False", SUCCEEDED, "the compression pod has finished")
@@ -151,7 +112,7 @@ def plan(
         condition(RUNNING, "False", reason, message)
         condition(FAILED, "True", reason, message)
         patch.update(phase=FAILED, conditions=conditions, completionTime=stamp, message=message)
-        outcome = _latest_outcome(pods, "Failed")
+        outcome = latest_outcome(pods, "Failed")
         result = _result_block(outcome.result if outcome else None)
         if result:
             patch["result"] = result
@@ -167,7 +128,7 @@ def plan(
     else:
         retrying = int(job_status.get("failed") or 0) > 0
         reason = "Retrying" if retrying else "PodPending"
-        text = _pending_message(pods, retrying)
+        text = pending_message(pods, retrying)
         condition(RUNNING, "False", reason, text)
         patch.update(phase="Pending", conditions=conditions, message=text)
     return Plan(patch, events)
@@ -191,7 +152,7 @@ def _ttl_delay(spec: CompressionJobSpec, completion: str, now: datetime) -> floa
 
 def _failure(job_failed: dict[str, Any], pods: list[dict[str, Any]]) -> tuple[str, str]:
     """Reason and message of a failed child Job, from the pod that said most about it."""
-    outcome = _latest_outcome(pods, "Failed")
+    outcome = latest_outcome(pods, "Failed")
     job_reason = job_failed.get("reason") or "Failed"
     if job_reason == "DeadlineExceeded":
         return "DeadlineExceeded", (
@@ -203,19 +164,6 @@ def _failure(job_failed: dict[str, Any], pods: list[dict[str, Any]]) -> tuple[st
     if job_reason == "BackoffLimitExceeded":
         return "BackoffLimitExceeded", f"all retries (backoffLimit) failed{detail}"
     return job_reason, (job_failed.get("message") or "the Job failed") + detail
-
-
-def _pending_message(pods: list[dict[str, Any]], retrying: bool) -> str:
-    for pod in pods:
-        for container in (pod.get("status") or {}).get("containerStatuses") or []:
-            waiting = (container.get("state") or {}).get("waiting")
-            if waiting and waiting.get("reason"):
-                detail = waiting.get("message", "")
-                return f"pod {pod['metadata']['name']}: {waiting['reason']}: {detail}".strip()
-        for cond in (pod.get("status") or {}).get("conditions") or []:
-            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-                return f"pod {pod['metadata']['name']} is not scheduled: {cond.get('message', '')}"
-    return "retrying after a failed attempt" if retrying else "waiting for the pod to start"
 
 
 def _summary(result: dict[str, Any] | None) -> str:

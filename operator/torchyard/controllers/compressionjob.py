@@ -2,31 +2,28 @@
 
 Every trigger (the object itself, its child Job, its pods, a clock for the TTL) calls
 the same reconcile, which reads the object fresh, decides with pure functions
-(admission.admit, compression.plan) and acts. A per-object lock keeps two triggers
-from acting on the same object at once.
+(admission.admit, compression.plan) and acts.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from typing import Any
 
 import kopf
 
-from torchyard.admission import admit
+from torchyard.admission import Event
 from torchyard.api.base import GROUP, VERSION, now
 from torchyard.api.compression import CompressionJobSpec
 from torchyard.api.kinds import COMPRESSION_JOB
 from torchyard.compression import TERMINAL, plan
 from torchyard.controllers import client
-from torchyard.controllers.children import changed_fields, snapshot
+from torchyard.controllers.children import snapshot
+from torchyard.controllers.reconciler import admitted, finish
 from torchyard.resources.compression import compression_job
 from torchyard.validation import parse_spec
 
 OWNER_LABEL = f"{GROUP}/compressionjob"
 PLURAL = COMPRESSION_JOB.plural
-_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
 @kopf.index("batch", "v1", "jobs", labels={OWNER_LABEL: kopf.PRESENT})
@@ -87,26 +84,20 @@ async def compression_job_clock(
 async def reconcile(
     namespace: str, name: str, jobs_index: kopf.Index, pods_index: kopf.Index
 ) -> None:
-    async with _locks[(namespace, name)]:
-        body = await client.get_object(COMPRESSION_JOB, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+    async with admitted(COMPRESSION_JOB, namespace, name) as obj:
+        if obj is None:
             return
-        generation = body["metadata"]["generation"]
-        status = dict(body.get("status") or {})
-        admission = admit(COMPRESSION_JOB, body.get("spec") or {}, status, generation, now())
-        events = list(admission.events)
-        patch = dict(admission.status_patch)
-        if patch.get("phase") == "Failed" and status.get("phase") not in TERMINAL:
-            await _finish(body, status, patch, events)
+        if not obj.valid:
+            await finish(COMPRESSION_JOB, obj)
             return
-        spec = parse_spec(CompressionJobSpec, body["spec"])
+        spec = parse_spec(CompressionJobSpec, obj.body["spec"])
         children = list(jobs_index.get((namespace, name), []))
         pods = list(pods_index.get((namespace, name), []))
         decided = plan(
             name,
             spec,
-            {**status, **patch},
-            generation,
+            {**obj.status, **obj.patch},
+            obj.generation,
             children[0] if children else None,
             pods,
             now(),
@@ -114,28 +105,13 @@ async def reconcile(
         if decided.delete_object:
             await client.delete_object(COMPRESSION_JOB, namespace, name)
             return
+        events = list(decided.events)
         if decided.create_job:
             manifest = compression_job(name, namespace, spec)
-            kopf.adopt(manifest, owner=body)
+            kopf.adopt(manifest, owner=obj.body)
             if await client.create(manifest):
-                events.append(_created_event(manifest))
-        patch.update(decided.status_patch)
-        events += decided.events
-        await _finish(body, status, patch, events)
-
-
-async def _finish(
-    body: dict[str, Any], status: dict[str, Any], patch: dict[str, Any], events: list[Any]
-) -> None:
-    metadata = body["metadata"]
-    changed = changed_fields(status, patch)
-    if changed:
-        await client.patch_status(COMPRESSION_JOB, metadata["namespace"], metadata["name"], changed)
-    for event in events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-
-
-def _created_event(manifest: dict[str, Any]) -> Any:
-    from torchyard.admission import Event
-
-    return Event("Normal", "JobCreated", f"created Job {manifest['metadata']['name']}")
+                events.append(
+                    Event("Normal", "JobCreated", f"created Job {manifest['metadata']['name']}")
+                )
+        obj.patch.update(decided.status_patch)
+        await finish(COMPRESSION_JOB, obj, events)

@@ -1,0 +1,63 @@
+"""The steps every torchyard reconcile shares: one at a time per object, fresh read,
+admission, and writing the outcome (status through the subresource, then Events)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from torchyard.admission import ACCEPTED, Event, admit
+from torchyard.api.base import now
+from torchyard.api.kinds import Kind
+from torchyard.conditions import find_condition
+from torchyard.controllers import client
+from torchyard.controllers.children import changed_fields
+
+_locks: defaultdict[tuple[str, str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+
+
+@dataclass
+class Admitted:
+    """An object read fresh, with the admission verdict folded into its status."""
+
+    body: dict[str, Any]
+    status: dict[str, Any]
+    patch: dict[str, Any]
+    events: list[Event]
+    valid: bool
+
+    @property
+    def generation(self) -> int:
+        return int(self.body["metadata"]["generation"])
+
+
+@asynccontextmanager
+async def admitted(kind: Kind, namespace: str, name: str) -> AsyncIterator[Admitted | None]:
+    """Serialise reconciles of one object; yield it admitted, or None if it is gone."""
+    async with _locks[(kind.kind, namespace, name)]:
+        body = await client.get_object(kind, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            yield None
+            return
+        status = dict(body.get("status") or {})
+        generation = int(body["metadata"]["generation"])
+        verdict = admit(kind, body.get("spec") or {}, status, generation, now())
+        accepted = find_condition(verdict.status_patch["conditions"], ACCEPTED) or {}
+        valid = accepted.get("status") == "True"
+        yield Admitted(body, status, dict(verdict.status_patch), list(verdict.events), valid)
+
+
+async def finish(kind: Kind, obj: Admitted, events: Sequence[Event] = ()) -> None:
+    """Write what changed in status, then post the Events."""
+    metadata = obj.body["metadata"]
+    changed = changed_fields(obj.status, obj.patch)
+    if changed:
+        await client.patch_status(kind, metadata["namespace"], metadata["name"], changed)
+    for event in [*obj.events, *events]:
+        kopf.event(obj.body, type=event.type, reason=event.reason, message=event.message)

@@ -1,0 +1,63 @@
+"""What pods say about themselves: phase, termination message, why they wait. Pure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PodOutcome:
+    """What one finished pod said through its termination message."""
+
+    exit_code: int | None
+    reason: str | None
+    message: str
+    result: dict[str, Any] | None
+
+
+def pod_outcome(pod: dict[str, Any]) -> PodOutcome | None:
+    """The terminated state of the pod's worker container, if it has ended."""
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated")
+        if not terminated:
+            continue
+        message = terminated.get("message") or ""
+        result = None
+        try:
+            parsed = json.loads(message)
+            result = parsed if isinstance(parsed, dict) else None
+        except ValueError:
+            pass
+        reason = (result or {}).get("reason") or terminated.get("reason")
+        text = (result or {}).get("message") or message.strip()[-1000:]
+        return PodOutcome(terminated.get("exitCode"), reason, text, result)
+    return None
+
+
+def latest_outcome(pods: list[dict[str, Any]], phase: str) -> PodOutcome | None:
+    ended = [p for p in pods if (p.get("status") or {}).get("phase") == phase]
+    ended.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""))
+    for pod in reversed(ended):
+        outcome = pod_outcome(pod)
+        if outcome is not None:
+            return outcome
+    return None
+
+
+def pending_message(pods: list[dict[str, Any]], retrying: bool) -> str:
+    for pod in pods:
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting")
+            if waiting and waiting.get("reason"):
+                detail = waiting.get("message", "")
+                return f"pod {pod['metadata']['name']}: {waiting['reason']}: {detail}".strip()
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                return f"pod {pod['metadata']['name']} is not scheduled: {cond.get('message', '')}"
+    return "retrying after a failed attempt" if retrying else "waiting for the pod to start"
+
+
+def phase_of(pod: dict[str, Any]) -> str:
+    return str((pod.get("status") or {}).get("phase") or "Pending")

@@ -1,0 +1,305 @@
+"""What a TrainingJob should do next, given its pods: gang start, gang restart, end. Pure.
+
+One attempt is one set of pods, labelled with the attempt number (status.restarts).
+When any pod of the attempt fails, every pod of it is deleted; only when all are gone
+is the next attempt started, so a replica never meets a peer from the old attempt at
+rendezvous, and a pod left over from before an operator restart is never duplicated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from torchyard.admission import Event
+from torchyard.api.training import TrainingJobSpec
+from torchyard.conditions import set_condition
+from torchyard.podstatus import pending_message, phase_of, pod_outcome
+from torchyard.resources.training import ATTEMPT_LABEL, REPLICA_LABEL
+from torchyard.workloads.report import PERMANENT
+
+TERMINAL = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    status_patch: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    create_service: bool = False
+    create_replicas: list[int] = field(default_factory=list)
+    delete_pods: list[str] = field(default_factory=list)
+    delete_object: bool = False
+    requeue_after: float | None = None
+
+
+def _label(pod: dict[str, Any], key: str) -> int:
+    return int(((pod.get("metadata") or {}).get("labels") or {}).get(key, -1))
+
+
+def _name(pod: dict[str, Any]) -> str:
+    return str(pod["metadata"]["name"])
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+class _Status:
+    """Accumulates a status patch and Events while the planner walks the cases."""
+
+    def __init__(self, status: dict[str, Any], generation: int, now: datetime) -> None:
+        self.before = status
+        self.conditions = list(status.get("conditions") or [])
+        self.patch: dict[str, Any] = {"observedGeneration": generation}
+        self.events: list[Event] = []
+        self.generation = generation
+        self.now = now
+
+    def condition(self, type: str, state: str, reason: str, message: str) -> None:
+        self.conditions = set_condition(
+            self.conditions,
+            type=type,
+            status=state,  # type: ignore[arg-type]
+            reason=reason,
+            message=message,
+            generation=self.generation,
+            now=self.now,
+        )
+
+    def phase(self, phase: str, message: str, event: tuple[str, str] | None = None) -> None:
+        """Enter `phase`; the Event is posted only on the transition."""
+        if event and self.before.get("phase") != phase:
+            self.events.append(Event(event[0], event[1], message))  # type: ignore[arg-type]
+        self.patch.update(phase=phase, message=message, conditions=self.conditions)
+
+
+def plan(
+    name: str,
+    spec: TrainingJobSpec,
+    status: dict[str, Any],
+    generation: int,
+    pods: list[dict[str, Any]],
+    service_exists: bool,
+    now: datetime,
+) -> TrainingPlan:
+    state = _Status(status, generation, now)
+    phase = status.get("phase") or "Pending"
+    restarts = int(status.get("restarts") or 0)
+    replicas = spec.parallelism.replicas
+
+    if phase in TERMINAL:
+        return _after_the_end(spec, status, pods, now)
+
+    if spec.suspend:
+        state.condition("Suspended", "True", "Suspended", "spec.suspend is true")
+        state.condition("Running", "False", "Suspended", "pods removed while suspended")
+        state.phase(
+            "Suspended",
+            "suspended: pods removed; set spec.suspend=false to resume from the last checkpoint",
+            ("Normal", "Suspended"),
+        )
+        return TrainingPlan(state.patch, state.events, delete_pods=[_name(p) for p in pods])
+    if phase == "Suspended":
+        state.condition("Suspended", "False", "Resumed", "resumed from the last checkpoint")
+        state.events.append(Event("Normal", "Resumed", "resuming from the last checkpoint"))
+
+    started = status.get("startTime")
+    if started and spec.active_deadline_seconds is not None:
+        deadline = _parse(started) + timedelta(seconds=spec.active_deadline_seconds)
+        if now >= deadline:
+            return _fail(
+                state,
+                spec,
+                pods,
+                "DeadlineExceeded",
+                f"ran longer than activeDeadlineSeconds={spec.active_deadline_seconds}",
+            )
+    requeue = None
+    if started and spec.active_deadline_seconds is not None:
+        requeue = (
+            _parse(started) + timedelta(seconds=spec.active_deadline_seconds) - now
+        ).total_seconds()
+
+    current = [p for p in pods if _label(p, ATTEMPT_LABEL) == restarts]
+    stale = [p for p in pods if _label(p, ATTEMPT_LABEL) != restarts]
+    if stale:
+        # The next attempt starts only once every pod of the previous one is gone.
+        state.patch["replicaStatuses"] = _replica_statuses(replicas, current)
+        return TrainingPlan(
+            state.patch, state.events, delete_pods=[_name(p) for p in stale], requeue_after=requeue
+        )
+
+    failed = [p for p in current if phase_of(p) == "Failed"]
+    if failed:
+        return _on_failure(state, spec, restarts, failed[0], current)
+
+    by_replica = {_label(p, REPLICA_LABEL): p for p in current}
+    state.patch["replicaStatuses"] = _replica_statuses(replicas, current)
+    if len(by_replica) == replicas and all(phase_of(p) == "Succeeded" for p in current):
+        return _succeed(state, spec, by_replica[0], current)
+
+    missing = [index for index in range(replicas) if index not in by_replica]
+    if missing and not started:
+        state.patch["startTime"] = _stamp(now)
+    if missing and len(missing) == replicas:
+        state.condition(
+            "Created",
+            "True",
+            "PodsCreated",
+            f"attempt {restarts}: {replicas} pods and the headless Service",
+        )
+    running = [p for p in current if phase_of(p) in ("Running", "Succeeded")]
+    if len(running) == replicas:
+        state.condition("Running", "True", "AllReplicasRunning", f"{replicas} replicas running")
+        if restarts:
+            state.condition(
+                "Restarting",
+                "False",
+                "Resumed",
+                f"attempt {restarts} running from the last checkpoint",
+            )
+        state.phase(
+            "Running",
+            f"{replicas}/{replicas} replicas running (attempt {restarts})",
+            ("Normal", "Running"),
+        )
+    else:
+        waiting = pending_message(current, False) if current else "creating pods"
+        state.condition(
+            "Running",
+            "False",
+            "ReplicasPending",
+            f"{len(running)}/{replicas} replicas running; {waiting}",
+        )
+        state.phase(
+            "Restarting" if restarts and phase == "Restarting" else "Pending",
+            f"{len(running)}/{replicas} replicas running; {waiting}",
+        )
+    return TrainingPlan(
+        state.patch,
+        state.events,
+        create_service=not service_exists,
+        create_replicas=missing,
+        requeue_after=requeue,
+    )
+
+
+def _replica_statuses(replicas: int, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_replica = {_label(p, REPLICA_LABEL): p for p in pods}
+    statuses = []
+    for index in range(replicas):
+        pod = by_replica.get(index)
+        entry: dict[str, Any] = {"index": index}
+        if pod is not None:
+            entry.update(pod=_name(pod), phase=phase_of(pod))
+        statuses.append(entry)
+    return statuses
+
+
+def _on_failure(
+    state: _Status,
+    spec: TrainingJobSpec,
+    restarts: int,
+    pod: dict[str, Any],
+    current: list[dict[str, Any]],
+) -> TrainingPlan:
+    outcome = pod_outcome(pod)
+    replica = _label(pod, REPLICA_LABEL)
+    code = outcome.exit_code if outcome else None
+    said = f": {outcome.message}" if outcome and outcome.message else ""
+    cause = f"replica {replica} ({_name(pod)}) failed with exit code {code}{said}"
+    if code == PERMANENT:
+        reason = (outcome.reason if outcome else None) or "PermanentError"
+        return _fail(state, spec, current, reason, cause + " (a permanent error: not retried)")
+    if restarts >= spec.backoff_limit:
+        return _fail(
+            state,
+            spec,
+            current,
+            "BackoffLimitExceeded",
+            f"{cause}; all {spec.backoff_limit} restarts (backoffLimit) used",
+        )
+    message = (
+        f"{cause}; restarting all {spec.parallelism.replicas} replicas from the last "
+        f"checkpoint (restart {restarts + 1} of {spec.backoff_limit})"
+    )
+    state.condition("Restarting", "True", "ReplicaFailed", message)
+    state.condition("Running", "False", "Restarting", message)
+    state.patch["restarts"] = restarts + 1
+    state.phase("Restarting", message)
+    state.events.append(Event("Warning", "Restarting", message))
+    return TrainingPlan(state.patch, state.events, delete_pods=[_name(p) for p in current])
+
+
+def _fail(
+    state: _Status, spec: TrainingJobSpec, pods: list[dict[str, Any]], reason: str, message: str
+) -> TrainingPlan:
+    state.condition("Running", "False", reason, message)
+    state.condition("Failed", "True", reason, message)
+    state.patch["completionTime"] = _stamp(state.now)
+    state.phase("Failed", message, ("Warning", reason))
+    doomed = _cleanup(spec, pods, every_running=True)
+    return TrainingPlan(
+        state.patch,
+        state.events,
+        delete_pods=doomed,
+        requeue_after=_ttl_delay(spec, state.patch["completionTime"], state.now),
+    )
+
+
+def _succeed(
+    state: _Status, spec: TrainingJobSpec, leader: dict[str, Any], pods: list[dict[str, Any]]
+) -> TrainingPlan:
+    outcome = pod_outcome(leader)
+    result = (outcome.result if outcome else None) or {}
+    artifact = result.get("artifact")
+    message = "trained"
+    if result.get("steps") is not None:
+        message += f" {result['steps']} steps"
+    if result.get("finalLoss") is not None:
+        message += f", final loss {result['finalLoss']:.4f}"
+    if artifact:
+        state.patch["result"] = artifact
+        message += f", artifact {str(artifact.get('digest', ''))[:19]}"
+    state.condition("Running", "False", "Succeeded", "all replicas finished")
+    state.condition("Succeeded", "True", "Trained", message)
+    state.patch["completionTime"] = _stamp(state.now)
+    state.phase("Succeeded", message, ("Normal", "Succeeded"))
+    return TrainingPlan(
+        state.patch,
+        state.events,
+        delete_pods=_cleanup(spec, pods, False),
+        requeue_after=_ttl_delay(spec, state.patch["completionTime"], state.now),
+    )
+
+
+def _cleanup(spec: TrainingJobSpec, pods: list[dict[str, Any]], every_running: bool) -> list[str]:
+    """Pods to delete when the job ends, per cleanPodPolicy."""
+    if spec.clean_pod_policy == "All":
+        return [_name(p) for p in pods]
+    if spec.clean_pod_policy == "Running" or every_running:
+        return [_name(p) for p in pods if phase_of(p) in ("Pending", "Running")]
+    return []
+
+
+def _after_the_end(
+    spec: TrainingJobSpec, status: dict[str, Any], pods: list[dict[str, Any]], now: datetime
+) -> TrainingPlan:
+    doomed = _cleanup(spec, pods, status.get("phase") == "Failed")
+    completion = status.get("completionTime")
+    delay = _ttl_delay(spec, completion, now) if completion else None
+    if delay is not None and delay <= 0:
+        return TrainingPlan({}, delete_object=True)
+    return TrainingPlan({}, delete_pods=doomed, requeue_after=delay)
+
+
+def _ttl_delay(spec: TrainingJobSpec, completion: str, now: datetime) -> float | None:
+    if spec.ttl_seconds_after_finished is None:
+        return None
+    expiry = _parse(completion) + timedelta(seconds=spec.ttl_seconds_after_finished)
+    return (expiry - now).total_seconds()

@@ -1,0 +1,153 @@
+"""Gang semantics of a TrainingJob, decided purely from its pods."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from tests.objects import sample
+from torchyard.api.training import TrainingJobSpec
+from torchyard.conditions import find_condition
+from torchyard.resources.training import headless_service, training_pod
+from torchyard.training import plan
+from torchyard.validation import parse_spec
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def _spec(**changes) -> TrainingJobSpec:
+    return parse_spec(TrainingJobSpec, sample("TrainingJob")["spec"] | changes)
+
+
+def _pod(replica, phase, attempt=0, exit_code=None, message=""):
+    pod = training_pod("digits-ddp", "team-a", _spec(), replica, attempt)
+    pod["status"] = {"phase": phase}
+    if exit_code is not None:
+        pod["status"]["containerStatuses"] = [
+            {"name": "worker", "state": {"terminated": {"exitCode": exit_code, "message": message}}}
+        ]
+    return pod
+
+
+def _plan(status=None, pods=(), spec=None, service=True, now=NOW):
+    return plan("digits-ddp", spec or _spec(), status or {}, 1, list(pods), service, now)
+
+
+def test_a_new_job_gets_its_service_and_every_replica():
+    decided = _plan(service=False)
+    assert decided.create_service
+    assert decided.create_replicas == [0, 1]
+    assert decided.status_patch["phase"] == "Pending"
+    assert decided.status_patch["startTime"] == "2026-11-28T12:00:00Z"
+
+
+def test_all_replicas_running_makes_the_job_running_with_one_event():
+    pods = [_pod(0, "Running"), _pod(1, "Running")]
+    first = _plan(pods=pods)
+    assert first.status_patch["phase"] == "Running"
+    assert [e.reason for e in first.events] == ["Running"]
+    assert [r["phase"] for r in first.status_patch["replicaStatuses"]] == ["Running", "Running"]
+    assert _plan(first.status_patch, pods).events == []
+
+
+def test_one_failed_replica_restarts_the_whole_gang():
+    pods = [_pod(0, "Running"), _pod(1, "Failed", exit_code=137, message="Killed")]
+    decided = _plan({"phase": "Running", "startTime": "2026-11-28T11:00:00Z"}, pods)
+    assert decided.status_patch["phase"] == "Restarting"
+    assert decided.status_patch["restarts"] == 1
+    assert sorted(decided.delete_pods) == ["digits-ddp-worker-0", "digits-ddp-worker-1"]
+    assert decided.create_replicas == []
+    restarting = find_condition(decided.status_patch["conditions"], "Restarting")
+    assert "replica 1" in restarting["message"] and "137" in restarting["message"]
+    assert decided.events[0].type == "Warning"
+
+
+def test_next_attempt_waits_until_the_old_pods_are_gone():
+    status = {"phase": "Restarting", "restarts": 1, "startTime": "2026-11-28T11:00:00Z"}
+    leftover = [_pod(0, "Running", attempt=0)]
+    decided = _plan(status, leftover)
+    assert decided.delete_pods == ["digits-ddp-worker-0"]
+    assert decided.create_replicas == []
+    clean = _plan(status, [])
+    assert clean.create_replicas == [0, 1]
+    assert clean.status_patch["phase"] == "Restarting"
+
+
+def test_a_permanent_error_fails_at_once():
+    gate = json.dumps({"reason": "ModelNotFound", "message": "no model at pvc://x"})
+    pods = [_pod(0, "Failed", exit_code=3, message=gate), _pod(1, "Running")]
+    decided = _plan({"phase": "Running"}, pods)
+    assert decided.status_patch["phase"] == "Failed"
+    assert "restarts" not in decided.status_patch
+    failed = find_condition(decided.status_patch["conditions"], "Failed")
+    assert failed["reason"] == "ModelNotFound"
+    assert decided.delete_pods == ["digits-ddp-worker-1"]  # the one still running
+
+
+def test_backoff_limit_exhausted_fails_with_the_failing_pods_reason():
+    spec = _spec(backoffLimit=1)
+    pods = [_pod(0, "Failed", attempt=1, exit_code=1, message="CUDA error"), _pod(1, "Running", 1)]
+    decided = _plan({"phase": "Running", "restarts": 1}, pods, spec=spec)
+    failed = find_condition(decided.status_patch["conditions"], "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded"
+    assert "CUDA error" in failed["message"]
+
+
+def test_success_records_the_artifact_and_keeps_finished_pods():
+    result = {
+        "artifact": {"uri": "pvc://training/out", "digest": "sha256:" + "b" * 64},
+        "steps": 40,
+        "finalLoss": 0.12,
+    }
+    pods = [
+        _pod(0, "Succeeded", exit_code=0, message=json.dumps(result)),
+        _pod(1, "Succeeded", exit_code=0),
+    ]
+    decided = _plan({"phase": "Running"}, pods)
+    assert decided.status_patch["phase"] == "Succeeded"
+    assert decided.status_patch["result"]["digest"] == result["artifact"]["digest"]
+    assert decided.delete_pods == []  # cleanPodPolicy Running: nothing is running
+    assert "final loss 0.1200" in decided.status_patch["message"]
+
+
+def test_suspend_removes_pods_and_resume_starts_again():
+    pods = [_pod(0, "Running"), _pod(1, "Running")]
+    suspended = _plan({"phase": "Running"}, pods, spec=_spec(suspend=True))
+    assert suspended.status_patch["phase"] == "Suspended"
+    assert len(suspended.delete_pods) == 2
+    resumed = _plan(suspended.status_patch, [], spec=_spec(suspend=False))
+    assert resumed.create_replicas == [0, 1]
+    assert "Resumed" in [e.reason for e in resumed.events]
+
+
+def test_deadline_fires_from_start_time():
+    spec = _spec(activeDeadlineSeconds=600)
+    status = {"phase": "Running", "startTime": "2026-11-28T11:55:00Z"}
+    pods = [_pod(0, "Running"), _pod(1, "Running")]
+    before = _plan(status, pods, spec=spec)
+    assert before.requeue_after == 300
+    after = _plan(status, pods, spec=spec, now=NOW + timedelta(seconds=301))
+    assert after.status_patch["phase"] == "Failed"
+    assert find_condition(after.status_patch["conditions"], "Failed")["reason"] == (
+        "DeadlineExceeded"
+    )
+    assert len(after.delete_pods) == 2
+
+
+def test_ttl_deletes_the_finished_job():
+    spec = _spec(ttlSecondsAfterFinished=10)
+    done = {"phase": "Succeeded", "completionTime": "2026-11-28T12:00:00Z"}
+    assert _plan(done, spec=spec, now=NOW + timedelta(seconds=5)).requeue_after == 5
+    assert _plan(done, spec=spec, now=NOW + timedelta(seconds=11)).delete_object
+
+
+def test_pods_find_replica_zero_through_the_headless_service():
+    pod = training_pod("digits-ddp", "team-a", _spec(), 1, 0)
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["MASTER_ADDR"] == "digits-ddp-worker-0.digits-ddp"
+    assert env["WORLD_SIZE"] == "2" and env["NODE_RANK"] == "1"
+    assert pod["spec"]["hostname"] == "digits-ddp-worker-1"
+    assert pod["spec"]["subdomain"] == "digits-ddp"
+    service = headless_service("digits-ddp", "team-a")
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["publishNotReadyAddresses"] is True
