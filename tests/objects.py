@@ -35,11 +35,12 @@ class Invalid:
     field: str
     """The field path both error messages must name."""
     server_only: bool = False
-    """A rule that only the API server can check (transitions, unknown fields)."""
+    """A rule only the API server checks (object names: the spec models never see them)."""
+    name: str | None = None
 
     def build(self) -> dict[str, Any]:
         obj = sample(self.kind)
-        obj["metadata"] = {"name": f"bad-{self.id}"}
+        obj["metadata"] = {"name": self.name or f"bad-{self.id}"}
         self.change(obj["spec"])
         return obj
 
@@ -174,6 +175,22 @@ INVALID: tuple[Invalid, ...] = (
     ),
     Invalid("promote-and-rollback", "ModelVersion", _promote_and_rollback, "spec.rollback"),
     Invalid("version-format", "ModelVersion", _set("version", "latest"), "spec.version"),
+    Invalid(
+        "name-too-long",
+        "TrainingJob",
+        lambda spec: None,
+        "metadata.name",
+        server_only=True,
+        name="a" * 51,
+    ),
+    Invalid(
+        "name-starts-with-digit",
+        "CompressionJob",
+        lambda spec: None,
+        "metadata.name",
+        server_only=True,
+        name="1st-try",
+    ),
     Invalid(
         "unknown-field",
         "CompressionJob",

@@ -183,3 +183,15 @@ def test_child_job_fails_permanent_exit_codes_at_once_and_mounts_claims():
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     assert json.loads(env["TORCHYARD_SPEC"])["method"] == "quantize"
     assert spec["template"]["metadata"]["labels"]["torchyard.io/compressionjob"] == "minilm-int8"
+
+
+def test_registered_version_is_named_after_model_and_version_and_not_owned():
+    from torchyard.api.common import RegisterAs
+    from torchyard.resources.registration import model_version
+
+    artifact = RESULT["artifact"] | {"format": "torchyard"}
+    version = model_version(RegisterAs(model="minilm", version="v1.2"), artifact, "team-a", "x.y")
+    assert version["metadata"]["name"] == "minilm-v1-2"
+    assert "ownerReferences" not in version["metadata"]
+    assert version["metadata"]["labels"]["torchyard.io/model"] == "minilm"
+    assert version["spec"]["artifact"]["digest"] == RESULT["artifact"]["digest"]

@@ -113,6 +113,7 @@ def openapi_schema(kind: Kind) -> Schema:
         "type": "object",
         "description": kind.description,
         "required": ["spec"],
+        "x-kubernetes-validations": [kind.name_rule().render()],
         "properties": {
             "apiVersion": {
                 "type": "string",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from torchyard.api.base import ApiModel, StatusBase
+from torchyard.api.base import ApiModel, Cel, StatusBase
 from torchyard.api.compression import CompressionJobSpec, CompressionJobStatus
 from torchyard.api.modelversion import ModelVersionSpec, ModelVersionStatus
 from torchyard.api.training import TrainingJobSpec, TrainingJobStatus
@@ -47,10 +47,22 @@ class Kind:
     status: type[StatusBase]
     description: str
     columns: tuple[PrinterColumn, ...]
+    max_name_length: int = 63
+    """Children are named after the object; this keeps their names valid."""
 
     @property
     def singular(self) -> str:
         return self.kind.lower()
+
+    def name_rule(self) -> Cel:
+        return Cel(
+            rule=f"self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && "
+            f"size(self.metadata.name) <= {self.max_name_length}",
+            message=f"metadata.name must start with a letter, hold only lower-case letters, "
+            f"digits and '-', and be at most {self.max_name_length} characters: the "
+            f"{self.kind}'s Pods and Services are named after it",
+            reason="FieldValueInvalid",
+        )
 
 
 COMPRESSION_JOB = Kind(
@@ -59,6 +71,7 @@ COMPRESSION_JOB = Kind(
     short_names=("cjob",),
     spec=CompressionJobSpec,
     status=CompressionJobStatus,
+    max_name_length=54,  # child Job <name>-compress
     description="Compresses a model by pruning, quantization or distillation, measures size, "
     "speed and quality before and after, and refuses results that lose too much quality.",
     columns=(
@@ -79,6 +92,7 @@ TRAINING_JOB = Kind(
     short_names=("tjob",),
     spec=TrainingJobSpec,
     status=TrainingJobStatus,
+    max_name_length=50,  # pod hostnames <name>-worker-<index>
     description="Trains a model across pods with data, model or gradient parallelism, and "
     "restarts the whole gang from its last checkpoint when a pod fails.",
     columns=(
@@ -97,6 +111,7 @@ MODEL_VERSION = Kind(
     short_names=("mv",),
     spec=ModelVersionSpec,
     status=ModelVersionStatus,
+    max_name_length=50,  # serving Deployments <name>-serving
     description="One registered version of a model: served, rolled out progressively with "
     "health analysis, and rolled back automatically or on request.",
     columns=(

@@ -18,7 +18,7 @@ from torchyard.api.kinds import COMPRESSION_JOB
 from torchyard.compression import TERMINAL, plan
 from torchyard.controllers import client
 from torchyard.controllers.children import snapshot
-from torchyard.controllers.reconciler import admitted, finish
+from torchyard.controllers.reconciler import admitted, finish, just_succeeded, register
 from torchyard.resources.compression import compression_job
 from torchyard.validation import parse_spec
 
@@ -113,5 +113,8 @@ async def reconcile(
                 events.append(
                     Event("Normal", "JobCreated", f"created Job {manifest['metadata']['name']}")
                 )
+        if just_succeeded(obj.status, decided.status_patch):
+            artifact = (decided.status_patch.get("result") or {}).get("artifact")
+            events += await register(COMPRESSION_JOB, obj, spec.register_as, artifact)
         obj.patch.update(decided.status_patch)
         await finish(COMPRESSION_JOB, obj, events)

@@ -14,10 +14,12 @@ import kopf
 
 from torchyard.admission import ACCEPTED, Event, admit
 from torchyard.api.base import now
+from torchyard.api.common import RegisterAs
 from torchyard.api.kinds import Kind
 from torchyard.conditions import find_condition
 from torchyard.controllers import client
 from torchyard.controllers.children import changed_fields
+from torchyard.resources.registration import model_version
 
 _locks: defaultdict[tuple[str, str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -61,3 +63,32 @@ async def finish(kind: Kind, obj: Admitted, events: Sequence[Event] = ()) -> Non
         await client.patch_status(kind, metadata["namespace"], metadata["name"], changed)
     for event in [*obj.events, *events]:
         kopf.event(obj.body, type=event.type, reason=event.reason, message=event.message)
+
+
+async def register(
+    kind: Kind, obj: Admitted, register_as: RegisterAs | None, artifact: dict[str, Any] | None
+) -> list[Event]:
+    """Create the ModelVersion a succeeded job asked for (spec.registerAs)."""
+    if register_as is None:
+        return []
+    metadata = obj.body["metadata"]
+    if not artifact or not artifact.get("digest"):
+        return [Event("Warning", "RegistrationSkipped", "no artifact digest to register")]
+    manifest = model_version(
+        register_as, artifact, metadata["namespace"], f"{kind.singular}.{metadata['name']}"
+    )
+    name = manifest["metadata"]["name"]
+    if await client.create(manifest):
+        return [Event("Normal", "Registered", f"registered ModelVersion {name}")]
+    return [
+        Event(
+            "Warning",
+            "RegistrationConflict",
+            f"ModelVersion {name} already exists; choose another registerAs.version",
+        )
+    ]
+
+
+def just_succeeded(status: dict[str, Any], patch: dict[str, Any]) -> bool:
+    """The patch moves a job into Succeeded (once: later reconciles see it there)."""
+    return patch.get("phase") == "Succeeded" and status.get("phase") != "Succeeded"

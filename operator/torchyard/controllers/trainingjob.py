@@ -19,7 +19,7 @@ from torchyard.api.kinds import TRAINING_JOB
 from torchyard.api.training import TrainingJobSpec
 from torchyard.controllers import client
 from torchyard.controllers.children import snapshot
-from torchyard.controllers.reconciler import admitted, finish
+from torchyard.controllers.reconciler import admitted, finish, just_succeeded, register
 from torchyard.resources.training import headless_service, training_pod
 from torchyard.training import TERMINAL, plan
 from torchyard.validation import parse_spec
@@ -110,5 +110,8 @@ async def reconcile(
             events.append(
                 Event("Normal", "PodsCreated", f"created {created} pods for attempt {attempt}")
             )
+        if just_succeeded(obj.status, decided.status_patch):
+            artifact = decided.status_patch.get("result")
+            events += await register(TRAINING_JOB, obj, spec.register_as, artifact)
         obj.patch.update(decided.status_patch)
         await finish(TRAINING_JOB, obj, events)
