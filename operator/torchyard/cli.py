@@ -52,6 +52,10 @@ def _operator(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
     )
+    if args.metrics_port:
+        from torchyard.metrics import serve
+
+        serve(args.metrics_port)
     namespaces = tuple(args.namespace or ())
     kopf.run(
         clusterwide=not namespaces,
@@ -95,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--liveness",
         default="http://0.0.0.0:8080/healthz",
         help="liveness endpoint URL (empty to disable)",
+    )
+    operator.add_argument(
+        "--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port"
     )
     operator.add_argument("--verbose", action="store_true", help="debug logging")
     operator.add_argument(

@@ -11,6 +11,7 @@ import yaml
 from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
+    free_port,
     get,
     install,
     running_operator,
@@ -26,8 +27,9 @@ def operator(control_plane, tmp_path_factory):
     install(control_plane)
     kubeconfig = control_plane.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with running_operator(control_plane, kubeconfig, log) as liveness:
-        yield liveness, log
+    metrics = free_port()
+    with running_operator(control_plane, kubeconfig, log, metrics_port=metrics) as liveness:
+        yield liveness, metrics
 
 
 def _apply(control_plane, namespace, obj):
@@ -109,3 +111,17 @@ def test_liveness_endpoint_answers(operator):
     liveness, _ = operator
     with urllib.request.urlopen(liveness, timeout=5) as response:
         assert response.status == 200
+
+
+def test_metrics_count_reconciles_per_kind(control_plane, namespace, operator):
+    _, port = operator
+    _apply(control_plane, namespace, sample("CompressionJob"))
+    _accepted(control_plane, namespace, "CompressionJob", "minilm-int8")
+
+    def scraped():
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return 'torchyard_reconcile_total{kind="CompressionJob",outcome="success"}' in text and text
+
+    text = wait_until("a counted CompressionJob reconcile", scraped)
+    assert "torchyard_reconcile_duration_seconds_bucket" in text

@@ -56,13 +56,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_operator(cp: ControlPlane, kubeconfig: Path, log: Path) -> Iterator[str]:
+def running_operator(
+    cp: ControlPlane, kubeconfig: Path, log: Path, metrics_port: int = 0
+) -> Iterator[str]:
     """`torchyard operator` as a process authenticated by `kubeconfig`; yields its liveness URL."""
     liveness = f"http://127.0.0.1:{free_port()}/healthz"
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    command = [sys.executable, "-m", "torchyard.cli", "operator", f"--liveness={liveness}"]
+    if metrics_port:
+        command.append(f"--metrics-port={metrics_port}")
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "torchyard.cli", "operator", f"--liveness={liveness}"],
+            command,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -19,6 +19,7 @@ from torchyard.api.kinds import Kind
 from torchyard.conditions import find_condition
 from torchyard.controllers import client
 from torchyard.controllers.children import changed_fields
+from torchyard.metrics import reconciling
 from torchyard.resources.registration import model_version
 
 _locks: defaultdict[tuple[str, str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -43,16 +44,20 @@ class Admitted:
 async def admitted(kind: Kind, namespace: str, name: str) -> AsyncIterator[Admitted | None]:
     """Serialise reconciles of one object; yield it admitted, or None if it is gone."""
     async with _locks[(kind.kind, namespace, name)]:
-        body = await client.get_object(kind, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            yield None
-            return
-        status = dict(body.get("status") or {})
-        generation = int(body["metadata"]["generation"])
-        verdict = admit(kind, body.get("spec") or {}, status, generation, now())
-        accepted = find_condition(verdict.status_patch["conditions"], ACCEPTED) or {}
-        valid = accepted.get("status") == "True"
-        yield Admitted(body, status, dict(verdict.status_patch), list(verdict.events), valid)
+        with reconciling(kind.kind):
+            yield await _read(kind, namespace, name)
+
+
+async def _read(kind: Kind, namespace: str, name: str) -> Admitted | None:
+    body = await client.get_object(kind, namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return None
+    status = dict(body.get("status") or {})
+    generation = int(body["metadata"]["generation"])
+    verdict = admit(kind, body.get("spec") or {}, status, generation, now())
+    accepted = find_condition(verdict.status_patch["conditions"], ACCEPTED) or {}
+    valid = accepted.get("status") == "True"
+    return Admitted(body, status, dict(verdict.status_patch), list(verdict.events), valid)
 
 
 async def finish(kind: Kind, obj: Admitted, events: Sequence[Event] = ()) -> None:
