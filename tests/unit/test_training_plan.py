@@ -151,3 +151,18 @@ def test_pods_find_replica_zero_through_the_headless_service():
     service = headless_service("digits-ddp", "team-a")
     assert service["spec"]["clusterIP"] == "None"
     assert service["spec"]["publishNotReadyAddresses"] is True
+
+
+def test_progress_report_becomes_status_and_a_summary():
+    from torchyard.controllers.progress import progress_status
+
+    update = progress_status(
+        {"step": 40, "totalSteps": 120, "loss": 0.5, "samplesPerSecond": 900.0, "rank": 0}
+    )
+    assert update["progressSummary"] == "40/120"
+    assert update["progress"] == {
+        "step": 40,
+        "totalSteps": 120,
+        "loss": 0.5,
+        "samplesPerSecond": 900.0,
+    }

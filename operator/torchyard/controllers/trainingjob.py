@@ -19,8 +19,9 @@ from torchyard.api.kinds import TRAINING_JOB
 from torchyard.api.training import TrainingJobSpec
 from torchyard.controllers import client
 from torchyard.controllers.children import snapshot
+from torchyard.controllers.progress import fetch_progress
 from torchyard.controllers.reconciler import admitted, finish, just_succeeded, register
-from torchyard.resources.training import headless_service, training_pod
+from torchyard.resources.training import REPLICA_LABEL, headless_service, training_pod
 from torchyard.training import TERMINAL, plan
 from torchyard.validation import parse_spec
 
@@ -73,6 +74,30 @@ async def training_job_clock(
 ) -> None:
     # Deadlines and the TTL fire on time from here, not at the next resync (Kubeflow #1533).
     await reconcile(namespace, name, training_pods, training_services)
+
+
+def _running(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") == "Running"
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=5.0, when=_running)
+async def training_job_progress(
+    namespace: str, name: str, status: kopf.Status, training_pods: kopf.Index, **_: Any
+) -> None:
+    leader = next(
+        (
+            pod
+            for pod in training_pods.get((namespace, name), [])
+            if pod["metadata"]["labels"].get(REPLICA_LABEL) == "0"
+        ),
+        None,
+    )
+    pod_ip = ((leader or {}).get("status") or {}).get("podIP")
+    if not pod_ip:
+        return
+    update = await fetch_progress(pod_ip)
+    if update and any(status.get(key) != value for key, value in update.items()):
+        await client.patch_status(TRAINING_JOB, namespace, name, update)
 
 
 async def reconcile(
