@@ -198,6 +198,8 @@ class ModelVersionStatus(StatusBase):
     """Pending, Progressing, Serving, Paused, Superseded, RolledBack or Failed."""
     current_step: int | None = Field(default=None, ge=0)
     """Index of the rollout step in progress."""
+    step_start_time: Timestamp | None = None
+    """When the current step's weight was first really served (timed pauses count from it)."""
     weight: int | None = Field(default=None, ge=0, le=100)
     """Current share of the model's traffic, in percent."""
     ready_replicas: int | None = Field(default=None, ge=0)
