@@ -152,6 +152,32 @@ def write_directory(uri: str, manifest: dict[str, Any]) -> Iterator[Path]:
             shutil.rmtree(staging_parent, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces `path` in one rename.
+
+    Readers see the old file or the new one, never a part of it: the temporary file sits
+    in the same directory (a rename is atomic only within one filesystem) and is flushed
+    to disk before the rename, so a crash at any point leaves one whole file. On error
+    nothing is replaced.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    try:
+        yield partial
+        with partial.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically (see atomic_file)."""
+    with atomic_file(path) as partial:
+        partial.write_bytes(data)
+
+
 def _replace_directory(staging: Path, target: Path) -> None:
     if target.exists():
         retired = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")

@@ -75,8 +75,7 @@ def save_artifact(
         **(extra or {}),
     }
     with write_directory(uri, manifest) as staging:
-        state = {key: value.contiguous() for key, value in _tensors(model).items()}
-        save_file(state, str(staging / WEIGHTS))
+        save_file(state_tensors(model), str(staging / WEIGHTS))
         if base_files is not None:
             _copy_config(base_files, staging / BASE_DIR)
     return describe(uri)
@@ -124,11 +123,24 @@ def _build_base(path: Path, base: dict[str, Any]) -> nn.Module:
     raise ModelLoadError(f"{path}: manifest base must name a factory or a huggingface config")
 
 
-def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state as plain tensors (quantized tensors are handled by transforms)."""
-    return {
-        key: value for key, value in model.state_dict().items() if isinstance(value, torch.Tensor)
-    }
+def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state as contiguous plain tensors, as weights.safetensors stores it.
+
+    Quantized layers must keep their state as plain tensors (int8 values and float
+    scales, see torchyard.workloads.compress.qmodules); anything else in a state_dict
+    (packed kernel objects) is not state. Tensors that share memory (tied weights) are
+    stored as copies, because safetensors refuses shared storage.
+    """
+    seen: set[int] = set()
+    state = {}
+    for key, value in model.state_dict().items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        pointer = value.untyped_storage().data_ptr()
+        shared = pointer in seen and value.numel() > 0
+        seen.add(pointer)
+        state[key] = value.detach().clone() if shared else value.detach().contiguous()
+    return state
 
 
 def _load_tensors(model: nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -30,6 +30,40 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+def cnn(channels: tuple[int, ...] = (16, 32), classes: int = 10, side: int = 8) -> nn.Module:
+    """A small convolutional classifier of square one-channel images given as flat rows
+    (defaults fit scikit-learn's 8x8 digits)."""
+    layers: list[nn.Module] = [nn.Unflatten(1, (1, side, side))]
+    width = 1
+    for size in channels:
+        layers += [nn.Conv2d(width, size, 3, padding=1), nn.BatchNorm2d(size), nn.ReLU()]
+        width = size
+    layers += [nn.Flatten(), nn.Linear(width * side * side, classes)]
+    return nn.Sequential(*layers)
+
+
+class SequenceClassifier(nn.Module):
+    """An LSTM over the rows of a flat input (digits: 8 steps of 8 pixels), classified
+    from its last output."""
+
+    def __init__(self, steps: int, features: int, hidden: int, classes: int) -> None:
+        super().__init__()
+        self.steps, self.features = steps, features
+        self.lstm = nn.LSTM(features, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        output, _ = self.lstm(x.reshape(-1, self.steps, self.features))
+        return self.head(output[:, -1])
+
+
+def lstm_classifier(
+    steps: int = 8, features: int = 8, hidden: int = 32, classes: int = 10
+) -> nn.Module:
+    """A recurrent classifier (defaults fit scikit-learn's digits read row by row)."""
+    return SequenceClassifier(steps, features, hidden, classes)
+
+
 def resolve_factory(factory: str) -> Any:
     """'package.module:function' -> the function."""
     module_name, _, attribute = factory.partition(":")

@@ -1,0 +1,69 @@
+"""Finding and signalling every process of a container or pod, without cgroups.
+
+Each container has a mount namespace of its own and each pod a network namespace, and
+every process a container forks inherits them, even one that calls setsid() or whose
+parent died. So "all processes of this container" is "all processes whose
+/proc/PID/ns/mnt is this one": the agent signals those, not a process group only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+
+
+def namespace_inode(pid: int | str, kind: str) -> int | None:
+    """The inode of a process's namespace of `kind` ("mnt", "net"), or None if gone."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def file_inode(path: str) -> int | None:
+    """The namespace inode of a bind-mounted namespace file such as /run/netns/NAME."""
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
+def pids_in(kind: str, inode: int) -> list[int]:
+    """Every process whose namespace of `kind` is `inode`."""
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        if namespace_inode(entry, kind) == inode:
+            found.append(int(entry))
+    return found
+
+
+def signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != "Z"
+
+
+async def kill_namespace(kind: str, inode: int, timeout: float = 10.0) -> list[int]:
+    """SIGKILL every process in a namespace until none is left; return survivors."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = [p for p in pids_in(kind, inode) if alive(p)]
+        if not pids or time.monotonic() > deadline:
+            return pids
+        signal_all(pids, signal.SIGKILL)
+        await asyncio.sleep(0.05)

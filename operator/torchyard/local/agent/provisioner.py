@@ -1,0 +1,215 @@
+"""PersistentVolumes for claims: one local directory per claim, bound by the real binder.
+
+The agent's StorageClass (default class, `torchyard.io/local-path`, made by the
+launcher) names an external provisioner, so kube-controller-manager's PV controller
+waits for one to create a volume. This is that provisioner, as Rancher's
+local-path-provisioner does it: for each pending claim of the class (or of no class)
+it creates a hostPath PersistentVolume, pre-bound to the claim through claimRef and
+pinned to this node; the PV controller then completes the binding and the scheduler
+places the claim's pods. When a claim goes, its volume is Released and, with reclaim
+policy Delete, the directory and the PersistentVolume go too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from torchyard.local.agent.informer import Informer
+from torchyard.local.agent.kube import Api
+
+log = logging.getLogger(__name__)
+PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
+DEFAULT_SIZE = "1Gi"
+
+
+def volume_name(claim: dict[str, Any]) -> str:
+    return f"pvc-{claim['metadata']['uid']}"
+
+
+def claim_dir(root: Path, claim: dict[str, Any]) -> Path:
+    meta = claim["metadata"]
+    # The uid keeps a claim re-created under the same name away from the old data.
+    return root / meta["namespace"] / f"{meta['name']}-{meta['uid'][:8]}"
+
+
+def wants_volume(claim: dict[str, Any], storage_class: str, provisioner: str) -> bool:
+    """A claim this provisioner should serve: pending, unbound, of our class or none."""
+    spec = claim.get("spec") or {}
+    meta = claim["metadata"]
+    if spec.get("volumeName") or meta.get("deletionTimestamp"):
+        return False
+    if (claim.get("status") or {}).get("phase", "Pending") != "Pending":
+        return False
+    annotations = meta.get("annotations") or {}
+    asked = annotations.get("volume.kubernetes.io/storage-provisioner") or annotations.get(
+        "volume.beta.kubernetes.io/storage-provisioner"
+    )
+    if asked and asked != provisioner:
+        return False
+    if spec.get("selector") or spec.get("dataSource"):
+        return False
+    return spec.get("storageClassName") in (None, "", storage_class)
+
+
+def volume_manifest(
+    claim: dict[str, Any], path: Path, node: str, provisioner: str
+) -> dict[str, Any]:
+    """A hostPath PersistentVolume pre-bound to `claim` and pinned to `node`."""
+    spec = claim.get("spec") or {}
+    meta = claim["metadata"]
+    size = ((spec.get("resources") or {}).get("requests") or {}).get("storage") or DEFAULT_SIZE
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {
+            "name": volume_name(claim),
+            "labels": {"app.kubernetes.io/managed-by": "torchyard-agent"},
+            "annotations": {PROVISIONED_BY: provisioner},
+        },
+        "spec": {
+            "capacity": {"storage": size},
+            "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": spec.get("storageClassName") or "",
+            "volumeMode": spec.get("volumeMode") or "Filesystem",
+            "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
+            "claimRef": {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+            },
+            "nodeAffinity": {
+                "required": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {
+                                    "key": "kubernetes.io/hostname",
+                                    "operator": "In",
+                                    "values": [node],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            },
+        },
+    }
+
+
+def reclaimable(volume: dict[str, Any], provisioner: str, root: Path) -> Path | None:
+    """The directory to delete for a Released volume of ours (never outside `root`)."""
+    annotations = volume["metadata"].get("annotations") or {}
+    spec = volume.get("spec") or {}
+    if annotations.get(PROVISIONED_BY) != provisioner:
+        return None
+    if (volume.get("status") or {}).get("phase") != "Released":
+        return None
+    if spec.get("persistentVolumeReclaimPolicy") != "Delete":
+        return None
+    path = Path((spec.get("hostPath") or {}).get("path") or "/").resolve()
+    if root.resolve() not in path.parents:
+        return None
+    return path
+
+
+class Provisioner:
+    def __init__(
+        self, api: Api, root: Path, node: str, storage_class: str, provisioner: str
+    ) -> None:
+        self.api = api
+        self.root = root
+        self.node = node
+        self.storage_class = storage_class
+        self.provisioner = provisioner
+        self.claims = Informer(api, "PersistentVolumeClaim", self._claim_event)
+        self.volumes = Informer(api, "PersistentVolume", self._volume_event)
+        self._busy: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        tasks = [
+            asyncio.ensure_future(self.claims.run()),
+            asyncio.ensure_future(self.volumes.run()),
+        ]
+        try:
+            await self.claims.synced.wait()
+            await self.volumes.synced.wait()
+            self._collect_garbage()
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    def _spawn(self, key: str, work: Any) -> None:
+        if key in self._busy:
+            return
+        self._busy.add(key)
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            self._busy.discard(key)
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("provisioner: %s: %s", key, t.exception())
+
+        task.add_done_callback(done)
+
+    def _claim_event(
+        self, event: str, old: dict[str, Any] | None, new: dict[str, Any] | None
+    ) -> None:
+        if new is not None and wants_volume(new, self.storage_class, self.provisioner):
+            self._spawn(f"claim/{new['metadata']['uid']}", self._provision(new))
+
+    def _volume_event(
+        self, event: str, old: dict[str, Any] | None, new: dict[str, Any] | None
+    ) -> None:
+        if new is not None and reclaimable(new, self.provisioner, self.root) is not None:
+            self._spawn(f"volume/{new['metadata']['name']}", self._reclaim(new))
+
+    async def _provision(self, claim: dict[str, Any]) -> None:
+        path = claim_dir(self.root, claim)
+        path.mkdir(parents=True, exist_ok=True)
+        # Any user may write, as local-path-provisioner does: pods run as their own
+        # uid, and hostPath volumes get no fsGroup ownership.
+        os.chmod(path, 0o777)
+        created = await self.api.create(volume_manifest(claim, path, self.node, self.provisioner))
+        if created is not None:
+            meta = claim["metadata"]
+            log.info(
+                "provisioned %s for claim %s/%s at %s",
+                created["metadata"]["name"],
+                meta["namespace"],
+                meta["name"],
+                path,
+            )
+
+    async def _reclaim(self, volume: dict[str, Any]) -> None:
+        path = reclaimable(volume, self.provisioner, self.root)
+        if path is not None:
+            await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, path, True)
+        await self.api.delete("PersistentVolume", volume["metadata"]["name"])
+
+    def _collect_garbage(self) -> None:
+        """Remove claim directories that no volume of ours names (the cluster they
+        belonged to is gone: the local control plane starts with an empty etcd)."""
+        known = {
+            str(Path((v.get("spec") or {}).get("hostPath", {}).get("path", "")).resolve())
+            for v in self.volumes.objects.values()
+        }
+        if not self.root.is_dir():
+            return
+        for namespace in self.root.iterdir():
+            for directory in namespace.iterdir() if namespace.is_dir() else ():
+                if str(directory.resolve()) not in known:
+                    shutil.rmtree(directory, ignore_errors=True)
+            if namespace.is_dir() and not any(namespace.iterdir()):
+                namespace.rmdir()

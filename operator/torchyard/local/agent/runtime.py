@@ -1,0 +1,191 @@
+"""Start, watch and stop one container instance as a local process (through shim.py).
+
+A container's main process is the shim, which becomes the command by exec: its pid is
+the container's pid, its exit status the container's. Exit is noticed through a pidfd
+on the event loop (no thread, no SIGCHLD handler), and stopping signals every process
+in the container's mount namespace, not just the main one (see procs.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torchyard.local.agent import procs, shim
+from torchyard.local.agent.podspec import Identity
+
+SHIM = shim.__file__
+
+
+class StartError(Exception):
+    """The container could not start (the runtime's StartError, exit code 128)."""
+
+
+@dataclass
+class Launch:
+    """Everything the shim needs for one container instance."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    identity: Identity
+    netns: str | None
+    hostname: str
+    mounts: list[shim.Mount]
+    shadow: list[dict[str, Any]]
+    private_tmp: bool
+    log_path: Path
+    config_path: Path
+
+    def shim_config(self, status_fd: int) -> dict[str, Any]:
+        ident = self.identity
+        return {
+            "argv": self.argv,
+            "env": self.env,
+            "cwd": self.cwd,
+            "uid": ident.uid,
+            "gid": ident.gid,
+            "groups": list(ident.groups),
+            "netns": self.netns,
+            "hostname": self.hostname,
+            # The node's file system is the container's "image": never the
+            # container's to change, whatever readOnlyRootFilesystem says. A container
+            # that may write its root gets a private /tmp and /var/tmp instead.
+            "readonly_root": True,
+            "private_tmp": self.private_tmp,
+            "shadow": self.shadow,
+            "mounts": self.mounts,
+            "capabilities": list(ident.capabilities) if ident.capabilities is not None else None,
+            "no_new_privs": ident.no_new_privs,
+            "status_fd": status_fd,
+        }
+
+
+class ContainerProcess:
+    """One running container instance."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], mnt_inode: int | None) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.mnt_inode = mnt_inode
+        self.id = uuid.uuid4().hex
+        self.started = time.time()
+        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._watch()
+
+    @classmethod
+    async def start(cls, launch: Launch) -> ContainerProcess:
+        """Run the shim; return once the command was exec'd, or raise StartError."""
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        launch.config_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(launch.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(launch.shim_config(write_end), f)
+        launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with launch.log_path.open("ab") as log:
+                popen = subprocess.Popen(
+                    [sys.executable, "-I", "-S", SHIM, str(launch.config_path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    pass_fds=(write_end,),
+                    start_new_session=True,
+                    env={},
+                )
+        finally:
+            os.close(write_end)
+        lines = (await _read_all(read_end)).decode(errors="replace").splitlines()
+        if lines != ["exec"]:
+            await asyncio.get_running_loop().run_in_executor(None, popen.wait)
+            errors = [line.removeprefix("error ") for line in lines if line.startswith("error ")]
+            raise StartError(
+                errors[-1] if errors else f"shim exited with status {popen.returncode}"
+            )
+        return cls(popen, procs.namespace_inode(popen.pid, "mnt"))
+
+    def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            self._reap()
+            return
+
+        def ready() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            self._reap()
+
+        loop.add_reader(pidfd, ready)
+
+    def _reap(self) -> None:
+        code = self.popen.wait()
+        if not self._exited.done():
+            self._exited.set_result(code)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._exited.result() if self._exited.done() else None
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+    def signal(self, sig: signal.Signals) -> None:
+        """Signal the main process's group and every process of the container."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if self.returncode is None:
+                os.killpg(self.pid, sig)
+        if self.mnt_inode is not None:
+            procs.signal_all(procs.pids_in("mnt", self.mnt_inode), sig)
+
+    async def stop(self, grace: Callable[[], float] | float) -> int:
+        """SIGTERM, wait out the grace period, SIGKILL; return the exit status.
+
+        `grace` may be a callable, re-read while waiting, so that a shorter grace period
+        given later (kubectl delete --grace-period=0 after a first delete) applies.
+        """
+        if self.returncode is None:
+            self.signal(signal.SIGTERM)
+            began = time.monotonic()
+            while self.returncode is None:
+                limit = grace() if callable(grace) else grace
+                left = limit - (time.monotonic() - began)
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wait(), timeout=min(left, 0.2))
+        await self.kill()
+        return await self.wait()
+
+    async def kill(self) -> None:
+        """SIGKILL the container and anything left in it; wait until all are gone."""
+        if self.returncode is None:
+            self.signal(signal.SIGKILL)
+            await self.wait()
+        if self.mnt_inode is not None:
+            await procs.kill_namespace("mnt", self.mnt_inode)
+
+
+async def _read_all(fd: int) -> bytes:
+    """Read a pipe to its end without blocking the event loop."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    try:
+        return await reader.read()
+    finally:
+        transport.close()

@@ -1,0 +1,107 @@
+"""What serves a ModelVersion: a Deployment per version, one Service per model.
+
+Without a service mesh, a version's share of traffic is approximated by its share of
+the ready pods behind the model's Service (as Argo Rollouts does without traffic
+routing): the Service selects the serving pods of every live version of the model.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from torchyard.api.base import GROUP
+from torchyard.api.modelversion import ModelVersionSpec
+from torchyard.resources.pods import MANAGED_BY, owner_labels, worker_pod
+from torchyard.resources.volumes import claim_volumes, claims_in
+from torchyard.storage import DEFAULT_PVC_ROOT, PVC_ROOT_ENV
+from torchyard.workloads.report import SPEC_ENV
+
+KIND = "ModelVersion"
+PORT = 8080
+MODEL_LABEL = f"{GROUP}/model"
+SERVING_LABEL = f"{GROUP}/serving"
+
+
+def deployment_name(version_object: str) -> str:
+    return f"{version_object}-serving"
+
+
+def service_name(model: str) -> str:
+    return f"{model}-model"
+
+
+def model_url(model: str, namespace: str) -> str:
+    return f"http://{service_name(model)}.{namespace}.svc/v2/models/{model}"
+
+
+def serving_deployment(
+    name: str, namespace: str, spec: ModelVersionSpec, replicas: int
+) -> dict[str, Any]:
+    labels = {**owner_labels(KIND, name), MODEL_LABEL: spec.model, SERVING_LABEL: "true"}
+    volumes, mounts = claim_volumes(claims_in([spec.artifact.uri]))
+    pod = worker_pod(
+        name=deployment_name(name),
+        namespace=namespace,
+        labels=labels,
+        args=["workload", "serve"],
+        env={
+            SPEC_ENV: json.dumps(spec.to_k8s(), sort_keys=True),
+            PVC_ROOT_ENV: DEFAULT_PVC_ROOT,
+            "TORCHYARD_PORT": str(PORT),
+        },
+        resources=spec.serving.resources,
+        restart_policy="Always",
+        volumes=volumes,
+        volume_mounts=mounts,
+    )
+    container = pod["spec"]["containers"][0]
+    container["ports"] = [{"name": "http", "containerPort": PORT}]
+    # Ready means the model is loaded, its digest verified and a warm-up forward pass
+    # answered: only then does the Service route to it (KServe #1859).
+    container["readinessProbe"] = {
+        "httpGet": {"path": "/v2/health/ready", "port": "http"},
+        "periodSeconds": 2,
+        "failureThreshold": 2,
+    }
+    container["livenessProbe"] = {
+        "httpGet": {"path": "/v2/health/live", "port": "http"},
+        "periodSeconds": 10,
+        "failureThreshold": 3,
+    }
+    container["startupProbe"] = {
+        "httpGet": {"path": "/v2/health/live", "port": "http"},
+        "periodSeconds": 2,
+        "failureThreshold": 150,
+    }
+    # Graceful drain on SIGTERM: finish in-flight requests before exiting.
+    pod["spec"]["terminationGracePeriodSeconds"] = 30
+    selector = {**owner_labels(KIND, name)}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": deployment_name(name), "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            # Never fewer ready pods of this version than asked for while it changes.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0}},
+            "template": {"metadata": {"labels": labels}, "spec": pod["spec"]},
+        },
+    }
+
+
+def model_service(model: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": service_name(model),
+            "namespace": namespace,
+            "labels": {MANAGED_BY: "torchyard", MODEL_LABEL: model},
+        },
+        "spec": {
+            "selector": {MODEL_LABEL: model, SERVING_LABEL: "true"},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+        },
+    }

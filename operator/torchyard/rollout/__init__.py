@@ -1,0 +1,44 @@
+"""Progressive rollout of ModelVersions: pure decisions the controller applies.
+
+- analysis: serving pods' metrics -> a window's figures -> Pass, Fail or Inconclusive;
+- replicas: traffic weights approximated by replica ratios;
+- steps: the next move of one version (steps, pauses, promotion, rollback);
+- roles: which of a model's versions serves, rolls out, or is retired.
+
+No I/O anywhere: the controller passes in what it read and the time, and applies the
+result.
+"""
+
+from torchyard.rollout.analysis import Analysis, Counters, Measurement, analyse, measure
+from torchyard.rollout.replicas import ReplicaPlan, effective_weight, replica_plan, replicas_for
+from torchyard.rollout.roles import Retirement, Roles, VersionView, assign_roles
+from torchyard.rollout.steps import (
+    Observed,
+    PodFailure,
+    RolloutDecision,
+    RolloutState,
+    decide,
+    step_weight,
+)
+
+__all__ = [
+    "Analysis",
+    "Counters",
+    "Measurement",
+    "Observed",
+    "PodFailure",
+    "ReplicaPlan",
+    "Retirement",
+    "Roles",
+    "RolloutDecision",
+    "RolloutState",
+    "VersionView",
+    "analyse",
+    "assign_roles",
+    "decide",
+    "effective_weight",
+    "measure",
+    "replica_plan",
+    "replicas_for",
+    "step_weight",
+]

@@ -1,0 +1,22 @@
+"""The serving workload: one ModelVersion behind the Open Inference Protocol v2.
+
+    torchyard workload serve [--host H] [--port P]
+
+reads TORCHYARD_SPEC (the ModelVersion's spec as JSON), TORCHYARD_PORT (8080) and
+TORCHYARD_HOST (0.0.0.0); TORCHYARD_FAULT_RATE is a test hook (faults.py).
+
+Modules, one job each: config (environment), protocol (OIP v2 types), runner (the model),
+batching (dynamic batching), metrics (Prometheus), faults (test hook), server (HTTP
+routes and the model's life), app (the process: signals, drain, exit code).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Imported here: `torchyard --help` and the operator need not import torch.
+    from torchyard.workloads.serve.app import main as run
+
+    return run(argv)

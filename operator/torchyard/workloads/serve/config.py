@@ -1,0 +1,90 @@
+"""How a serving process is configured: the ModelVersion spec and a few knobs, from the
+environment the operator sets (flags override them in a developer's shell)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from torchyard.api.modelversion import ModelVersionSpec
+from torchyard.validation import InvalidSpec, parse_spec
+from torchyard.workloads.report import PermanentError, read_spec
+from torchyard.workloads.serve.faults import FAULT_RATE_ENV
+
+PORT_ENV = "TORCHYARD_PORT"
+HOST_ENV = "TORCHYARD_HOST"
+DRAIN_DELAY_ENV = "TORCHYARD_DRAIN_DELAY_SECONDS"
+DEFAULT_PORT = 8080
+DEFAULT_HOST = "0.0.0.0"
+# Below Kubernetes' default 30 s grace period, so the pod exits on its own before SIGKILL.
+DRAIN_TIMEOUT_S = 25.0
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    spec: ModelVersionSpec
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    fault_rate: float = 0.0
+    """Test hook (faults.py): the fraction of inference requests answered 500."""
+    drain_delay_s: float = 0.0
+    """After SIGTERM, how long to keep answering while reporting not ready: Kubernetes
+    removes a terminating pod from the Service's endpoints asynchronously, and requests
+    sent in that gap would otherwise be refused (the preStop-sleep pattern, built in)."""
+    drain_timeout_s: float = DRAIN_TIMEOUT_S
+    """How long in-flight requests may take to finish once the server stops listening."""
+
+
+def load_config(argv: Sequence[str] = ()) -> ServeConfig:
+    """TORCHYARD_SPEC (ModelVersionSpec JSON), TORCHYARD_PORT, TORCHYARD_HOST,
+    TORCHYARD_DRAIN_DELAY_SECONDS and TORCHYARD_FAULT_RATE; raises
+    PermanentError("InvalidSpec") naming what is wrong."""
+    parser = argparse.ArgumentParser(prog="torchyard workload serve")
+    parser.add_argument("--host", default=os.environ.get(HOST_ENV, DEFAULT_HOST))
+    parser.add_argument("--port", default=os.environ.get(PORT_ENV, str(DEFAULT_PORT)))
+    args = parser.parse_args(list(argv))
+    try:
+        spec = parse_spec(ModelVersionSpec, read_spec())
+    except (InvalidSpec, json.JSONDecodeError) as error:
+        raise PermanentError("InvalidSpec", f"TORCHYARD_SPEC: {error}") from None
+    return ServeConfig(
+        spec=spec,
+        host=args.host,
+        port=int(_bounded(PORT_ENV, args.port, 0, 65535, integer=True)),
+        fault_rate=_bounded(FAULT_RATE_ENV, os.environ.get(FAULT_RATE_ENV, "0"), 0, 1),
+        drain_delay_s=_bounded(DRAIN_DELAY_ENV, os.environ.get(DRAIN_DELAY_ENV, "0"), 0, 300),
+    )
+
+
+def _bounded(name: str, raw: str, low: float, high: float, *, integer: bool = False) -> float:
+    try:
+        value = float(int(raw) if integer else raw)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:  # NaN fails too
+        raise PermanentError("InvalidSpec", f"{name}={raw!r}: expected a number in [{low}, {high}]")
+    return value
+
+
+def cpu_limit(cgroup: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """CPUs the container may use (its CFS quota, cgroup v2 or v1), None when unlimited.
+
+    torch sizes its thread pool by the host's cores, not the pod's CPU limit; on a big
+    node a 1-CPU pod would run dozens of threads and be throttled.
+    """
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()
+        return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+        period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        return None if int(quota) <= 0 else max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,68 @@
+"""The server's Prometheus metrics; the names are torchyard.rollout.analysis's, which the
+rollout analysis and the example alert rules read."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from torchyard.rollout.analysis import (
+    BATCH_SIZE,
+    ERRORS,
+    IN_FLIGHT,
+    LATENCY,
+    LATENCY_BUCKETS,
+    REQUESTS,
+)
+
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+class ServerMetrics:
+    """Counters of one serving process, in a registry of its own (several servers can
+    live in one test process)."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, model: str, version: str) -> None:
+        self.registry = CollectorRegistry()
+        labels = ("model", "version")
+        self._identity = (model, version)
+        self._requests = Counter(
+            REQUESTS, "Inference requests answered.", labels, registry=self.registry
+        ).labels(*self._identity)
+        self._errors = Counter(
+            ERRORS,
+            "Inference requests answered with an error, by HTTP status (5xx: the server's).",
+            (*labels, "code"),
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            LATENCY,
+            "Inference request latency in seconds, queueing and batching included.",
+            labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        ).labels(*self._identity)
+        self._batch_size = Histogram(
+            BATCH_SIZE,
+            "Requests combined into one forward pass.",
+            labels,
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        ).labels(*self._identity)
+        self.in_flight = Gauge(
+            IN_FLIGHT, "Inference requests being answered.", labels, registry=self.registry
+        ).labels(*self._identity)
+
+    def request(self, status: int, seconds: float) -> None:
+        self._requests.inc()
+        self._latency.observe(seconds)
+        if status >= 400:
+            self._errors.labels(*self._identity, str(status)).inc()
+
+    def batch(self, size: int) -> None:
+        self._batch_size.observe(size)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

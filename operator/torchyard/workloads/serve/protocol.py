@@ -1,0 +1,236 @@
+"""The Open Inference Protocol v2 (KServe V2, Triton) REST types: parsing and encoding.
+
+Pure of HTTP: the handlers pass parsed JSON in and get JSON-ready dicts out, and a
+ProtocolError carries the HTTP status and the message of the protocol's error object
+({"error": "..."}).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+BYTES = "BYTES"
+DATATYPES: dict[str, torch.dtype] = {
+    "BOOL": torch.bool,
+    "UINT8": torch.uint8,
+    "UINT16": torch.uint16,
+    "UINT32": torch.uint32,
+    "UINT64": torch.uint64,
+    "INT8": torch.int8,
+    "INT16": torch.int16,
+    "INT32": torch.int32,
+    "INT64": torch.int64,
+    "FP16": torch.float16,
+    "FP32": torch.float32,
+    "FP64": torch.float64,
+    "BF16": torch.bfloat16,  # a Triton extension; clients that know it use it
+}
+_NAMES = {dtype: name for name, dtype in DATATYPES.items()}
+
+Column = torch.Tensor | list[str]
+"""One tensor of a request or response; BYTES tensors are lists of strings. Either way
+rows run along dimension 0, which is what batching concatenates and splits."""
+
+
+class ProtocolError(Exception):
+    """A request the protocol refuses; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, datatype and shape of a model input or output (-1: any size)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+    def accepts(self, shape: list[int]) -> bool:
+        return len(shape) == len(self.shape) and all(
+            want in (-1, got) for want, got in zip(self.shape, shape, strict=True)
+        )
+
+
+@dataclass(frozen=True)
+class Signature:
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """A decoded inference request: its inputs share `rows` along dimension 0."""
+
+    id: str | None
+    inputs: dict[str, Column]
+    rows: int
+    outputs: tuple[str, ...] | None
+    """Names of the outputs asked for; None for all."""
+
+
+def datatype_of(dtype: torch.dtype) -> str:
+    try:
+        return _NAMES[dtype]
+    except KeyError:
+        raise TypeError(f"no Open Inference Protocol datatype for {dtype}") from None
+
+
+def parse_infer_request(body: Any, signature: Signature) -> InferRequest:
+    """Decode and check an $inference_request against the model's signature."""
+    if not isinstance(body, Mapping):
+        raise ProtocolError("the inference request must be a JSON object")
+    request_id = body.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise ProtocolError("'id' must be a string")
+    raw_inputs = body.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise ProtocolError("'inputs' must be a non-empty list of tensors")
+    expected = {spec.name: spec for spec in signature.inputs}
+    inputs: dict[str, Column] = {}
+    rows: set[int] = set()
+    for raw in raw_inputs:
+        name, column, count = _parse_input(raw, expected)
+        if name in inputs:
+            raise ProtocolError(f"input '{name}' is given twice")
+        inputs[name] = column
+        rows.add(count)
+    missing = [name for name in expected if name not in inputs]
+    if missing:
+        raise ProtocolError(f"missing input(s) {', '.join(missing)}")
+    if len(rows) != 1:
+        raise ProtocolError(f"inputs disagree on the batch size (dimension 0): {sorted(rows)}")
+    return InferRequest(
+        id=request_id,
+        inputs=inputs,
+        rows=rows.pop(),
+        outputs=_requested_outputs(body.get("outputs"), signature),
+    )
+
+
+def _parse_input(raw: Any, expected: Mapping[str, TensorSpec]) -> tuple[str, Column, int]:
+    if not isinstance(raw, Mapping):
+        raise ProtocolError("each input must be an object with name, shape, datatype, data")
+    for field in ("name", "shape", "datatype", "data"):
+        if field not in raw:
+            raise ProtocolError(f"an input has no '{field}'")
+    name, shape, datatype, data = raw["name"], raw["shape"], raw["datatype"], raw["data"]
+    if name not in expected:
+        raise ProtocolError(f"unexpected input '{name}'; the model takes {', '.join(expected)}")
+    spec = expected[name]
+    if datatype != BYTES and datatype not in DATATYPES:
+        raise ProtocolError(f"input '{name}': unknown datatype {datatype!r}")
+    if datatype != spec.datatype:
+        raise ProtocolError(
+            f"input '{name}' has datatype {datatype} but the model expects {spec.datatype}"
+        )
+    if not (isinstance(shape, list) and all(_is_count(dim) for dim in shape)):
+        raise ProtocolError(f"input '{name}': shape must be a list of non-negative integers")
+    if not spec.accepts(shape):
+        raise ProtocolError(
+            f"input '{name}' has shape {shape} but the model expects {list(spec.shape)} "
+            "(-1: any size)"
+        )
+    if not shape or shape[0] < 1:
+        raise ProtocolError(f"input '{name}': dimension 0 (the batch) must be at least 1")
+    if not isinstance(data, list):
+        raise ProtocolError(f"input '{name}': data must be a JSON array")
+    column = _strings(name, data) if datatype == BYTES else _tensor(name, data, datatype)
+    size = len(column) if isinstance(column, list) else column.numel()
+    if size != math.prod(shape):
+        raise ProtocolError(
+            f"input '{name}' has {size} values but shape {shape} needs {math.prod(shape)}"
+        )
+    if isinstance(column, torch.Tensor):
+        column = column.reshape(shape)
+    return name, column, shape[0]
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _tensor(name: str, data: list[Any], datatype: str) -> torch.Tensor:
+    """Flat or nested JSON numbers as a tensor of `datatype`; refuses what would have to be
+    truncated or wrapped to fit (1.5 as INT64, 300 as UINT8, "a" as FP32)."""
+    dtype = DATATYPES[datatype]
+    try:
+        if dtype == torch.bool or not (dtype.is_floating_point or dtype.is_complex):
+            found = torch.tensor(data).dtype if data else dtype
+            if (dtype == torch.bool) != (found == torch.bool) or found.is_floating_point:
+                raise ProtocolError(f"input '{name}': data are not all {datatype} values")
+        return torch.tensor(data, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+        raise ProtocolError(f"input '{name}': data do not fit {datatype}: {error}") from None
+
+
+def _strings(name: str, data: list[Any]) -> list[str]:
+    values = list(_flatten(data))
+    if not all(isinstance(value, str) for value in values):
+        raise ProtocolError(f"input '{name}': BYTES data must be strings")
+    return values
+
+
+def _flatten(data: list[Any]) -> Iterator[Any]:
+    for value in data:
+        if isinstance(value, list):
+            yield from _flatten(value)
+        else:
+            yield value
+
+
+def _requested_outputs(raw: Any, signature: Signature) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    known = [spec.name for spec in signature.outputs]
+    if not isinstance(raw, list) or not all(
+        isinstance(item, Mapping) and isinstance(item.get("name"), str) for item in raw
+    ):
+        raise ProtocolError("'outputs' must be a list of objects with a name")
+    names = tuple(item["name"] for item in raw)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ProtocolError(
+            f"unknown output(s) {', '.join(unknown)}; the model gives {', '.join(known)}"
+        )
+    return names
+
+
+def encode_tensor(name: str, value: Column) -> dict[str, Any]:
+    """A $response_output: shape, datatype and the data flattened in row-major order."""
+    if isinstance(value, list):
+        return {"name": name, "shape": [len(value)], "datatype": BYTES, "data": value}
+    return {
+        "name": name,
+        "shape": list(value.shape),
+        "datatype": datatype_of(value.dtype),
+        "data": value.reshape(-1).tolist(),
+    }
+
+
+def infer_response(
+    model: str,
+    version: str,
+    request: InferRequest,
+    outputs: Mapping[str, Column],
+) -> dict[str, Any]:
+    """The $inference_response for `request`, with the outputs it asked for."""
+    names = request.outputs if request.outputs is not None else tuple(outputs)
+    response: dict[str, Any] = {
+        "model_name": model,
+        "model_version": version,
+        "outputs": [encode_tensor(name, outputs[name]) for name in names],
+    }
+    if request.id is not None:
+        response["id"] = request.id
+    return response

@@ -1,0 +1,234 @@
+"""The HTTP face of a serving process: the Open Inference Protocol v2 routes, /metrics,
+and the model's life: loading (digest first), ready after a warm-up pass, draining."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from torchyard import __version__
+from torchyard.api.modelversion import ArtifactSpec
+from torchyard.storage import DigestMismatch, StorageError, fetch, verify
+from torchyard.workloads.report import PERMANENT
+from torchyard.workloads.serve.batching import Batcher, InferenceError
+from torchyard.workloads.serve.config import ServeConfig, cpu_limit
+from torchyard.workloads.serve.faults import FAULT_RATE_ENV, FaultInjector
+from torchyard.workloads.serve.metrics import ServerMetrics
+from torchyard.workloads.serve.protocol import (
+    ProtocolError,
+    Signature,
+    infer_response,
+    parse_infer_request,
+)
+from torchyard.workloads.serve.runner import PLATFORM, Runner, load_runner
+
+log = logging.getLogger("torchyard.serve")
+
+SERVER_NAME = "torchyard"
+MAX_BODY_BYTES = 64 << 20
+# The protocol: a health API answers 200 for true and a 4xx status for false.
+NOT_HEALTHY = 400
+TRANSIENT = 1
+
+
+class LoadFailure(Exception):
+    """The model cannot be served; `reason` goes into the termination message."""
+
+    def __init__(self, reason: str, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.exit_code = exit_code
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error is the protocol's {"error": "..."} object, and none stops the server."""
+    try:
+        return await handler(request)
+    except ProtocolError as error:
+        return web.json_response({"error": str(error)}, status=error.status)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+        message = f"{error.reason}: {request.method} {request.path}"
+        return web.json_response({"error": message}, status=error.status, headers=headers)
+    except Exception as error:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return web.json_response({"error": f"internal error: {error}"}, status=500)
+
+
+class ModelServer:
+    """One model version behind the Open Inference Protocol."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        self.model = config.spec.model
+        self.version = config.spec.version
+        self.metrics = ServerMetrics(self.model, self.version)
+        self.faults = FaultInjector(config.fault_rate)
+        self.signature: Signature | None = None
+        self.batcher: Batcher | None = None
+        self.draining = False
+        # One forward pass at a time: torch parallelises inside it.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
+
+    @property
+    def ready(self) -> bool:
+        """Loaded, warmed up and not draining: what readiness probes ask."""
+        return self.batcher is not None and not self.draining
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[_errors_as_json], client_max_size=MAX_BODY_BYTES)
+        model, versioned = "/v2/models/{model}", "/v2/models/{model}/versions/{version}"
+        app.router.add_get("/v2", self.server_metadata)
+        app.router.add_get("/v2/health/live", self.live)
+        app.router.add_get("/v2/health/ready", self.server_ready)
+        for prefix in (model, versioned):
+            app.router.add_get(prefix, self.model_metadata)
+            app.router.add_get(f"{prefix}/ready", self.model_ready)
+            app.router.add_post(f"{prefix}/infer", self.infer)
+        app.router.add_get("/metrics", self.prometheus)
+        return app
+
+    # -- life ---------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Verify the artifact's digest, load the model, warm it up; then take requests."""
+        loop = asyncio.get_running_loop()
+        runner, self.signature = await loop.run_in_executor(
+            self._executor, _load, self.config.spec.artifact
+        )
+        batching = self.config.spec.serving.batching
+        self.batcher = Batcher(
+            runner.forward,
+            self._executor,
+            max_batch_size=batching.max_batch_size,
+            max_queue_delay_s=batching.max_queue_delay_ms / 1000.0,
+            on_batch=self.metrics.batch,
+        )
+        self.batcher.start()
+
+    async def close(self) -> None:
+        if self.batcher is not None:
+            await self.batcher.stop()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- routes -------------------------------------------------------------------------
+
+    async def server_metadata(self, request: web.Request) -> web.Response:
+        return web.json_response({"name": SERVER_NAME, "version": __version__, "extensions": []})
+
+    async def live(self, request: web.Request) -> web.Response:
+        return web.json_response({"live": True})
+
+    async def server_ready(self, request: web.Request) -> web.Response:
+        return web.json_response({"ready": self.ready}, status=200 if self.ready else NOT_HEALTHY)
+
+    async def model_ready(self, request: web.Request) -> web.Response:
+        self._check_model(request)
+        return web.json_response(
+            {"name": self.model, "ready": self.ready}, status=200 if self.ready else NOT_HEALTHY
+        )
+
+    async def model_metadata(self, request: web.Request) -> web.Response:
+        self._check_model(request)
+        if self.signature is None:
+            raise ProtocolError(f"model '{self.model}' is still loading", 503)
+        return web.json_response(
+            {
+                "name": self.model,
+                "versions": [self.version],
+                "platform": PLATFORM,
+                "inputs": [spec.to_json() for spec in self.signature.inputs],
+                "outputs": [spec.to_json() for spec in self.signature.outputs],
+            }
+        )
+
+    async def infer(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        with self.metrics.in_flight.track_inprogress():
+            try:
+                status, body = 200, await self._infer(request)
+            except ProtocolError as error:
+                status, body = error.status, {"error": str(error)}
+            except InferenceError as error:
+                status, body = 500, {"error": f"inference failed: {error}"}
+        self.metrics.request(status, time.perf_counter() - started)
+        return web.json_response(body, status=status)
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        response = web.Response(body=self.metrics.render())
+        response.headers["Content-Type"] = self.metrics.content_type
+        return response
+
+    async def _infer(self, request: web.Request) -> dict[str, Any]:
+        self._check_model(request)
+        # Draining servers still answer: requests may reach them until the Service
+        # has noticed they are not ready any more.
+        if self.batcher is None or self.signature is None:
+            raise ProtocolError(f"model '{self.model}' is still loading", 503)
+        if self.faults.next_fails():
+            raise InferenceError(f"injected fault ({FAULT_RATE_ENV}={self.faults.rate})")
+        try:
+            body = await request.json()
+        except ValueError as error:
+            raise ProtocolError(f"the request body is not JSON: {error}") from None
+        parsed = parse_infer_request(body, self.signature)
+        outputs = await self.batcher.infer(parsed.inputs, parsed.rows)
+        return infer_response(self.model, self.version, parsed, outputs)
+
+    def _check_model(self, request: web.Request) -> None:
+        name, version = request.match_info["model"], request.match_info.get("version")
+        if name != self.model:
+            raise ProtocolError(f"unknown model '{name}'; this server serves '{self.model}'", 404)
+        if version is not None and version != self.version:
+            raise ProtocolError(
+                f"model '{name}' has no version '{version}' here; this server serves version "
+                f"{self.version}",
+                404,
+            )
+
+
+def _load(artifact: ArtifactSpec) -> tuple[Runner, Signature]:
+    """Runs on the forward thread: nothing is loaded before the digest matches."""
+    try:
+        path = fetch(artifact.uri)
+        verify(path, artifact.digest)
+    except DigestMismatch as error:
+        raise LoadFailure("DigestMismatch", str(error), PERMANENT) from None
+    except StorageError as error:
+        # Perhaps not written yet: worth a restart.
+        raise LoadFailure("ArtifactNotFound", str(error), TRANSIENT) from None
+    log.info("artifact %s verified (%s)", artifact.uri, artifact.digest)
+    _fit_threads_to_cpu_limit()
+    try:
+        runner = load_runner(path, artifact)
+    except Exception as error:
+        raise LoadFailure("ModelLoadError", f"{type(error).__name__}: {error}", PERMANENT) from None
+    try:
+        signature = runner.warm_up()
+    except Exception as error:
+        raise LoadFailure("WarmupFailed", f"{type(error).__name__}: {error}", PERMANENT) from None
+    log.info("model loaded and warmed up: inputs %s", [s.to_json() for s in signature.inputs])
+    return runner, signature
+
+
+def _fit_threads_to_cpu_limit() -> None:
+    """Runs on the forward thread, whose thread pool size this sets (OpenMP's is per
+    calling thread). OMP_NUM_THREADS, when set, is the user's choice and wins."""
+    limit = cpu_limit()
+    if limit is not None and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(min(torch.get_num_threads(), limit))

@@ -1,0 +1,169 @@
+"""`torchyard workload train`: the pod's process, torch's elastic launcher in-process.
+
+It turns the operator's environment into torchrun arguments, runs
+`torch.distributed.run` (the same code as the `torchrun` command) in this process, and
+around it: serves replica 0's progress over HTTP, and turns the workers' exits into the
+pod's exit code and termination message. See the package docstring for the contract.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torchyard.api.training import TrainingJobSpec
+from torchyard.workloads.report import PERMANENT, PermanentError, write_result
+from torchyard.workloads.train.progress import progress_file, progress_port, serve_progress
+from torchyard.workloads.train.spec import read_training_spec
+
+log = logging.getLogger("torchyard.train.launcher")
+
+WORKER_MODULE = "torchyard.workloads.train.worker"
+RENDEZVOUS_TIMEOUT_ENV = "TORCHYARD_RENDEZVOUS_TIMEOUT"
+# Replicas may start minutes apart (scheduling, image pulls); the others wait this long
+# for replica 0's store before the attempt fails.
+DEFAULT_RENDEZVOUS_TIMEOUT = 900
+DEFAULT_MASTER_PORT = 29500
+
+
+@dataclass(frozen=True)
+class Launch:
+    """This pod's place in the job, from the operator's environment."""
+
+    nnodes: int
+    nproc_per_node: int
+    node_rank: int
+    master_addr: str
+    master_port: int
+    rendezvous_timeout: int
+
+    def torchrun_args(self) -> list[str]:
+        return [
+            f"--nnodes={self.nnodes}",
+            f"--nproc-per-node={self.nproc_per_node}",
+            f"--node-rank={self.node_rank}",
+            f"--master-addr={self.master_addr}",
+            f"--master-port={self.master_port}",
+            # Static: node rank = replica index, store on replica 0 (see the package
+            # docstring for why not c10d).
+            "--rdzv-backend=static",
+            f"--rdzv-conf=timeout={self.rendezvous_timeout}",
+            # Restarts are the operator's: a failed rank fails the pod, and the operator
+            # replaces every pod of the attempt together (gang), resuming from the last
+            # checkpoint. An in-pod restart could not rejoin the other pods' ranks.
+            "--max-restarts=0",
+            "--module",
+            WORKER_MODULE,
+        ]
+
+
+def _first(env: Mapping[str, str], *names: str) -> str | None:
+    return next((env[name] for name in names if env.get(name)), None)
+
+
+def launch_from(env: Mapping[str, str], spec: TrainingJobSpec) -> Launch:
+    """Read the launch from MASTER_ADDR, MASTER_PORT, WORLD_SIZE, NODE_RANK and
+    NPROC_PER_NODE (or their PET_* forms); absent ones default to the spec's replicas
+    and procsPerReplica on 127.0.0.1, so one replica also runs outside a cluster."""
+    parallelism = spec.parallelism
+    nproc = int(
+        _first(env, "NPROC_PER_NODE", "PET_NPROC_PER_NODE") or parallelism.procs_per_replica
+    )
+    world = _first(env, "WORLD_SIZE")
+    nnodes = int(
+        _first(env, "PET_NNODES") or (int(world) // nproc if world else parallelism.replicas)
+    )
+    if world and int(world) != nnodes * nproc:
+        raise PermanentError(
+            "LaunchMismatch", f"WORLD_SIZE {world} is not {nnodes} nodes x {nproc} processes"
+        )
+    if (nnodes, nproc) != (parallelism.replicas, parallelism.procs_per_replica):
+        raise PermanentError(
+            "LaunchMismatch",
+            f"the environment launches {nnodes} replicas x {nproc} processes but the spec's "
+            f"parallelism asks for {parallelism.replicas} x {parallelism.procs_per_replica}",
+        )
+    node_rank = int(_first(env, "NODE_RANK", "PET_NODE_RANK") or 0)
+    if not 0 <= node_rank < nnodes:
+        raise PermanentError("LaunchMismatch", f"NODE_RANK {node_rank} is not in [0, {nnodes})")
+    return Launch(
+        nnodes=nnodes,
+        nproc_per_node=nproc,
+        node_rank=node_rank,
+        master_addr=_first(env, "MASTER_ADDR", "PET_MASTER_ADDR") or "127.0.0.1",
+        master_port=int(_first(env, "MASTER_PORT", "PET_MASTER_PORT") or DEFAULT_MASTER_PORT),
+        rendezvous_timeout=int(env.get(RENDEZVOUS_TIMEOUT_ENV, DEFAULT_RENDEZVOUS_TIMEOUT)),
+    )
+
+
+def failure_result(failures: Mapping[int, Any]) -> tuple[int, dict[str, Any]]:
+    """Exit code and termination message for failed workers (torch's ProcessFailure by
+    global rank). Permanent if any rank said so: its reason and message are kept."""
+    for rank in sorted(failures):
+        failure = failures[rank]
+        if failure.exitcode == PERMANENT:
+            message = failure.error_file_data.get("message")
+            extra = message.get("extraInfo", {}) if isinstance(message, dict) else {}
+            result = extra.get("torchyard") or {"reason": "PermanentError"}
+            return PERMANENT, {**result, "rank": rank}
+    # A rank stopped by a signal was most likely stopped by this launcher after another
+    # rank failed; a rank that exited with a code of its own failed first-hand.
+    rank = min(failures, key=lambda r: (failures[r].exitcode < 0, r))
+    return 1, {
+        "reason": "WorkerFailed",
+        "message": "; ".join(
+            _describe(r, failures[r]) for r in [rank, *sorted(set(failures) - {rank})]
+        )[:2000],
+        "rank": rank,
+    }
+
+
+def _describe(rank: int, failure: Any) -> str:
+    how = (
+        f"signal {failure.signal_name()}"
+        if failure.exitcode < 0
+        else f"exit code {failure.exitcode}"
+    )
+    text = failure.message.get("message") if isinstance(failure.message, dict) else failure.message
+    # torch's placeholder for a failure without an error file says nothing useful.
+    detail = "" if not text or "pytorch.org/docs" in str(text) else f": {str(text)[-600:]}"
+    return f"rank {rank} ended with {how}{detail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s launcher %(levelname)s %(message)s")
+    try:
+        launch = launch_from(os.environ, read_training_spec())
+    except PermanentError as error:
+        log.error("%s: %s", error.reason, error)
+        write_result({"reason": error.reason, "message": str(error)})
+        return PERMANENT
+    server = None
+    if launch.node_rank == 0:
+        # A file left by an earlier container of this pod would be served as current.
+        progress_file().unlink(missing_ok=True)
+        server = serve_progress(progress_file(), progress_port())
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    log.info("torchrun %s", " ".join(launch.torchrun_args()))
+    try:
+        run(parse_args(launch.torchrun_args()))
+    except ChildFailedError as failed:
+        code, result = failure_result(failed.failures)
+        log.error("training failed: %s", json.dumps(result))
+        write_result(result)
+        return code
+    except SignalException as stopped:
+        # Deleted (suspend, a gang restart): the workers were stopped with us.
+        log.warning("stopped by %s", stopped.sigval.name)
+        return 128 + int(stopped.sigval)
+    finally:
+        if server is not None:
+            server.shutdown()
+    return 0

@@ -1,0 +1,122 @@
+"""What every parallelism mode provides to the training loop, and the parts they share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchyard.api.training import Hyperparameters
+from torchyard.workloads.train.distributed import Rank
+
+State = dict[str, Any]
+
+
+@dataclass
+class CheckpointState:
+    """One rank's part of a checkpoint.
+
+    `shared` is identical on every rank (replicated weights and optimizer state): rank 0
+    writes it once and every rank reads it. `own` is what only this rank holds (a
+    pipeline stage, an optimizer shard): each rank writes and reads its own.
+    """
+
+    shared: State | None = None
+    own: State = field(default_factory=dict)
+
+
+class Strategy(ABC):
+    """One parallelism mode: how a step is computed and what each rank holds."""
+
+    mode: str
+
+    def __init__(self, rank: Rank, global_batch: int) -> None:
+        self.rank = rank
+        self.global_batch = global_batch
+
+    @abstractmethod
+    def local_samples(self, indices: torch.Tensor) -> torch.Tensor:
+        """The samples of a global batch this rank feeds to its model part."""
+
+    @abstractmethod
+    def train_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One optimizer step. Returns this rank's share of the step's loss (a detached
+        scalar): summed over all ranks it is the mean loss over the global batch."""
+
+    @abstractmethod
+    def checkpoint_state(self) -> CheckpointState:
+        """This rank's part of a checkpoint (tensors may stay on the device)."""
+
+    @abstractmethod
+    def restore(self, shared: State | None, own: State | None) -> None:
+        """Load what checkpoint_state returned, on every rank."""
+
+    @abstractmethod
+    def full_state_dict(self) -> State | None:
+        """The whole model's weights on rank 0 (CPU), None elsewhere. Collective."""
+
+    @abstractmethod
+    def held_parameters(self) -> int:
+        """Parameters this rank keeps in memory."""
+
+    @abstractmethod
+    def optimizer_state_bytes(self) -> int:
+        """Bytes of optimizer state this rank keeps in memory."""
+
+    def layout(self) -> State:
+        """What a checkpoint must have been written with for this mode to restore it."""
+        return {"mode": self.mode, "world": self.rank.world}
+
+
+def make_optimizer(params: Iterable[nn.Parameter], hp: Hyperparameters) -> torch.optim.Optimizer:
+    if hp.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    if hp.optimizer == "adam":
+        return torch.optim.Adam(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    return torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
+
+
+def loss_share(logits: torch.Tensor, labels: torch.Tensor, global_batch: int) -> torch.Tensor:
+    """This rank's share of the global batch's mean cross-entropy: its samples' summed
+    loss over the global batch size, so shares of uneven size still add up exactly."""
+    return nn.functional.cross_entropy(logits, labels, reduction="sum") / global_batch
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer | None) -> int:
+    if optimizer is None:
+        return 0
+    return sum(
+        value.numel() * value.element_size()
+        for state in optimizer.state.values()
+        for value in state.values()
+        if isinstance(value, torch.Tensor)
+    )
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def rng_state() -> State:
+    state: State = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng(state: State | None) -> None:
+    """Restore the random generators, so that a resumed run draws the same numbers
+    (dropout, random augmentations) as an uninterrupted one would have."""
+    if not state:
+        return
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def to_cpu(state: State) -> State:
+    return {key: value.detach().cpu() for key, value in state.items()}

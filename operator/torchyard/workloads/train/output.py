@@ -1,0 +1,53 @@
+"""The trained model as a torchyard artifact that CompressionJob and ModelVersion read.
+
+The artifact names the same architecture as the model the job started from (its factory
+or Hugging Face config, and any transforms a previous job applied) with the trained
+weights, so `workloads.artifacts.load_artifact` rebuilds it anywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from torchyard.api.common import ModelSource
+from torchyard.storage import Artifact, fetch, read_manifest
+from torchyard.workloads.artifacts import BASE_DIR, save_artifact
+from torchyard.workloads.report import PermanentError
+
+
+def check_rebuildable(source: ModelSource) -> None:
+    """Refuse, before training, a model whose architecture an artifact cannot describe."""
+    if source.format == "torchscript":
+        raise PermanentError(
+            "UnsupportedModelFormat",
+            "model.format torchscript cannot be trained into a torchyard artifact (a "
+            "scripted module does not say how to rebuild it); give the weights as "
+            "safetensors or state_dict with a factory, or a torchyard artifact",
+        )
+
+
+def architecture(source: ModelSource) -> tuple[dict[str, Any], list[dict[str, Any]], Path | None]:
+    """(base, transforms, Hugging Face files) describing the source model's structure."""
+    if source.format == "torchyard":
+        path = fetch(source.uri)
+        manifest = read_manifest(path)
+        base = manifest["base"]
+        files = path / base["huggingface"] if "huggingface" in base else None
+        return base, list(manifest.get("transforms", [])), files
+    if source.format == "huggingface":
+        return {"huggingface": BASE_DIR}, [], fetch(source.uri)
+    assert source.factory is not None, "the API requires a factory for weights-only formats"
+    return {"factory": source.factory}, [], None
+
+
+def save_trained(
+    uri: str, model: nn.Module, source: ModelSource, figures: dict[str, Any]
+) -> Artifact:
+    base, transforms, files = architecture(source)
+    extra = {"source": {"uri": source.uri, "format": source.format}, "training": figures}
+    return save_artifact(
+        uri, model, base=base, transforms=transforms, extra=extra, base_files=files
+    )

@@ -1,0 +1,103 @@
+"""One training process (a rank), as torch's elastic launcher starts it.
+
+Run as `python -m torchyard.workloads.train.worker` by the launcher (never by hand: it
+reads RANK, WORLD_SIZE and LOCAL_RANK, which the launcher sets). Exit codes: 0 done,
+PERMANENT (3) for a failure retrying cannot fix, anything else transient. A permanent
+failure is written to the launcher's error file for this rank (TORCHELASTIC_ERROR_FILE),
+from which the launcher builds the pod's termination message; rank 0 writes the
+termination message of a success itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from torch.distributed.elastic.multiprocessing.errors import record
+
+from torchyard.workloads.report import PERMANENT, PermanentError, write_result
+from torchyard.workloads.train import distributed, modes
+from torchyard.workloads.train.checkpoint import CheckpointStore
+from torchyard.workloads.train.inputs import check_fit, load_data, load_initial_model
+from torchyard.workloads.train.runner import Runner
+from torchyard.workloads.train.spec import read_training_spec
+
+log = logging.getLogger("torchyard.train")
+
+ERROR_FILE_ENV = "TORCHELASTIC_ERROR_FILE"
+
+
+def train() -> dict[str, Any] | None:
+    spec = read_training_spec()
+    rank = distributed.from_environment(spec.parallelism.backend)
+    _configure_logging(rank.rank)
+    # Everything that can be wrong with the inputs is found before joining the group.
+    inputs = load_data(spec)
+    model = load_initial_model(spec)
+    check_fit(spec, model, inputs, rank.world)
+    store = CheckpointStore(spec.checkpoint.uri, rank) if spec.checkpoint else None
+    if rank.is_leader:
+        log.info(
+            "mode %s on %d ranks (%s), %d steps of %d samples",
+            spec.parallelism.mode,
+            rank.world,
+            rank.backend,
+            inputs.schedule.total_steps,
+            inputs.schedule.global_batch,
+        )
+    distributed.start(rank)
+    try:
+        strategy = modes.create(spec.parallelism.mode, model, spec.hyperparameters, rank)
+        del model  # mode model keeps only its stage of it
+        return Runner(spec, rank, inputs, strategy, store).run()
+    finally:
+        distributed.stop()
+
+
+def record_permanent(error: PermanentError) -> None:
+    """Hand a permanent failure to the launcher (or, run alone, report it directly)."""
+    failure = {"reason": error.reason, "message": str(error), **error.details}
+    path = os.environ.get(ERROR_FILE_ENV)
+    if not path:
+        write_result(failure)
+        return
+    # The launcher's format (torch.distributed.elastic ProcessFailure), with the
+    # termination message under extraInfo.
+    data = {
+        "message": {
+            "message": f"{error.reason}: {error}",
+            "extraInfo": {"timestamp": str(int(time.time())), "torchyard": failure},
+        }
+    }
+    with open(path, "w") as handle:
+        json.dump(data, handle)
+
+
+def _configure_logging(rank: int) -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s rank {rank} %(levelname)s %(message)s",
+        stream=sys.stdout,
+        force=True,
+    )
+
+
+@record  # any other exception: its traceback reaches the launcher's failure message
+def main() -> int:
+    try:
+        result = train()
+    except PermanentError as error:
+        log.error("%s: %s", error.reason, error)
+        record_permanent(error)
+        return PERMANENT
+    if result is not None:
+        write_result(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
