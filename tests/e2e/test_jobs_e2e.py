@@ -1,0 +1,213 @@
+"""kubectl apply of a CompressionJob / TrainingJob -> real pods -> real torch -> status.
+
+The operator runs as its ServiceAccount against the local cluster whose node agent runs
+the pods as processes; models and outputs live on PersistentVolumeClaims.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.cluster.torchyard import (
+    OPERATOR_ACCOUNT,
+    OPERATOR_NAMESPACE,
+    get,
+    install,
+    running_operator,
+)
+from torchyard.api.common import DatasetSource
+from torchyard.storage import compute_digest
+from torchyard.workloads.datasets import load_dataset
+from torchyard.workloads.models import mlp
+
+FACTORY = "torchyard.workloads.models:mlp"
+
+
+@pytest.fixture(scope="module")
+def operator(cluster, tmp_path_factory):
+    install(cluster.cp)
+    kubeconfig = cluster.cp.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with running_operator(cluster.cp, kubeconfig, log):
+        yield log
+
+
+@pytest.fixture(scope="module")
+def trained_model():
+    """A digits MLP trained for a few hundred steps, saved where pods can read it."""
+    torch.manual_seed(0)
+    data = load_dataset(DatasetSource(uri="builtin://digits"))
+    model = mlp()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(data.features), data.labels).backward()
+        optimizer.step()
+    # Pods see the host's files read-only (not /tmp, which is their own emptyDir).
+    directory = Path("/opt") / f"torchyard-e2e-{secrets.token_hex(4)}"
+    directory.mkdir(parents=True)
+    torch.save(model.state_dict(), directory / "model.pt")
+    os.chmod(directory, 0o755)
+    os.chmod(directory / "model.pt", 0o644)
+    yield f"file://{directory}/model.pt"
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _claim(cluster, namespace, name):
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "accessModes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }
+    )
+
+
+def _claim_path(cluster, namespace, claim) -> Path:
+    volume = get(cluster.cp, "pvc", claim, "-n", namespace)["spec"]["volumeName"]
+    return Path(get(cluster.cp, "pv", volume)["spec"]["hostPath"]["path"])
+
+
+def _compression(name, model_uri, **spec):
+    return {
+        "apiVersion": "torchyard.io/v1alpha1",
+        "kind": "CompressionJob",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"uri": model_uri, "format": "state_dict", "factory": FACTORY},
+            "method": "prune",
+            "prune": {"kind": "unstructured", "sparsity": 0.5, "fineTuneSteps": 50},
+            "evaluation": {
+                "dataset": {"uri": "builtin://digits", "split": "test"},
+                "metric": "accuracy",
+                "maxDrop": 0.02,
+            },
+            "output": {"uri": "pvc://models/pruned"},
+            "backoffLimit": 2,
+            **spec,
+        },
+    }
+
+
+def _apply(cluster, namespace, obj):
+    cluster.cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
+
+
+def _wait(cluster, namespace, ref, condition, timeout="300s"):
+    cluster.cp.kubectl(
+        "wait", ref, "-n", namespace, f"--for=condition={condition}", f"--timeout={timeout}"
+    )
+    kind, name = ref.split("/")
+    return get(cluster.cp, kind, name, "-n", namespace)
+
+
+def test_pruning_job_succeeds_with_a_digest_that_matches_the_file(
+    cluster, namespace, operator, trained_model
+):
+    _claim(cluster, namespace, "models")
+    _apply(cluster, namespace, _compression("prune-digits", trained_model))
+    job = _wait(cluster, namespace, "cjob/prune-digits", "Succeeded")
+    result = job["status"]["result"]
+    published = _claim_path(cluster, namespace, "models") / "pruned"
+    assert result["artifact"]["digest"] == compute_digest(published)
+    assert result["after"]["sparsity"] >= 0.45
+    assert result["metricDrop"] <= 0.02
+    assert job["status"]["attempts"] == 1
+
+
+def test_quality_gate_failure_fails_at_once_and_publishes_nothing(
+    cluster, namespace, operator, trained_model
+):
+    _claim(cluster, namespace, "models")
+    job = _compression("too-sparse", trained_model)
+    job["spec"]["prune"] = {"kind": "unstructured", "sparsity": 0.97}
+    job["spec"]["evaluation"]["maxDrop"] = 0.0
+    _apply(cluster, namespace, job)
+    status = _wait(cluster, namespace, "cjob/too-sparse", "Failed")["status"]
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "QualityGateFailed"
+    assert status["attempts"] == 1
+    assert not (_claim_path(cluster, namespace, "models") / "pruned").exists()
+
+
+def test_missing_model_fails_fast_without_retries(cluster, namespace, operator):
+    _claim(cluster, namespace, "models")
+    _apply(cluster, namespace, _compression("no-model", "file:///opt/no-such-model/model.pt"))
+    status = _wait(cluster, namespace, "cjob/no-model", "Failed", "120s")["status"]
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "ModelNotFound"
+    assert status["attempts"] == 1
+
+
+def test_deadline_exceeded(cluster, namespace, operator, trained_model):
+    _claim(cluster, namespace, "models")
+    job = _compression("slow", trained_model, activeDeadlineSeconds=2)
+    job["spec"]["prune"]["fineTuneSteps"] = 100000
+    _apply(cluster, namespace, job)
+    status = _wait(cluster, namespace, "cjob/slow", "Failed", "120s")["status"]
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "DeadlineExceeded"
+
+
+def _training(name, model_uri, **spec):
+    return {
+        "apiVersion": "torchyard.io/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": {
+            "parallelism": {"mode": "data", "replicas": 2},
+            "model": {"uri": model_uri, "format": "state_dict", "factory": FACTORY},
+            "dataset": {"uri": "builtin://digits"},
+            "hyperparameters": {
+                "epochs": 1,
+                "maxSteps": 30,
+                "globalBatchSize": 64,
+                "learningRate": 0.001,
+                "seed": 1,
+            },
+            "checkpoint": {"uri": "pvc://training/ckpt", "intervalSteps": 10},
+            "output": {"uri": "pvc://training/model"},
+            "backoffLimit": 2,
+            **spec,
+        },
+    }
+
+
+def test_two_replica_training_succeeds_with_an_artifact(
+    cluster, namespace, operator, trained_model
+):
+    _claim(cluster, namespace, "training")
+    _apply(cluster, namespace, _training("ddp", trained_model))
+    job = _wait(cluster, namespace, "tjob/ddp", "Succeeded", "400s")
+    published = _claim_path(cluster, namespace, "training") / "model"
+    assert job["status"]["result"]["digest"] == compute_digest(published)
+    assert job["status"].get("restarts", 0) == 0
+
+
+def test_killed_replica_restarts_from_checkpoint(cluster, namespace, operator, trained_model):
+    _claim(cluster, namespace, "training")
+    job = _training("ddp-kill", trained_model)
+    # The last rank dies before step 15 (after the checkpoint at 10), once.
+    job["spec"]["env"] = [{"name": "TORCHYARD_FAULT_AT_STEP", "value": "15"}]
+    _apply(cluster, namespace, job)
+    done = _wait(cluster, namespace, "tjob/ddp-kill", "Succeeded", "500s")
+    assert done["status"]["restarts"] == 1
+    events = get(
+        cluster.cp,
+        "events",
+        "-n",
+        namespace,
+        "--field-selector=involvedObject.name=ddp-kill,reason=Restarting",
+    )["items"]
+    assert events
