@@ -184,11 +184,14 @@ def _training(name, model_uri, **spec):
     }
 
 
+@pytest.mark.parametrize("mode", ["data", "model", "gradient"])
 def test_two_replica_training_succeeds_with_an_artifact(
-    cluster, namespace, operator, trained_model
+    cluster, namespace, operator, trained_model, mode
 ):
     _claim(cluster, namespace, "training")
-    _apply(cluster, namespace, _training("ddp", trained_model))
+    job = _training("ddp", trained_model)
+    job["spec"]["parallelism"]["mode"] = mode
+    _apply(cluster, namespace, job)
     job = _wait(cluster, namespace, "tjob/ddp", "Succeeded", "400s")
     published = _claim_path(cluster, namespace, "training") / "model"
     assert job["status"]["result"]["digest"] == compute_digest(published)
