@@ -1,18 +1,382 @@
-"""Handlers for ModelVersion. For now they validate and accept; the workload comes later."""
+"""Handlers for ModelVersion: serving Deployments, progressive rollout, rollback.
+
+Roles involve every version of a model, so the unit of reconciliation is the model:
+any change to one of its versions, their Deployments or pods, or a clock tick,
+reconciles the whole model. Decisions are pure (torchyard.rollout); this module reads,
+scrapes the candidate's pods for the analysis window, and applies.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
 from typing import Any
 
 import kopf
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.types import PatchType
 
-from torchyard.api.base import GROUP, VERSION
+from torchyard.admission import Event, admit
+from torchyard.api.base import GROUP, VERSION, now
 from torchyard.api.kinds import MODEL_VERSION
-from torchyard.controllers.acceptance import accept
+from torchyard.api.modelversion import ModelVersionSpec
+from torchyard.conditions import set_condition
+from torchyard.controllers import client
+from torchyard.controllers.children import changed_fields, snapshot
+from torchyard.controllers.scrape import scrape
+from torchyard.metrics import ANALYSES, ROLLBACKS, VERSION_HEALTHY, VERSION_WEIGHT, reconciling
+from torchyard.podstatus import phase_of
+from torchyard.resources.serving import (
+    MODEL_LABEL,
+    deployment_name,
+    model_service,
+    model_url,
+    serving_deployment,
+)
+from torchyard.rollout import (
+    Counters,
+    Observed,
+    PodFailure,
+    RolloutState,
+    VersionView,
+    assign_roles,
+    decide,
+    measure,
+    replica_plan,
+)
+from torchyard.validation import InvalidSpec, parse_spec
+
+OWNER_LABEL = f"{GROUP}/modelversion"
+PLURAL = MODEL_VERSION.plural
+PERMANENT_EXIT = 3
+_locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+# Start of each candidate's analysis window: its pods' counters when it began.
+_windows: dict[tuple[str, str], dict[str, Counters]] = {}
 
 
-@kopf.on.resume(GROUP, VERSION, MODEL_VERSION.plural)
-@kopf.on.create(GROUP, VERSION, MODEL_VERSION.plural)
-@kopf.on.update(GROUP, VERSION, MODEL_VERSION.plural, field="spec")
-def reconcile_model_version(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    accept(MODEL_VERSION, body, patch)
+@kopf.index("v1", "pods", labels={OWNER_LABEL: kopf.PRESENT})
+def serving_pods(
+    namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(namespace, labels[OWNER_LABEL]): snapshot(body)}
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+async def model_version_changed(
+    namespace: str, spec: kopf.Spec, serving_pods: kopf.Index, **_: Any
+) -> None:
+    await reconcile_model(namespace, str(spec.get("model")), serving_pods)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={MODEL_LABEL: kopf.PRESENT})
+@kopf.on.event("v1", "pods", labels={MODEL_LABEL: kopf.PRESENT})
+async def serving_child_changed(
+    namespace: str, labels: kopf.Labels, serving_pods: kopf.Index, **_: Any
+) -> None:
+    await reconcile_model(namespace, labels[MODEL_LABEL], serving_pods)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=2.0)
+async def model_version_clock(
+    namespace: str, spec: kopf.Spec, serving_pods: kopf.Index, **_: Any
+) -> None:
+    # Analyses, timed pauses and missed events are driven from here.
+    await reconcile_model(namespace, str(spec.get("model")), serving_pods)
+
+
+async def reconcile_model(namespace: str, model: str, pods_index: kopf.Index) -> None:
+    async with _locks[(namespace, model)]:
+        with reconciling(MODEL_VERSION.kind):
+            await _reconcile(namespace, model, pods_index)
+
+
+async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> None:
+    listed = client.api().list(client.RESOURCES[MODEL_VERSION.kind], namespace=namespace)
+    bodies = [obj.to_dict() async for obj in listed]
+    versions: dict[str, tuple[dict[str, Any], ModelVersionSpec]] = {}
+    for body in bodies:
+        if (body.get("spec") or {}).get("model") != model:
+            continue
+        try:
+            versions[body["metadata"]["name"]] = (body, parse_spec(ModelVersionSpec, body["spec"]))
+        except InvalidSpec:
+            await _admit_only(body)
+    if not versions:
+        return
+    views = [
+        VersionView(
+            name=name,
+            version=spec.version,
+            phase=(body.get("status") or {}).get("phase"),
+            deleting=bool(body["metadata"].get("deletionTimestamp")),
+        )
+        for name, (body, spec) in versions.items()
+    ]
+    roles = assign_roles(views)
+    service = model_service(model, namespace)
+    await client.create(service)
+
+    pods = {name: list(pods_index.get((namespace, name), [])) for name in versions}
+    replicas: dict[str, int] = {}
+    patches: dict[str, dict[str, Any]] = {}
+    events: dict[str, list[Event]] = defaultdict(list)
+    stable = roles.stable
+    stable_spec = versions[stable.name][1] if stable else None
+
+    if roles.candidate is not None:
+        body, spec = versions[roles.candidate.name]
+        key = (namespace, roles.candidate.name)
+        status = dict(body.get("status") or {})
+        ready = _ready(pods[roles.candidate.name])
+        current = await _scrape_all(pods[roles.candidate.name])
+        before = _windows.get(key)
+        measurement = measure(before, current) if before is not None and current else None
+        observed = Observed(
+            now=now(),
+            ready_replicas=ready,
+            measurement=measurement,
+            previous_version=stable.version if stable else None,
+            failure=_pod_failure(pods[roles.candidate.name]),
+        )
+        decision = decide(spec, RolloutState.from_status(status), observed)
+        if decision.restart_window or before is None:
+            _windows[key] = current
+        if decision.analysis is not None:
+            ANALYSES.labels(namespace, model, spec.version, decision.analysis.verdict).inc()
+        plan = replica_plan(
+            decision.weight,
+            candidate_replicas=spec.serving.replicas,
+            stable_replicas=stable_spec.serving.replicas if stable_spec else 0,
+            candidate_ready=ready,
+        )
+        replicas[roles.candidate.name] = plan.candidate
+        if stable is not None:
+            replicas[stable.name] = plan.stable
+        patch = decision.state.to_status() | {
+            "weight": decision.weight,
+            "previousVersion": stable.version if stable else None,
+            "stableVersion": stable.version if stable else None,
+        }
+        conditions = list(status.get("conditions") or [])
+        if decision.reason is not None:
+            conditions = _set(
+                conditions,
+                body,
+                "Progressing",
+                decision.state.phase in ("Progressing", "Paused"),
+                decision.reason,
+                decision.message or "",
+            )
+        failure = observed.failure
+        if failure is not None and failure.reason == "DigestMismatch":
+            conditions = _set(
+                conditions, body, "ArtifactVerified", False, failure.reason, failure.message
+            )
+        if decision.state.phase == "RolledBack":
+            ROLLBACKS.labels(namespace, model, decision.reason or "Rollback").inc()
+        patch["conditions"] = conditions
+        patches[roles.candidate.name] = patch
+        events[roles.candidate.name] += decision.events
+    if stable is not None and stable.name not in replicas:
+        replicas[stable.name] = versions[stable.name][1].serving.replicas
+    if stable is not None:
+        patches.setdefault(stable.name, {}).update(
+            phase="Serving",
+            weight=100
+            - (patches.get(roles.candidate.name, {}).get("weight", 0) if roles.candidate else 0),
+            stableVersion=stable.version,
+            previousVersion=roles.previous.version if roles.previous else None,
+        )
+    for retired in roles.retired:
+        replicas[retired.view.name] = 0
+        patch = patches.setdefault(retired.view.name, {})
+        patch.update(phase=retired.phase, weight=0)
+        if retired.view.phase != retired.phase:
+            events[retired.view.name].append(
+                Event(
+                    "Normal",
+                    retired.reason,
+                    f"version {retired.view.version} is {retired.phase.lower()}: it runs no pods",
+                )
+            )
+
+    for name, count in replicas.items():
+        body, spec = versions[name]
+        await _scale(body, spec, count)
+    for name, (body, spec) in versions.items():
+        if body["metadata"].get("deletionTimestamp"):
+            continue
+        patch = patches.setdefault(name, {})
+        await _finish(body, spec, pods[name], replicas.get(name, 0), patch, events[name])
+
+
+def _ready(pods: list[dict[str, Any]]) -> int:
+    return sum(
+        1
+        for pod in pods
+        if phase_of(pod) == "Running"
+        and any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (pod.get("status") or {}).get("conditions") or []
+        )
+    )
+
+
+def _pod_failure(pods: list[dict[str, Any]]) -> PodFailure | None:
+    """A permanent failure a serving container reported (exit 3, reason in its message)."""
+    import json
+
+    for pod in pods:
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            for state in (container.get("state") or {}, container.get("lastState") or {}):
+                ended = state.get("terminated")
+                if ended and ended.get("exitCode") == PERMANENT_EXIT:
+                    try:
+                        said = json.loads(ended.get("message") or "{}")
+                    except ValueError:
+                        said = {}
+                    return PodFailure(
+                        str(said.get("reason") or "ServingFailed"),
+                        str(said.get("message") or ended.get("message") or "the server exited"),
+                    )
+    return None
+
+
+async def _scrape_all(pods: list[dict[str, Any]]) -> dict[str, Counters]:
+    found: dict[str, Counters] = {}
+    for pod in pods:
+        ip = (pod.get("status") or {}).get("podIP")
+        if ip and phase_of(pod) == "Running":
+            text = await scrape(ip)
+            if text is not None:
+                found[pod["metadata"]["name"]] = Counters.parse(text)
+    return found
+
+
+async def _scale(body: dict[str, Any], spec: ModelVersionSpec, count: int) -> None:
+    metadata = body["metadata"]
+    name, namespace = metadata["name"], metadata["namespace"]
+    manifest = serving_deployment(name, namespace, spec, count)
+    kopf.adopt(manifest, owner=body)
+    if await client.create(manifest):
+        return
+    try:
+        await client.api().patch(
+            Deployment,
+            deployment_name(name),
+            {"spec": {"replicas": count}},
+            namespace=namespace,
+            patch_type=PatchType.MERGE,
+        )
+    except ApiError as error:
+        if error.status.code != 404:
+            raise
+
+
+def _set(
+    conditions: list[dict[str, Any]],
+    body: dict[str, Any],
+    type: str,
+    ok: bool,
+    reason: str,
+    message: str,
+) -> list[dict[str, Any]]:
+    return set_condition(
+        conditions,
+        type=type,
+        status="True" if ok else "False",
+        reason=reason,
+        message=message,
+        generation=body["metadata"]["generation"],
+        now=now(),
+    )
+
+
+async def _finish(
+    body: dict[str, Any],
+    spec: ModelVersionSpec,
+    pods: list[dict[str, Any]],
+    desired: int,
+    patch: dict[str, Any],
+    events: list[Event],
+) -> None:
+    metadata = body["metadata"]
+    status = dict(body.get("status") or {})
+    verdict = admit(MODEL_VERSION, body["spec"], status, metadata["generation"], now())
+    conditions = patch.pop("conditions", None) or verdict.status_patch["conditions"]
+    merged = {**status, **patch}
+    ready = _ready(pods)
+    phase = merged.get("phase") or "Pending"
+    failure = _pod_failure(pods)
+    if ready:
+        conditions = _set(
+            conditions,
+            body,
+            "ArtifactVerified",
+            True,
+            "DigestMatches",
+            f"{spec.artifact.digest[:19]} verified by the serving pods",
+        )
+    conditions = _set(
+        conditions,
+        body,
+        "Available",
+        ready > 0,
+        "ReplicasReady" if ready else "NoReadyReplicas",
+        f"{ready}/{desired} serving pods ready",
+    )
+    serving = phase == "Serving" and ready > 0
+    conditions = _set(
+        conditions,
+        body,
+        "Ready",
+        serving,
+        "Serving" if serving else phase,
+        f"version {spec.version} answers inference requests"
+        if serving
+        else (failure.message if failure else f"phase {phase}, {ready} pods ready"),
+    )
+    healthy = failure is None and ((merged.get("analysis") or {}).get("verdict") != "Fail")
+    conditions = _set(
+        conditions,
+        body,
+        "Healthy",
+        healthy,
+        "Healthy" if healthy else (failure.reason if failure else "AnalysisFailed"),
+        "no failed analysis"
+        if healthy
+        else (failure.message if failure else "the last analysis failed"),
+    )
+    update = {
+        **patch,
+        "phase": phase,
+        "observedGeneration": metadata["generation"],
+        "conditions": conditions,
+        "readyReplicas": ready,
+        "desiredReplicas": desired,
+        "url": model_url(spec.model, metadata["namespace"]),
+    }
+    update = {key: value for key, value in update.items() if value is not None}
+    changed = changed_fields(status, update)
+    if changed:
+        await client.patch_status(MODEL_VERSION, metadata["namespace"], metadata["name"], changed)
+    labels = (metadata["namespace"], spec.model, spec.version)
+    VERSION_WEIGHT.labels(*labels).set(float(update.get("weight") or 0))
+    VERSION_HEALTHY.labels(*labels).set(1.0 if healthy else 0.0)
+    for event in [*verdict.events, *events]:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+async def _admit_only(body: dict[str, Any]) -> None:
+    metadata = body["metadata"]
+    status = dict(body.get("status") or {})
+    verdict = admit(MODEL_VERSION, body["spec"], status, metadata["generation"], now())
+    changed = changed_fields(status, verdict.status_patch)
+    if changed:
+        await client.patch_status(MODEL_VERSION, metadata["namespace"], metadata["name"], changed)
+    for event in verdict.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)

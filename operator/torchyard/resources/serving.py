@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from torchyard.api.base import GROUP
-from torchyard.api.modelversion import ModelVersionSpec
+from torchyard.api.modelversion import ModelVersionSpec, RolloutSpec
 from torchyard.resources.pods import MANAGED_BY, owner_labels, worker_pod
 from torchyard.resources.volumes import claim_volumes, claims_in
 from torchyard.storage import DEFAULT_PVC_ROOT, PVC_ROOT_ENV
@@ -39,6 +39,17 @@ def serving_deployment(
     name: str, namespace: str, spec: ModelVersionSpec, replicas: int
 ) -> dict[str, Any]:
     labels = {**owner_labels(KIND, name), MODEL_LABEL: spec.model, SERVING_LABEL: "true"}
+    # Only what the server needs: rollout controls and replica counts change often and
+    # must not change the pod template (that would restart every serving pod).
+    served = spec.model_copy(
+        update={
+            "paused": False,
+            "promote": False,
+            "rollback": False,
+            "rollout": RolloutSpec(),
+            "serving": spec.serving.model_copy(update={"replicas": 1}),
+        }
+    )
     volumes, mounts = claim_volumes(claims_in([spec.artifact.uri]))
     pod = worker_pod(
         name=deployment_name(name),
@@ -46,9 +57,11 @@ def serving_deployment(
         labels=labels,
         args=["workload", "serve"],
         env={
-            SPEC_ENV: json.dumps(spec.to_k8s(), sort_keys=True),
+            SPEC_ENV: json.dumps(served.to_k8s(), sort_keys=True),
             PVC_ROOT_ENV: DEFAULT_PVC_ROOT,
             "TORCHYARD_PORT": str(PORT),
+            # Keep answering briefly after SIGTERM while the endpoint is withdrawn.
+            "TORCHYARD_DRAIN_DELAY_SECONDS": "3",
         },
         resources=spec.serving.resources,
         restart_policy="Always",
