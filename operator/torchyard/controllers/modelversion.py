@@ -17,7 +17,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.types import PatchType
 
-from torchyard.admission import Event, admit
+from torchyard.admission import ACCEPTED, Event, admit
 from torchyard.api.base import GROUP, VERSION, now
 from torchyard.api.kinds import MODEL_VERSION
 from torchyard.api.modelversion import ModelVersionSpec
@@ -307,7 +307,12 @@ async def _finish(
     metadata = body["metadata"]
     status = dict(body.get("status") or {})
     verdict = admit(MODEL_VERSION, body["spec"], status, metadata["generation"], now())
-    conditions = patch.pop("conditions", None) or verdict.status_patch["conditions"]
+    # Admission owns Accepted; the rollout decision owns the conditions it set.
+    by_type = {c["type"]: c for c in verdict.status_patch["conditions"]}
+    for condition in patch.pop("conditions", None) or []:
+        if condition["type"] != ACCEPTED:
+            by_type[condition["type"]] = condition
+    conditions = list(by_type.values())
     merged = {**status, **patch}
     ready = _ready(pods)
     phase = merged.get("phase") or "Pending"
