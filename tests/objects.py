@@ -176,6 +176,12 @@ INVALID: tuple[Invalid, ...] = (
     Invalid("promote-and-rollback", "ModelVersion", _promote_and_rollback, "spec.rollback"),
     Invalid("version-format", "ModelVersion", _set("version", "latest"), "spec.version"),
     Invalid(
+        "reserved-env",
+        "ModelVersion",
+        _set("serving.env", [{"name": "TORCHYARD_SPEC", "value": "{}"}]),
+        "spec.serving.env[0].name",
+    ),
+    Invalid(
         "name-too-long",
         "TrainingJob",
         lambda spec: None,

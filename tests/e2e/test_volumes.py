@@ -22,6 +22,8 @@ def _claim(name, namespace):
 
 
 def _with_claim(pod, claim):
+    # A failing script's traceback becomes the termination message the assertion shows.
+    pod["spec"]["containers"][0]["terminationMessagePolicy"] = "FallbackToLogsOnError"
     pod["spec"]["volumes"] = [{"name": "models", "persistentVolumeClaim": {"claimName": claim}}]
     pod["spec"]["containers"][0]["volumeMounts"] = [
         {"name": "models", "mountPath": "/mnt/pvc/models"}
@@ -41,7 +43,7 @@ def test_two_pods_sharing_a_claim_see_each_others_files(cluster, namespace):
     )
     cluster.apply(writer)
     pod = cluster.wait_phase("writer", namespace, "Succeeded", "Failed", timeout=90)
-    assert pod["status"]["phase"] == "Succeeded", container_status(pod)
+    assert pod["status"]["phase"] == "Succeeded", json.dumps(pod["status"], indent=1)
     reader = _with_claim(
         python_pod(
             "reader",
@@ -56,7 +58,7 @@ def test_two_pods_sharing_a_claim_see_each_others_files(cluster, namespace):
     cluster.apply(reader)
     pod = cluster.wait_phase("reader", namespace, "Succeeded", "Failed")
     ended = container_status(pod)["state"]["terminated"]
-    assert pod["status"]["phase"] == "Succeeded", ended
+    assert pod["status"]["phase"] == "Succeeded", json.dumps(pod["status"], indent=1)
     assert ended["message"] == "written by writer"
     claim = json.loads(
         cluster.cp.kubectl("get", "pvc", "models", "-n", namespace, "-o", "json").stdout
@@ -116,7 +118,7 @@ def test_config_map_secret_and_downward_api_volumes(cluster, namespace):
     cluster.apply(pod)
     pod = cluster.wait_phase("files", namespace, "Succeeded", "Failed")
     ended = container_status(pod)["state"]["terminated"]
-    assert pod["status"]["phase"] == "Succeeded", ended
+    assert pod["status"]["phase"] == "Succeeded", json.dumps(pod["status"], indent=1)
     assert json.loads(ended["message"]) == {
         "batch": "32",
         "key": "s3cret",

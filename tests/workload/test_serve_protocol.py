@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+
 import pytest
 import torch
 
@@ -18,6 +21,7 @@ from tests.workload.serving import (
     text,
 )
 from torchyard.rollout import Counters
+from torchyard.workloads.serve.server import VERSION_HEADER
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +146,12 @@ def test_metrics_count_requests_errors_latency_and_batches(server):
     # What the rollout analysis reads: 5 requests, none of them the server's fault.
     assert (window.requests, window.server_errors) == (5, 0)
     assert window.latency_buckets[-1][1] == 5
+
+
+def test_every_answer_names_the_version_that_gave_it(server):
+    with urllib.request.urlopen(f"{server.url}/v2/health/ready") as response:
+        assert response.headers[VERSION_HEADER] == "2"
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(f"{server.url}/v2/models/resnet")
+    assert error.value.code == 404
+    assert error.value.headers[VERSION_HEADER] == "2"

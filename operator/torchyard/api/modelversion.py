@@ -111,6 +111,33 @@ class BatchingSpec(ApiModel):
     """Longest a request waits for others to fill a batch."""
 
 
+RESERVED_ENV = ("TORCHYARD_SPEC", "TORCHYARD_PVC_ROOT", "TORCHYARD_PORT")
+"""Variables the operator sets on serving pods; a user's value would break them."""
+_NOT_RESERVED = Cel(
+    rule="!(self.name in " + str(list(RESERVED_ENV)) + ")",
+    message="name is reserved: the operator sets "
+    + ", ".join(RESERVED_ENV)
+    + " on serving pods; choose another name",
+    field_path=".name",
+    reason="FieldValueForbidden",
+)
+
+
+class EnvVar(ApiModel, json_schema_extra=cel_rules(_NOT_RESERVED)):
+    """An environment variable of the serving container (not for secrets: it is in spec)."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=128)
+    """Name of the variable, e.g. OMP_NUM_THREADS."""
+    value: str = Field(default="", max_length=4096)
+    """Its value."""
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> EnvVar:
+        if self.name in RESERVED_ENV:
+            raise ValueError(f"name: {_NOT_RESERVED.message}")
+        return self
+
+
 class ServingSpec(ApiModel):
     """The pods that serve this version."""
 
@@ -120,6 +147,13 @@ class ServingSpec(ApiModel):
     """Compute resources of each serving pod."""
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
     """Dynamic batching."""
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Extra environment of the serving container (thread counts, log levels). Changing
+    it restarts the version's serving pods."""
 
 
 _NOT_BOTH = Cel(

@@ -268,7 +268,9 @@ async def _scale(body: dict[str, Any], spec: ModelVersionSpec, count: int) -> No
         await client.api().patch(
             Deployment,
             deployment_name(name),
-            {"spec": {"replicas": count}},
+            # The template too: a serving change (env, resources, batching) rolls the
+            # version's pods; an unchanged one is a no-op for the Deployment controller.
+            {"spec": {"replicas": count, "template": manifest["spec"]["template"]}},
             namespace=namespace,
             patch_type=PatchType.MERGE,
         )

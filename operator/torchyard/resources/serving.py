@@ -57,11 +57,12 @@ def serving_deployment(
         labels=labels,
         args=["workload", "serve"],
         env={
+            # Keep answering briefly after SIGTERM while the endpoint is withdrawn.
+            "TORCHYARD_DRAIN_DELAY_SECONDS": "3",
+            **{var.name: var.value for var in spec.serving.env},
             SPEC_ENV: json.dumps(served.to_k8s(), sort_keys=True),
             PVC_ROOT_ENV: DEFAULT_PVC_ROOT,
             "TORCHYARD_PORT": str(PORT),
-            # Keep answering briefly after SIGTERM while the endpoint is withdrawn.
-            "TORCHYARD_DRAIN_DELAY_SECONDS": "3",
         },
         resources=spec.serving.resources,
         restart_policy="Always",

@@ -39,8 +39,7 @@ from torchyard.rollout.replicas import replicas_for
 
 FINAL_PHASES = ("Superseded", "RolledBack", "Failed")
 STEP_START_FIELD = "stepStartTime"
-"""status field the step's start is kept in. NOT YET IN ModelVersionStatus: the API must
-gain it (a Timestamp) or the API server prunes it and timed pauses never end."""
+"""status field the step's start is kept in (ModelVersionStatus.step_start_time)."""
 POLL_SECONDS = 5.0
 """How soon to look again while waiting for pods (their changes also wake the controller)."""
 

@@ -38,6 +38,10 @@ NOT_HEALTHY = 400
 TRANSIENT = 1
 
 
+VERSION_HEADER = "X-Model-Version"
+"""On every response: the version of the model that answered."""
+
+
 class LoadFailure(Exception):
     """The model cannot be served; `reason` goes into the termination message."""
 
@@ -99,7 +103,13 @@ class ModelServer:
             app.router.add_get(f"{prefix}/ready", self.model_ready)
             app.router.add_post(f"{prefix}/infer", self.infer)
         app.router.add_get("/metrics", self.prometheus)
+        app.on_response_prepare.append(self._stamp_version)
         return app
+
+    async def _stamp_version(self, request: web.Request, response: web.StreamResponse) -> None:
+        # Errors carry no model_version in their body; behind the model's Service, a
+        # client (or an e2e test) still learns which version answered.
+        response.headers[VERSION_HEADER] = self.version
 
     # -- life ---------------------------------------------------------------------------
 
