@@ -112,11 +112,12 @@ def _wait(cluster, namespace, ref, condition, timeout="300s"):
     return get(cluster.cp, kind, name, "-n", namespace)
 
 
-def test_pruning_job_succeeds_with_a_digest_that_matches_the_file(
+def test_pruning_job_succeeds_and_its_registered_version_serves(
     cluster, namespace, operator, trained_model
 ):
     _claim(cluster, namespace, "models")
-    _apply(cluster, namespace, _compression("prune-digits", trained_model))
+    register = {"registerAs": {"model": "digits", "version": "1"}}
+    _apply(cluster, namespace, _compression("prune-digits", trained_model, **register))
     job = _wait(cluster, namespace, "cjob/prune-digits", "Succeeded")
     result = job["status"]["result"]
     published = _claim_path(cluster, namespace, "models") / "pruned"
@@ -124,6 +125,15 @@ def test_pruning_job_succeeds_with_a_digest_that_matches_the_file(
     assert result["after"]["sparsity"] >= 0.45
     assert result["metricDrop"] <= 0.02
     assert job["status"]["attempts"] == 1
+
+    # registerAs: the artifact, with its digest, becomes the model's serving version.
+    version = _wait(cluster, namespace, "mv/digits-v1", "Ready", timeout="240s")
+    assert version["spec"]["artifact"]["digest"] == result["artifact"]["digest"]
+    assert version["spec"]["artifact"]["uri"] == "pvc://models/pruned"
+    assert version["status"]["phase"] == "Serving"
+    assert version["metadata"]["labels"]["torchyard.io/registered-by"] == (
+        "compressionjob.prune-digits"
+    )
 
 
 def test_quality_gate_failure_fails_at_once_and_publishes_nothing(

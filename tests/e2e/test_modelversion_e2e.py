@@ -1,11 +1,14 @@
 """ModelVersions served by real server pods on the local cluster: first version, a digest
-mismatch that is never served, promotion and manual rollback."""
+mismatch that is never served, promotion, pause, manual and automatic rollback, deleting
+the serving version; a client sends requests through the model's Service meanwhile."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from tests.cluster.torchyard import (
     running_operator,
     wait_until,
 )
+from tests.e2e.conftest import python_pod
 from torchyard.workloads.artifacts import save_artifact
 from torchyard.workloads.models import mlp
 
@@ -35,20 +39,31 @@ def operator(cluster, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def artifacts():
-    """Two small torchyard artifacts where pods can read them (not /tmp: their emptyDir)."""
+def root():
+    """Where pods can read the test's files (not /tmp: that is their own emptyDir)."""
     root = Path("/opt") / f"torchyard-e2e-{secrets.token_hex(4)}"
     root.mkdir(parents=True)
+    os.chmod(root, 0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def artifacts(root):
+    """Small torchyard artifacts, one per version."""
     found = {}
-    for version in ("1", "2"):
+    for version in ("1", "2", "3"):
         artifact = save_artifact(
             f"file://{root}/v{version}", mlp(), base={"factory": FACTORY, "kwargs": {}}
         )
         found[version] = artifact
     for path in [root, *root.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    yield found
-    shutil.rmtree(root, ignore_errors=True)
+    return found
+
+
+FAST_ANALYSIS = {"intervalSeconds": 3, "failureLimit": 2, "minRequestCount": 5}
+STEPS = [{"setWeight": 50}, {"pause": {"durationSeconds": 2}}]
 
 
 def _version(version, artifact, digest=None, **spec):
@@ -73,6 +88,57 @@ def _apply(cluster, namespace, obj):
 
 def _status(cluster, namespace, name):
     return get(cluster.cp, "mv", name, "-n", namespace).get("status", {})
+
+
+def _condition(status, kind):
+    return next(c for c in status["conditions"] if c["type"] == kind)
+
+
+def _time(stamp):
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _wait_ready(cluster, namespace, name):
+    cluster.cp.kubectl(
+        "wait", f"mv/{name}", "-n", namespace, "--for=condition=Ready", "--timeout=240s"
+    )
+
+
+def _wait_phase(cluster, namespace, name, phase, timeout=240):
+    wait_until(
+        f"{name} {phase}",
+        lambda: _status(cluster, namespace, name).get("phase") == phase,
+        timeout=timeout,
+    )
+    return _status(cluster, namespace, name)
+
+
+def _events(cluster, namespace, name, reason):
+    selector = f"--field-selector=involvedObject.name={name},reason={reason}"
+    return get(cluster.cp, "events", "-n", namespace, selector)["items"]
+
+
+def _start_client(cluster, namespace, stop):
+    """A client of the model's Service that counts answers by version until `stop`."""
+    url = _status(cluster, namespace, "digits-v1")["url"]
+    command = ["python", "-m", "torchyard.workloads.serve.client", url, "--stop-file", str(stop)]
+    client = python_pod(
+        "client",
+        namespace,
+        "",
+        command=[*command, "--output", "/dev/termination-log"],
+        terminationMessagePolicy="FallbackToLogsOnError",
+    )
+    cluster.apply(client)
+    cluster.wait_phase("client", namespace, "Running", timeout=60)
+
+
+def _stop_client(cluster, namespace, stop):
+    stop.touch()
+    pod = cluster.wait_phase("client", namespace, "Succeeded", "Failed", timeout=60)
+    ended = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert pod["status"]["phase"] == "Succeeded", ended
+    return json.loads(ended["message"])
 
 
 def test_first_version_serves_and_is_ready(cluster, namespace, operator, artifacts):
@@ -107,11 +173,9 @@ def test_digest_mismatch_is_never_served_and_v1_keeps_serving(
     assert _status(cluster, namespace, "digits-v1")["phase"] == "Serving"
 
 
-def test_promote_then_manual_rollback(cluster, namespace, operator, artifacts):
+def test_promote_then_roll_back_the_serving_version(cluster, namespace, operator, artifacts):
     _apply(cluster, namespace, _version("1", artifacts["1"]))
-    cluster.cp.kubectl(
-        "wait", "mv/digits-v1", "-n", namespace, "--for=condition=Ready", "--timeout=240s"
-    )
+    _wait_ready(cluster, namespace, "digits-v1")
     _apply(cluster, namespace, _version("2", artifacts["2"]))
     wait_until(
         "v2 at its first step",
@@ -119,19 +183,93 @@ def test_promote_then_manual_rollback(cluster, namespace, operator, artifacts):
         timeout=120,
     )
     _apply(cluster, namespace, _version("2", artifacts["2"], promote=True))
-    cluster.cp.kubectl(
-        "wait", "mv/digits-v2", "-n", namespace, "--for=condition=Ready", "--timeout=240s"
-    )
+    _wait_ready(cluster, namespace, "digits-v2")
+    _wait_phase(cluster, namespace, "digits-v1", "Superseded", timeout=60)
+    assert _events(cluster, namespace, "digits-v2", "Promoted")
+
+    # Rolling back the version that serves restores the one before it.
+    _apply(cluster, namespace, _version("2", artifacts["2"], rollback=True))
+    status = _wait_phase(cluster, namespace, "digits-v2", "RolledBack", timeout=60)
+    _wait_ready(cluster, namespace, "digits-v1")
+    restored = _status(cluster, namespace, "digits-v1")
+    assert restored["phase"] == "Serving" and restored["weight"] == 100
     wait_until(
-        "v1 superseded",
-        lambda: _status(cluster, namespace, "digits-v1").get("phase") == "Superseded",
+        "v2's pods gone",
+        lambda: _status(cluster, namespace, "digits-v2").get("readyReplicas") == 0,
         timeout=60,
     )
-    events = get(
-        cluster.cp,
-        "events",
-        "-n",
-        namespace,
-        "--field-selector=involvedObject.name=digits-v2,reason=Promoted",
-    )["items"]
-    assert events
+    assert status["weight"] == 0
+
+
+def test_pause_holds_the_step_and_rollback_returns_traffic_at_once(
+    cluster, namespace, operator, artifacts
+):
+    _apply(cluster, namespace, _version("1", artifacts["1"]))
+    _wait_ready(cluster, namespace, "digits-v1")
+    _apply(cluster, namespace, _version("2", artifacts["2"], paused=True, rollout={"steps": STEPS}))
+    wait_until(
+        "v2 paused at 50 % with a ready pod",
+        lambda: (
+            (s := _status(cluster, namespace, "digits-v2")).get("phase") == "Paused"
+            and s.get("readyReplicas") == 1
+        ),
+        timeout=240,
+    )
+    status = _status(cluster, namespace, "digits-v2")
+    assert status["weight"] == 50 and status["currentStep"] == 0
+    assert _condition(status, "Progressing")["reason"] == "Paused"
+    assert _events(cluster, namespace, "digits-v2", "Paused")
+
+    rolled_back = _version("2", artifacts["2"], rollback=True, rollout={"steps": STEPS})
+    _apply(cluster, namespace, rolled_back)
+    status = _wait_phase(cluster, namespace, "digits-v2", "RolledBack", timeout=60)
+    progressing = _condition(status, "Progressing")
+    assert progressing["reason"] == "ManualRollback"
+    assert "version 1" in progressing["message"]
+    stable = _status(cluster, namespace, "digits-v1")
+    assert stable["phase"] == "Serving" and stable["weight"] == 100
+    assert _events(cluster, namespace, "digits-v2", "RolledBack")
+
+
+def test_analysis_promotes_v2_rolls_back_failing_v3_and_v2_never_fails_a_client(
+    cluster, namespace, operator, artifacts, root
+):
+    rollout = {"steps": STEPS, "analysis": FAST_ANALYSIS}
+    _apply(cluster, namespace, _version("1", artifacts["1"]))
+    _wait_ready(cluster, namespace, "digits-v1")
+    stop = root / f"stop-{namespace}"
+    _start_client(cluster, namespace, stop)
+
+    # v2 passes an analysis of the client's real traffic at 50 % and is promoted.
+    _apply(cluster, namespace, _version("2", artifacts["2"], rollout=rollout))
+    _wait_ready(cluster, namespace, "digits-v2")
+    v2 = _status(cluster, namespace, "digits-v2")
+    assert v2["analysis"]["verdict"] == "Pass" and v2["analysis"]["requests"] >= 5
+    assert _events(cluster, namespace, "digits-v2", "StepCompleted")
+
+    # v3 answers every inference request with 500: rolled back after failureLimit
+    # failed analyses, with the figures in the message.
+    faulty = {"replicas": 1, "env": [{"name": "TORCHYARD_FAULT_RATE", "value": "1.0"}]}
+    _apply(cluster, namespace, _version("3", artifacts["3"], rollout=rollout, serving=faulty))
+    v3 = _wait_phase(cluster, namespace, "digits-v3", "RolledBack")
+    progressing = _condition(v3, "Progressing")
+    assert progressing["reason"] == "AnalysisFailed"
+    assert "error rate" in progressing["message"] and "version 2" in progressing["message"]
+    assert v3["analysis"]["verdict"] == "Fail" and v3["analysis"]["failures"] == 2
+    limit = FAST_ANALYSIS["intervalSeconds"] * FAST_ANALYSIS["failureLimit"]
+    took = _time(progressing["lastTransitionTime"]) - _time(v3["stepStartTime"])
+    # Whole seconds in status, and the operator looks every 2 s.
+    assert took.total_seconds() <= limit + 4, took
+    assert _condition(v3, "Healthy")["status"] == "False"
+    assert _status(cluster, namespace, "digits-v2")["phase"] == "Serving"
+
+    # Deleting the serving version (from Git) restores v1, which takes over without a gap.
+    cluster.cp.kubectl("delete", "mv/digits-v2", "-n", namespace, "--wait=false")
+    _wait_ready(cluster, namespace, "digits-v1")
+    cluster.wait_gone("mv", "digits-v2", namespace, timeout=120)
+
+    counts = _stop_client(cluster, namespace, stop)
+    assert counts["3"][1] > 0, counts
+    assert counts["2"][0] > 0 and counts["2"][1] == 0, counts
+    assert counts["1"][0] > 0 and counts["1"][1] == 0, counts
+    assert "none" not in counts, counts

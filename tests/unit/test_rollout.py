@@ -434,3 +434,33 @@ def test_versions_are_ordered_number_by_number():
     assert sorted(reversed(ordered), key=version_key) == ordered
     roles = assign_roles(_views(v1_9="Serving", v1_10="Pending"))
     assert roles.candidate and roles.candidate.version == "v1.10"
+
+
+def test_rolling_back_the_serving_version_restores_the_one_before():
+    views = [
+        VersionView("digits-v1", "v1", "Superseded"),
+        VersionView("digits-v2", "v2", "Superseded"),
+        VersionView("digits-v3", "v3", "Serving", rollback=True),
+    ]
+    roles = assign_roles(views)
+    assert roles.stable and roles.stable.version == "v2"
+    assert roles.previous and roles.previous.version == "v1"
+    assert [(r.view.version, r.phase, r.reason) for r in roles.retired] == [
+        ("v1", "Superseded", "Superseded"),
+        ("v3", "RolledBack", "ManualRollback"),
+    ]
+
+
+def test_a_rolled_back_version_is_never_restored():
+    views = [
+        VersionView("digits-v1", "v1", "Superseded"),
+        VersionView("digits-v2", "v2", "Superseded", rollback=True),
+        VersionView("digits-v3", "v3", "Serving", deleting=True),
+    ]
+    roles = assign_roles(views)
+    assert roles.stable and roles.stable.version == "v1"
+
+
+def test_rollback_without_a_previous_version_keeps_the_model_served():
+    roles = assign_roles([VersionView("digits-v1", "v1", "Serving", rollback=True)])
+    assert roles.stable and roles.stable.version == "v1" and roles.retired == ()

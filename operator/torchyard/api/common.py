@@ -97,13 +97,30 @@ class ArtifactRef(ApiModel):
     """Format the artifact was written in."""
 
 
-class RegisterAs(ApiModel):
+_REGISTERED_NAME_FITS = Cel(
+    # The ModelVersion is named <model>-v<version> (dots to dashes) and such names are
+    # at most 50 characters: its serving Deployment is named after it.
+    rule="size(self.model) + size(self.version) <= 48",
+    message="model and version together are at most 48 characters: the ModelVersion "
+    "is named <model>-v<version>, at most 50",
+    field_path=".version",
+    reason="FieldValueInvalid",
+)
+
+
+class RegisterAs(ApiModel, json_schema_extra=cel_rules(_REGISTERED_NAME_FITS)):
     """Register the job's result as a ModelVersion when the job succeeds."""
 
-    model: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    model: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=50)
     """Name of the model the version belongs to."""
     version: str = Field(pattern=r"^v?[0-9]+(\.[0-9]+){0,2}$", max_length=32)
     """Version to register, e.g. 3 or v1.2.0."""
+
+    @model_validator(mode="after")
+    def _name_fits(self) -> RegisterAs:
+        if len(self.model) + len(self.version) > 48:
+            raise ValueError(f"version: {_REGISTERED_NAME_FITS.message}")
+        return self
 
 
 class JobStatusBase(StatusBase):

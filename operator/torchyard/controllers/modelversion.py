@@ -9,6 +9,7 @@ scrapes the candidate's pods for the analysis window, and applies.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from typing import Any
 
@@ -16,9 +17,10 @@ import kopf
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.types import PatchType
+from pydantic import TypeAdapter
 
 from torchyard.admission import ACCEPTED, Event, admit
-from torchyard.api.base import GROUP, VERSION, now
+from torchyard.api.base import GROUP, VERSION, Timestamp, now
 from torchyard.api.kinds import MODEL_VERSION
 from torchyard.api.modelversion import ModelVersionSpec
 from torchyard.conditions import set_condition
@@ -50,6 +52,10 @@ from torchyard.validation import InvalidSpec, parse_spec
 OWNER_LABEL = f"{GROUP}/modelversion"
 PLURAL = MODEL_VERSION.plural
 PERMANENT_EXIT = 3
+HANDOVER_LIMIT_SECONDS = 300
+"""Longest a deleted serving version waits for the restored one before it goes anyway."""
+_TIME = TypeAdapter(Timestamp)
+log = logging.getLogger(__name__)
 _locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 # Start of each candidate's analysis window: its pods' counters when it began.
 _windows: dict[tuple[str, str], dict[str, Counters]] = {}
@@ -65,11 +71,41 @@ def serving_pods(
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
 async def model_version_changed(
     namespace: str, spec: kopf.Spec, serving_pods: kopf.Index, **_: Any
 ) -> None:
     await reconcile_model(namespace, str(spec.get("model")), serving_pods)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def model_version_deleted(
+    namespace: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    meta: kopf.Meta,
+    serving_pods: kopf.Index,
+    **_: Any,
+) -> None:
+    """Deleting the serving version (from Git) restores the previous one; the finalizer
+    keeps the leaving version's pods until the restored version has a ready pod, so the
+    model never stops answering."""
+    stable, ready = await reconcile_model(namespace, str(spec.get("model")), serving_pods)
+    if status.get("phase") != "Serving" or stable is None or ready > 0:
+        return
+    deleted = _TIME.validate_python(meta["deletionTimestamp"])
+    if (now() - deleted).total_seconds() > HANDOVER_LIMIT_SECONDS:
+        log.warning(
+            "version %s leaves before version %s is ready (waited %d s)",
+            spec.get("version"),
+            stable,
+            HANDOVER_LIMIT_SECONDS,
+        )
+        return
+    raise kopf.TemporaryError(
+        f"keeping version {spec.get('version')}'s pods until the restored version "
+        f"({stable}) has a ready pod",
+        delay=2,
+    )
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={MODEL_LABEL: kopf.PRESENT})
@@ -88,13 +124,17 @@ async def model_version_clock(
     await reconcile_model(namespace, str(spec.get("model")), serving_pods)
 
 
-async def reconcile_model(namespace: str, model: str, pods_index: kopf.Index) -> None:
+async def reconcile_model(
+    namespace: str, model: str, pods_index: kopf.Index
+) -> tuple[str | None, int]:
+    """Reconcile every version of the model; return the stable version's name and its
+    ready serving pods (None, 0 when no version is stable)."""
     async with _locks[(namespace, model)]:
         with reconciling(MODEL_VERSION.kind):
-            await _reconcile(namespace, model, pods_index)
+            return await _reconcile(namespace, model, pods_index)
 
 
-async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> None:
+async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> tuple[str | None, int]:
     listed = client.api().list(client.RESOURCES[MODEL_VERSION.kind], namespace=namespace)
     bodies = [obj.to_dict() async for obj in listed]
     versions: dict[str, tuple[dict[str, Any], ModelVersionSpec]] = {}
@@ -106,13 +146,14 @@ async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> None
         except InvalidSpec:
             await _admit_only(body)
     if not versions:
-        return
+        return None, 0
     views = [
         VersionView(
             name=name,
             version=spec.version,
             phase=(body.get("status") or {}).get("phase"),
             deleting=bool(body["metadata"].get("deletionTimestamp")),
+            rollback=spec.rollback,
         )
         for name, (body, spec) in versions.items()
     ]
@@ -183,6 +224,11 @@ async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> None
         events[roles.candidate.name] += decision.events
     if stable is not None and stable.name not in replicas:
         replicas[stable.name] = versions[stable.name][1].serving.replicas
+    if stable is not None and stable_spec is not None and stable_spec.rollback:
+        patches.setdefault(stable.name, {})["message"] = (
+            f"spec.rollback is set but version {stable.version} has no previous version to "
+            "return to: it keeps serving"
+        )
     if stable is not None:
         patches.setdefault(stable.name, {}).update(
             phase="Serving",
@@ -191,10 +237,16 @@ async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> None
             stableVersion=stable.version,
             previousVersion=roles.previous.version if roles.previous else None,
         )
+    # Hand-over without a gap: a version leaving the stable role (rolled back by hand, or
+    # superseded when the stable one is restored) keeps its ready pods until the stable
+    # version has one of its own.
+    stable_ready = _ready(pods[stable.name]) if stable is not None else 0
     for retired in roles.retired:
-        replicas[retired.view.name] = 0
+        replicas[retired.view.name] = 0 if stable_ready else _ready(pods[retired.view.name])
         patch = patches.setdefault(retired.view.name, {})
         patch.update(phase=retired.phase, weight=0)
+        if retired.view.phase != retired.phase and retired.phase == "RolledBack":
+            ROLLBACKS.labels(namespace, model, retired.reason).inc()
         if retired.view.phase != retired.phase:
             events[retired.view.name].append(
                 Event(
@@ -212,6 +264,7 @@ async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> None
             continue
         patch = patches.setdefault(name, {})
         await _finish(body, spec, pods[name], replicas.get(name, 0), patch, events[name])
+    return (stable.name if stable else None), stable_ready
 
 
 def _ready(pods: list[dict[str, Any]]) -> int:

@@ -4,7 +4,10 @@ All ModelVersions with the same spec.model form the model's history. At any time
 
 - the *stable* version serves the traffic the candidate does not get: the newest
   `Serving` one, or, when none serves (it was rolled back or deleted from Git), the
-  newest `Superseded` one, which is restored — deleting the newest version rolls back;
+  newest `Superseded` one, which is restored — deleting the newest version rolls back,
+  and so does `spec.rollback` on the serving version (it becomes RolledBack). A model
+  is never left without a version to serve: with nothing to restore, the serving
+  version keeps serving whatever its spec says;
 - the *candidate* is the newest version newer than the stable one that is still on its
   way (no phase yet, Pending, Progressing or Paused); rollout.decide drives it;
 - the *previous* version is the stable one's rollback target: the newest Superseded
@@ -34,6 +37,8 @@ class VersionView:
     phase: ModelVersionPhase | None
     deleting: bool = False
     """metadata.deletionTimestamp is set: the version is leaving (deleted from Git)."""
+    rollback: bool = False
+    """spec.rollback is set: never serve this version again."""
 
 
 @dataclass(frozen=True)
@@ -57,9 +62,11 @@ class Roles:
 def assign_roles(versions: Sequence[VersionView]) -> Roles:
     """The role of each live version of one model."""
     live = sorted((v for v in versions if not v.deleting), key=lambda v: version_key(v.version))
-    serving = [v for v in live if v.phase == "Serving"]
+    serving = [v for v in live if v.phase == "Serving" and not v.rollback]
     superseded = [v for v in live if v.phase == "Superseded"]
-    stable = (serving or superseded or [None])[-1]
+    restorable = [v for v in superseded if not v.rollback]
+    flagged = [v for v in live if v.phase == "Serving" and v.rollback]
+    stable = (serving or restorable or flagged or [None])[-1]
     newer = [
         v
         for v in live
@@ -69,7 +76,7 @@ def assign_roles(versions: Sequence[VersionView]) -> Roles:
     candidate = newer[-1] if newer else None
     previous = None
     if stable is not None:
-        older = [v for v in superseded if version_key(v.version) < version_key(stable.version)]
+        older = [v for v in restorable if version_key(v.version) < version_key(stable.version)]
         previous = older[-1] if older else None
     retired = tuple(
         _retire(v, stable, candidate) for v in live if v is not stable and v is not candidate
@@ -82,6 +89,8 @@ def _retire(
 ) -> Retirement:
     if view.phase in ("Superseded", "RolledBack", "Failed"):
         return Retirement(view, view.phase, view.phase)
+    if view.phase == "Serving" and view.rollback:
+        return Retirement(view, "RolledBack", "ManualRollback")
     if view.phase == "Serving":
         return Retirement(view, "Superseded", "Superseded")
     # A version still on its way that is not the candidate: a newer one replaced it

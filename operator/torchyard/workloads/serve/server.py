@@ -18,6 +18,7 @@ from torchyard.api.modelversion import ArtifactSpec
 from torchyard.storage import DigestMismatch, StorageError, fetch, verify
 from torchyard.workloads.report import PERMANENT
 from torchyard.workloads.serve.batching import Batcher, InferenceError
+from torchyard.workloads.serve.client import VERSION_HEADER
 from torchyard.workloads.serve.config import ServeConfig, cpu_limit
 from torchyard.workloads.serve.faults import FAULT_RATE_ENV, FaultInjector
 from torchyard.workloads.serve.metrics import ServerMetrics
@@ -36,10 +37,6 @@ MAX_BODY_BYTES = 64 << 20
 # The protocol: a health API answers 200 for true and a 4xx status for false.
 NOT_HEALTHY = 400
 TRANSIENT = 1
-
-
-VERSION_HEADER = "X-Model-Version"
-"""On every response: the version of the model that answered."""
 
 
 class LoadFailure(Exception):

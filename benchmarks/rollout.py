@@ -1,0 +1,239 @@
+"""ModelVersion timings on the local cluster: apply -> Ready, and automatic rollback.
+
+    .venv/bin/python benchmarks/rollout.py [--rounds 3]     (as root: the node agent)
+
+Starts its own control plane, node agent (own bridge and subnet) and operator, then:
+
+- apply -> Ready of a model's first version (`kubectl wait --for=condition=Ready`),
+  against the baseline of the same server pod as a plain Deployment: apply -> its pod
+  Ready (what Kubernetes and the server cost without the operator);
+- with a client sending requests through the model's Service, a version whose every
+  answer is a 500: its first failing analysis -> RolledBack, and -> its pods gone (no
+  more traffic), against the configured bound interval x (failureLimit - 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from torchyard.api.modelversion import ModelVersionSpec
+from torchyard.images import WORKER_IMAGE
+from torchyard.local.agent import launcher
+from torchyard.local.controlplane import ControlPlane
+from torchyard.local.stack import REPO_ROOT, install, start_operator, stop_operator
+from torchyard.resources.serving import serving_deployment
+from torchyard.workloads.artifacts import save_artifact
+from torchyard.workloads.models import mlp
+
+NAMESPACE = "bench"
+INTERVAL, FAILURE_LIMIT = 2, 2
+
+
+def version(
+    number: str, uri: str, digest: str, model: str = "digits", **spec: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "torchyard.io/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": f"{model}-v{number}", "namespace": NAMESPACE},
+        "spec": {
+            "model": model,
+            "version": number,
+            "artifact": {"uri": uri, "digest": digest},
+            **spec,
+        },
+    }
+
+
+def apply(cp: ControlPlane, *objects: dict[str, Any]) -> None:
+    cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
+
+
+def get(cp: ControlPlane, *args: str) -> dict[str, Any]:
+    result = cp.kubectl("get", *args, "-n", NAMESPACE, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else {}
+
+
+def poll(check: Callable[[], Any], timeout: float = 300.0, every: float = 0.1) -> float:
+    """Seconds until check() is truthy."""
+    began = time.monotonic()
+    while not check():
+        if time.monotonic() - began > timeout:
+            raise TimeoutError("gave up waiting")
+        time.sleep(every)
+    return time.monotonic() - began
+
+
+def status(cp: ControlPlane, name: str) -> dict[str, Any]:
+    return get(cp, "mv", name).get("status") or {}
+
+
+def wait_no_pods(cp: ControlPlane) -> None:
+    """A terminating pod still holds its share of the node: start each run on an empty one."""
+    poll(lambda: not get(cp, "pods").get("items"), timeout=120)
+
+
+def baseline_ready(cp: ControlPlane, uri: str, digest: str, model: str) -> float:
+    """The same server pod as a plain Deployment, no operator: apply -> pod Ready."""
+    spec = ModelVersionSpec.model_validate(version("1", uri, digest, model)["spec"])
+    deployment = serving_deployment(f"{model}-plain", NAMESPACE, spec, replicas=1)
+    name = deployment["metadata"]["name"]
+    began = time.monotonic()
+    apply(cp, deployment)
+    poll(lambda: (get(cp, "deploy", name).get("status") or {}).get("readyReplicas") == 1)
+    took = time.monotonic() - began
+    cp.kubectl("delete", "deploy", name, "-n", NAMESPACE)
+    wait_no_pods(cp)
+    return took
+
+
+def first_version_ready(cp: ControlPlane, uri: str, digest: str, model: str) -> float:
+    began = time.monotonic()
+    apply(cp, version("1", uri, digest, model))
+    cp.kubectl("wait", f"mv/{model}-v1", "-n", NAMESPACE, "--for=condition=Ready", "--timeout=300s")
+    took = time.monotonic() - began
+    cp.kubectl("delete", "mv", f"{model}-v1", "-n", NAMESPACE)
+    wait_no_pods(cp)
+    return took
+
+
+def rollback_round(cp: ControlPlane, uri: str, digest: str, number: str) -> tuple[float, float]:
+    """A failing version: (first failing analysis -> RolledBack, -> its pods gone)."""
+    name = f"digits-v{number}"
+    rollout = {
+        "steps": [{"setWeight": 50}, {"pause": {}}],
+        "analysis": {
+            "intervalSeconds": INTERVAL,
+            "failureLimit": FAILURE_LIMIT,
+            "minRequestCount": 3,
+        },
+    }
+    faulty = {"env": [{"name": "TORCHYARD_FAULT_RATE", "value": "1.0"}]}
+    apply(cp, version(number, uri, digest, rollout=rollout, serving=faulty))
+    poll(lambda: (status(cp, name).get("analysis") or {}).get("verdict") == "Fail")
+    failed_at = time.monotonic()
+    poll(lambda: status(cp, name).get("phase") == "RolledBack")
+    rolled_back = time.monotonic() - failed_at
+    poll(lambda: not get(cp, "pods", "-l", f"torchyard.io/modelversion={name}").get("items"))
+    return rolled_back, time.monotonic() - failed_at
+
+
+def client_pod(url: str, stop: Path) -> dict[str, Any]:
+    command = ["python", "-m", "torchyard.workloads.serve.client", url, "--stop-file", str(stop)]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "client", "namespace": NAMESPACE},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": WORKER_IMAGE,
+                    "command": [*command, "--output", "/dev/termination-log"],
+                }
+            ],
+        },
+    }
+
+
+def summary(values: list[float]) -> str:
+    return (
+        f"median {statistics.median(values):5.2f} s  (min {min(values):.2f}, max {max(values):.2f})"
+    )
+
+
+def measure(cp: ControlPlane, root: Path, rounds: int) -> None:
+    cp.kubectl("create", "namespace", NAMESPACE)
+    poll(lambda: cp.kubectl("get", "sa", "default", "-n", NAMESPACE, check=False).returncode == 0)
+    artifacts = {}
+    for number in ["1", *(str(2 + i) for i in range(rounds))]:
+        artifacts[number] = save_artifact(
+            f"file://{root}/v{number}", mlp(), base={"factory": "torchyard.workloads.models:mlp"}
+        )
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+
+    v1 = artifacts["1"]
+    baseline_ready(cp, v1.uri, v1.digest, "warmup")  # first start fills the page cache
+    plain, first = [], []
+    for i in range(rounds):  # interleaved, so that neither gets the warmer caches
+        plain.append(baseline_ready(cp, v1.uri, v1.digest, f"plain{i}"))
+        first.append(first_version_ready(cp, v1.uri, v1.digest, f"ready{i}"))
+    apply(cp, version("1", v1.uri, v1.digest))
+    cp.kubectl("wait", "mv/digits-v1", "-n", NAMESPACE, "--for=condition=Ready", "--timeout=300s")
+
+    stop = root / "stop"
+    apply(cp, client_pod(status(cp, "digits-v1")["url"], stop))
+    poll(lambda: (get(cp, "pod", "client").get("status") or {}).get("phase") == "Running")
+    to_rolled_back, to_gone = [], []
+    for i in range(rounds):
+        number = str(2 + i)
+        artifact = artifacts[number]
+        rolled_back, gone = rollback_round(cp, artifact.uri, artifact.digest, number)
+        to_rolled_back.append(rolled_back)
+        to_gone.append(gone)
+    stop.touch()
+    poll(lambda: (get(cp, "pod", "client").get("status") or {}).get("phase") == "Succeeded")
+    ended = get(cp, "pod", "client")["status"]["containerStatuses"][0]["state"]["terminated"]
+    counts = json.loads(ended["message"])
+
+    print("apply -> Ready")
+    print(f"  ModelVersion, a model's first version      {summary(first)}  ({rounds} runs)")
+    print(f"  baseline: plain Deployment, same pod       {summary(plain)}  ({rounds} runs)")
+    print(
+        f"automatic rollback (intervalSeconds {INTERVAL}, failureLimit {FAILURE_LIMIT}; "
+        f"bound interval x (limit - 1) = {INTERVAL * (FAILURE_LIMIT - 1)} s), {rounds} rounds"
+    )
+    print(f"  first failing analysis -> RolledBack         {summary(to_rolled_back)}")
+    print(f"  first failing analysis -> its pods gone      {summary(to_gone)}")
+    print(f"client answers by version [ok, failed]: {json.dumps(counts, sort_keys=True)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("the node agent needs root", file=sys.stderr)
+        return 1
+    # Pods see the host's files read-only, and /tmp is their own: artifacts go under /opt.
+    root = Path("/opt") / f"torchyard-bench-{secrets.token_hex(4)}"
+    root.mkdir(parents=True)
+    state = Path(tempfile.mkdtemp(prefix="torchyard-bench-agent-"))
+    workdir = Path(tempfile.mkdtemp(prefix="torchyard-bench-operator-"))
+    try:
+        with ControlPlane(controllers=True) as cp:
+            flags = launcher.isolated_network_flags("tr")
+            agent = launcher.start(cp, state, node="torchyard-bench", extra=flags)
+            try:
+                install(cp, REPO_ROOT / "manifests" / "base")
+                start_operator(cp, workdir)
+                try:
+                    measure(cp, root, args.rounds)
+                finally:
+                    stop_operator(workdir)
+            finally:
+                launcher.stop(agent)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

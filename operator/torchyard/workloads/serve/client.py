@@ -1,0 +1,113 @@
+"""A steady client of a model's Open Inference Protocol endpoint, counting answers by the
+version that gave them (the X-Model-Version header); for smoke traffic during a rollout.
+
+    python -m torchyard.workloads.serve.client http://digits-model.ml.svc/v2/models/digits \
+        --stop-file /some/file [--interval 0.02] [--output /dev/termination-log]
+
+Sends one small request after another until the stop file exists (or --seconds pass),
+then writes {version: [answered, failed]} as JSON; a request nobody answered (refused,
+reset, timed out) counts under "none". Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+VERSION_HEADER = "X-Model-Version"
+NOBODY = "none"
+
+
+def call(url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, str | None, bytes]:
+    """(status, answering version, body) of one request; OSError if nobody answered."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.headers.get(VERSION_HEADER), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get(VERSION_HEADER), b""
+
+
+def request_body(metadata: dict[str, Any]) -> dict[str, Any]:
+    """One row of the model's first input, from its metadata."""
+    first = metadata["inputs"][0]
+    features = list(first["shape"][1:])
+    count = math.prod(features)
+    return {
+        "inputs": [
+            {
+                "name": first["name"],
+                "datatype": first["datatype"],
+                "shape": [1, *features],
+                "data": [0.5] * count,
+            }
+        ]
+    }
+
+
+def run(
+    model_url: str, stop_file: str | None, seconds: float | None, interval: float
+) -> dict[str, list[int]]:
+    deadline = None if seconds is None else time.monotonic() + seconds
+
+    def stopped() -> bool:
+        return bool(stop_file and os.path.exists(stop_file)) or (
+            deadline is not None and time.monotonic() >= deadline
+        )
+
+    counts: dict[str, list[int]] = {}
+    metadata = None
+    while metadata is None and not stopped():
+        try:
+            status, _, raw = call(model_url)
+            metadata = json.loads(raw) if status == 200 else None
+        except OSError:
+            pass
+        if metadata is None:
+            time.sleep(0.5)
+    if metadata is None:
+        return counts
+    body = request_body(metadata)
+    while not stopped():
+        try:
+            status, version, _ = call(f"{model_url}/infer", body)
+        except OSError:
+            status, version = 0, None
+        counts.setdefault(version or NOBODY, [0, 0])[status != 200] += 1
+        time.sleep(interval)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model_url", help="http://<service>/v2/models/<model>")
+    parser.add_argument("--stop-file", help="stop once this file exists")
+    parser.add_argument("--seconds", type=float, help="stop after this long")
+    parser.add_argument("--interval", type=float, default=0.02, help="pause between requests")
+    parser.add_argument("--output", default="-", help="where the counts go (- for stdout)")
+    args = parser.parse_args(argv)
+    if not args.stop_file and args.seconds is None:
+        parser.error("give --stop-file or --seconds")
+    counts = json.dumps(run(args.model_url, args.stop_file, args.seconds, args.interval))
+    if args.output == "-":
+        print(counts)
+    else:
+        with open(args.output, "w") as out:
+            out.write(counts)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""The smoke-traffic client against a real server: answers counted by version."""
+
+from __future__ import annotations
+
+import json
+
+from tests.workload.serving import free_port, mlp_artifact, serving, serving_spec
+from torchyard.workloads.serve import client
+
+
+def test_counts_answers_and_failures_by_the_version_that_gave_them(tmp_path):
+    spec = serving_spec(mlp_artifact(tmp_path))
+    with serving(tmp_path, spec, fault_rate=0.5) as server:
+        counts = client.run(server.model_url, None, seconds=1.0, interval=0.0)
+    answered, failed = counts.pop("2")
+    assert counts == {}
+    assert answered > 5 and abs(answered - failed) <= 1
+
+
+def test_stops_at_the_stop_file_and_writes_its_counts(tmp_path):
+    stop, output = tmp_path / "stop", tmp_path / "counts.json"
+    stop.touch()
+    spec = serving_spec(mlp_artifact(tmp_path))
+    with serving(tmp_path, spec) as server:
+        assert (
+            client.main([server.model_url, "--stop-file", str(stop), "--output", str(output)]) == 0
+        )
+    assert json.loads(output.read_text()) == {}
+
+
+def test_nobody_answering_ends_at_the_deadline_with_nothing_counted():
+    url = f"http://127.0.0.1:{free_port()}/v2/models/digits"
+    assert client.run(url, None, seconds=1.0, interval=0.0) == {}
