@@ -11,6 +11,7 @@ from torchyard.local.agent.mounts import (
     MountPoints,
     PointPlan,
     container_mounts,
+    kept_in_private_tmp,
     mount_point_plan,
     shadow_plan,
     workdir_plan,
@@ -151,3 +152,13 @@ def test_config_files_are_written_exactly_and_atomically(tmp_path):
     write_files(tmp_path / "cfg", {"a": (b"3", 0o644)}, None)
     assert (tmp_path / "cfg" / "a").read_bytes() == b"3"
     assert not (tmp_path / "cfg" / "sub").exists()
+
+
+def test_a_python_environment_under_tmp_is_kept_visible_in_the_private_tmp():
+    paths = ["/tmp/checkout/.venv", "/tmp/checkout/operator", "/usr/local", "/var/tmp/py"]
+    assert kept_in_private_tmp(paths) == [
+        "/tmp/checkout/.venv",
+        "/tmp/checkout/operator",
+        "/var/tmp/py",
+    ]
+    assert kept_in_private_tmp(["/work/main/.venv", "/tmp"]) == []

@@ -141,6 +141,7 @@ async def build_launch(
         mounts=plan,
         shadow=mounts.shadow_plan(node.python_paths, ident.uid, ident.groups),
         private_tmp=private_tmp,
+        keep_in_tmp=mounts.kept_in_private_tmp(node.python_paths) if private_tmp else [],
         log_path=files.log,
         config_path=files.log.with_suffix(".shim.json"),
     )

@@ -124,6 +124,11 @@ def _point(mounts: Sequence[Mount], i: int, private_tmp: bool) -> PointPlan | No
     return PointPlan(str(Path(parent["source"]) / rel), is_file, on_node=False)
 
 
+def kept_in_private_tmp(python_paths: Sequence[str]) -> list[str]:
+    """The Python environment's paths a private /tmp or /var/tmp would hide."""
+    return [p for p in python_paths if any(_under(p, tmp) and p != tmp for tmp in PRIVATE_TMP)]
+
+
 def mount_point_plan(mounts: Sequence[Mount], private_tmp: bool) -> list[PointPlan]:
     """The mount points the agent creates before the container starts."""
     plans = (_point(mounts, i, private_tmp) for i in range(len(mounts)))

@@ -45,6 +45,7 @@ class Launch:
     mounts: list[shim.Mount]
     shadow: list[dict[str, Any]]
     private_tmp: bool
+    keep_in_tmp: list[str]
     log_path: Path
     config_path: Path
 
@@ -64,6 +65,7 @@ class Launch:
             # that may write its root gets a private /tmp and /var/tmp instead.
             "readonly_root": True,
             "private_tmp": self.private_tmp,
+            "keep_in_tmp": self.keep_in_tmp,
             "shadow": self.shadow,
             "mounts": self.mounts,
             "capabilities": list(ident.capabilities) if ident.capabilities is not None else None,

@@ -93,6 +93,9 @@ class Config(TypedDict):
     hostname: str
     readonly_root: bool
     private_tmp: bool
+    # Paths of the Python environment under /tmp or /var/tmp (a checkout in /tmp): bound
+    # back, read-only, into the private tmpfs that would otherwise hide them.
+    keep_in_tmp: list[str]
     # Directories the user cannot traverse, shadowed by an empty tmpfs, and the paths
     # under them that stay visible (the Python environment, e.g. under /root).
     shadow: list[dict[str, Any]]
@@ -270,6 +273,7 @@ def setup(config: Config) -> None:
         (entry["path"], [(kept, open_path(kept)) for kept in entry["keep"]])
         for entry in config["shadow"]
     ]
+    kept_in_tmp = [(kept, open_path(kept)) for kept in config.get("keep_in_tmp", [])]
     if config["readonly_root"]:
         make_root_readonly()
     make_dev()
@@ -278,6 +282,11 @@ def setup(config: Config) -> None:
         for tmp in ("/tmp", "/var/tmp"):
             if tmp not in targets and os.path.isdir(tmp):
                 mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+                for kept, handle in kept_in_tmp:
+                    if kept.startswith(tmp + "/"):
+                        ensure_target(kept, is_file=not os.path.isdir(handle))
+                        mount(handle, kept, None, MS_BIND | MS_REC)
+                        remount(kept, readonly=True)
     for path, keep in shadows:
         apply_shadow(path, keep)
     for m, source in zip(config["mounts"], sources, strict=True):
