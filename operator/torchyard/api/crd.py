@@ -39,7 +39,17 @@ def structural(node: Schema, defs: dict[str, Schema]) -> Schema:
             options = _without_null(node[combinator])
             rest = {k: v for k, v in node.items() if k != combinator}
             if len(options) == 1:
-                return structural({**rest, **_resolve(options[0], defs)}, defs)
+                # The field's own description and default win over its type's; CEL
+                # rules of both apply.
+                option = _resolve(options[0], defs)
+                rules = [
+                    *option.get("x-kubernetes-validations", []),
+                    *rest.get("x-kubernetes-validations", []),
+                ]
+                merged = {**option, **rest}
+                if rules:
+                    merged["x-kubernetes-validations"] = rules
+                return structural(merged, defs)
             types = {_resolve(option, defs).get("type") for option in options}
             if types == {"string", "integer"}:
                 return {**_clean(rest), "x-kubernetes-int-or-string": True}

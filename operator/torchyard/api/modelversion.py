@@ -235,7 +235,8 @@ class ModelVersionStatus(StatusBase):
     step_start_time: Timestamp | None = None
     """When the current step's weight was first really served (timed pauses count from it)."""
     weight: int | None = Field(default=None, ge=0, le=100)
-    """Current share of the model's traffic, in percent."""
+    """Share of the model's traffic wanted for this version now, in percent (replica ratios
+    approximate it: see readyReplicas)."""
     ready_replicas: int | None = Field(default=None, ge=0)
     """Serving pods that answer inference requests."""
     desired_replicas: int | None = Field(default=None, ge=0)
