@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torchyard.api.base import GROUP, ResourceRequirements
-from torchyard.images import WORKER_IMAGE
+from torchyard.images import worker_image
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
@@ -49,7 +49,7 @@ def worker_pod(
     args: Sequence[str],
     env: Mapping[str, str] | None = None,
     resources: ResourceRequirements | None = None,
-    image: str = WORKER_IMAGE,
+    image: str | None = None,
     restart_policy: str = "Never",
     volumes: Sequence[dict[str, Any]] = (),
     volume_mounts: Sequence[dict[str, Any]] = (),
@@ -57,11 +57,12 @@ def worker_pod(
     """A pod that runs one torchyard workload (`torchyard <args>`) in the worker image.
 
     The workload writes its result as JSON to the termination message; with
-    FallbackToLogsOnError a crash still reports the tail of its log.
+    FallbackToLogsOnError a crash still reports the tail of its log. Without `image`, the
+    operator's $TORCHYARD_WORKER_IMAGE or the default worker image (torchyard.images).
     """
     container: dict[str, Any] = {
         "name": "worker",
-        "image": image,
+        "image": image or worker_image(),
         "imagePullPolicy": "IfNotPresent",
         "command": ["torchyard"],
         "args": list(args),
