@@ -217,3 +217,12 @@ INVALID: tuple[Invalid, ...] = (
         server_only=False,
     ),
 )
+
+
+def contains(actual: Any, expected: Any) -> bool:
+    """Everything the user wrote is stored; the API server may add defaults."""
+    if isinstance(expected, dict):
+        return all(k in actual and contains(actual[k], v) for k, v in expected.items())
+    if isinstance(expected, list):
+        return len(actual) == len(expected) and all(map(contains, actual, expected))
+    return actual == expected

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,15 +34,30 @@ def _crds(args: argparse.Namespace) -> int:
             stale.append(str(kustomization))
     else:
         kustomization.write_text(text)
+    reference = _reference_path(args)
+    if reference is not None:
+        from torchyard.api.reference import update_reference
+
+        if not update_reference(reference, check=args.check):
+            stale.append(f"{reference} (the field reference)")
     if stale:
         print(
-            "stale CRDs (the API models changed): "
+            "stale generated files (the API models changed): "
             + ", ".join(stale)
             + "\nrun `torchyard crds` and commit the result",
             file=sys.stderr,
         )
         return 1
     return 0
+
+
+def _reference_path(args: argparse.Namespace) -> Path | None:
+    """--reference, or docs/reference.md when the CRDs go to their usual place."""
+    if args.reference is not None:
+        return Path(args.reference) if args.reference else None
+    if Path(args.dir).resolve() == (REPO_ROOT / "crds").resolve():
+        return REPO_ROOT / "docs" / "reference.md"
+    return None
 
 
 def _operator(args: argparse.Namespace) -> int:
@@ -57,13 +74,31 @@ def _operator(args: argparse.Namespace) -> int:
 
         serve(args.metrics_port)
     namespaces = tuple(args.namespace or ())
+    settings = kopf.OperatorSettings()
+    settings.peering.lifetime = args.peering_lifetime
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=args.liveness,
-        standalone=True,
+        settings=settings,
+        **peering_options(args.peering, args.priority),
     )
     return 0
+
+
+def peering_options(name: str | None, priority: int | None) -> dict[str, Any]:
+    """kopf.run's peering arguments. Without a name the operator is standalone (one
+    replica). With one, replicas of the same name elect by priority: the highest acts,
+    the others pause until its peering record goes (at once on a clean exit, after the
+    lifetime when it died). Equal priorities would freeze them all (kopf's rule), so
+    each replica draws its own unless told."""
+    if not name:
+        return {"standalone": True}
+    return {
+        "standalone": False,
+        "peering_name": name,
+        "priority": priority if priority is not None else secrets.randbelow(1_000_000) + 1,
+    }
 
 
 WORKLOADS = {
@@ -88,7 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     crds = commands.add_parser("crds", help="render crds/ from the API models")
     crds.add_argument("--dir", default=str(REPO_ROOT / "crds"), help="output directory")
-    crds.add_argument("--check", action="store_true", help="fail if crds/ is stale")
+    crds.add_argument(
+        "--reference",
+        help="field reference to write (default: docs/reference.md, unless --dir is given; "
+        "'' for none)",
+    )
+    crds.add_argument(
+        "--check", action="store_true", help="fail if crds/ or the reference is stale"
+    )
     crds.set_defaults(func=_crds)
 
     operator = commands.add_parser("operator", help="run the operator (kopf)")
@@ -106,6 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--verbose", action="store_true", help="debug logging")
     operator.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="log line format"
+    )
+    operator.add_argument(
+        "--peering",
+        help="ClusterKopfPeering name: run as one of several replicas (HA); only the "
+        "replica with the highest priority acts",
+    )
+    operator.add_argument(
+        "--priority", type=int, help="peering priority (default: a random one per process)"
+    )
+    operator.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=30,
+        help="seconds after which a replica that stopped renewing its peering record is "
+        "taken for dead and another takes over",
     )
     operator.set_defaults(func=_operator)
 

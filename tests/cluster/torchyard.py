@@ -61,10 +61,18 @@ def running_operator(
 ) -> Iterator[str]:
     """`torchyard operator` as a process authenticated by `kubeconfig`; yields its liveness URL."""
     liveness = f"http://127.0.0.1:{free_port()}/healthz"
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    command = [sys.executable, "-m", "torchyard.cli", "operator", f"--liveness={liveness}"]
+    extra = [f"--liveness={liveness}"]
     if metrics_port:
-        command.append(f"--metrics-port={metrics_port}")
+        extra.append(f"--metrics-port={metrics_port}")
+    with operator_process(kubeconfig, log, *extra):
+        yield liveness
+
+
+@contextmanager
+def operator_process(kubeconfig: Path, log: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`torchyard operator ARGS` as a process; stopped (SIGTERM, then SIGKILL) at exit."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    command = [sys.executable, "-m", "torchyard.cli", "operator", *args]
     with log.open("w") as out:
         process = subprocess.Popen(
             command,
@@ -74,7 +82,7 @@ def running_operator(
             start_new_session=True,
         )
     try:
-        yield liveness
+        yield process
     finally:
         process.terminate()
         try:

@@ -6,8 +6,16 @@ import logging
 from typing import Any
 
 import kopf
+from lightkube.generic_resource import create_global_resource
 
 from torchyard.api.base import GROUP
+from torchyard.controllers import client
+
+# kopf's peering object, so that the client can create it (manifests/components/peering
+# ships its CRD; an object in the same kustomization would fail before the CRD serves).
+ClusterKopfPeering = create_global_resource(
+    "kopf.dev", "v1", "ClusterKopfPeering", "clusterkopfpeerings"
+)
 
 
 @kopf.on.startup()
@@ -24,5 +32,21 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.posting.level = logging.INFO
     settings.posting.reporting_component = "torchyard-operator"
-    # One replica for now: no peering objects needed (HA comes with kopf peering).
-    settings.peering.standalone = True
+    # Peering (HA) is chosen on the command line (torchyard.cli: --peering, --priority,
+    # --peering-lifetime), which kopf applies before this handler runs.
+
+
+@kopf.on.startup()
+async def join_peering(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+    """Replicas (--peering) elect through a ClusterKopfPeering; create it if missing."""
+    if settings.peering.standalone:
+        return
+    created = await client.create(
+        {
+            "apiVersion": "kopf.dev/v1",
+            "kind": "ClusterKopfPeering",
+            "metadata": {"name": settings.peering.name},
+        }
+    )
+    if created:
+        logger.info("created ClusterKopfPeering %s", settings.peering.name)

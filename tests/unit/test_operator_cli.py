@@ -1,0 +1,26 @@
+"""`torchyard operator` flags: standalone by default, peering (HA) on request."""
+
+from __future__ import annotations
+
+from torchyard.cli import build_parser, peering_options
+
+
+def test_standalone_without_a_peering_name():
+    assert peering_options(None, None) == {"standalone": True}
+
+
+def test_peering_replicas_draw_distinct_priorities_unless_told():
+    drawn = {peering_options("torchyard", None)["priority"] for _ in range(20)}
+    assert len(drawn) > 1 and min(drawn) > 0
+    assert peering_options("torchyard", 7) == {
+        "standalone": False,
+        "peering_name": "torchyard",
+        "priority": 7,
+    }
+
+
+def test_production_flags_parse():
+    args = build_parser().parse_args(
+        ["operator", "--peering=torchyard", "--peering-lifetime=30", "--log-format=json"]
+    )
+    assert (args.peering, args.peering_lifetime, args.priority) == ("torchyard", 30, None)
