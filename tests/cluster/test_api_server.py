@@ -139,3 +139,22 @@ def test_base_applies_server_side_and_operator_pod_is_restricted(control_plane):
     replica_sets = get(control_plane, "rs", "-n", "torchyard-system")["items"]
     events = json.dumps(get(control_plane, "events", "-n", "torchyard-system"))
     assert replica_sets and "violates PodSecurity" not in events
+
+
+@pytest.mark.parametrize("overlay", ["dev", "production", "local-ha"])
+def test_overlay_is_valid_for_the_api_server(control_plane, overlay):
+    """Every object of the overlay passes the pinned release's schemas and admission
+    (PriorityClass, PodDisruptionBudget, peering CRDs, the patched Deployment)."""
+    path = REPO / "manifests/overlays" / overlay
+    control_plane.kubectl(
+        "apply", "--server-side", "--force-conflicts", "--dry-run=server", "-k", str(path)
+    )
+    rendered = list(yaml.safe_load_all(control_plane.kubectl("kustomize", str(path)).stdout))
+    deployments = [o for o in rendered if o["kind"] == "Deployment"]
+    if overlay == "production":
+        [deployment] = deployments
+        assert deployment["spec"]["replicas"] == 2
+        assert (
+            "--peering=torchyard" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        )
+        assert {o["kind"] for o in rendered} >= {"PodDisruptionBudget", "PriorityClass"}
