@@ -33,12 +33,12 @@ if not torch.cuda.is_available() or not dist.is_nccl_available():
 PY
 
 GPUS=$("$PY" -c "import torch; print(torch.cuda.device_count())")
-RANKS="1"
-MODES="data gradient"
-if (( GPUS >= 2 )); then RANKS="1 2"; MODES="data gradient model"; fi
+RANKS=(1)
+MODES=(data gradient)
+if (( GPUS >= 2 )); then RANKS=(1 2); MODES=(data gradient model); fi
 
 # GPU-sized: 64k synthetic samples of 1024 features, MLP 1024-4096-4096-10 (~21M
 # parameters), global batch 4096, 300 steps. One run per row keeps it under 5 minutes.
 timeout 270 "$PY" benchmarks/training.py \
     --samples 65536 --features 1024 --hidden 4096 4096 --batch 4096 --steps 300 \
-    --ranks $RANKS --modes $MODES --repeat 1
+    --ranks "${RANKS[@]}" --modes "${MODES[@]}" --repeat 1

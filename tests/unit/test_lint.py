@@ -16,7 +16,7 @@ import yaml
 from tests.objects import REPO
 
 DOCKERFILES = sorted((REPO / "images").glob("*/Dockerfile"))
-SCRIPT_DIRS = (REPO / "scripts", REPO / ".ci")
+SCRIPT_DIRS = (REPO / "scripts", REPO / ".ci", REPO / "benchmarks")
 EXPECTED_SCRIPTS = {
     "scripts/kind-e2e.sh",
     "scripts/setup",
@@ -36,7 +36,7 @@ def _tool(name: str) -> str:
 
 
 def _bash_scripts() -> list[Path]:
-    """Every file under scripts/ and .ci/ that starts with a bash shebang."""
+    """Every file under scripts/, .ci/ and benchmarks/ that starts with a bash shebang."""
     return sorted(
         path
         for directory in SCRIPT_DIRS
