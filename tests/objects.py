@@ -148,12 +148,6 @@ INVALID: tuple[Invalid, ...] = (
     ),
     Invalid("model-one-rank", "TrainingJob", _model_mode_one_rank, "spec.parallelism.replicas"),
     Invalid(
-        "registered-name-too-long",
-        "CompressionJob",
-        _set("registerAs", {"model": "m" * 45, "version": "1.2.3"}),
-        "spec.registerAs.version",
-    ),
-    Invalid(
         "reserved-env", "TrainingJob", _set("env", [{"name": "RANK", "value": "3"}]), "spec.env"
     ),
     Invalid(

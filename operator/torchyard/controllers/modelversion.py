@@ -245,9 +245,9 @@ async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> tupl
         replicas[retired.view.name] = 0 if stable_ready else _ready(pods[retired.view.name])
         patch = patches.setdefault(retired.view.name, {})
         patch.update(phase=retired.phase, weight=0)
-        if retired.view.phase != retired.phase and retired.phase == "RolledBack":
-            ROLLBACKS.labels(namespace, model, retired.reason).inc()
         if retired.view.phase != retired.phase:
+            if retired.phase == "RolledBack":
+                ROLLBACKS.labels(namespace, model, retired.reason).inc()
             events[retired.view.name].append(
                 Event(
                     "Normal",
