@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import secrets
 import sys
 from collections.abc import Sequence
@@ -69,6 +71,9 @@ def _operator(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
     )
+    if not args.verbose:
+        # httpx logs every API request at INFO: a line per request is a cost at scale.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.metrics_port:
         from torchyard.metrics import serve
 
@@ -77,6 +82,7 @@ def _operator(args: argparse.Namespace) -> int:
     settings = kopf.OperatorSettings()
     settings.peering.lifetime = args.peering_lifetime
     kopf.run(
+        loop=_event_loop(args.event_loop),
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=args.liveness,
@@ -84,6 +90,17 @@ def _operator(args: argparse.Namespace) -> int:
         **peering_options(args.peering, args.priority),
     )
     return 0
+
+
+def _event_loop(kind: str) -> Any:
+    """uvloop's event loop unless told otherwise: once hundreds of jobs run, the operator
+    is bound by the event loop's overhead per watch event and per request
+    (docs/performance.md)."""
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
+    import uvloop
+
+    return uvloop.new_event_loop()
 
 
 def peering_options(name: str | None, priority: int | None) -> dict[str, Any]:
@@ -148,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--verbose", action="store_true", help="debug logging")
     operator.add_argument(
         "--log-format", choices=("text", "json"), default="text", help="log line format"
+    )
+    operator.add_argument(
+        "--event-loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="asyncio event loop implementation (uvloop is faster at scale)",
     )
     operator.add_argument(
         "--peering",

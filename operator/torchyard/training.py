@@ -16,7 +16,7 @@ from torchyard.admission import Event
 from torchyard.api.training import TrainingJobSpec
 from torchyard.conditions import set_condition
 from torchyard.podstatus import pending_message, phase_of, pod_outcome
-from torchyard.resources.training import ATTEMPT_LABEL, REPLICA_LABEL
+from torchyard.resources.training import ATTEMPT_LABEL, REPLICA_LABEL, pod_name
 from torchyard.workloads.report import PERMANENT
 
 TERMINAL = ("Succeeded", "Failed")
@@ -144,6 +144,11 @@ def plan(
         return _succeed(state, spec, by_replica[0], current)
 
     missing = [index for index in range(replicas) if index not in by_replica]
+    if missing:
+        # Say now which pods this reconcile creates, not in one more write when they appear.
+        state.patch["replicaStatuses"] = _replica_statuses(
+            replicas, current, {index: pod_name(name, index) for index in missing}
+        )
     if missing and not started:
         state.patch["startTime"] = _stamp(now)
     if missing and len(missing) == replicas:
@@ -169,7 +174,8 @@ def plan(
             ("Normal", "Running"),
         )
     else:
-        waiting = pending_message(current, False) if current else "creating pods"
+        # The same words before and after the pods appear: one status write fewer per job.
+        waiting = pending_message(current, False)
         state.condition(
             "Running",
             "False",
@@ -189,7 +195,10 @@ def plan(
     )
 
 
-def _replica_statuses(replicas: int, pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _replica_statuses(
+    replicas: int, pods: list[dict[str, Any]], creating: dict[int, str] | None = None
+) -> list[dict[str, Any]]:
+    """One entry per replica: its pod and phase; `creating` are pods about to be created."""
     by_replica = {_label(p, REPLICA_LABEL): p for p in pods}
     statuses = []
     for index in range(replicas):
@@ -197,6 +206,8 @@ def _replica_statuses(replicas: int, pods: list[dict[str, Any]]) -> list[dict[st
         entry: dict[str, Any] = {"index": index}
         if pod is not None:
             entry.update(pod=_name(pod), phase=phase_of(pod))
+        elif creating and index in creating:
+            entry.update(pod=creating[index], phase="Pending")
         statuses.append(entry)
     return statuses
 

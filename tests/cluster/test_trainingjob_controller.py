@@ -6,6 +6,8 @@ through the API as a kubelet would. The e2e tests run real training.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 import yaml
 
@@ -162,3 +164,31 @@ def test_delete_removes_pods_and_service(control_plane, namespace, operator):
         ),
         timeout=90,
     )
+
+
+def test_deadline_and_ttl_fire_on_time_without_any_event(control_plane, namespace, operator):
+    """Nothing changes after the pods are created (no node runs them): the deadline and
+    then the TTL must come from the operator's own requeue, not from an event or the
+    60-second resync."""
+    job = sample("TrainingJob")
+    job["spec"]["activeDeadlineSeconds"] = 3
+    job["spec"]["ttlSecondsAfterFinished"] = 2
+    _apply(control_plane, namespace, job)
+    wait_until("two replica pods", lambda: len(_pods(control_plane, namespace)) == 2)
+    control_plane.kubectl(
+        "wait", "tjob/digits-ddp", "-n", namespace, "--for=condition=Failed", "--timeout=30s"
+    )
+    status = get(control_plane, "tjob", "digits-ddp", "-n", namespace)["status"]
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "DeadlineExceeded"
+    took = _seconds(status["completionTime"]) - _seconds(status["startTime"])
+    assert 3 <= took <= 5, f"failed {took:.0f} s after start; the deadline is 3 s"
+    wait_until(
+        "the finished job deleted by its TTL",
+        lambda: not get(control_plane, "tjob", "-n", namespace)["items"],
+        timeout=15,
+    )
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

@@ -21,6 +21,7 @@ from tests.cluster.torchyard import (
     get,
     install,
     running_operator,
+    wait_until,
 )
 from torchyard.api.common import DatasetSource
 from torchyard.storage import compute_digest
@@ -224,3 +225,34 @@ def test_killed_replica_restarts_from_checkpoint(cluster, namespace, operator, t
         "--field-selector=involvedObject.name=ddp-kill,reason=Restarting",
     )["items"]
     assert events
+
+
+def test_running_job_reports_live_progress_in_status(cluster, namespace, operator, trained_model):
+    """The operator's poller copies replica 0's progress into status while the job runs."""
+    _claim(cluster, namespace, "training")
+    job = _training("ddp-long", trained_model)
+    job["spec"]["hyperparameters"].update(epochs=1000, maxSteps=100_000)
+    _apply(cluster, namespace, job)
+
+    def reported():
+        status = get(cluster.cp, "tjob", "ddp-long", "-n", namespace).get("status") or {}
+        step = (status.get("progress") or {}).get("step") or 0
+        return status.get("phase") == "Running" and step > 0 and status
+
+    status = wait_until("progress in status while Running", reported, timeout=240)
+    progress = status["progress"]
+    assert status["progressSummary"] == f"{progress['step']}/{progress['totalSteps']}"
+    assert progress["loss"] > 0 and progress["samplesPerSecond"] > 0
+    later = wait_until(
+        "progress moving on",
+        lambda: (
+            (s := get(cluster.cp, "tjob", "ddp-long", "-n", namespace)["status"])["progress"][
+                "step"
+            ]
+            > status["progress"]["step"]
+            and s
+        ),
+        timeout=60,
+    )
+    assert later["phase"] == "Running"
+    cluster.cp.kubectl("delete", "tjob", "ddp-long", "-n", namespace, "--wait=false")

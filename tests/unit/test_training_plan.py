@@ -39,6 +39,20 @@ def test_a_new_job_gets_its_service_and_every_replica():
     assert decided.create_replicas == [0, 1]
     assert decided.status_patch["phase"] == "Pending"
     assert decided.status_patch["startTime"] == "2026-11-28T12:00:00Z"
+    # the pods it is creating are in status already (no second write when they appear)
+    assert decided.status_patch["replicaStatuses"] == [
+        {"index": 0, "pod": "digits-ddp-worker-0", "phase": "Pending"},
+        {"index": 1, "pod": "digits-ddp-worker-1", "phase": "Pending"},
+    ]
+
+
+def test_a_replica_missing_from_a_running_gang_is_listed_as_being_created():
+    decided = _plan({"phase": "Pending", "startTime": "2026-11-28T11:00:00Z"}, [_pod(0, "Running")])
+    assert decided.create_replicas == [1]
+    assert [r.get("phase") for r in decided.status_patch["replicaStatuses"]] == [
+        "Running",
+        "Pending",
+    ]
 
 
 def test_all_replicas_running_makes_the_job_running_with_one_event():

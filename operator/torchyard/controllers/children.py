@@ -27,3 +27,39 @@ def snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
 def changed_fields(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a status patch that differs from the current status."""
     return {key: value for key, value in patch.items() if current.get(key) != value}
+
+
+class CreatedChildren:
+    """Children the operator created that the watch has not shown yet (what controller-
+    runtime and the Kubeflow operators call expectations). Without them, a reconcile that
+    runs between a create and its watch event sees the child missing and creates it
+    again: a refused request (409) per child, most of them at scale."""
+
+    def __init__(self, patience: float = 60.0) -> None:
+        self.patience = patience
+        self._created: dict[tuple[str, str], dict[str, tuple[float, dict[str, Any]]]] = {}
+
+    def record(self, owner: tuple[str, str], manifests: list[dict[str, Any]], at: float) -> None:
+        pending = self._created.setdefault(owner, {})
+        for manifest in manifests:
+            pending[manifest["metadata"]["name"]] = (at, snapshot(manifest))
+
+    def with_created(
+        self, owner: tuple[str, str], watched: list[dict[str, Any]], at: float
+    ) -> list[dict[str, Any]]:
+        """The watched children plus those created but not seen yet (given up on after
+        `patience` seconds, in case one was deleted before the watch saw it)."""
+        pending = self._created.get(owner)
+        if not pending:
+            return watched
+        seen = {child["metadata"]["name"] for child in watched}
+        for name, (created, _) in list(pending.items()):
+            if name in seen or at - created > self.patience:
+                del pending[name]
+        if not pending:
+            del self._created[owner]
+            return watched
+        return [*watched, *(child for _, child in pending.values())]
+
+    def forget(self, owner: tuple[str, str]) -> None:
+        self._created.pop(owner, None)

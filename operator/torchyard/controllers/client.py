@@ -43,17 +43,32 @@ async def get_object(kind: Kind, namespace: str, name: str) -> dict[str, Any] | 
     return obj.to_dict()  # type: ignore[no-any-return]
 
 
-async def patch_status(kind: Kind, namespace: str, name: str, status: dict[str, Any]) -> None:
-    """Merge-patch status through the status subresource (the operator never writes spec)."""
-    if not status:
-        return
-    await api().patch(
-        RESOURCES[kind.kind].Status,
-        name,
-        {"status": status},
-        namespace=namespace,
-        patch_type=PatchType.MERGE,
-    )
+async def patch_status(
+    kind: Kind,
+    namespace: str,
+    name: str,
+    status: dict[str, Any],
+    resource_version: str | None = None,
+) -> dict[str, Any] | None:
+    """Merge-patch status through the status subresource (the operator never writes spec)
+    and return the object as written. With `resource_version`, only if the object is
+    still at that version: None when it has changed since (409 Conflict)."""
+    patch: dict[str, Any] = {"status": status}
+    if resource_version is not None:
+        patch["metadata"] = {"resourceVersion": resource_version}
+    try:
+        written = await api().patch(
+            RESOURCES[kind.kind].Status,
+            name,
+            patch,
+            namespace=namespace,
+            patch_type=PatchType.MERGE,
+        )
+    except ApiError as error:
+        if resource_version is not None and error.status.code == 409:
+            return None
+        raise
+    return written.to_dict()  # type: ignore[no-any-return]
 
 
 async def delete_object(kind: Kind, namespace: str, name: str) -> None:

@@ -1,8 +1,10 @@
 """Handlers for CompressionJob: run it as a batch/v1 Job and mirror its progress in status.
 
-Every trigger (the object itself, its child Job, its pods, a clock for the TTL) calls
-the same reconcile, which reads the object fresh, decides with pure functions
-(admission.admit, compression.plan) and acts.
+Every trigger (a new job or a new generation of one, its child Job, its pods) queues
+the same reconcile (torchyard.controllers.queue), which takes the latest copy of the
+object from the watch, decides with pure functions (admission.admit, compression.plan)
+and acts; the TTL and a resync while the job runs come back as requeue delays. No kopf
+change handlers or timers, for the reasons given in torchyard.controllers.trainingjob.
 """
 
 from __future__ import annotations
@@ -16,80 +18,80 @@ from torchyard.api.base import GROUP, VERSION, now
 from torchyard.api.compression import CompressionJobSpec
 from torchyard.api.kinds import COMPRESSION_JOB
 from torchyard.compression import TERMINAL, plan
-from torchyard.controllers import client
+from torchyard.controllers import client, objects
 from torchyard.controllers.children import snapshot
+from torchyard.controllers.queue import NewGenerations, WorkQueue, next_look
 from torchyard.controllers.reconciler import admitted, finish, just_succeeded, register
 from torchyard.resources.compression import compression_job
 from torchyard.validation import parse_spec
 
 OWNER_LABEL = f"{GROUP}/compressionjob"
 PLURAL = COMPRESSION_JOB.plural
+RESYNC_SECONDS = 60.0
+"""A safety net: every unfinished job is reconciled at least this often."""
+queue = WorkQueue(COMPRESSION_JOB.kind)
+new_generations = NewGenerations()
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+async def compression_jobs(
+    namespace: str, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(namespace, name): objects.compact(body)}
 
 
 @kopf.index("batch", "v1", "jobs", labels={OWNER_LABEL: kopf.PRESENT})
-def compression_child_jobs(
+async def compression_child_jobs(
     namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
     return {(namespace, labels[OWNER_LABEL]): snapshot(body)}
 
 
 @kopf.index("v1", "pods", labels={OWNER_LABEL: kopf.PRESENT})
-def compression_pods(
+async def compression_pods(
     namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
     return {(namespace, labels[OWNER_LABEL]): snapshot(body)}
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def compression_job_changed(
-    namespace: str,
-    name: str,
-    compression_child_jobs: kopf.Index,
-    compression_pods: kopf.Index,
-    **_: Any,
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def compression_job_event(
+    type: str | None, namespace: str, name: str, meta: kopf.Meta, **kwargs: Any
 ) -> None:
-    await reconcile(namespace, name, compression_child_jobs, compression_pods)
+    if new_generations.wants(type, (namespace, name), int(meta.get("generation") or 0)):
+        await _queue(namespace, name, kwargs)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={OWNER_LABEL: kopf.PRESENT})
 @kopf.on.event("v1", "pods", labels={OWNER_LABEL: kopf.PRESENT})
-async def compression_child_changed(
-    namespace: str,
-    labels: kopf.Labels,
-    compression_child_jobs: kopf.Index,
-    compression_pods: kopf.Index,
-    **_: Any,
-) -> None:
-    await reconcile(namespace, labels[OWNER_LABEL], compression_child_jobs, compression_pods)
+async def compression_child_changed(namespace: str, labels: kopf.Labels, **kwargs: Any) -> None:
+    await _queue(namespace, labels[OWNER_LABEL], kwargs)
 
 
-def _needs_clock(status: kopf.Status, spec: kopf.Spec, **_: Any) -> bool:
-    return status.get("phase") not in TERMINAL or spec.get("ttlSecondsAfterFinished") is not None
-
-
-@kopf.timer(GROUP, VERSION, PLURAL, interval=2.0, when=_needs_clock)
-async def compression_job_clock(
-    namespace: str,
-    name: str,
-    compression_child_jobs: kopf.Index,
-    compression_pods: kopf.Index,
-    **_: Any,
-) -> None:
-    # A safety net for missed events, and the TTL clock: fires on time, not at a resync.
-    await reconcile(namespace, name, compression_child_jobs, compression_pods)
+async def _queue(namespace: str, name: str, handler_kwargs: dict[str, Any]) -> None:
+    indexes = (
+        handler_kwargs["compression_jobs"],
+        handler_kwargs["compression_child_jobs"],
+        handler_kwargs["compression_pods"],
+    )
+    await queue.run((namespace, name), lambda: reconcile(namespace, name, *indexes))
 
 
 async def reconcile(
-    namespace: str, name: str, jobs_index: kopf.Index, pods_index: kopf.Index
-) -> None:
-    async with admitted(COMPRESSION_JOB, namespace, name) as obj:
+    namespace: str,
+    name: str,
+    objects_index: kopf.Index,
+    jobs_index: kopf.Index,
+    pods_index: kopf.Index,
+) -> float | None:
+    """Act on the plan for one job; return seconds until it must be looked at again."""
+    indexed = objects_index.get((namespace, name), [])
+    async with admitted(COMPRESSION_JOB, namespace, name, indexed) as obj:
         if obj is None:
-            return
+            return None
         if not obj.valid:
             await finish(COMPRESSION_JOB, obj)
-            return
+            return None
         spec = parse_spec(CompressionJobSpec, obj.body["spec"])
         children = list(jobs_index.get((namespace, name), []))
         pods = list(pods_index.get((namespace, name), []))
@@ -104,7 +106,7 @@ async def reconcile(
         )
         if decided.delete_object:
             await client.delete_object(COMPRESSION_JOB, namespace, name)
-            return
+            return None
         events = list(decided.events)
         if decided.create_job:
             manifest = compression_job(name, namespace, spec)
@@ -118,3 +120,5 @@ async def reconcile(
             events += await register(COMPRESSION_JOB, obj, spec.register_as, artifact)
         obj.patch.update(decided.status_patch)
         await finish(COMPRESSION_JOB, obj, events)
+        phase = obj.patch.get("phase", obj.status.get("phase"))
+        return next_look(phase in TERMINAL, decided.requeue_after, RESYNC_SECONDS)

@@ -62,7 +62,7 @@ _windows: dict[tuple[str, str], dict[str, Counters]] = {}
 
 
 @kopf.index("v1", "pods", labels={OWNER_LABEL: kopf.PRESENT})
-def serving_pods(
+async def serving_pods(
     namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
     return {(namespace, labels[OWNER_LABEL]): snapshot(body)}

@@ -1,11 +1,11 @@
-"""The steps every torchyard reconcile shares: one at a time per object, fresh read,
-admission, and writing the outcome (status through the subresource, then Events)."""
+"""The steps every job reconcile shares: the latest copy of the object (no API read,
+torchyard.controllers.objects), admission, and writing the outcome (status through the
+subresource, guarded by the copy's resourceVersion, then Events). One reconcile at a
+time per object is the work queue's job (torchyard.controllers.queue)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -17,12 +17,11 @@ from torchyard.api.base import now
 from torchyard.api.common import RegisterAs
 from torchyard.api.kinds import Kind
 from torchyard.conditions import find_condition
-from torchyard.controllers import client
+from torchyard.controllers import client, objects
 from torchyard.controllers.children import changed_fields
+from torchyard.controllers.queue import Stale
 from torchyard.metrics import reconciling
 from torchyard.resources.registration import model_version
-
-_locks: defaultdict[tuple[str, str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 
 
 @dataclass
@@ -41,15 +40,22 @@ class Admitted:
 
 
 @asynccontextmanager
-async def admitted(kind: Kind, namespace: str, name: str) -> AsyncIterator[Admitted | None]:
-    """Serialise reconciles of one object; yield it admitted, or None if it is gone."""
-    async with _locks[(kind.kind, namespace, name)]:
-        with reconciling(kind.kind):
-            yield await _read(kind, namespace, name)
+async def admitted(
+    kind: Kind, namespace: str, name: str, indexed: Iterable[Mapping[str, Any]]
+) -> AsyncIterator[Admitted | None]:
+    """Yield the object admitted, or None if it is gone. `indexed` is the watch's copy
+    (the kind's kopf index entry); the API is read only when neither it nor a copy
+    from the operator's own last write is known."""
+    with reconciling(kind.kind):
+        yield await _read(kind, namespace, name, indexed)
 
 
-async def _read(kind: Kind, namespace: str, name: str) -> Admitted | None:
-    body = await client.get_object(kind, namespace, name)
+async def _read(
+    kind: Kind, namespace: str, name: str, indexed: Iterable[Mapping[str, Any]]
+) -> Admitted | None:
+    body = objects.latest(kind.kind, namespace, name, indexed)
+    if body is None:
+        body = await client.get_object(kind, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None
     status = dict(body.get("status") or {})
@@ -65,7 +71,16 @@ async def finish(kind: Kind, obj: Admitted, events: Sequence[Event] = ()) -> Non
     metadata = obj.body["metadata"]
     changed = changed_fields(obj.status, obj.patch)
     if changed:
-        await client.patch_status(kind, metadata["namespace"], metadata["name"], changed)
+        namespace, name = metadata["namespace"], metadata["name"]
+        written = await client.patch_status(
+            kind, namespace, name, changed, resource_version=metadata.get("resourceVersion")
+        )
+        if written is None:  # the copy was out of date: decide again from the API's
+            fresh = await client.get_object(kind, namespace, name)
+            if fresh is not None:
+                objects.remember(kind.kind, fresh)
+            raise Stale(f"{kind.kind} {namespace}/{name} changed since it was read")
+        objects.remember(kind.kind, written)
     for event in [*obj.events, *events]:
         kopf.event(obj.body, type=event.type, reason=event.reason, message=event.message)
 

@@ -1,12 +1,20 @@
 """Handlers for TrainingJob: one pod per replica plus a headless Service, gang restarts.
 
-Triggers (the object, its pods, its Service, a clock for deadlines and the TTL) all
-call one reconcile that reads the object fresh and acts on training.plan's decision.
+Every trigger (a new job or a new generation of one, its pods, its Service) queues one
+reconcile (torchyard.controllers.queue), which takes the latest copy of the job from
+the watch and acts on training.plan's decision. Moments (deadlines, the TTL, a resync
+while the job runs) come back from the reconcile as requeue delays.
+
+Deliberately no kopf change handlers, timers or daemons on TrainingJob: each costs a
+write per job (a finalizer, kopf's annotations) and a copy of the body per event, the
+largest part of the operator's work with hundreds of jobs (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from typing import Any
 
 import kopf
@@ -17,9 +25,10 @@ from torchyard.admission import Event
 from torchyard.api.base import GROUP, VERSION, now
 from torchyard.api.kinds import TRAINING_JOB
 from torchyard.api.training import TrainingJobSpec
-from torchyard.controllers import client
-from torchyard.controllers.children import snapshot
-from torchyard.controllers.progress import fetch_progress
+from torchyard.controllers import client, objects
+from torchyard.controllers.children import CreatedChildren, snapshot
+from torchyard.controllers.progress import ProgressPoller
+from torchyard.controllers.queue import NewGenerations, WorkQueue, next_look
 from torchyard.controllers.reconciler import admitted, finish, just_succeeded, register
 from torchyard.resources.training import REPLICA_LABEL, headless_service, training_pod
 from torchyard.training import TERMINAL, plan
@@ -27,116 +36,137 @@ from torchyard.validation import parse_spec
 
 OWNER_LABEL = f"{GROUP}/trainingjob"
 PLURAL = TRAINING_JOB.plural
+RESYNC_SECONDS = 60.0
+"""A safety net: every unfinished job is reconciled at least this often."""
+queue = WorkQueue(TRAINING_JOB.kind)
+new_generations = NewGenerations()
+progress = ProgressPoller()
+created_pods = CreatedChildren()
+_background: set[asyncio.Task[None]] = set()
+
+# Indexers are coroutines: kopf runs plain functions in a thread pool, a thread hop per
+# event that costs more than the indexing itself.
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+async def training_jobs(
+    namespace: str, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(namespace, name): objects.compact(body)}
 
 
 @kopf.index("v1", "pods", labels={OWNER_LABEL: kopf.PRESENT})
-def training_pods(
+async def training_pods(
     namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
     return {(namespace, labels[OWNER_LABEL]): snapshot(body)}
 
 
 @kopf.index("v1", "services", labels={OWNER_LABEL: kopf.PRESENT})
-def training_services(
+async def training_services(
     namespace: str, labels: kopf.Labels, name: str, **_: Any
 ) -> dict[tuple[str, str], str]:
     return {(namespace, labels[OWNER_LABEL]): name}
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def training_job_changed(
-    namespace: str, name: str, training_pods: kopf.Index, training_services: kopf.Index, **_: Any
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def training_job_event(
+    type: str | None, namespace: str, name: str, meta: kopf.Meta, **kwargs: Any
 ) -> None:
-    await reconcile(namespace, name, training_pods, training_services)
+    if new_generations.wants(type, (namespace, name), int(meta.get("generation") or 0)):
+        await _queue(namespace, name, kwargs)
 
 
 @kopf.on.event("v1", "pods", labels={OWNER_LABEL: kopf.PRESENT})
 @kopf.on.event("v1", "services", labels={OWNER_LABEL: kopf.PRESENT})
-async def training_child_changed(
-    namespace: str,
-    labels: kopf.Labels,
-    training_pods: kopf.Index,
-    training_services: kopf.Index,
-    **_: Any,
-) -> None:
-    await reconcile(namespace, labels[OWNER_LABEL], training_pods, training_services)
+async def training_child_changed(namespace: str, labels: kopf.Labels, **kwargs: Any) -> None:
+    await _queue(namespace, labels[OWNER_LABEL], kwargs)
 
 
-def _needs_clock(status: kopf.Status, spec: kopf.Spec, **_: Any) -> bool:
-    return status.get("phase") not in TERMINAL or spec.get("ttlSecondsAfterFinished") is not None
-
-
-@kopf.timer(GROUP, VERSION, PLURAL, interval=2.0, when=_needs_clock)
-async def training_job_clock(
-    namespace: str, name: str, training_pods: kopf.Index, training_services: kopf.Index, **_: Any
-) -> None:
-    # Deadlines and the TTL fire on time from here, not at the next resync (Kubeflow #1533).
-    await reconcile(namespace, name, training_pods, training_services)
-
-
-def _running(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") == "Running"
-
-
-@kopf.timer(GROUP, VERSION, PLURAL, interval=5.0, when=_running)
-async def training_job_progress(
-    namespace: str, name: str, status: kopf.Status, training_pods: kopf.Index, **_: Any
-) -> None:
-    leader = next(
-        (
-            pod
-            for pod in training_pods.get((namespace, name), [])
-            if pod["metadata"]["labels"].get(REPLICA_LABEL) == "0"
-        ),
-        None,
+async def _queue(namespace: str, name: str, handler_kwargs: dict[str, Any]) -> None:
+    indexes = (
+        handler_kwargs["training_jobs"],
+        handler_kwargs["training_pods"],
+        handler_kwargs["training_services"],
     )
-    pod_ip = ((leader or {}).get("status") or {}).get("podIP")
-    if not pod_ip:
-        return
-    update = await fetch_progress(pod_ip)
-    if update and any(status.get(key) != value for key, value in update.items()):
-        await client.patch_status(TRAINING_JOB, namespace, name, update)
+    await queue.run((namespace, name), lambda: reconcile(namespace, name, *indexes))
+
+
+@kopf.on.startup()
+async def start_progress_poller(**_: Any) -> None:
+    task = asyncio.get_running_loop().create_task(progress.run())
+    _background.add(task)
+
+
+@kopf.on.cleanup()
+async def stop_progress_poller(**_: Any) -> None:
+    for task in _background:
+        task.cancel()
+    await asyncio.gather(*_background, return_exceptions=True)
+    _background.clear()
 
 
 async def reconcile(
-    namespace: str, name: str, pods_index: kopf.Index, services_index: kopf.Index
-) -> None:
-    async with admitted(TRAINING_JOB, namespace, name) as obj:
-        if obj is None:
-            return
-        if not obj.valid:
-            await finish(TRAINING_JOB, obj)
-            return
+    namespace: str,
+    name: str,
+    jobs_index: kopf.Index,
+    pods_index: kopf.Index,
+    services_index: kopf.Index,
+) -> float | None:
+    """Act on the plan for one job; return seconds until it must be looked at again."""
+    key = (namespace, name)
+    async with admitted(TRAINING_JOB, namespace, name, jobs_index.get(key, [])) as obj:
+        if obj is None or not obj.valid:
+            progress.untrack(key)
+            created_pods.forget(key)
+            if obj is not None:
+                await finish(TRAINING_JOB, obj)
+            return None
         spec = parse_spec(TrainingJobSpec, obj.body["spec"])
-        pods = list(pods_index.get((namespace, name), []))
-        service_exists = bool(list(services_index.get((namespace, name), [])))
+        pods = created_pods.with_created(key, list(pods_index.get(key, [])), time.monotonic())
+        service_exists = bool(list(services_index.get(key, [])))
         status = {**obj.status, **obj.patch}
         decided = plan(name, spec, status, obj.generation, pods, service_exists, now())
         if decided.delete_object:
+            progress.untrack(key)
+            created_pods.forget(key)
             await client.delete_object(TRAINING_JOB, namespace, name)
-            return
+            return None
         events = list(decided.events)
         for pod_name in decided.delete_pods:
             with contextlib.suppress(ApiError):  # already gone
                 await client.api().delete(Pod, pod_name, namespace=namespace)
-        if decided.create_service:
-            service = headless_service(name, namespace)
-            kopf.adopt(service, owner=obj.body)
-            await client.create(service)
         attempt = int(decided.status_patch.get("restarts", status.get("restarts") or 0))
-        created = 0
-        for replica in decided.create_replicas:
-            pod = training_pod(name, namespace, spec, replica, attempt)
-            kopf.adopt(pod, owner=obj.body)
-            created += await client.create(pod)
-        if created:
+        replicas = [
+            training_pod(name, namespace, spec, r, attempt) for r in decided.create_replicas
+        ]
+        service = [headless_service(name, namespace)] if decided.create_service else []
+        for child in [*replicas, *service]:
+            kopf.adopt(child, owner=obj.body)
+        created = await asyncio.gather(*(client.create(child) for child in [*replicas, *service]))
+        created_pods.record(key, replicas, time.monotonic())
+        if any(created[: len(replicas)]):
+            count = sum(created[: len(replicas)])
             events.append(
-                Event("Normal", "PodsCreated", f"created {created} pods for attempt {attempt}")
+                Event("Normal", "PodsCreated", f"created {count} pods for attempt {attempt}")
             )
         if just_succeeded(obj.status, decided.status_patch):
             artifact = decided.status_patch.get("result")
             events += await register(TRAINING_JOB, obj, spec.register_as, artifact)
         obj.patch.update(decided.status_patch)
         await finish(TRAINING_JOB, obj, events)
+        phase = obj.patch.get("phase", obj.status.get("phase"))
+        _follow_progress(key, phase, pods, {**obj.status, **obj.patch})
+        return next_look(phase in TERMINAL, decided.requeue_after, RESYNC_SECONDS)
+
+
+def _follow_progress(
+    key: tuple[str, str], phase: str | None, pods: list[dict[str, Any]], status: dict[str, Any]
+) -> None:
+    """Poll replica 0's progress while the job runs."""
+    leader = next((p for p in pods if p["metadata"]["labels"].get(REPLICA_LABEL) == "0"), None)
+    pod_ip = ((leader or {}).get("status") or {}).get("podIP")
+    if phase == "Running" and pod_ip:
+        progress.track(key, pod_ip, status)
+    else:
+        progress.untrack(key)

@@ -1,0 +1,127 @@
+"""A work queue for reconciles: one at a time per object, triggers coalesced, requeues on
+a timer, failures retried with backoff.
+
+What controller-runtime's queue gives a Go controller. A burst of triggers for one
+object (its pods change phase one after another, its own status write echoes back)
+costs one reconcile, not one per event: a trigger that arrives while a reconcile of the
+object waits to start is dropped, since that reconcile reads the latest state anyway.
+A reconcile that needs to run again at a moment (a deadline, a TTL) returns the delay
+and gets a timer instead of a poll; one that fails runs again after a backoff, also
+when its trigger was an event that kopf would not retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+Key = tuple[str, str]
+Reconcile = Callable[[], Awaitable[float | None]]
+"""Reconciles one object; returns seconds until it must run again, or None."""
+
+log = logging.getLogger(__name__)
+
+
+class Stale(Exception):
+    """The reconcile decided from an out-of-date copy of its object; run it again now."""
+
+
+@dataclass
+class _Entry:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    waiting: bool = False
+    failures: int = 0
+    timer: asyncio.TimerHandle | None = None
+    reconcile: Reconcile | None = None
+
+
+class WorkQueue:
+    def __init__(self, kind: str, base_delay: float = 1.0, max_delay: float = 300.0) -> None:
+        self.kind = kind
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._entries: dict[Key, _Entry] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def run(self, key: Key, reconcile: Reconcile) -> None:
+        """Reconcile the object now, or rely on the reconcile already waiting for it."""
+        entry = self._entries.setdefault(key, _Entry())
+        entry.reconcile = reconcile
+        if entry.waiting:
+            return
+        entry.waiting = True
+        entry.users += 1
+        try:
+            async with entry.lock:
+                entry.waiting = False
+                await self._once(key, entry, reconcile)
+        finally:
+            entry.users -= 1
+            if not entry.users and entry.timer is None:
+                del self._entries[key]
+
+    async def _once(self, key: Key, entry: _Entry, reconcile: Reconcile) -> None:
+        if entry.timer is not None:
+            entry.timer.cancel()
+            entry.timer = None
+        for _ in range(3):
+            try:
+                delay = await reconcile()
+            except Stale:
+                continue
+            except Exception:
+                entry.failures += 1
+                delay = min(self.base_delay * 2 ** (entry.failures - 1), self.max_delay)
+                log.exception(
+                    "reconcile of %s %s/%s failed; retrying in %.0f s", self.kind, *key, delay
+                )
+            else:
+                entry.failures = 0
+            break
+        else:
+            delay = self.base_delay  # stale three times in a row: someone else is writing
+        if delay is not None:
+            entry.timer = asyncio.get_running_loop().call_later(max(delay, 0.0), self._requeue, key)
+
+    def _requeue(self, key: Key) -> None:
+        entry = self._entries.get(key)
+        if entry is None or entry.reconcile is None:
+            return
+        entry.timer = None
+        task = asyncio.get_running_loop().create_task(self.run(key, entry.reconcile))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class NewGenerations:
+    """Which watch events of a reconciled kind need a reconcile, as controller-runtime's
+    GenerationChangedPredicate decides: an object seen for the first time in this
+    process (created, or listed at startup), a new generation (its spec changed), and
+    its deletion. Not status-only changes: those are the operator's own writes coming
+    back, already decided."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Key, int] = {}
+
+    def wants(self, event_type: str | None, key: Key, generation: int) -> bool:
+        if event_type == "DELETED":
+            self._seen.pop(key, None)
+            return True
+        if self._seen.get(key) == generation:
+            return False
+        self._seen[key] = generation
+        return True
+
+
+def next_look(finished: bool, planned: float | None, resync: float) -> float | None:
+    """When to reconcile again: the plan's moment (a deadline, a TTL) and, while the
+    object is unfinished, at least every `resync` seconds (a safety net for lost events)."""
+    if finished:
+        return planned
+    return resync if planned is None else min(planned, resync)
