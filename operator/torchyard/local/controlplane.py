@@ -110,8 +110,10 @@ class ControlPlane:
         binaries: Binaries | None = None,
         start_timeout: float = 120.0,
         stop_grace: float = 10.0,
+        apiserver_args: Sequence[str] = (),
     ) -> None:
         self.controllers = controllers
+        self.apiserver_args = tuple(apiserver_args)
         self.start_timeout = start_timeout
         self.stop_grace = stop_grace
         self.timings: dict[str, float] = {}
@@ -422,6 +424,7 @@ class ControlPlane:
             f"--service-account-signing-key-file={pki_dir / 'sa.key'}",
             f"--service-cluster-ip-range={pki.SERVICE_CLUSTER_IP_RANGE}",
             "--allow-privileged=true",
+            *self.apiserver_args,
         )
         admin_tls = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
         admin_tls.load_cert_chain(pki_dir / "admin.crt", pki_dir / "admin.key")

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from torchyard.local.controlplane import ControlPlane, state_dir
@@ -36,7 +37,9 @@ def install(cp: ControlPlane, kustomization: Path) -> None:
     )
 
 
-def start_operator(cp: ControlPlane, workdir: Path | None = None) -> int:
+def start_operator(
+    cp: ControlPlane, workdir: Path | None = None, extra_args: Sequence[str] = ()
+) -> int:
     """Start `torchyard operator` detached, as its ServiceAccount; return its pid."""
     workdir = workdir or state_dir()
     kubeconfig = cp.service_account_kubeconfig(
@@ -45,7 +48,7 @@ def start_operator(cp: ControlPlane, workdir: Path | None = None) -> int:
     log = workdir / "operator.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "torchyard.cli", "operator", "--liveness="],
+            [sys.executable, "-m", "torchyard.cli", "operator", "--liveness=", *extra_args],
             env={**os.environ, "KUBECONFIG": str(kubeconfig)},
             stdout=out,
             stderr=subprocess.STDOUT,
