@@ -519,6 +519,7 @@ def measure(
     jobs: int,
     audit_log: Path,
     timeout: float,
+    title: str | None = None,
 ) -> Figures:
     cpu_before, _ = process_stats(contender.pid)
     requests_before = audited_requests(audit_log, contender.user)
@@ -541,7 +542,7 @@ def measure(
         requests=audited_requests(audit_log, contender.user) - requests_before,
         errors=logged_errors(contender.log) - errors_before,
     )
-    return report(contender.name, jobs, line, usage)
+    return report(title or contender.name, jobs, line, usage)
 
 
 def main() -> int:
@@ -625,13 +626,20 @@ def clear(cp: ControlPlane, namespace: str) -> None:
     cp.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=900s", timeout=960)
 
 
+WARM_UP_JOBS = 5
+
+
 def run_rounds(
     bench: Bench, contender: Contender | None, prefix: str, prepare: Callable[[str], None]
 ) -> dict[int, Figures]:
-    """One round per N, each in its own namespace; None runs the floor."""
+    """One round per N, each in its own namespace; None runs the floor. An operator first
+    gets a small warm-up round, so that its start-up is not counted in the first N."""
     figures = {}
-    for jobs in bench.counts:
-        namespace = f"{prefix}-{jobs}"
+    rounds = [(f"{n}", n) for n in bench.counts]
+    if contender is not None:
+        rounds.insert(0, ("warm-up", WARM_UP_JOBS))
+    for label, jobs in rounds:
+        namespace = f"{prefix}-{label}"
         prepare(namespace)
         watcher = Client(KubeConfig.from_file(bench.cp.kubeconfig))  # closed by the round
         if contender is None:
@@ -646,11 +654,21 @@ def run_rounds(
                 bool,
                 bench.timeout,
             )
-            figures[jobs] = report("floor: the client creates the pods itself", jobs, line, None)
+            result = report("floor: the client creates the pods itself", jobs, line, None)
         else:
-            figures[jobs] = measure(
-                bench.client, watcher, contender, namespace, jobs, bench.audit_log, bench.timeout
+            title = f"{contender.name} (warm-up, not counted)" if label == "warm-up" else None
+            result = measure(
+                bench.client,
+                watcher,
+                contender,
+                namespace,
+                jobs,
+                bench.audit_log,
+                bench.timeout,
+                title,
             )
+        if label != "warm-up":
+            figures[jobs] = result
         clear(bench.cp, namespace)
     return figures
 
