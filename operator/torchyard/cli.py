@@ -72,8 +72,10 @@ def _operator(args: argparse.Namespace) -> int:
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
     )
     if not args.verbose:
-        # httpx logs every API request at INFO: a line per request is a cost at scale.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+        # A line per API request (httpx2, lightkube's client) and per handler run
+        # (kopf.objects) is a cost at scale; warnings and errors still show.
+        for name in ("httpx2", "kopf.objects"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     if args.metrics_port:
         from torchyard.metrics import serve
 

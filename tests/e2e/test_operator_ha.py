@@ -73,7 +73,13 @@ def test_one_replica_acts_and_the_other_takes_over_when_it_is_killed(
 ):
     install(cluster.cp, "manifests/overlays/local-ha")
     kubeconfig = cluster.cp.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
-    peering = ("--liveness=", "--peering=torchyard", f"--peering-lifetime={LIFETIME}")
+    # --verbose keeps the log line per API request, which tells who talked to the API.
+    peering = (
+        "--liveness=",
+        "--verbose",
+        "--peering=torchyard",
+        f"--peering-lifetime={LIFETIME}",
+    )
     active_log, standby_log = tmp_path / "active.log", tmp_path / "standby.log"
     cluster.apply(
         {
@@ -109,7 +115,7 @@ def _run_and_fail_over(cluster, namespace, model_uri, active, active_log, standb
         timeout=120,
     )
     pods_before = _pods(cluster, namespace, "before")
-    # Only the active replica talks to the API about the job (httpx logs every request).
+    # Only the active replica talks to the API about the job (a log line per request).
     assert f"{touched}trainingjobs/before" in active_log.read_text()
     assert touched not in standby_log.read_text()
     assert RESUMED not in standby_log.read_text()

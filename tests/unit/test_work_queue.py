@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from torchyard.controllers.queue import NewGenerations, Stale, WorkQueue
+from torchyard.controllers.queue import Gone, NewGenerations, Stale, WorkQueue
 
 
 def _run(coroutine):
@@ -156,3 +156,20 @@ def test_only_new_objects_new_generations_and_deletions_trigger():
     assert not filter.wants("MODIFIED", key, 2)
     assert filter.wants("DELETED", key, 2)
     assert filter.wants("ADDED", key, 1)  # created again under the same name
+
+
+def test_an_object_that_is_gone_is_not_retried():
+    async def scenario():
+        queue = WorkQueue("Test", base_delay=0.01)
+        calls = 0
+
+        async def reconcile():
+            nonlocal calls
+            calls += 1
+            raise Gone("namespace team-a is being deleted")
+
+        await queue.run(("ns", "a"), reconcile)
+        await asyncio.sleep(0.1)
+        return calls, len(queue)
+
+    assert _run(scenario()) == (1, 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx2
 from lightkube import AsyncClient
 from lightkube.codecs import from_dict
 from lightkube.core.exceptions import ApiError
@@ -17,9 +18,19 @@ from lightkube.types import PatchType
 
 from torchyard.api.base import GROUP, VERSION
 from torchyard.api.kinds import KINDS, Kind
+from torchyard.controllers.queue import Gone
 
 FIELD_MANAGER = "torchyard-operator"
+# Each request gets 10 s to connect, send and read; the wait for a free connection of
+# the pool has no limit, since hundreds of reconciles at once queue there, not fail.
+TIMEOUT = httpx2.Timeout(10.0, pool=None)
 _client: AsyncClient | None = None
+
+
+class NamespaceGone(Gone):
+    """The namespace is being deleted (or is gone): nothing can be created there, and
+    retrying will not help; its objects go with it."""
+
 
 RESOURCES: dict[str, type[GenericNamespacedResource]] = {
     kind.kind: create_namespaced_resource(GROUP, VERSION, kind.kind, kind.plural) for kind in KINDS
@@ -29,7 +40,7 @@ RESOURCES: dict[str, type[GenericNamespacedResource]] = {
 def api() -> AsyncClient:
     global _client
     if _client is None:
-        _client = AsyncClient(field_manager=FIELD_MANAGER)
+        _client = AsyncClient(field_manager=FIELD_MANAGER, timeout=TIMEOUT)
     return _client
 
 
@@ -80,11 +91,25 @@ async def delete_object(kind: Kind, namespace: str, name: str) -> None:
 
 
 async def create(manifest: dict[str, Any]) -> bool:
-    """Create an object; False if it already exists (a repeated reconcile is harmless)."""
+    """Create an object; False if it already exists (a repeated reconcile is harmless).
+    NamespaceGone if its namespace is being deleted."""
     try:
         await api().create(from_dict(manifest))
     except ApiError as error:
         if error.status.code == 409:
             return False
+        if namespace_gone(error):
+            raise NamespaceGone(manifest["metadata"].get("namespace")) from error
         raise
     return True
+
+
+def namespace_gone(error: ApiError) -> bool:
+    """A create refused because its namespace is terminating (403) or gone (404)."""
+    details = error.status.details
+    if details is None:
+        return False
+    if error.status.code == 404:
+        return details.kind == "namespaces"
+    causes = details.causes or []
+    return error.status.code == 403 and any(c.reason == "NamespaceTerminating" for c in causes)

@@ -28,6 +28,11 @@ class Stale(Exception):
     """The reconcile decided from an out-of-date copy of its object; run it again now."""
 
 
+class Gone(Exception):
+    """The object cannot be acted on any more (its namespace is being deleted): do not
+    retry; the watch reports what happens next."""
+
+
 @dataclass
 class _Entry:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -39,10 +44,19 @@ class _Entry:
 
 
 class WorkQueue:
-    def __init__(self, kind: str, base_delay: float = 1.0, max_delay: float = 300.0) -> None:
+    def __init__(
+        self,
+        kind: str,
+        base_delay: float = 1.0,
+        max_delay: float = 300.0,
+        max_concurrent: int = 32,
+    ) -> None:
         self.kind = kind
         self.base_delay = base_delay
         self.max_delay = max_delay
+        # Hundreds of reconciles at once would only queue for the API client's
+        # connections, each holding its decision while the state it read ages.
+        self._slots = asyncio.Semaphore(max_concurrent)
         self._entries: dict[Key, _Entry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -58,8 +72,8 @@ class WorkQueue:
         entry.waiting = True
         entry.users += 1
         try:
-            async with entry.lock:
-                entry.waiting = False
+            async with entry.lock, self._slots:
+                entry.waiting = False  # from here on, a new trigger needs a new run
                 await self._once(key, entry, reconcile)
         finally:
             entry.users -= 1
@@ -75,6 +89,9 @@ class WorkQueue:
                 delay = await reconcile()
             except Stale:
                 continue
+            except Gone as reason:
+                log.info("%s %s/%s not reconciled: %s", self.kind, *key, reason)
+                delay = None
             except Exception:
                 entry.failures += 1
                 delay = min(self.base_delay * 2 ** (entry.failures - 1), self.max_delay)
