@@ -139,16 +139,14 @@ def plan(
         return _on_failure(state, spec, restarts, failed[0], current)
 
     by_replica = {_label(p, REPLICA_LABEL): p for p in current}
-    state.patch["replicaStatuses"] = _replica_statuses(replicas, current)
+    missing = [index for index in range(replicas) if index not in by_replica]
+    # The pods this reconcile creates are named now, not in one more write when they appear.
+    state.patch["replicaStatuses"] = _replica_statuses(
+        replicas, current, {index: pod_name(name, index) for index in missing}
+    )
     if len(by_replica) == replicas and all(phase_of(p) == "Succeeded" for p in current):
         return _succeed(state, spec, by_replica[0], current)
 
-    missing = [index for index in range(replicas) if index not in by_replica]
-    if missing:
-        # Say now which pods this reconcile creates, not in one more write when they appear.
-        state.patch["replicaStatuses"] = _replica_statuses(
-            replicas, current, {index: pod_name(name, index) for index in missing}
-        )
     if missing and not started:
         state.patch["startTime"] = _stamp(now)
     if missing and len(missing) == replicas:

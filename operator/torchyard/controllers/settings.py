@@ -45,8 +45,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    # kopf would post an Event for every handler's "succeeded" log line: two API writes
-    # per reconcile at scale, and noise in `kubectl describe` beside torchyard's own Events.
+    # kopf would post an Event for every handler's "succeeded" log line: an API write per
+    # handler run at scale, and noise in `kubectl describe` beside torchyard's own Events.
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "torchyard-operator"
     # Peering (HA) is chosen on the command line (torchyard.cli: --peering, --priority,
