@@ -77,10 +77,12 @@ class Launch:
 class ContainerProcess:
     """One running container instance."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], mnt_inode: int | None) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes], mnt: procs.PinnedNamespace | None) -> None:
         self.popen = popen
         self.pid = popen.pid
-        self.mnt_inode = mnt_inode
+        # Held until the container's last process is gone (see procs.py).
+        self.mnt = mnt
+        self._killing: asyncio.Task[None] | None = None
         self.id = uuid.uuid4().hex
         self.started = time.time()
         self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -115,7 +117,7 @@ class ContainerProcess:
             raise StartError(
                 errors[-1] if errors else f"shim exited with status {popen.returncode}"
             )
-        return cls(popen, procs.namespace_inode(popen.pid, "mnt"))
+        return cls(popen, procs.PinnedNamespace.of(popen.pid, "mnt"))
 
     def _watch(self) -> None:
         loop = asyncio.get_running_loop()
@@ -149,8 +151,8 @@ class ContainerProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if self.returncode is None:
                 os.killpg(self.pid, sig)
-        if self.mnt_inode is not None:
-            procs.signal_all(procs.pids_in("mnt", self.mnt_inode), sig)
+        if self.mnt is not None:
+            procs.signal_all(self.mnt.pids(), sig)
 
     async def stop(self, grace: Callable[[], float] | float) -> int:
         """SIGTERM, wait out the grace period, SIGKILL; return the exit status.
@@ -173,11 +175,20 @@ class ContainerProcess:
 
     async def kill(self) -> None:
         """SIGKILL the container and anything left in it; wait until all are gone."""
+        # One kill at a time: the namespace is released at the end of the first.
+        if self._killing is None:
+            self._killing = asyncio.ensure_future(self._kill())
+        await asyncio.shield(self._killing)
+
+    async def _kill(self) -> None:
         if self.returncode is None:
             self.signal(signal.SIGKILL)
             await self.wait()
-        if self.mnt_inode is not None:
-            await procs.kill_namespace("mnt", self.mnt_inode)
+        if self.mnt is not None:
+            try:
+                await procs.kill_all(self.mnt.pids)
+            finally:
+                self.mnt.release()
 
 
 async def _read_all(fd: int) -> bytes:
