@@ -12,6 +12,8 @@ from typing import Any
 import httpx2
 from lightkube import AsyncClient
 from lightkube.codecs import from_dict
+from lightkube.config.client_adapter import verify_cluster
+from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import GenericNamespacedResource, create_namespaced_resource
 from lightkube.types import PatchType
@@ -19,6 +21,7 @@ from lightkube.types import PatchType
 from torchyard.api.base import GROUP, VERSION
 from torchyard.api.kinds import KINDS, Kind
 from torchyard.controllers.queue import Gone
+from torchyard.controllers.transport import AiohttpTransport
 
 FIELD_MANAGER = "torchyard-operator"
 # Each request gets 10 s to connect, send and read; the wait for a free connection of
@@ -40,7 +43,17 @@ RESOURCES: dict[str, type[GenericNamespacedResource]] = {
 def api() -> AsyncClient:
     global _client
     if _client is None:
-        _client = AsyncClient(field_manager=FIELD_MANAGER, timeout=TIMEOUT)
+        config = KubeConfig.from_env().get()
+        tls = None
+        if config.cluster.server.startswith("https:"):
+            assert config.user is not None, "the kubeconfig names no user"
+            tls = verify_cluster(config.cluster, config.user, config.abs_file)
+        _client = AsyncClient(
+            config,
+            field_manager=FIELD_MANAGER,
+            timeout=TIMEOUT,
+            transport=AiohttpTransport(tls),
+        )
     return _client
 
 
