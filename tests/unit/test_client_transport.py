@@ -5,8 +5,10 @@ back as httpx's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
+from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
@@ -15,15 +17,26 @@ from aiohttp import web
 from torchyard.controllers.transport import AiohttpTransport, client_timeout
 
 
-async def _serve(handler) -> tuple[web.AppRunner, str]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
+@contextlib.asynccontextmanager
+async def _client(handler=None, **options) -> AsyncIterator[httpx2.AsyncClient]:
+    """An httpx client over the transport, talking to `handler` on a local server."""
+    runner = None
+    if handler is not None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        options["base_url"] = f"http://{host}:{port}"
+    transport = AiohttpTransport(None)
+    try:
+        async with httpx2.AsyncClient(transport=transport, **options) as client:
+            yield client
+    finally:
+        await transport.aclose()
+        if runner is not None:
+            await runner.cleanup()
 
 
 def test_a_request_arrives_whole_and_its_answer_comes_back():
@@ -40,23 +53,16 @@ def test_a_request_arrives_whole_and_its_answer_comes_back():
         return web.json_response({"kind": "Pod", "ok": True}, status=201)
 
     async def scenario():
-        runner, url = await _serve(handler)
-        transport = AiohttpTransport(None)
-        try:
-            async with httpx2.AsyncClient(base_url=url, transport=transport) as client:
-                response = await client.patch(
-                    "/api/v1/namespaces/ns/pods/a%2Fb/status",
-                    params={"fieldManager": "torchyard-operator"},
-                    headers={
-                        "Authorization": "Bearer t0ken",
-                        "Content-Type": "application/merge-patch+json",
-                    },
-                    content=json.dumps({"status": {"phase": "Running"}}),
-                )
-            return response
-        finally:
-            await transport.aclose()
-            await runner.cleanup()
+        async with _client(handler) as client:
+            return await client.patch(
+                "/api/v1/namespaces/ns/pods/a%2Fb/status",
+                params={"fieldManager": "torchyard-operator"},
+                headers={
+                    "Authorization": "Bearer t0ken",
+                    "Content-Type": "application/merge-patch+json",
+                },
+                content=json.dumps({"status": {"phase": "Running"}}),
+            )
 
     response = asyncio.run(scenario())
     assert response.status_code == 201
@@ -76,14 +82,8 @@ def test_an_error_status_is_an_answer_not_an_exception():
         return web.json_response({"kind": "Status", "code": 409}, status=409)
 
     async def scenario():
-        runner, url = await _serve(handler)
-        transport = AiohttpTransport(None)
-        try:
-            async with httpx2.AsyncClient(base_url=url, transport=transport) as client:
-                return await client.post("/api/v1/namespaces/ns/pods", content=b"{}")
-        finally:
-            await transport.aclose()
-            await runner.cleanup()
+        async with _client(handler) as client:
+            return await client.post("/api/v1/namespaces/ns/pods", content=b"{}")
 
     response = asyncio.run(scenario())
     assert response.status_code == 409
@@ -96,12 +96,8 @@ def test_an_unreachable_server_raises_httpx_connect_error():
         port = probe.getsockname()[1]
 
     async def scenario():
-        transport = AiohttpTransport(None)
-        try:
-            async with httpx2.AsyncClient(transport=transport) as client:
-                await client.get(f"http://127.0.0.1:{port}/api")
-        finally:
-            await transport.aclose()
+        async with _client() as client:
+            await client.get(f"http://127.0.0.1:{port}/api")
 
     with pytest.raises(httpx2.ConnectError):
         asyncio.run(scenario())
@@ -113,17 +109,8 @@ def test_a_slow_answer_raises_httpx_read_timeout():
         return web.Response(text="late")
 
     async def scenario():
-        runner, url = await _serve(handler)
-        transport = AiohttpTransport(None)
-        try:
-            timeout = httpx2.Timeout(5.0, read=0.2)
-            async with httpx2.AsyncClient(
-                base_url=url, transport=transport, timeout=timeout
-            ) as client:
-                await client.get("/slow")
-        finally:
-            await transport.aclose()
-            await runner.cleanup()
+        async with _client(handler, timeout=httpx2.Timeout(5.0, read=0.2)) as client:
+            await client.get("/slow")
 
     with pytest.raises(httpx2.ReadTimeout):
         asyncio.run(scenario())

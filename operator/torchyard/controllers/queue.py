@@ -54,7 +54,7 @@ class WorkQueue:
         self.kind = kind
         self.base_delay = base_delay
         self.max_delay = max_delay
-        # As many as the API client has connections (httpx's default pool): more would
+        # As many as the API client has connections (controllers/transport.py): more would
         # only queue for one, each holding a decision while the state it read ages.
         # 32 cost a quarter of the throughput at N=500 (docs/performance.md).
         self._slots = asyncio.Semaphore(max_concurrent)

@@ -50,7 +50,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
                 limit=self._max_connections,
-                ssl=self._ssl if self._ssl is not None else False,
+                ssl=self._ssl if self._ssl is not None else True,  # verify by default
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
