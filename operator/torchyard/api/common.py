@@ -6,7 +6,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from torchyard.api.base import ApiModel, ArtifactUri, Cel, StatusBase, Timestamp, cel_rules
+from torchyard.api.base import (
+    ApiModel,
+    ArtifactUri,
+    Cel,
+    ModelUri,
+    StatusBase,
+    Timestamp,
+    cel_rules,
+)
 
 ModelFormat = Literal["huggingface", "torchscript", "safetensors", "state_dict", "torchyard"]
 
@@ -31,11 +39,17 @@ _FACTORY_FORBIDDEN = Cel(
 )
 
 
-class ModelSource(ApiModel, json_schema_extra=cel_rules(_FACTORY_REQUIRED, _FACTORY_FORBIDDEN)):
+FACTORY_RULES = (_FACTORY_REQUIRED, _FACTORY_FORBIDDEN)
+
+
+class ModelSource(ApiModel, json_schema_extra=cel_rules(*FACTORY_RULES)):
     """Where a model is read from and how it is stored."""
 
-    uri: ArtifactUri
-    """Location of the model: file:///path, pvc://CLAIM/path or s3://bucket/key."""
+    uri: ModelUri
+    """Location of the model: file:///path, pvc://CLAIM/path, s3://bucket/key, or
+    builtin://all-minilm-l6-v2 (the sentence encoder the worker image ships; format
+    huggingface). A URI that another job in the namespace writes (its spec.output.uri)
+    makes this job wait for that job to succeed, and read what it wrote."""
     format: ModelFormat
     """huggingface (a transformers directory with safetensors weights), torchscript
     (a scripted or traced module), safetensors or state_dict (weights only; see factory),
@@ -97,30 +111,19 @@ class ArtifactRef(ApiModel):
     """Format the artifact was written in."""
 
 
-_REGISTERED_NAME_FITS = Cel(
-    # The ModelVersion is named <model>-v<version> (dots to dashes) and such names are
-    # at most 50 characters: its serving Deployment is named after it.
-    rule="size(self.model) + size(self.version) <= 48",
-    message="model and version together are at most 48 characters: the ModelVersion "
-    "is named <model>-v<version>, at most 50",
-    field_path=".version",
-    reason="FieldValueInvalid",
-)
+class InputRef(ApiModel):
+    """The model a job started from: where it came from and which job produced it."""
 
-
-class RegisterAs(ApiModel, json_schema_extra=cel_rules(_REGISTERED_NAME_FITS)):
-    """Register the job's result as a ModelVersion when the job succeeds."""
-
-    model: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=50)
-    """Name of the model the version belongs to."""
-    version: str = Field(pattern=r"^v?[0-9]+(\.[0-9]+){0,2}$", max_length=32)
-    """Version to register, e.g. 3 or v1.2.0."""
-
-    @model_validator(mode="after")
-    def _name_fits(self) -> RegisterAs:
-        if len(self.model) + len(self.version) > 48:
-            raise ValueError(f"version: {_REGISTERED_NAME_FITS.message}")
-        return self
+    uri: str | None = None
+    """Where the model was read (absent for a model built by its factory)."""
+    factory: str | None = None
+    """The factory that built the model, for weights-only formats and models trained
+    from scratch."""
+    digest: str | None = None
+    """sha256:<hex> of the content the job read."""
+    produced_by: str | None = None
+    """Kind/name of the job in this namespace whose output the model is, e.g.
+    TrainingJob/digits: the lineage of the artifact."""
 
 
 class JobStatusBase(StatusBase):
@@ -132,3 +135,5 @@ class JobStatusBase(StatusBase):
     """When the job reached Succeeded or Failed."""
     attempts: int | None = Field(default=None, ge=0)
     """How many times the job's pods have been started."""
+    input: InputRef | None = None
+    """The model the job read, and which job produced it."""

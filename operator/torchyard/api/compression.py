@@ -13,8 +13,8 @@ from torchyard.api.common import (
     JobStatusBase,
     ModelSource,
     OutputSpec,
-    RegisterAs,
 )
+from torchyard.api.modelversion import RegisterAs
 
 Method = Literal["prune", "quantize", "distill"]
 METHODS: tuple[Method, ...] = ("prune", "quantize", "distill")

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from torchyard.api.base import (
     ApiModel,
     Cel,
+    ModelUri,
     ResourceRequirements,
     StatusBase,
     Timestamp,
@@ -32,10 +33,9 @@ def _immutable(field: str) -> dict[str, object]:
 class ArtifactSpec(ApiModel):
     """The model artifact this version serves."""
 
-    uri: str = Field(
-        pattern=r"^(file:///|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|s3://).+$", max_length=2048
-    )
-    """Location of the artifact: file:///path, pvc://CLAIM/path or s3://bucket/key."""
+    uri: ModelUri
+    """Location of the artifact: file:///path, pvc://CLAIM/path, s3://bucket/key, or
+    builtin://all-minilm-l6-v2 (a model the worker image ships)."""
     digest: str = Field(pattern=r"^sha256:[a-f0-9]{64}$")
     """sha256:<64 hex>. The serving pod checks it before loading; a mismatch is never served."""
     format: ModelFormat = "torchyard"
@@ -154,6 +154,38 @@ class ServingSpec(ApiModel):
     )
     """Extra environment of the serving container (thread counts, log levels). Changing
     it restarts the version's serving pods."""
+
+
+_REGISTERED_NAME_FITS = Cel(
+    # The ModelVersion is named <model>-v<version> (dots to dashes) and such names are
+    # at most 50 characters: its serving Deployment is named after it.
+    rule="size(self.model) + size(self.version) <= 48",
+    message="model and version together are at most 48 characters: the ModelVersion "
+    "is named <model>-v<version>, at most 50",
+    field_path=".version",
+    reason="FieldValueInvalid",
+)
+
+
+class RegisterAs(ApiModel, json_schema_extra=cel_rules(_REGISTERED_NAME_FITS)):
+    """Register the job's result as a ModelVersion when the job succeeds."""
+
+    model: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=50)
+    """Name of the model the version belongs to."""
+    version: str = Field(pattern=VERSION_PATTERN, max_length=32)
+    """Version to register, e.g. 3 or v1.2.0."""
+    serving: ServingSpec | None = None
+    """spec.serving of the registered ModelVersion (default: one pod)."""
+    rollout: RolloutSpec | None = None
+    """spec.rollout of the registered ModelVersion: how it replaces the model's serving
+    version (default: straight to 100 % once an analysis at full weight passes). The
+    model's first version serves as soon as it is ready, without steps."""
+
+    @model_validator(mode="after")
+    def _name_fits(self) -> RegisterAs:
+        if len(self.model) + len(self.version) > 48:
+            raise ValueError(f"version: {_REGISTERED_NAME_FITS.message}")
+        return self
 
 
 _NOT_BOTH = Cel(

@@ -9,19 +9,22 @@ from pydantic import Field, model_validator
 from torchyard.api.base import (
     ApiModel,
     Cel,
+    ModelUri,
     ResourceRequirements,
     RunPolicy,
     Timestamp,
     cel_rules,
 )
 from torchyard.api.common import (
+    FACTORY_RULES,
+    FORMATS_NEEDING_FACTORY,
     ArtifactRef,
     DatasetSource,
     JobStatusBase,
     ModelSource,
     OutputSpec,
-    RegisterAs,
 )
+from torchyard.api.modelversion import RegisterAs
 
 ParallelismMode = Literal["data", "model", "gradient"]
 
@@ -118,13 +121,38 @@ _NO_RESERVED_ENV = Cel(
 )
 
 
+_URI_OR_FACTORY = Cel(
+    rule="has(self.uri) || self.format in ['safetensors', 'state_dict']",
+    message="uri is required unless the model is trained from scratch (format "
+    "state_dict or safetensors with a factory and no uri)",
+    field_path=".uri",
+    reason="FieldValueRequired",
+)
+
+
+class InitialModel(ModelSource, json_schema_extra=cel_rules(*FACTORY_RULES, _URI_OR_FACTORY)):
+    """The model a TrainingJob starts from: weights at a URI, or a factory's fresh ones."""
+
+    uri: ModelUri | None = None  # type: ignore[assignment]
+    """Location of the starting weights: file:///path, pvc://CLAIM/path, s3://bucket/key
+    or builtin://NAME; another job's spec.output.uri makes this job wait for that job.
+    Without uri (format state_dict or safetensors, with a factory) training starts from
+    the factory's initial weights, drawn with hyperparameters.seed."""
+
+    @model_validator(mode="after")
+    def _uri_or_factory(self) -> InitialModel:
+        if self.uri is None and self.format not in FORMATS_NEEDING_FACTORY:
+            raise ValueError(f"uri: {_URI_OR_FACTORY.message}")
+        return self
+
+
 class TrainingJobSpec(RunPolicy):
     """Desired state of a TrainingJob."""
 
     parallelism: ParallelismSpec = Field(default_factory=ParallelismSpec)
     """Parallelism mode and the number of pods and processes."""
-    model: ModelSource
-    """The model to train (its initial weights)."""
+    model: InitialModel
+    """The model to train: its architecture and starting weights."""
     dataset: DatasetSource
     """Training data."""
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)

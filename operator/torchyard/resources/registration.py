@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from torchyard.api.base import API_VERSION, GROUP
-from torchyard.api.common import RegisterAs
+from torchyard.api.modelversion import RegisterAs
 from torchyard.resources.pods import MANAGED_BY
 
 REGISTERED_BY = f"{GROUP}/registered-by"
@@ -26,6 +26,19 @@ def model_version(
     It has no owner reference on purpose: a registered version outlives the job that
     produced it (the job's TTL must not delete what serves).
     """
+    spec: dict[str, Any] = {
+        "model": register_as.model,
+        "version": register_as.version,
+        "artifact": {
+            "uri": artifact["uri"],
+            "digest": artifact["digest"],
+            "format": artifact.get("format") or "torchyard",
+        },
+    }
+    if register_as.serving is not None:
+        spec["serving"] = register_as.serving.to_k8s()
+    if register_as.rollout is not None:
+        spec["rollout"] = register_as.rollout.to_k8s()
     return {
         "apiVersion": API_VERSION,
         "kind": "ModelVersion",
@@ -38,13 +51,5 @@ def model_version(
                 REGISTERED_BY: registered_by,
             },
         },
-        "spec": {
-            "model": register_as.model,
-            "version": register_as.version,
-            "artifact": {
-                "uri": artifact["uri"],
-                "digest": artifact["digest"],
-                "format": artifact.get("format") or "torchyard",
-            },
-        },
+        "spec": spec,
     }

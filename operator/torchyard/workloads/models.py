@@ -81,7 +81,11 @@ def build(factory: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
 
 
 def load_model(source: ModelSource) -> nn.Module:
-    """Load the model a ModelSource names, verifying its digest when one is given."""
+    """Load the model a ModelSource names, verifying its digest when one is given; a
+    source without a URI (a model trained from scratch) is its factory's fresh model."""
+    if source.uri is None:
+        assert source.factory is not None, "the API requires a factory without a uri"
+        return build(source.factory)
     try:
         path = fetch(source.uri)
     except StorageError as error:

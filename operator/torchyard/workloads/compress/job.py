@@ -135,6 +135,7 @@ def run(spec: CompressionJobSpec) -> dict[str, Any]:
         "bytes": artifact.bytes,
         "format": FORMAT,
     }
+    result["input"] = {"uri": spec.model.uri, "digest": source.digest}
     return result
 
 

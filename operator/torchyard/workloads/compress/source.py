@@ -9,7 +9,14 @@ from typing import Any
 from torch import nn
 
 from torchyard.api.common import ModelSource
-from torchyard.storage import DigestMismatch, StorageError, fetch, read_manifest, verify
+from torchyard.storage import (
+    DigestMismatch,
+    StorageError,
+    compute_digest,
+    fetch,
+    read_manifest,
+    verify,
+)
 from torchyard.workloads.artifacts import BASE_DIR, load_artifact
 from torchyard.workloads.models import ModelLoadError, load_path
 from torchyard.workloads.report import PermanentError
@@ -24,6 +31,8 @@ class Source:
     transforms: list[dict[str, Any]] = field(default_factory=list)
     base_files: Path | None = None
     """A Hugging Face directory whose config and tokenizer the artifact copies."""
+    digest: str | None = None
+    """sha256 of the content the model was loaded from (the artifact's lineage)."""
 
     @property
     def tokenizer_dir(self) -> Path | None:
@@ -51,6 +60,7 @@ def open_source(source: ModelSource) -> Source:
     except ModelLoadError as error:
         raise PermanentError("InvalidModel", str(error)) from None
     opened.model.eval()  # a factory's module starts in training mode (dropout, batch norm)
+    opened.digest = source.digest or compute_digest(path)
     return opened
 
 

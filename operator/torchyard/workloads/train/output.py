@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from torchyard.api.common import ModelSource
-from torchyard.storage import Artifact, fetch, read_manifest
+from torchyard.storage import Artifact, compute_digest, fetch, read_manifest
 from torchyard.workloads.artifacts import BASE_DIR, save_artifact
 from torchyard.workloads.report import PermanentError
 
@@ -41,6 +41,14 @@ def architecture(source: ModelSource) -> tuple[dict[str, Any], list[dict[str, An
         return {"huggingface": BASE_DIR}, [], fetch(source.uri)
     assert source.factory is not None, "the API requires a factory for weights-only formats"
     return {"factory": source.factory}, [], None
+
+
+def input_ref(source: ModelSource) -> dict[str, Any]:
+    """status.input as the job saw it: the starting model's URI (or factory) and the
+    digest of the content it read (the lineage of the artifact)."""
+    if source.uri is None:
+        return {"factory": source.factory}
+    return {"uri": source.uri, "digest": source.digest or compute_digest(fetch(source.uri))}
 
 
 def save_trained(

@@ -16,7 +16,7 @@ from torchyard.workloads.train.distributed import Rank
 from torchyard.workloads.train.inputs import Inputs, load_initial_model
 from torchyard.workloads.train.modes import Strategy
 from torchyard.workloads.train.modes.base import restore_rng, rng_state
-from torchyard.workloads.train.output import save_trained
+from torchyard.workloads.train.output import input_ref, save_trained
 from torchyard.workloads.train.progress import (
     Throughput,
     progress_file,
@@ -213,6 +213,7 @@ class Runner:
                 "bytes": artifact.bytes,
                 "format": "torchyard",
             },
+            "input": input_ref(self.spec.model),
             "steps": self.total,
             "finalLoss": self.loss,
             "samplesPerSecond": round(rate, 1),
