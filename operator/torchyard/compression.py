@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from torchyard.admission import Event
 from torchyard.api.compression import CompressionJobSpec
 from torchyard.conditions import find_condition, set_condition
+from torchyard.lineage import WAIT_SECONDS, Producer, gate
 from torchyard.podstatus import latest_outcome, pending_message
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 RUNNING = "Running"
 TERMINAL = (SUCCEEDED, FAILED)
+MODEL_NOT_FOUND = "ModelNotFound"
+"""The workload's reason when the model is not at its URI (workloads.compress.source)."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,10 @@ class Plan:
     status_patch: dict[str, Any]
     events: list[Event] = field(default_factory=list)
     create_job: bool = False
+    delete_job: bool = False
+    """Delete the child Job (it ran before its model's producer had written the model)."""
+    model_digest: str | None = None
+    """The digest the created Job must find its model at (spec's, else its producer's)."""
     delete_object: bool = False
     requeue_after: float | None = None
 
@@ -49,8 +56,12 @@ def plan(
     job: dict[str, Any] | None,
     pods: list[dict[str, Any]],
     now: datetime,
+    *,
+    producer: Producer | None = None,
 ) -> Plan:
-    """Map the child Job's state onto the CompressionJob, and say what to do next."""
+    """Map the child Job's state onto the CompressionJob, and say what to do next.
+    `producer` is the job in the namespace that writes this job's model, if any
+    (torchyard.lineage): the child Job is created only once it has succeeded."""
     conditions = list(status.get("conditions") or [])
     phase = status.get("phase") or "Pending"
 
@@ -74,10 +85,21 @@ def plan(
         return _after_the_end(spec, status, now)
 
     if job is None:
+        started = gate(spec.model, producer)
+        patch["input"] = started.input
+        if started.failure is not None:
+            condition(FAILED, "True", "InputFailed", started.failure)
+            patch.update(
+                phase=FAILED, conditions=conditions, completionTime=stamp, message=started.failure
+            )
+            events.append(Event("Warning", "InputFailed", started.failure))
+            return Plan(patch, events, requeue_after=_ttl_delay(spec, stamp, now))
+        if started.waiting is not None:
+            return _wait_for_input(patch, conditions, events, started.waiting, generation, now)
         # The controller posts the JobCreated Event once the create call succeeded.
         condition("Created", "True", "JobCreated", f"created Job {name}-compress")
         patch.update(phase="Pending", conditions=conditions, message="waiting for the pod")
-        return Plan(patch, create_job=True)
+        return Plan(patch, events, create_job=True, model_digest=started.digest)
 
     job_status = job.get("status") or {}
     attempts = (
@@ -103,12 +125,23 @@ def plan(
         )
         if result:
             patch["result"] = result
+        read = (outcome.result if outcome else None) or {}
+        if isinstance(read.get("input"), dict):
+            patch["input"] = {**(status.get("input") or {}), **read["input"]}
         events.append(Event("Normal", SUCCEEDED, summary))
         return Plan(patch, events, requeue_after=_ttl_delay(spec, patch["completionTime"], now))
 
     failed = _job_condition(job, "Failed")
     if failed:
         reason, message = _failure(failed, pods)
+        if reason == MODEL_NOT_FOUND and producer is not None and producer.phase != FAILED:
+            # Applied together, this job may start before its producer is even seen:
+            # what it found missing is on its way, so wait for it and run again.
+            waiting = gate(spec.model, producer).waiting or (
+                f"model {spec.model.uri} was not there yet; {producer.ref} writes it"
+            )
+            waited = _wait_for_input(patch, conditions, events, waiting, generation, now)
+            return replace(waited, delete_job=True)
         condition(RUNNING, "False", reason, message)
         condition(FAILED, "True", reason, message)
         patch.update(phase=FAILED, conditions=conditions, completionTime=stamp, message=message)
@@ -132,6 +165,31 @@ def plan(
         condition(RUNNING, "False", reason, text)
         patch.update(phase="Pending", conditions=conditions, message=text)
     return Plan(patch, events)
+
+
+def _wait_for_input(
+    patch: dict[str, Any],
+    conditions: list[dict[str, Any]],
+    events: list[Event],
+    waiting: str,
+    generation: int,
+    now: datetime,
+) -> Plan:
+    """Pending until the job that writes the model has succeeded (torchyard.lineage)."""
+    before = find_condition(conditions, "Created") or {}
+    if before.get("reason") != "WaitingForInput":
+        events.append(Event("Normal", "WaitingForInput", waiting))
+    conditions = set_condition(
+        conditions,
+        type="Created",
+        status="False",
+        reason="WaitingForInput",
+        message=waiting,
+        generation=generation,
+        now=now,
+    )
+    patch.update(phase="Pending", conditions=conditions, message=waiting)
+    return Plan(patch, events, requeue_after=WAIT_SECONDS)
 
 
 def _after_the_end(spec: CompressionJobSpec, status: dict[str, Any], now: datetime) -> Plan:

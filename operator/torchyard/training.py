@@ -8,18 +8,21 @@ rendezvous, and a pod left over from before an operator restart is never duplica
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from torchyard.admission import Event
 from torchyard.api.training import TrainingJobSpec
 from torchyard.conditions import set_condition
+from torchyard.lineage import WAIT_SECONDS, Producer, gate
 from torchyard.podstatus import pending_message, phase_of, pod_outcome
 from torchyard.resources.training import ATTEMPT_LABEL, REPLICA_LABEL, pod_name
 from torchyard.workloads.report import PERMANENT
 
 TERMINAL = ("Succeeded", "Failed")
+MODEL_UNAVAILABLE = "ModelUnavailable"
+"""The workload's reason when the starting model cannot be loaded (workloads.train.inputs)."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,12 @@ def plan(
     pods: list[dict[str, Any]],
     service_exists: bool,
     now: datetime,
+    *,
+    producer: Producer | None = None,
 ) -> TrainingPlan:
+    """The next move of a TrainingJob. `producer` is the job in the namespace that writes
+    this job's starting model, if any (torchyard.lineage): the first pods are created
+    only once it has succeeded."""
     state = _Status(status, generation, now)
     phase = status.get("phase") or "Pending"
     restarts = int(status.get("restarts") or 0)
@@ -125,6 +133,11 @@ def plan(
             _parse(started) + timedelta(seconds=spec.active_deadline_seconds) - now
         ).total_seconds()
 
+    if not started and not pods:
+        waiting = _wait_for_input(state, spec, producer)
+        if waiting is not None:
+            return waiting
+
     current = [p for p in pods if _label(p, ATTEMPT_LABEL) == restarts]
     stale = [p for p in pods if _label(p, ATTEMPT_LABEL) != restarts]
     if stale:
@@ -136,7 +149,7 @@ def plan(
 
     failed = [p for p in current if phase_of(p) == "Failed"]
     if failed:
-        return _on_failure(state, spec, restarts, failed[0], current)
+        return _on_failure(state, spec, restarts, failed[0], current, producer)
 
     by_replica = {_label(p, REPLICA_LABEL): p for p in current}
     missing = [index for index in range(replicas) if index not in by_replica]
@@ -193,6 +206,21 @@ def plan(
     )
 
 
+def _wait_for_input(
+    state: _Status, spec: TrainingJobSpec, producer: Producer | None
+) -> TrainingPlan | None:
+    """A plan that waits for (or fails with) the job producing the model; None: start."""
+    started = gate(spec.model, producer)
+    state.patch["input"] = started.input
+    if started.failure is not None:
+        return _fail(state, spec, [], "InputFailed", started.failure)
+    if started.waiting is None:
+        return None
+    state.condition("Created", "False", "WaitingForInput", started.waiting)
+    state.phase("Pending", started.waiting, ("Normal", "WaitingForInput"))
+    return TrainingPlan(state.patch, state.events, requeue_after=WAIT_SECONDS)
+
+
 def _replica_statuses(
     replicas: int, pods: list[dict[str, Any]], creating: dict[int, str] | None = None
 ) -> list[dict[str, Any]]:
@@ -216,12 +244,21 @@ def _on_failure(
     restarts: int,
     pod: dict[str, Any],
     current: list[dict[str, Any]],
+    producer: Producer | None,
 ) -> TrainingPlan:
     outcome = pod_outcome(pod)
     replica = _label(pod, REPLICA_LABEL)
     code = outcome.exit_code if outcome else None
     said = f": {outcome.message}" if outcome and outcome.message else ""
     cause = f"replica {replica} ({_name(pod)}) failed with exit code {code}{said}"
+    missing = outcome is not None and outcome.reason == MODEL_UNAVAILABLE
+    if code == PERMANENT and missing and producer is not None and producer.phase != "Failed":
+        # Applied together, the job may start before its producer is even seen: what it
+        # found missing is on its way, so start over once it is there.
+        state.patch["startTime"] = None
+        waiting = _wait_for_input(state, spec, producer)
+        assert waiting is not None
+        return replace(waiting, delete_pods=[_name(p) for p in current])
     if code == PERMANENT:
         reason = (outcome.reason if outcome else None) or "PermanentError"
         return _fail(state, spec, current, reason, cause + " (a permanent error: not retried)")
@@ -275,6 +312,8 @@ def _succeed(
     if artifact:
         state.patch["result"] = artifact
         message += f", artifact {str(artifact.get('digest', ''))[:19]}"
+    if isinstance(result.get("input"), dict):
+        state.patch["input"] = {**(state.before.get("input") or {}), **result["input"]}
     state.condition("Running", "False", "Succeeded", "all replicas finished")
     state.condition("Succeeded", "True", "Trained", message)
     state.patch["completionTime"] = _stamp(state.now)

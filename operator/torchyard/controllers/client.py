@@ -16,7 +16,8 @@ from lightkube.config.client_adapter import verify_cluster
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import GenericNamespacedResource, create_namespaced_resource
-from lightkube.types import PatchType
+from lightkube.resources.batch_v1 import Job
+from lightkube.types import CascadeType, PatchType
 
 from torchyard.api.base import GROUP, VERSION
 from torchyard.api.kinds import KINDS, Kind
@@ -98,6 +99,15 @@ async def patch_status(
 async def delete_object(kind: Kind, namespace: str, name: str) -> None:
     try:
         await api().delete(RESOURCES[kind.kind], name, namespace=namespace)
+    except ApiError as error:
+        if error.status.code != 404:
+            raise
+
+
+async def delete_child_job(namespace: str, name: str) -> None:
+    """Delete a batch/v1 Job and its pods (gone already is fine)."""
+    try:
+        await api().delete(Job, name, namespace=namespace, cascade=CascadeType.BACKGROUND)
     except ApiError as error:
         if error.status.code != 404:
             raise

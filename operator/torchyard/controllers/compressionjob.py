@@ -21,7 +21,14 @@ from torchyard.compression import TERMINAL, plan
 from torchyard.controllers import client, objects
 from torchyard.controllers.children import snapshot
 from torchyard.controllers.queue import NewGenerations, WorkQueue, next_look
-from torchyard.controllers.reconciler import admitted, finish, just_succeeded, register
+from torchyard.controllers.reconciler import (
+    admitted,
+    finish,
+    just_succeeded,
+    producer_of,
+    register,
+)
+from torchyard.lineage import output_uri, producer
 from torchyard.resources.compression import compression_job
 from torchyard.validation import parse_spec
 
@@ -38,6 +45,15 @@ async def compression_jobs(
     namespace: str, name: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
     return {(namespace, name): objects.compact(body)}
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+async def compression_outputs(
+    namespace: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], Any] | None:
+    """Each job by the artifact it writes, for the jobs that read it (torchyard.lineage)."""
+    uri = output_uri(body)
+    return {(namespace, uri): producer(COMPRESSION_JOB.kind, body)} if uri else None
 
 
 @kopf.index("batch", "v1", "jobs", labels={OWNER_LABEL: kopf.PRESENT})
@@ -73,6 +89,7 @@ async def _queue(namespace: str, name: str, handler_kwargs: dict[str, Any]) -> N
         handler_kwargs["compression_jobs"],
         handler_kwargs["compression_child_jobs"],
         handler_kwargs["compression_pods"],
+        (handler_kwargs["training_outputs"], handler_kwargs["compression_outputs"]),
     )
     await queue.run((namespace, name), lambda: reconcile(namespace, name, *indexes))
 
@@ -83,8 +100,10 @@ async def reconcile(
     objects_index: kopf.Index,
     jobs_index: kopf.Index,
     pods_index: kopf.Index,
+    outputs: tuple[kopf.Index, ...] = (),
 ) -> float | None:
-    """Act on the plan for one job; return seconds until it must be looked at again."""
+    """Act on the plan for one job; return seconds until it must be looked at again.
+    `outputs` are the job kinds' indexes by the artifact each job writes."""
     indexed = objects_index.get((namespace, name), [])
     async with admitted(COMPRESSION_JOB, namespace, name, indexed) as obj:
         if obj is None:
@@ -103,12 +122,18 @@ async def reconcile(
             children[0] if children else None,
             pods,
             now(),
+            producer=producer_of(namespace, spec.model.uri, (COMPRESSION_JOB.kind, name), outputs),
         )
         if decided.delete_object:
             await client.delete_object(COMPRESSION_JOB, namespace, name)
             return None
         events = list(decided.events)
+        if decided.delete_job and children:
+            await client.delete_child_job(namespace, children[0]["metadata"]["name"])
         if decided.create_job:
+            if decided.model_digest and not spec.model.digest:
+                model = spec.model.model_copy(update={"digest": decided.model_digest})
+                spec = spec.model_copy(update={"model": model})
             manifest = compression_job(name, namespace, spec)
             kopf.adopt(manifest, owner=obj.body)
             if await client.create(manifest):

@@ -14,14 +14,16 @@ import kopf
 
 from torchyard.admission import ACCEPTED, Event, admit
 from torchyard.api.base import now
-from torchyard.api.common import RegisterAs
 from torchyard.api.kinds import Kind
+from torchyard.api.modelversion import RegisterAs
 from torchyard.conditions import find_condition
 from torchyard.controllers import client, objects
 from torchyard.controllers.children import changed_fields
 from torchyard.controllers.queue import Stale
+from torchyard.lineage import Producer, find_producer
 from torchyard.metrics import reconciling
 from torchyard.resources.registration import model_version
+from torchyard.storage import normalize_uri
 
 
 @dataclass
@@ -112,3 +114,14 @@ async def register(
 def just_succeeded(status: dict[str, Any], patch: dict[str, Any]) -> bool:
     """The patch moves a job into Succeeded (once: later reconciles see it there)."""
     return patch.get("phase") == "Succeeded" and status.get("phase") != "Succeeded"
+
+
+def producer_of(
+    namespace: str, model_uri: str | None, consumer: tuple[str, str], outputs: Iterable[kopf.Index]
+) -> Producer | None:
+    """The job in `namespace` that writes `model_uri` (torchyard.lineage), from the job
+    kinds' indexes by output URI."""
+    if model_uri is None:
+        return None
+    key = (namespace, normalize_uri(model_uri))
+    return find_producer(model_uri, consumer, [p for index in outputs for p in index.get(key, [])])

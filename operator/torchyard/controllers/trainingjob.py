@@ -29,7 +29,14 @@ from torchyard.controllers import client, objects
 from torchyard.controllers.children import CreatedChildren, snapshot
 from torchyard.controllers.progress import ProgressPoller
 from torchyard.controllers.queue import NewGenerations, WorkQueue, next_look
-from torchyard.controllers.reconciler import admitted, finish, just_succeeded, register
+from torchyard.controllers.reconciler import (
+    admitted,
+    finish,
+    just_succeeded,
+    producer_of,
+    register,
+)
+from torchyard.lineage import output_uri, producer
 from torchyard.resources.training import REPLICA_LABEL, headless_service, training_pod
 from torchyard.training import TERMINAL, plan
 from torchyard.validation import parse_spec
@@ -53,6 +60,15 @@ async def training_jobs(
     namespace: str, name: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
     return {(namespace, name): objects.compact(body)}
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+async def training_outputs(
+    namespace: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], Any] | None:
+    """Each job by the artifact it writes, for the jobs that read it (torchyard.lineage)."""
+    uri = output_uri(body)
+    return {(namespace, uri): producer(TRAINING_JOB.kind, body)} if uri else None
 
 
 @kopf.index("v1", "pods", labels={OWNER_LABEL: kopf.PRESENT})
@@ -88,6 +104,7 @@ async def _queue(namespace: str, name: str, handler_kwargs: dict[str, Any]) -> N
         handler_kwargs["training_jobs"],
         handler_kwargs["training_pods"],
         handler_kwargs["training_services"],
+        (handler_kwargs["training_outputs"], handler_kwargs["compression_outputs"]),
     )
     await queue.run((namespace, name), lambda: reconcile(namespace, name, *indexes))
 
@@ -112,8 +129,10 @@ async def reconcile(
     jobs_index: kopf.Index,
     pods_index: kopf.Index,
     services_index: kopf.Index,
+    outputs: tuple[kopf.Index, ...] = (),
 ) -> float | None:
-    """Act on the plan for one job; return seconds until it must be looked at again."""
+    """Act on the plan for one job; return seconds until it must be looked at again.
+    `outputs` are the job kinds' indexes by the artifact each job writes."""
     key = (namespace, name)
     async with admitted(TRAINING_JOB, namespace, name, jobs_index.get(key, [])) as obj:
         if obj is None or not obj.valid:
@@ -126,7 +145,16 @@ async def reconcile(
         pods = created_pods.with_created(key, list(pods_index.get(key, [])), time.monotonic())
         service_exists = bool(list(services_index.get(key, [])))
         status = {**obj.status, **obj.patch}
-        decided = plan(name, spec, status, obj.generation, pods, service_exists, now())
+        decided = plan(
+            name,
+            spec,
+            status,
+            obj.generation,
+            pods,
+            service_exists,
+            now(),
+            producer=producer_of(namespace, spec.model.uri, (TRAINING_JOB.kind, name), outputs),
+        )
         if decided.delete_object:
             progress.untrack(key)
             created_pods.forget(key)
@@ -137,6 +165,7 @@ async def reconcile(
             with contextlib.suppress(ApiError):  # already gone
                 await client.api().delete(Pod, pod_name, namespace=namespace)
         attempt = int(decided.status_patch.get("restarts", status.get("restarts") or 0))
+        spec = _pinned(spec, {**status, **decided.status_patch})
         replicas = [
             training_pod(name, namespace, spec, r, attempt) for r in decided.create_replicas
         ]
@@ -158,6 +187,14 @@ async def reconcile(
         phase = obj.patch.get("phase", obj.status.get("phase"))
         _follow_progress(key, phase, pods, {**obj.status, **obj.patch})
         return next_look(phase in TERMINAL, decided.requeue_after, RESYNC_SECONDS)
+
+
+def _pinned(spec: TrainingJobSpec, status: dict[str, Any]) -> TrainingJobSpec:
+    """The spec the pods get: the model pinned to the digest its producer reported."""
+    digest = (status.get("input") or {}).get("digest")
+    if spec.model.digest or not digest or spec.model.uri is None:
+        return spec
+    return spec.model_copy(update={"model": spec.model.model_copy(update={"digest": digest})})
 
 
 def _follow_progress(
