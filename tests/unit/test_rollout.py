@@ -429,6 +429,18 @@ def test_first_version_is_a_candidate_without_a_stable_one():
     assert roles.stable is None and roles.candidate and roles.candidate.version == "v1"
 
 
+def test_a_version_registered_while_the_first_still_deploys_rolls_out_against_it():
+    # A TrainingJob registers v1; a CompressionJob registers v2 moments later, before
+    # v1's pods are ready: v2 must canary against v1, not replace it.
+    roles = assign_roles(_views(v1="Progressing", v2=None))
+    assert roles.stable and roles.stable.version == "v1"
+    assert roles.candidate and roles.candidate.version == "v2"
+    assert roles.retired == ()
+    three = assign_roles(_views(v1="Progressing", v2="Progressing", v3=None))
+    assert three.stable and three.stable.version == "v1"
+    assert [(r.view.version, r.reason) for r in three.retired] == [("v2", "Replaced")]
+
+
 def test_versions_are_ordered_number_by_number():
     ordered = ["1", "v1.2", "1.9", "1.10", "v2", "10"]
     assert sorted(reversed(ordered), key=version_key) == ordered

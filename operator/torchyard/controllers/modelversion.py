@@ -37,6 +37,7 @@ from torchyard.resources.serving import (
     serving_deployment,
 )
 from torchyard.rollout import (
+    FINAL_PHASES,
     Counters,
     Observed,
     PodFailure,
@@ -46,6 +47,7 @@ from torchyard.rollout import (
     decide,
     measure,
     replica_plan,
+    retirement_message,
 )
 from torchyard.validation import InvalidSpec, parse_spec
 
@@ -131,7 +133,12 @@ async def reconcile_model(
     ready serving pods (None, 0 when no version is stable)."""
     async with _locks[(namespace, model)]:
         with reconciling(MODEL_VERSION.kind):
-            return await _reconcile(namespace, model, pods_index)
+            try:
+                return await _reconcile(namespace, model, pods_index)
+            except client.NamespaceGone:
+                # The namespace is being deleted: nothing can be created there and every
+                # version goes with it, so there is nothing to hand over or keep serving.
+                return None, 0
 
 
 async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> tuple[str | None, int]:
@@ -245,16 +252,18 @@ async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> tupl
         replicas[retired.view.name] = 0 if stable_ready else _ready(pods[retired.view.name])
         patch = patches.setdefault(retired.view.name, {})
         patch.update(phase=retired.phase, weight=0)
+        if stable is not None:
+            patch["stableVersion"] = stable.version
         if retired.view.phase != retired.phase:
             if retired.phase == "RolledBack":
                 ROLLBACKS.labels(namespace, model, retired.reason).inc()
-            events[retired.view.name].append(
-                Event(
-                    "Normal",
-                    retired.reason,
-                    f"version {retired.view.version} is {retired.phase.lower()}: it runs no pods",
-                )
+            message = retirement_message(retired, stable, roles.candidate)
+            body = versions[retired.view.name][0]
+            conditions = list((body.get("status") or {}).get("conditions") or [])
+            patch["conditions"] = _set(
+                conditions, body, "Progressing", False, retired.reason, message
             )
+            events[retired.view.name].append(Event("Normal", retired.reason, message))
 
     for name, count in replicas.items():
         body, spec = versions[name]
@@ -390,16 +399,18 @@ async def _finish(
         f"{ready}/{desired} serving pods ready",
     )
     serving = phase == "Serving" and ready > 0
-    conditions = _set(
-        conditions,
-        body,
-        "Ready",
-        serving,
-        "Serving" if serving else phase,
-        f"version {spec.version} answers inference requests"
-        if serving
-        else (failure.message if failure else f"phase {phase}, {ready} pods ready"),
-    )
+    progressing = next((c for c in conditions if c["type"] == "Progressing"), {})
+    if serving:
+        said = f"version {spec.version} answers inference requests"
+    elif failure:
+        said = failure.message
+    elif phase in FINAL_PHASES and progressing.get("message"):
+        said = progressing["message"] + (f" (ready pods left: {ready})" if ready else "")
+    elif phase == "Serving":
+        said = f"version {spec.version} serves the model once its pods are ready ({ready} ready)"
+    else:
+        said = f"phase {phase}, {ready} pods ready"
+    conditions = _set(conditions, body, "Ready", serving, "Serving" if serving else phase, said)
     healthy = failure is None and ((merged.get("analysis") or {}).get("verdict") != "Fail")
     conditions = _set(
         conditions,

@@ -11,8 +11,15 @@ result.
 
 from torchyard.rollout.analysis import Analysis, Counters, Measurement, analyse, measure
 from torchyard.rollout.replicas import ReplicaPlan, effective_weight, replica_plan, replicas_for
-from torchyard.rollout.roles import Retirement, Roles, VersionView, assign_roles
+from torchyard.rollout.roles import (
+    Retirement,
+    Roles,
+    VersionView,
+    assign_roles,
+    retirement_message,
+)
 from torchyard.rollout.steps import (
+    FINAL_PHASES,
     Observed,
     PodFailure,
     RolloutDecision,
@@ -22,6 +29,7 @@ from torchyard.rollout.steps import (
 )
 
 __all__ = [
+    "FINAL_PHASES",
     "Analysis",
     "Counters",
     "Measurement",
@@ -40,5 +48,6 @@ __all__ = [
     "measure",
     "replica_plan",
     "replicas_for",
+    "retirement_message",
     "step_weight",
 ]

@@ -7,7 +7,9 @@ All ModelVersions with the same spec.model form the model's history. At any time
   newest `Superseded` one, which is restored — deleting the newest version rolls back,
   and so does `spec.rollback` on the serving version (it becomes RolledBack). A model
   is never left without a version to serve: with nothing to restore, the serving
-  version keeps serving whatever its spec says;
+  version keeps serving whatever its spec says. When no version has served yet and
+  several are on their way, the oldest (the model's first, still deploying) is stable,
+  so that a newer one registered moments later rolls out against it;
 - the *candidate* is the newest version newer than the stable one that is still on its
   way (no phase yet, Pending, Progressing or Paused); rollout.decide drives it;
 - the *previous* version is the stable one's rollback target: the newest Superseded
@@ -67,6 +69,12 @@ def assign_roles(versions: Sequence[VersionView]) -> Roles:
     restorable = [v for v in superseded if not v.rollback]
     flagged = [v for v in live if v.phase == "Serving" and v.rollback]
     stable = (serving or restorable or flagged or [None])[-1]
+    deploying = [v for v in live if v.phase in ON_ITS_WAY and not v.rollback]
+    if stable is None and len(deploying) >= 2:
+        # The model's first version, still deploying, is stable as soon as a newer one
+        # arrives (Argo Rollouts promotes a first revision at once): the newer one rolls
+        # out against it rather than replacing it, however the two were timed.
+        stable = deploying[0]
     newer = [
         v
         for v in live
@@ -98,3 +106,18 @@ def _retire(
     if candidate is not None and version_key(view.version) < version_key(candidate.version):
         return Retirement(view, "RolledBack", "Replaced")
     return Retirement(view, "Superseded", "OlderThanServing")
+
+
+def retirement_message(
+    retired: Retirement, stable: VersionView | None, candidate: VersionView | None
+) -> str:
+    """Why a version runs no pods, for its Progressing condition and Event."""
+    version = retired.view.version
+    serving = f"version {stable.version} serves" if stable else "no version serves"
+    if retired.reason == "ManualRollback":
+        return f"version {version} rolled back by spec.rollback: {serving} again"
+    if retired.reason == "Replaced" and candidate is not None:
+        return f"version {version} was replaced mid-rollout by version {candidate.version}"
+    if retired.reason == "OlderThanServing":
+        return f"version {version} is older than the serving one: {serving}, it runs no pods"
+    return f"version {version} is {retired.phase.lower()}: {serving}, it runs no pods"
