@@ -18,13 +18,20 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "manifests" / "samples"
 
 
+SAMPLE_FILES = {
+    "CompressionJob": "minilm-int8.yaml",
+    "TrainingJob": "digits-train.yaml",
+    "ModelVersion": "minilm-v1.yaml",
+}
+"""The sample each kind's tests start from (manifests/samples holds two CompressionJobs)."""
+
+
 def sample(kind: str) -> dict[str, Any]:
     """A fresh copy of the sample object of a kind, from manifests/samples."""
-    for path in sorted(SAMPLES.glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if document and document.get("kind") == kind:
-                return copy.deepcopy(document)
-    raise LookupError(kind)
+    document = yaml.safe_load((SAMPLES / SAMPLE_FILES[kind]).read_text())
+    if document.get("kind") != kind:
+        raise LookupError(f"{SAMPLE_FILES[kind]} holds a {document.get('kind')}, not a {kind}")
+    return copy.deepcopy(document)
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,16 @@ def _model_mode_one_rank(spec: dict[str, Any]) -> None:
 
 
 def _step_with_both(spec: dict[str, Any]) -> None:
-    spec["rollout"]["steps"][0] = {"setWeight": 20, "pause": {"durationSeconds": 5}}
+    spec["rollout"] = {"steps": [{"setWeight": 20, "pause": {"durationSeconds": 5}}]}
+
+
+def _output_is_input(spec: dict[str, Any]) -> None:
+    spec["model"] = {"uri": "pvc://models/all-minilm-l6-v2", "format": "huggingface"}
+    spec["output"] = {"uri": "pvc://models/all-minilm-l6-v2"}
+
+
+def _weight_over_100(spec: dict[str, Any]) -> None:
+    spec["rollout"] = {"steps": [{"setWeight": 150}]}
 
 
 def _promote_and_rollback(spec: dict[str, Any]) -> None:
@@ -130,7 +146,7 @@ INVALID: tuple[Invalid, ...] = (
     Invalid(
         "output-is-input",
         "CompressionJob",
-        _set("output.uri", "pvc://models/all-minilm-l6-v2"),
+        _output_is_input,
         "spec.output.uri",
     ),
     Invalid(
@@ -170,7 +186,7 @@ INVALID: tuple[Invalid, ...] = (
     Invalid(
         "weight-range",
         "ModelVersion",
-        _set("rollout.steps.0.setWeight", 150),
+        _weight_over_100,
         "spec.rollout.steps[0].setWeight",
     ),
     Invalid("promote-and-rollback", "ModelVersion", _promote_and_rollback, "spec.rollback"),

@@ -124,12 +124,14 @@ WORKLOADS = {
     "compress": "torchyard.workloads.compress",
     "train": "torchyard.workloads.train",
     "serve": "torchyard.workloads.serve",
+    "client": "torchyard.workloads.serve.client",
 }
 
 
 def _workload(args: argparse.Namespace) -> int:
-    """Run a workload inside a pod; it reads TORCHYARD_SPEC and reports through the
-    termination message (torchyard.workloads.report)."""
+    """Run a workload inside a pod: compress, train and serve read TORCHYARD_SPEC and
+    report through the termination message (torchyard.workloads.report); client is a
+    load generator for a served model."""
     import importlib
 
     module = importlib.import_module(WORKLOADS[args.workload])

@@ -1,12 +1,15 @@
 """A steady client of a model's Open Inference Protocol endpoint, counting answers by the
 version that gave them (the X-Model-Version header); for smoke traffic during a rollout.
 
-    python -m torchyard.workloads.serve.client http://digits-model.ml.svc/v2/models/digits \
-        --stop-file /some/file [--interval 0.02] [--output /dev/termination-log]
+    torchyard workload client http://digits-model.ml.svc/v2/models/digits \
+        [--stop-file FILE] [--seconds N] [--interval 0.02] [--report-every 5] [--output FILE]
 
-Sends one small request after another until the stop file exists (or --seconds pass),
-then writes {version: [answered, failed]} as JSON; a request nobody answered (refused,
-reset, timed out) counts under "none". Standard library only.
+Sends one small request after another until the stop file exists, --seconds pass or
+it is terminated, then writes {version: [answered, failed]} as JSON; a request nobody
+answered (refused, reset, timed out) counts under "none". With --report-every it also
+prints, every so many seconds, one JSON line of what happened in that interval:
+{"time": unix seconds, "counts": {version: [answered, failed]}} (a load generator's log
+that shows traffic shifting between versions). Standard library only.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import argparse
 import json
 import math
 import os
+import signal
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -58,13 +63,27 @@ def request_body(metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(
-    model_url: str, stop_file: str | None, seconds: float | None, interval: float
+    model_url: str,
+    stop_file: str | None,
+    seconds: float | None,
+    interval: float,
+    report_every: float | None = None,
 ) -> dict[str, list[int]]:
     deadline = None if seconds is None else time.monotonic() + seconds
+    terminated = False
+
+    def on_term(signum: int, frame: Any) -> None:
+        nonlocal terminated
+        terminated = True
+
+    if report_every is not None:  # the long-running form: a pod's main process
+        signal.signal(signal.SIGTERM, on_term)
 
     def stopped() -> bool:
-        return bool(stop_file and os.path.exists(stop_file)) or (
-            deadline is not None and time.monotonic() >= deadline
+        return (
+            terminated
+            or bool(stop_file and os.path.exists(stop_file))
+            or (deadline is not None and time.monotonic() >= deadline)
         )
 
     counts: dict[str, list[int]] = {}
@@ -80,12 +99,18 @@ def run(
     if metadata is None:
         return counts
     body = request_body(metadata)
+    window: dict[str, list[int]] = {}
+    reported = time.monotonic()
     while not stopped():
         try:
             status, version, _ = call(f"{model_url}/infer", body)
         except OSError:
             status, version = 0, None
         counts.setdefault(version or NOBODY, [0, 0])[status != 200] += 1
+        window.setdefault(version or NOBODY, [0, 0])[status != 200] += 1
+        if report_every is not None and time.monotonic() - reported >= report_every:
+            print(json.dumps({"time": round(time.time(), 3), "counts": window}), flush=True)
+            window, reported = {}, time.monotonic()
         time.sleep(interval)
     return counts
 
@@ -96,11 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-file", help="stop once this file exists")
     parser.add_argument("--seconds", type=float, help="stop after this long")
     parser.add_argument("--interval", type=float, default=0.02, help="pause between requests")
+    parser.add_argument(
+        "--report-every",
+        type=float,
+        help="print a JSON line of each interval's counts this often (seconds); "
+        "without --stop-file or --seconds the client then runs until terminated",
+    )
     parser.add_argument("--output", default="-", help="where the counts go (- for stdout)")
     args = parser.parse_args(argv)
-    if not args.stop_file and args.seconds is None:
-        parser.error("give --stop-file or --seconds")
-    counts = json.dumps(run(args.model_url, args.stop_file, args.seconds, args.interval))
+    if not args.stop_file and args.seconds is None and args.report_every is None:
+        parser.error("give --stop-file, --seconds or --report-every")
+    print(f"sending requests to {args.model_url}", file=sys.stderr, flush=True)
+    counts = json.dumps(
+        run(args.model_url, args.stop_file, args.seconds, args.interval, args.report_every)
+    )
     if args.output == "-":
         print(counts)
     else:
