@@ -149,3 +149,23 @@ def test_missing_source_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv(build.BINARIES_ENV, raising=False)
     with pytest.raises(ControlPlaneBuildError, match=build.SRC_ENV):
         build.ensure_binaries(log=lambda _: None)
+
+
+FAKE_GO_SLOW = """#!/bin/sh
+echo "go: downloading k8s.io/kubernetes v1.35.4"
+sleep 0.6
+echo "k8s.io/apimachinery/pkg/util/sets"
+echo "k8s.io/apimachinery/pkg/runtime"
+sleep 0.6
+""" + FAKE_GO_OK.split("\n", 1)[1]
+
+
+def test_a_long_build_says_how_far_it_has_got(src, tmp_path, monkeypatch):
+    _fake_go(tmp_path, monkeypatch, FAKE_GO_SLOW)
+    monkeypatch.setattr(build, "PROGRESS_SECONDS", 0.4)
+    monkeypatch.setattr(build._report_progress, "__defaults__", (0.4,))
+    messages: list[str] = []
+    build.ensure_binaries(log=messages.append)
+    progress = [m for m in messages if "still building" in m]
+    assert any("downloading the pinned Go modules (1 so far)" in m for m in progress)
+    assert any("compiled 2 packages" in m for m in progress)

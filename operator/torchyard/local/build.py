@@ -29,6 +29,8 @@ SRC_ENV = "TORCHYARD_CONTROLPLANE_SRC"
 BINARIES_ENV = "TORCHYARD_BINARIES_DIR"
 
 _TAIL_LINES = 20
+PROGRESS_SECONDS = 30.0
+"""How often a running build says how far it has got."""
 
 Log = Callable[[str], None]
 
@@ -121,7 +123,7 @@ def _tail(text: str, lines: int = _TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _go_build(src: Path, out: Path, log_file: Path) -> None:
+def _go_build(src: Path, out: Path, log_file: Path, log: Log) -> None:
     go = shutil.which("go")
     if go is None:
         raise ControlPlaneBuildError(
@@ -132,18 +134,47 @@ def _go_build(src: Path, out: Path, log_file: Path) -> None:
             "etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl."
         )
     out.mkdir(parents=True, exist_ok=True)
-    # The trailing slash makes `go build` write every main package into the directory.
-    cmd = [go, "build", "-trimpath", "-ldflags=-s -w", "-o", f"{out}/", "./cmd/..."]
+    # The trailing slash makes `go build` write every main package into the directory;
+    # -v names each package as it is compiled, which the progress reports count.
+    cmd = [go, "build", "-v", "-trimpath", "-ldflags=-s -w", "-o", f"{out}/", "./cmd/..."]
     with log_file.open("w") as sink:
-        result = subprocess.run(cmd, cwd=src, stdout=sink, stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
+        process = subprocess.Popen(cmd, cwd=src, stdout=sink, stderr=subprocess.STDOUT)
+        _report_progress(process, log_file, log)
+    if process.returncode != 0:
         raise ControlPlaneBuildError(
             f"building the control plane failed: `{' '.join(cmd[1:])}` in {src} exited "
-            f"with {result.returncode}. Last lines of {log_file}:\n"
+            f"with {process.returncode}. Last lines of {log_file}:\n"
             f"{_tail(log_file.read_text(errors='replace'))}\n"
             "Fix the Go toolchain or module download (GOPROXY, network) and retry, or set "
             f"{BINARIES_ENV} to a directory of prebuilt binaries."
         )
+
+
+def build_progress(log_text: str) -> str:
+    """What a `go build -v` log says so far: modules fetched, then packages compiled."""
+    lines = log_text.splitlines()
+    downloads = sum(1 for line in lines if line.startswith("go: downloading "))
+    compiled = sum(1 for line in lines if line and not line.startswith("go: "))
+    if compiled:
+        return f"compiled {compiled} packages"
+    if downloads:
+        return f"downloading the pinned Go modules ({downloads} so far)"
+    return "resolving the pinned Go modules"
+
+
+def _report_progress(
+    process: subprocess.Popen[bytes], log_file: Path, log: Log, every: float = PROGRESS_SECONDS
+) -> None:
+    """Wait for the build, saying every so often how far it has got: it takes minutes."""
+    started = time.monotonic()
+    while True:
+        try:
+            process.wait(timeout=every)
+            return
+        except subprocess.TimeoutExpired:
+            elapsed = int(time.monotonic() - started)
+            so_far = build_progress(log_file.read_text(errors="replace"))
+            log(f"[{elapsed // 60}:{elapsed % 60:02d}] still building the control plane: {so_far}")
 
 
 def ensure_binaries(log: Log = _stderr) -> Binaries:
@@ -173,13 +204,14 @@ def ensure_binaries(log: Log = _stderr) -> Binaries:
         if (target / "bin").exists():
             shutil.rmtree(target / "bin")
         log(
-            f"building the Kubernetes control plane {target.name} into {target} "
-            "(first use; a cold build takes 10-20 minutes)"
+            f"building the Kubernetes control plane {target.name} into {target}: first use "
+            "only, about 10 minutes on 2 cores (20 on a slow machine); later runs reuse it. "
+            f"Progress every {PROGRESS_SECONDS:.0f}s; the full log is {target / 'build.log'}"
         )
         started = time.monotonic()
         staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target))
         try:
-            _go_build(src, staging / "bin", target / "build.log")
+            _go_build(src, staging / "bin", target / "build.log", log)
             # One rename publishes all five binaries together: a build that is killed
             # half-way leaves only a .build-* directory, never a half-filled bin/.
             os.rename(staging / "bin", target / "bin")

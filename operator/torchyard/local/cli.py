@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -18,8 +17,6 @@ from torchyard.local.agent.config import is_root
 from torchyard.local.build import ControlPlaneBuildError, ensure_binaries
 from torchyard.local.controlplane import ControlPlane, ControlPlaneError, state_dir
 from torchyard.local.stack import REPO_ROOT, install, start_operator, stop_operator
-
-EXAMPLE_JOB = REPO_ROOT / "manifests" / "examples" / "hello-job.yaml"
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -46,7 +43,6 @@ def _up(args: argparse.Namespace) -> int:
     began = time.monotonic()
     cp = ControlPlane(workdir).start(detach=True)
     print(f"control plane up in {time.monotonic() - began:.1f}s at {cp.server}")
-    agent = False
     try:
         install(cp, REPO_ROOT / "manifests" / "overlays" / "local")
         if args.no_agent:
@@ -60,7 +56,6 @@ def _up(args: argparse.Namespace) -> int:
             began = time.monotonic()
             child = launcher.start(cp, agent_dir(workdir))
             launcher.write_state(workdir, child)
-            agent = True
             print(
                 f"node agent up in {time.monotonic() - began:.1f}s: node torchyard-local "
                 f"runs pods as local processes (log: {child.log})"
@@ -68,21 +63,6 @@ def _up(args: argparse.Namespace) -> int:
         if not args.no_operator:
             pid = start_operator(cp, workdir)
             print(f"operator running as pid {pid} (log: {workdir / 'operator.log'})")
-        if args.samples:
-            cp.kubectl("apply", "--server-side", "-k", str(REPO_ROOT / "manifests" / "samples"))
-            if not args.no_operator:
-                cp.kubectl(
-                    "wait",
-                    "--for=condition=Accepted",
-                    "--timeout=120s",
-                    "-n",
-                    "torchyard-demo",
-                    "compressionjob,trainingjob,modelversion",
-                    "--all",
-                )
-            print(cp.kubectl("get", "torchyard", "-A").stdout.rstrip())
-            if agent:
-                _run_example(cp)
     except BaseException:
         stop_operator(workdir)
         launcher.stop_detached(workdir)
@@ -99,27 +79,57 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_example(cp: ControlPlane, timeout: float = 300.0) -> None:
-    """Run the example Job to completion and show what its pod reported."""
-    began = time.monotonic()
-    cp.kubectl("apply", "-f", str(EXAMPLE_JOB))
-    selector = ("-n", "torchyard-demo", "-l", "job-name=hello")
-    while True:
-        pods = json.loads(cp.kubectl("get", "pods", *selector, "-o", "json").stdout)["items"]
-        phases = [(p.get("status") or {}).get("phase") for p in pods]
-        if "Succeeded" in phases or "Failed" in phases:
-            break
-        if time.monotonic() - began > timeout:
-            raise ControlPlaneError(f"job/hello did not finish in {timeout:.0f}s: pods {phases}")
-        time.sleep(0.5)
-    pod = pods[phases.index("Succeeded" if "Succeeded" in phases else "Failed")]
-    statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
-    ended = (statuses[0].get("state") or {}).get("terminated") or {}
-    outcome = "completed" if ended.get("exitCode") == 0 else f"failed ({ended.get('reason')})"
-    print(
-        f"job/hello {outcome} in {time.monotonic() - began:.1f}s on the local node; "
-        f"pod {pod['metadata']['name']} reported: {ended.get('message', '').strip()}"
+def _quickstart(args: argparse.Namespace) -> int:
+    from torchyard.local.quickstart.run import MissionFailed, Quickstart
+
+    workdir = state_dir()
+    if not (workdir / "state.json").exists():
+        print("the local cluster is not running: `torchyard local up` first", file=sys.stderr)
+        return 1
+    if not (workdir / launcher.AGENT_STATE).exists():
+        print(
+            "the node agent is not running, so no pod would ever run: `torchyard local up` "
+            "starts it when run as root (it makes network namespaces)",
+            file=sys.stderr,
+        )
+        return 1
+    mission = Quickstart(
+        repo=REPO_ROOT,
+        kubeconfig=workdir / "admin.kubeconfig",
+        kubectl=ensure_binaries().kubectl,
+        state=workdir / "quickstart",
+        pods_dir=agent_dir(workdir) / "pods",
     )
+    try:
+        mission.run()
+    except MissionFailed as error:
+        print(f"torchyard local quickstart: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _port_forward(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from torchyard.local.portforward import PortForwardError, ServiceForward
+
+    kind, _, service = args.target.rpartition("/")
+    if kind not in ("svc", "service", "services") or not service:
+        print("port-forward takes svc/NAME (a Service of the local cluster)", file=sys.stderr)
+        return 2
+    local, _, remote = args.ports.partition(":")
+    forward = ServiceForward(
+        state_dir() / "admin.kubeconfig", args.namespace, service, int(remote or local)
+    )
+    try:
+        asyncio.run(forward.check())
+    except PortForwardError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"Forwarding from 127.0.0.1:{local} -> svc/{service}:{remote or local}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(forward.serve(int(local)))
+    return 0
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -175,14 +185,24 @@ def add_local_commands(commands: argparse._SubParsersAction) -> None:  # type: i
     up = sub.add_parser(
         "up", help="start the control plane, the node agent and the operator, detached"
     )
-    up.add_argument(
-        "--samples",
-        action="store_true",
-        help="apply manifests/samples, wait, and run the example Job to completion",
-    )
     up.add_argument("--no-operator", action="store_true", help="do not start the operator")
     up.add_argument("--no-agent", action="store_true", help="do not start the node agent")
     up.set_defaults(func=_guarded(_up))
+
+    quickstart = sub.add_parser(
+        "quickstart",
+        help="run the mission on the running cluster: train, compress, serve, roll out, "
+        "roll back; print a summary",
+    )
+    quickstart.set_defaults(func=_guarded(_quickstart))
+
+    forward = sub.add_parser(
+        "port-forward", help="a Service of the local cluster on a local port (like kubectl's)"
+    )
+    forward.add_argument("target", help="svc/NAME")
+    forward.add_argument("ports", help="LOCAL:PORT (PORT: the Service's port)")
+    forward.add_argument("-n", "--namespace", default="default")
+    forward.set_defaults(func=_guarded(_port_forward))
 
     down = sub.add_parser("down", help="stop everything `up` started")
     down.set_defaults(func=_guarded(_down))

@@ -166,18 +166,7 @@ class ServiceProxy:
             writer.close()
             return
         turn = next(self._turns.setdefault(key, itertools.count()))
-        host, port = choices[turn % len(choices)]
-        try:
-            up_reader, up_writer = await asyncio.open_connection(host, port)
-        except OSError:
-            writer.close()
-            return
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
-            for end in (writer, up_writer):
-                with contextlib.suppress(OSError, RuntimeError):
-                    end.close()
+        await relay(reader, writer, *choices[turn % len(choices)])
 
     async def close(self) -> None:
         for server in self._servers.values():
@@ -186,6 +175,23 @@ class ServiceProxy:
         if self._netns:
             await net.ip("netns", "del", self.network.proxy_netns, check=False)
             self._netns = ""
+
+
+async def relay(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
+) -> None:
+    """Carry one accepted connection to host:port and back until both sides are done."""
+    try:
+        up_reader, up_writer = await asyncio.open_connection(host, port)
+    except OSError:
+        writer.close()
+        return
+    try:
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+    finally:
+        for end in (writer, up_writer):
+            with contextlib.suppress(OSError, RuntimeError):
+                end.close()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
