@@ -174,6 +174,33 @@ INVALID: tuple[Invalid, ...] = (
     ),
     Invalid("model-missing", "TrainingJob", _set("model", _DELETE), "spec.model"),
     Invalid(
+        "model-uri-missing",
+        "TrainingJob",
+        _set("model", {"format": "huggingface"}),
+        "spec.model.uri",
+    ),
+    Invalid(
+        "builtin-model-unknown",
+        "CompressionJob",
+        _set("model.uri", "builtin://resnet50"),
+        "spec.model.uri",
+    ),
+    Invalid(
+        "output-builtin",
+        "CompressionJob",
+        _set("output.uri", "builtin://all-minilm-l6-v2"),
+        "spec.output.uri",
+    ),
+    Invalid(
+        "registered-rollout-step-both",
+        "TrainingJob",
+        _set(
+            "registerAs.rollout",
+            {"steps": [{"setWeight": 20, "pause": {"durationSeconds": 5}}]},
+        ),
+        "spec.registerAs.rollout.steps[0]",
+    ),
+    Invalid(
         "batch-zero",
         "TrainingJob",
         _set("hyperparameters.globalBatchSize", 0),

@@ -88,3 +88,70 @@ def test_deleting_the_compression_job_removes_its_job_and_pods(control_plane, na
         ),
         timeout=90,
     )
+
+
+def _pruning_of(model_uri: str) -> dict:
+    job = sample("CompressionJob")
+    job["metadata"]["name"] = "digits-pruned"
+    del job["spec"]["quantize"]
+    job["spec"].update(
+        model={"uri": model_uri, "format": "torchyard"},
+        method="prune",
+        prune={"kind": "structured", "sparsity": 0.5},
+        output={"uri": "pvc://models/digits/v2"},
+    )
+    return job
+
+
+def _condition(obj: dict, kind: str) -> dict:
+    return next(
+        (c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == kind), {}
+    )
+
+
+def test_a_job_waits_for_the_job_that_writes_its_model_and_fails_with_it(
+    control_plane, namespace, operator
+):
+    """The consumer waits (no Job created) while the producer runs, and fails naming why
+    once the producer has failed. (Applied in the same instant, the consumer may start
+    before the producer is seen; its pod then finds no model and it goes back to
+    waiting: the e2e samples test and the planner's unit tests cover that path.)"""
+    control_plane.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(sample("TrainingJob"))
+    )
+    wait_until(
+        "the producer accepted",
+        lambda: get(control_plane, "tjob", "digits-train", "-n", namespace).get("status"),
+    )
+    consumer = _pruning_of("pvc://models/digits/v1/")  # the producer's output, with a '/'
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(consumer))
+    waiting = wait_until(
+        "the consumer waiting for its input",
+        lambda: (
+            (job := get(control_plane, "cjob", "digits-pruned", "-n", namespace))
+            and _condition(job, "Created").get("reason") == "WaitingForInput"
+            and job
+        ),
+    )
+    assert "TrainingJob/digits-train" in _condition(waiting, "Created")["message"]
+    assert waiting["status"]["input"]["producedBy"] == "TrainingJob/digits-train"
+    assert not get(control_plane, "jobs", "-n", namespace)["items"]
+
+    # The producer fails (as its pods would make it; no node runs them here).
+    control_plane.kubectl(
+        "patch", "tjob", "digits-train", "-n", namespace, "--subresource=status",
+        "--type=merge", "-p",
+        '{"status":{"phase":"Failed","message":"replica 1 failed with exit code 137"}}',
+    )  # fmt: skip
+    failed = wait_until(
+        "the consumer failing with its producer",
+        lambda: (
+            (job := get(control_plane, "cjob", "digits-pruned", "-n", namespace))
+            and job["status"].get("phase") == "Failed"
+            and job
+        ),
+    )
+    reason = _condition(failed, "Failed")
+    assert reason["reason"] == "InputFailed"
+    assert "exit code 137" in reason["message"]
+    assert not get(control_plane, "jobs", "-n", namespace)["items"]

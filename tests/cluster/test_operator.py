@@ -81,12 +81,12 @@ def test_operator_accepts_each_kind_and_reports_status(control_plane, namespace,
 def test_spec_change_updates_observed_generation(control_plane, namespace, operator):
     job = sample("TrainingJob")
     _apply(control_plane, namespace, job)
-    _accepted(control_plane, namespace, "TrainingJob", "digits-ddp")
+    _accepted(control_plane, namespace, "TrainingJob", "digits-train")
     job["spec"]["hyperparameters"]["epochs"] = 7
     _apply(control_plane, namespace, job)
 
     def observed_two():
-        current = get(control_plane, "tjob", "digits-ddp", "-n", namespace)
+        current = get(control_plane, "tjob", "digits-train", "-n", namespace)
         generation = current["metadata"]["generation"]
         return generation == 2 and current["status"].get("observedGeneration") == 2
 
@@ -96,7 +96,7 @@ def test_spec_change_updates_observed_generation(control_plane, namespace, opera
 def test_operator_never_writes_spec_and_reapply_changes_nothing(control_plane, namespace, operator):
     version = sample("ModelVersion")
     _apply(control_plane, namespace, version)
-    _accepted(control_plane, namespace, "ModelVersion", "digits-v2")
+    _accepted(control_plane, namespace, "ModelVersion", "minilm-v1")
     before = _settled(control_plane, namespace)
     managers = {entry["manager"] for entry in before["metadata"]["managedFields"]}
     assert len(managers) >= 2, managers  # kubectl for spec, the operator for status
@@ -105,7 +105,7 @@ def test_operator_never_writes_spec_and_reapply_changes_nothing(control_plane, n
             assert entry["manager"].startswith("kubectl"), entry
     again = _apply(control_plane, namespace, version)
     assert "unchanged" in again.stdout
-    after = get(control_plane, "mv", "digits-v2", "-n", namespace)
+    after = get(control_plane, "mv", "minilm-v1", "-n", namespace)
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
@@ -113,7 +113,7 @@ def _settled(control_plane, namespace):
     """The ModelVersion once the operator has stopped changing its status."""
     previous = None
     for _ in range(60):
-        current = get(control_plane, "mv", "digits-v2", "-n", namespace, "--show-managed-fields")
+        current = get(control_plane, "mv", "minilm-v1", "-n", namespace, "--show-managed-fields")
         if previous and current["metadata"]["resourceVersion"] == previous:
             return current
         previous = current["metadata"]["resourceVersion"]

@@ -21,7 +21,7 @@ from tests.cluster.torchyard import (
 )
 from tests.objects import sample
 
-SELECTOR = "torchyard.io/trainingjob=digits-ddp"
+SELECTOR = "torchyard.io/trainingjob=digits-train"
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +82,17 @@ def test_replicas_and_headless_service_are_created(control_plane, namespace, ope
         "two replica pods",
         lambda: len(_pods(control_plane, namespace)) == 2 and _pods(control_plane, namespace),
     )
-    service = get(control_plane, "service", "digits-ddp", "-n", namespace)
+    service = get(control_plane, "service", "digits-train", "-n", namespace)
     assert service["spec"]["clusterIP"] == "None"
     by_name = {pod["metadata"]["name"]: pod for pod in pods}
-    assert set(by_name) == {"digits-ddp-worker-0", "digits-ddp-worker-1"}
+    assert set(by_name) == {"digits-train-worker-0", "digits-train-worker-1"}
     env = {
         e["name"]: e["value"]
-        for e in by_name["digits-ddp-worker-1"]["spec"]["containers"][0]["env"]
+        for e in by_name["digits-train-worker-1"]["spec"]["containers"][0]["env"]
     }
-    assert env["MASTER_ADDR"] == "digits-ddp-worker-0.digits-ddp"
+    assert env["MASTER_ADDR"] == "digits-train-worker-0.digits-train"
     assert env["NODE_RANK"] == "1" and env["WORLD_SIZE"] == "2"
-    job = get(control_plane, "tjob", "digits-ddp", "-n", namespace)
+    job = get(control_plane, "tjob", "digits-train", "-n", namespace)
     assert job["status"]["phase"] == "Pending"
     assert [r["index"] for r in job["status"]["replicaStatuses"]] == [0, 1]
 
@@ -101,7 +101,7 @@ def test_a_failed_replica_restarts_the_gang_and_counts(control_plane, namespace,
     _apply(control_plane, namespace, sample("TrainingJob"))
     wait_until("two replica pods", lambda: len(_pods(control_plane, namespace)) == 2)
     first_uids = {pod["metadata"]["uid"] for pod in _pods(control_plane, namespace)}
-    _fail_pod(control_plane, namespace, "digits-ddp-worker-1", 137)
+    _fail_pod(control_plane, namespace, "digits-train-worker-1", 137)
 
     def replaced():
         pods = _pods(control_plane, namespace)
@@ -110,14 +110,14 @@ def test_a_failed_replica_restarts_the_gang_and_counts(control_plane, namespace,
 
     pods = wait_until("both pods replaced", replaced, timeout=90)
     assert {pod["metadata"]["labels"]["torchyard.io/attempt"] for pod in pods} == {"1"}
-    job = get(control_plane, "tjob", "digits-ddp", "-n", namespace)
+    job = get(control_plane, "tjob", "digits-train", "-n", namespace)
     assert job["status"]["restarts"] == 1
     events = get(
         control_plane,
         "events",
         "-n",
         namespace,
-        "--field-selector=involvedObject.name=digits-ddp,reason=Restarting",
+        "--field-selector=involvedObject.name=digits-train,reason=Restarting",
     )["items"]
     assert events and "replica 1" in events[0]["message"]
 
@@ -127,11 +127,11 @@ def test_backoff_limit_exhausted_fails_the_job(control_plane, namespace, operato
     job["spec"]["backoffLimit"] = 0
     _apply(control_plane, namespace, job)
     wait_until("two replica pods", lambda: len(_pods(control_plane, namespace)) == 2)
-    _fail_pod(control_plane, namespace, "digits-ddp-worker-0", 1)
+    _fail_pod(control_plane, namespace, "digits-train-worker-0", 1)
     control_plane.kubectl(
-        "wait", "tjob/digits-ddp", "-n", namespace, "--for=condition=Failed", "--timeout=60s"
+        "wait", "tjob/digits-train", "-n", namespace, "--for=condition=Failed", "--timeout=60s"
     )
-    status = get(control_plane, "tjob", "digits-ddp", "-n", namespace)["status"]
+    status = get(control_plane, "tjob", "digits-train", "-n", namespace)["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "BackoffLimitExceeded"
     assert "killed by the test" in failed["message"]
@@ -144,7 +144,7 @@ def test_suspend_removes_pods_and_resume_recreates_them(control_plane, namespace
     job["spec"]["suspend"] = True
     _apply(control_plane, namespace, job)
     wait_until("pods removed", lambda: not _pods(control_plane, namespace), timeout=90)
-    assert get(control_plane, "tjob", "digits-ddp", "-n", namespace)["status"]["phase"] == (
+    assert get(control_plane, "tjob", "digits-train", "-n", namespace)["status"]["phase"] == (
         "Suspended"
     )
     job["spec"]["suspend"] = False
@@ -155,7 +155,7 @@ def test_suspend_removes_pods_and_resume_recreates_them(control_plane, namespace
 def test_delete_removes_pods_and_service(control_plane, namespace, operator):
     _apply(control_plane, namespace, sample("TrainingJob"))
     wait_until("two replica pods", lambda: len(_pods(control_plane, namespace)) == 2)
-    control_plane.kubectl("delete", "tjob", "digits-ddp", "-n", namespace)
+    control_plane.kubectl("delete", "tjob", "digits-train", "-n", namespace)
     wait_until(
         "pods and Service garbage-collected",
         lambda: (
@@ -176,9 +176,9 @@ def test_deadline_and_ttl_fire_on_time_without_any_event(control_plane, namespac
     _apply(control_plane, namespace, job)
     wait_until("two replica pods", lambda: len(_pods(control_plane, namespace)) == 2)
     control_plane.kubectl(
-        "wait", "tjob/digits-ddp", "-n", namespace, "--for=condition=Failed", "--timeout=30s"
+        "wait", "tjob/digits-train", "-n", namespace, "--for=condition=Failed", "--timeout=30s"
     )
-    status = get(control_plane, "tjob", "digits-ddp", "-n", namespace)["status"]
+    status = get(control_plane, "tjob", "digits-train", "-n", namespace)["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "DeadlineExceeded"
     took = _seconds(status["completionTime"]) - _seconds(status["startTime"])
