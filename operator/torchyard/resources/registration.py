@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from torchyard.api.base import API_VERSION, GROUP
-from torchyard.api.common import RegisterAs
+from torchyard.api.common import RegisterAs, StorageSpec
 from torchyard.resources.pods import MANAGED_BY
 
 REGISTERED_BY = f"{GROUP}/registered-by"
@@ -19,13 +19,25 @@ def version_object_name(model: str, version: str) -> str:
 
 
 def model_version(
-    register_as: RegisterAs, artifact: dict[str, Any], namespace: str, registered_by: str
+    register_as: RegisterAs,
+    artifact: dict[str, Any],
+    namespace: str,
+    registered_by: str,
+    *,
+    storage: StorageSpec | None = None,
+    service_account_name: str | None = None,
 ) -> dict[str, Any]:
     """A ModelVersion for the job's artifact, named after model and version.
 
     It has no owner reference on purpose: a registered version outlives the job that
-    produced it (the job's TTL must not delete what serves).
+    produced it (the job's TTL must not delete what serves). It reads the artifact the
+    way the job wrote it: with the job's storage settings and ServiceAccount.
     """
+    access: dict[str, Any] = {}
+    if storage is not None:
+        access["storage"] = storage.to_k8s()
+    if service_account_name:
+        access["serviceAccountName"] = service_account_name
     return {
         "apiVersion": API_VERSION,
         "kind": "ModelVersion",
@@ -46,5 +58,6 @@ def model_version(
                 "digest": artifact["digest"],
                 "format": artifact.get("format") or "torchyard",
             },
+            **access,
         },
     }
