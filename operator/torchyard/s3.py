@@ -69,20 +69,25 @@ def filesystem() -> Any:
 
 
 def call(uri: str, action: Callable[[Any], Any]) -> Any:
-    """Run `action(fs)`; S3's errors (no bucket, access denied, unreachable endpoint)
-    become an S3Error naming the URI and, for a connection error, the endpoint."""
+    """Run `action(fs)`; an error of the store or of the way to it (no bucket, access
+    denied, no credentials, unreachable endpoint) becomes an S3Error naming the URI and
+    the endpoint. Other exceptions are bugs and pass through."""
     try:
         return action(filesystem())
     except S3Error:
         raise
-    except (OSError, ValueError) as error:
-        where = os.environ.get(ENDPOINT_ENV) or "AWS S3"
-        raise S3Error(f"{uri}: {type(error).__name__}: {error} (endpoint: {where})") from None
-    except Exception as error:  # botocore's own exceptions (no credentials, bad endpoint)
-        if type(error).__module__.split(".")[0] not in ("botocore", "aiobotocore", "aiohttp"):
+    except Exception as error:
+        if not _from_the_store(error):
             raise
         where = os.environ.get(ENDPOINT_ENV) or "AWS S3"
         raise S3Error(f"{uri}: {type(error).__name__}: {error} (endpoint: {where})") from None
+
+
+def _from_the_store(error: Exception) -> bool:
+    # s3fs turns S3's answers into OSErrors (FileNotFoundError, PermissionError);
+    # botocore raises its own for credentials and endpoints.
+    package = type(error).__module__.split(".")[0]
+    return isinstance(error, OSError | ValueError) or package in ("botocore", "aiobotocore")
 
 
 # -- listing -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ never gets a mix of two artifacts, a failed publish never damages the published 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from pathlib import Path
 
@@ -204,3 +205,15 @@ def _digits_like(rows: int) -> tuple:
     import torch
 
     return torch.randn(rows, 64), torch.randint(0, 10, (rows,)), 10
+
+
+def test_an_unreachable_endpoint_is_named(s3_env: S3Server, monkeypatch, tmp_path: Path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv(s3.ENDPOINT_ENV, closed)
+    with pytest.raises(StorageError) as refused:
+        fetch(s3_env.uri("models/anything"), cache=tmp_path)
+    message = str(refused.value)
+    assert s3_env.uri("models/anything") in message and f"(endpoint: {closed})" in message
+    assert "Could not connect" in message
