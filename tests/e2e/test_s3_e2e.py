@@ -26,6 +26,7 @@ from tests.cluster.torchyard import (
     get,
     install,
     running_operator,
+    wait_until,
 )
 from tests.e2e.conftest import Cluster, python_pod
 from tests.s3server import S3Server, s3_environment, s3_server
@@ -176,6 +177,7 @@ def test_compression_job_reads_from_and_writes_to_s3(
             },
             "output": {"uri": output},
             "storage": _storage(s3),
+            "registerAs": {"model": "pruned", "version": "1"},
             "backoffLimit": 1,
         },
     }
@@ -187,6 +189,13 @@ def test_compression_job_reads_from_and_writes_to_s3(
     stored, content = _published(s3, output, tmp_path / "pruned")
     assert artifact["digest"] == stored == content
     assert done["status"]["result"]["after"]["sparsity"] >= 0.45
+    # The registered version reads the artifact from s3 with the job's settings. (The
+    # job may report Succeeded a moment before the version exists.)
+    wait_until("the registered version", lambda: cluster.get("mv", "pruned-v1", namespace))
+    version = _wait(cluster, namespace, "mv/pruned-v1", "Ready", "240s")
+    assert version["spec"]["artifact"]["uri"] == output
+    assert version["spec"]["artifact"]["digest"] == artifact["digest"]
+    assert version["spec"]["storage"] == _storage(s3)
     _assert_never_leaked(cluster, namespace, operator, s3)
 
 
