@@ -231,6 +231,31 @@ INVALID: tuple[Invalid, ...] = (
         "spec.serving.env[0].name",
     ),
     Invalid(
+        "s3-secret-name",
+        "CompressionJob",
+        _set("storage.s3.credentialsSecret", "S3_Credentials"),
+        "spec.storage.s3.credentialsSecret",
+    ),
+    Invalid(
+        "s3-endpoint-scheme",
+        "TrainingJob",
+        _set("storage.s3.endpoint", "minio.storage:9000"),
+        "spec.storage.s3.endpoint",
+    ),
+    Invalid(
+        # Keys are read from a Secret, never written into the spec.
+        "s3-inline-key",
+        "CompressionJob",
+        _set("storage.s3.accessKeyId", "AKIAEXAMPLE"),
+        "spec.storage.s3.accessKeyId",
+    ),
+    Invalid(
+        "service-account-name",
+        "ModelVersion",
+        _set("serviceAccountName", "Model_Server"),
+        "spec.serviceAccountName",
+    ),
+    Invalid(
         "name-too-long",
         "TrainingJob",
         lambda spec: None,

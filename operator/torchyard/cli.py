@@ -138,6 +138,26 @@ def _workload(args: argparse.Namespace) -> int:
     return int(module.main(args.workload_args))
 
 
+def _artifact_push(args: argparse.Namespace) -> int:
+    """Publish a local model or dataset at a URI, with its DIGEST; print URI and digest
+    (what a ModelVersion's spec.artifact or a ModelSource's digest takes)."""
+    import json
+    import os
+
+    from torchyard.s3 import ENDPOINT_ENV
+    from torchyard.storage import StorageError, push
+
+    if args.endpoint:
+        os.environ[ENDPOINT_ENV] = args.endpoint
+    try:
+        artifact = push(Path(args.source), args.uri)
+    except StorageError as error:
+        print(f"torchyard artifact push: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps({"uri": artifact.uri, "digest": artifact.digest, "bytes": artifact.bytes}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchyard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -192,6 +212,22 @@ def build_parser() -> argparse.ArgumentParser:
         "taken for dead and another takes over",
     )
     operator.set_defaults(func=_operator)
+
+    artifact = commands.add_parser("artifact", help="model artifacts at a URI")
+    artifact_commands = artifact.add_subparsers(dest="artifact_command", required=True)
+    artifact_push = artifact_commands.add_parser(
+        "push",
+        help="publish a local file or directory at a file://, pvc:// or s3:// URI atomically, "
+        "with its DIGEST; prints the URI and digest",
+    )
+    artifact_push.add_argument("source", help="local file or directory")
+    artifact_push.add_argument("uri", help="destination, e.g. s3://bucket/models/minilm")
+    artifact_push.add_argument(
+        "--endpoint",
+        help="S3-compatible endpoint URL (else $TORCHYARD_S3_ENDPOINT, else AWS S3); "
+        "credentials and region come from the usual AWS_* variables",
+    )
+    artifact_push.set_defaults(func=_artifact_push)
 
     workload = commands.add_parser("workload", help="run a workload (inside a pod)")
     workload.add_argument("workload", choices=sorted(WORKLOADS))

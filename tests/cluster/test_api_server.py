@@ -86,6 +86,8 @@ def test_model_version_identity_cannot_change(control_plane, namespace):
         ("trainingjob.spec.parallelism.mode", "DistributedDataParallel"),
         ("modelversion.spec.artifact.digest", "sha256"),
         ("modelversion.status.conditions", "Latest observations"),
+        ("trainingjob.spec.storage.s3.credentialsSecret", "AWS_SECRET_ACCESS_KEY"),
+        ("compressionjob.spec.serviceAccountName", "IRSA"),
     ],
 )
 def test_kubectl_explain_shows_field_descriptions(control_plane, path, words):

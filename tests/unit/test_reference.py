@@ -105,6 +105,7 @@ PAGES = [
     REFERENCE,
     *(REPO / "docs" / f"guide-{kind.singular}.md" for kind in KINDS),
     REPO / "docs" / "troubleshooting.md",
+    REPO / "docs" / "storage.md",
     GITOPS / "README.md",
 ]
 

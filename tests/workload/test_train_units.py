@@ -3,13 +3,16 @@ launch arguments, failure reports, progress serving, checkpoint files."""
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.error
 import urllib.request
 
+import fsspec
 import pytest
 import torch
 
+from tests.s3server import S3Server
 from torchyard.api.training import TrainingJobSpec
 from torchyard.workloads.report import PERMANENT, PermanentError
 from torchyard.workloads.train.checkpoint import CheckpointStore
@@ -189,8 +192,36 @@ def _save(store: CheckpointStore, step: int) -> None:
     store.save(step, state, {"layout": {"mode": "data"}, "loss": 1.0 / step})
 
 
-def test_checkpoints_restore_the_latest_and_keep_two(tmp_path):
-    store = CheckpointStore(f"file://{tmp_path}", ALONE)
+class Place:
+    """Where a test's checkpoints are, looked at and damaged without the code under test."""
+
+    def __init__(self, uri: str, server: S3Server | None = None) -> None:
+        self.uri = uri
+        self.fs = server.filesystem() if server else fsspec.filesystem("file")
+        self.root = uri.removeprefix("s3://").removeprefix("file://").rstrip("/")
+
+    def steps(self) -> list[str]:
+        return sorted({key[len(self.root) + 1 :].split("/")[0] for key in self.fs.find(self.root)})
+
+    def put(self, step: str, name: str, data: bytes) -> None:
+        self.fs.makedirs(f"{self.root}/{step}", exist_ok=True)
+        self.fs.pipe_file(f"{self.root}/{step}/{name}", data)
+
+    def get(self, step: str, name: str) -> bytes:
+        return bytes(self.fs.cat_file(f"{self.root}/{step}/{name}"))
+
+
+@pytest.fixture(params=["file", "s3"])
+def place(request: pytest.FixtureRequest, tmp_path) -> Place:
+    """A checkpoint.uri on a volume (file://) and on s3 (moto_server)."""
+    if request.param == "file":
+        return Place(f"file://{tmp_path}")
+    server: S3Server = request.getfixturevalue("s3_env")
+    return Place(server.uri(f"checkpoints/{tmp_path.name}"), server)
+
+
+def test_checkpoints_restore_the_latest_and_keep_two(place: Place):
+    store = CheckpointStore(place.uri, ALONE)
     assert store.latest() is None
     for step in (5, 10, 15):
         _save(store, step)
@@ -199,34 +230,29 @@ def test_checkpoints_restore_the_latest_and_keep_two(tmp_path):
     shared, own = store.load(latest)
     assert shared is not None and torch.equal(shared["w"], torch.full((3,), 15.0))
     assert own == {"rng": 15}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-000000010", "step-000000015"]
+    assert place.steps() == ["step-000000010", "step-000000015"]
 
 
-def test_a_checkpoint_is_not_there_until_committed(tmp_path):
-    store = CheckpointStore(f"file://{tmp_path}", ALONE)
+def test_a_checkpoint_is_not_there_until_committed(place: Place):
+    store = CheckpointStore(place.uri, ALONE)
     _save(store, 5)
     # A crash while step 10 was written: its files exist, its manifest does not.
-    half = tmp_path / "step-000000010"
-    half.mkdir()
-    torch.save({"w": torch.zeros(3)}, half / "shared.pt")
+    buffer = io.BytesIO()
+    torch.save({"w": torch.zeros(3)}, buffer)
+    place.put("step-000000010", "shared.pt", buffer.getvalue())
     assert store.latest()["step"] == 5
     _save(store, 10)  # the next attempt replaces the half-written directory
     assert store.latest()["step"] == 10
 
 
-def test_a_damaged_checkpoint_is_refused(tmp_path):
-    store = CheckpointStore(f"file://{tmp_path}", ALONE)
+def test_a_damaged_checkpoint_is_refused(place: Place):
+    store = CheckpointStore(place.uri, ALONE)
     _save(store, 5)
-    shard = tmp_path / "step-000000005" / "shared.pt"
-    shard.write_bytes(shard.read_bytes()[:-10])
+    place.put("step-000000005", "shared.pt", place.get("step-000000005", "shared.pt")[:-10])
     with pytest.raises(PermanentError, match="does not match the digest") as refused:
         store.load(store.latest())
     assert refused.value.reason == "CheckpointCorrupt"
-
-
-def test_s3_checkpoints_are_refused_clearly():
-    with pytest.raises(PermanentError, match="s3:// is not supported for checkpoints"):
-        CheckpointStore("s3://bucket/checkpoints", ALONE)
+    assert f"{place.uri}/step-000000005/shared.pt" in str(refused.value)
 
 
 # -- inputs ------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from torchyard.api.base import (
     ApiModel,
@@ -124,6 +125,75 @@ class InputRef(ApiModel):
     produced_by: str | None = None
     """Kind/name of the job in this namespace whose output the model is, e.g.
     TrainingJob/digits: the lineage of the artifact."""
+
+
+# No backslashes: the same text is a Python regex and a CEL string literal.
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+ENDPOINT_PATTERN = r"^https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[!-~]*)?$"
+
+
+def _checked(pattern: str, message: str, max_length: int) -> Any:
+    """A string checked twice with one message: by a CEL rule on the field (the API
+    server) and by a validator (the operator and the workloads)."""
+    rule = Cel(rule=f"self.matches('{pattern}')", message=message, reason="FieldValueInvalid")
+
+    def check(value: str) -> str:
+        if re.fullmatch(pattern, value) is None:
+            raise ValueError(message)
+        return value
+
+    return Annotated[
+        str,
+        Field(min_length=1, max_length=max_length, json_schema_extra=cel_rules(rule)),
+        AfterValidator(check),
+    ]
+
+
+def _object_name(field: str, kind: str) -> Any:
+    return _checked(
+        DNS_SUBDOMAIN_PATTERN,
+        f"{field} must be the name of a {kind} in the object's namespace: a DNS-1123 "
+        "subdomain (lowercase letters, digits, '-' and '.', starting and ending with a "
+        "letter or digit)",
+        253,
+    )
+
+
+SecretName = _object_name("credentialsSecret", "Secret")
+ServiceAccountName = _object_name("serviceAccountName", "ServiceAccount")
+Endpoint = _checked(
+    ENDPOINT_PATTERN,
+    "endpoint must be the http:// or https:// URL of an S3 API, e.g. http://minio.storage:9000",
+    2048,
+)
+
+
+class S3Storage(ApiModel):
+    """How the pods reach s3:// URIs: the endpoint, the region and the credentials."""
+
+    endpoint: Endpoint | None = None
+    """URL of an S3-compatible store (MinIO, SeaweedFS, Ceph RGW), e.g.
+    http://minio.storage:9000; without it, AWS S3. The pods get it as
+    TORCHYARD_S3_ENDPOINT."""
+    region: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]([-_a-z0-9]*[a-z0-9])?$", max_length=64
+    )
+    """Region of the bucket, e.g. us-east-1; the pods get it as AWS_REGION and
+    AWS_DEFAULT_REGION."""
+    credentials_secret: SecretName | None = None
+    """A Secret in the object's namespace with the keys AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN optional). The pods read them through
+    secretKeyRef; they never appear in the spec, status, Events or logs. Without it,
+    credentials come from the pods' ServiceAccount (IRSA, workload identity: see
+    serviceAccountName) or the node."""
+
+
+class StorageSpec(ApiModel):
+    """Access to object storage for the URIs of this object."""
+
+    s3: S3Storage | None = None
+    """Endpoint, region and credentials for every s3:// URI of this object (model,
+    datasets, output, checkpoints, served artifact)."""
 
 
 class JobStatusBase(StatusBase):

@@ -13,6 +13,8 @@ from torchyard.api.common import (
     JobStatusBase,
     ModelSource,
     OutputSpec,
+    ServiceAccountName,
+    StorageSpec,
 )
 from torchyard.api.modelversion import RegisterAs
 
@@ -171,6 +173,13 @@ class CompressionJobSpec(RunPolicy, json_schema_extra=cel_rules(*_METHOD_RULES, 
     """Register the result as a ModelVersion when the job succeeds."""
     resources: ResourceRequirements | None = None
     """Compute resources of the compression pod."""
+    storage: StorageSpec | None = None
+    """Object storage settings for this object's s3:// URIs: endpoint, region and the
+    Secret with the credentials."""
+    service_account_name: ServiceAccountName | None = None
+    """ServiceAccount the pods run as (default: the namespace's default), e.g. one bound
+    to a cloud role (EKS IRSA, GKE workload identity) so that its credentials reach the
+    pods when storage.s3.credentialsSecret is not set."""
 
     @model_validator(mode="after")
     def _method_block_present(self) -> CompressionJobSpec:

@@ -15,7 +15,7 @@ from torchyard.api.base import (
     Timestamp,
     cel_rules,
 )
-from torchyard.api.common import ModelFormat
+from torchyard.api.common import ModelFormat, ServiceAccountName, StorageSpec
 
 VERSION_PATTERN = r"^v?[0-9]+(\.[0-9]+){0,2}$"
 
@@ -213,6 +213,13 @@ class ModelVersionSpec(ApiModel, json_schema_extra=cel_rules(_NOT_BOTH)):
     """The artifact this version serves. Immutable."""
     serving: ServingSpec = Field(default_factory=ServingSpec)
     """Serving pods."""
+    storage: StorageSpec | None = None
+    """Object storage settings for this object's s3:// URIs: endpoint, region and the
+    Secret with the credentials."""
+    service_account_name: ServiceAccountName | None = None
+    """ServiceAccount the pods run as (default: the namespace's default), e.g. one bound
+    to a cloud role (EKS IRSA, GKE workload identity) so that its credentials reach the
+    pods when storage.s3.credentialsSecret is not set."""
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     """Progressive rollout and analysis."""
     paused: bool = False

@@ -23,6 +23,8 @@ from torchyard.api.common import (
     JobStatusBase,
     ModelSource,
     OutputSpec,
+    ServiceAccountName,
+    StorageSpec,
 )
 from torchyard.api.modelversion import RegisterAs
 
@@ -165,6 +167,13 @@ class TrainingJobSpec(RunPolicy):
     """Register the trained model as a ModelVersion when the job succeeds."""
     resources: ResourceRequirements | None = None
     """Compute resources of each replica."""
+    storage: StorageSpec | None = None
+    """Object storage settings for this object's s3:// URIs: endpoint, region and the
+    Secret with the credentials."""
+    service_account_name: ServiceAccountName | None = None
+    """ServiceAccount the pods run as (default: the namespace's default), e.g. one bound
+    to a cloud role (EKS IRSA, GKE workload identity) so that its credentials reach the
+    pods when storage.s3.credentialsSecret is not set."""
     env: list[EnvVar] = Field(
         default_factory=list,
         max_length=64,

@@ -142,7 +142,7 @@ async def reconcile(
                 )
         if just_succeeded(obj.status, decided.status_patch):
             artifact = (decided.status_patch.get("result") or {}).get("artifact")
-            events += await register(COMPRESSION_JOB, obj, spec.register_as, artifact)
+            events += await register(COMPRESSION_JOB, obj, spec, artifact)
         obj.patch.update(decided.status_patch)
         await finish(COMPRESSION_JOB, obj, events)
         phase = obj.patch.get("phase", obj.status.get("phase"))

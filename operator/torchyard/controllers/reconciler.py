@@ -14,8 +14,9 @@ import kopf
 
 from torchyard.admission import ACCEPTED, Event, admit
 from torchyard.api.base import now
+from torchyard.api.compression import CompressionJobSpec
 from torchyard.api.kinds import Kind
-from torchyard.api.modelversion import RegisterAs
+from torchyard.api.training import TrainingJobSpec
 from torchyard.conditions import find_condition
 from torchyard.controllers import client, objects
 from torchyard.controllers.children import changed_fields
@@ -88,16 +89,25 @@ async def finish(kind: Kind, obj: Admitted, events: Sequence[Event] = ()) -> Non
 
 
 async def register(
-    kind: Kind, obj: Admitted, register_as: RegisterAs | None, artifact: dict[str, Any] | None
+    kind: Kind,
+    obj: Admitted,
+    spec: CompressionJobSpec | TrainingJobSpec,
+    artifact: dict[str, Any] | None,
 ) -> list[Event]:
     """Create the ModelVersion a succeeded job asked for (spec.registerAs)."""
+    register_as = spec.register_as
     if register_as is None:
         return []
     metadata = obj.body["metadata"]
     if not artifact or not artifact.get("digest"):
         return [Event("Warning", "RegistrationSkipped", "no artifact digest to register")]
     manifest = model_version(
-        register_as, artifact, metadata["namespace"], f"{kind.singular}.{metadata['name']}"
+        register_as,
+        artifact,
+        metadata["namespace"],
+        f"{kind.singular}.{metadata['name']}",
+        storage=spec.storage,
+        service_account_name=spec.service_account_name,
     )
     name = manifest["metadata"]["name"]
     if await client.create(manifest):

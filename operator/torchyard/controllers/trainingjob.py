@@ -181,7 +181,7 @@ async def reconcile(
             )
         if just_succeeded(obj.status, decided.status_patch):
             artifact = decided.status_patch.get("result")
-            events += await register(TRAINING_JOB, obj, spec.register_as, artifact)
+            events += await register(TRAINING_JOB, obj, spec, artifact)
         obj.patch.update(decided.status_patch)
         await finish(TRAINING_JOB, obj, events)
         phase = obj.patch.get("phase", obj.status.get("phase"))

@@ -14,6 +14,7 @@ from typing import Any
 
 from torchyard.api.compression import CompressionJobSpec
 from torchyard.resources.pods import owner_labels, worker_pod
+from torchyard.resources.storage_access import storage_access
 from torchyard.resources.volumes import claim_volumes, claims_in
 from torchyard.storage import DEFAULT_PVC_ROOT, PVC_ROOT_ENV
 from torchyard.workloads.report import PERMANENT, SPEC_ENV
@@ -51,6 +52,7 @@ def compression_job(name: str, namespace: str, spec: CompressionJobSpec) -> dict
         resources=spec.resources,
         volumes=volumes,
         volume_mounts=mounts,
+        access=storage_access(spec.storage, spec.service_account_name),
     )
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,

@@ -7,6 +7,7 @@ from typing import Any
 
 from torchyard.api.base import GROUP, ResourceRequirements
 from torchyard.images import worker_image
+from torchyard.resources.storage_access import StorageAccess, env_entries
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
@@ -53,20 +54,23 @@ def worker_pod(
     restart_policy: str = "Never",
     volumes: Sequence[dict[str, Any]] = (),
     volume_mounts: Sequence[dict[str, Any]] = (),
+    access: StorageAccess | None = None,
 ) -> dict[str, Any]:
     """A pod that runs one torchyard workload (`torchyard <args>`) in the worker image.
 
     The workload writes its result as JSON to the termination message; with
     FallbackToLogsOnError a crash still reports the tail of its log. Without `image`, the
     operator's $TORCHYARD_WORKER_IMAGE or the default worker image (torchyard.images).
+    `access` adds the object storage settings and the ServiceAccount (storage_access).
     """
+    access = access or StorageAccess()
     container: dict[str, Any] = {
         "name": "worker",
         "image": image or worker_image(),
         "imagePullPolicy": "IfNotPresent",
         "command": ["torchyard"],
         "args": list(args),
-        "env": [{"name": key, "value": value} for key, value in (env or {}).items()],
+        "env": env_entries(env or {}, access),
         "securityContext": container_security_context(),
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -75,11 +79,15 @@ def worker_pod(
     }
     if resources is not None:
         container["resources"] = resources.to_k8s()
+    pod_spec: dict[str, Any] = {}
+    if access.service_account_name:
+        pod_spec["serviceAccountName"] = access.service_account_name
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
         "spec": {
+            **pod_spec,
             "restartPolicy": restart_policy,
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from torchyard.api.base import API_VERSION, GROUP
+from torchyard.api.common import StorageSpec
 from torchyard.api.modelversion import RegisterAs
 from torchyard.resources.pods import MANAGED_BY
 
@@ -19,12 +20,19 @@ def version_object_name(model: str, version: str) -> str:
 
 
 def model_version(
-    register_as: RegisterAs, artifact: dict[str, Any], namespace: str, registered_by: str
+    register_as: RegisterAs,
+    artifact: dict[str, Any],
+    namespace: str,
+    registered_by: str,
+    *,
+    storage: StorageSpec | None = None,
+    service_account_name: str | None = None,
 ) -> dict[str, Any]:
     """A ModelVersion for the job's artifact, named after model and version.
 
     It has no owner reference on purpose: a registered version outlives the job that
-    produced it (the job's TTL must not delete what serves).
+    produced it (the job's TTL must not delete what serves). It reads the artifact the
+    way the job wrote it: with the job's storage settings and ServiceAccount.
     """
     spec: dict[str, Any] = {
         "model": register_as.model,
@@ -39,6 +47,10 @@ def model_version(
         spec["serving"] = register_as.serving.to_k8s()
     if register_as.rollout is not None:
         spec["rollout"] = register_as.rollout.to_k8s()
+    if storage is not None:
+        spec["storage"] = storage.to_k8s()
+    if service_account_name:
+        spec["serviceAccountName"] = service_account_name
     return {
         "apiVersion": API_VERSION,
         "kind": "ModelVersion",

@@ -13,6 +13,7 @@ from typing import Any
 from torchyard.api.base import GROUP
 from torchyard.api.modelversion import ModelVersionSpec, RolloutSpec
 from torchyard.resources.pods import MANAGED_BY, owner_labels, worker_pod
+from torchyard.resources.storage_access import storage_access
 from torchyard.resources.volumes import claim_volumes, claims_in
 from torchyard.storage import DEFAULT_PVC_ROOT, PVC_ROOT_ENV
 from torchyard.workloads.report import SPEC_ENV
@@ -68,6 +69,7 @@ def serving_deployment(
         restart_policy="Always",
         volumes=volumes,
         volume_mounts=mounts,
+        access=storage_access(spec.storage, spec.service_account_name),
     )
     container = pod["spec"]["containers"][0]
     container["ports"] = [{"name": "http", "containerPort": PORT}]

@@ -13,6 +13,7 @@ from typing import Any
 
 from torchyard.api.training import TrainingJobSpec
 from torchyard.resources.pods import owner_labels, worker_pod
+from torchyard.resources.storage_access import storage_access
 from torchyard.resources.volumes import claim_volumes, claims_in
 from torchyard.storage import DEFAULT_PVC_ROOT, PVC_ROOT_ENV
 from torchyard.workloads.report import SPEC_ENV
@@ -88,6 +89,7 @@ def training_pod(
         resources=spec.resources,
         volumes=volumes,
         volume_mounts=mounts,
+        access=storage_access(spec.storage, spec.service_account_name),
     )
     pod["spec"]["hostname"] = pod_name(job, replica)
     pod["spec"]["subdomain"] = service_name(job)

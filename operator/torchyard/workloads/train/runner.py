@@ -166,7 +166,7 @@ class Runner:
         if manifest.get("layout") != self.strategy.layout():
             raise PermanentError(
                 "CheckpointIncompatible",
-                f"the checkpoint of step {manifest['step']} under {self.store.root} was written "
+                f"the checkpoint of step {manifest['step']} under {self.store.uri} was written "
                 f"with {manifest.get('layout')}, this job runs "
                 f"{self.strategy.layout()}; restore the parallelism settings or use a new "
                 "checkpoint.uri",

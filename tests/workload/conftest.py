@@ -1,0 +1,23 @@
+"""Fixtures of the workload tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.s3server import S3Server, s3_environment, s3_server
+
+
+@pytest.fixture(scope="session")
+def s3_server_session() -> Iterator[S3Server]:
+    """One S3-compatible server (moto_server on loopback) for the session."""
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def s3_env(s3_server_session: S3Server, tmp_path_factory: pytest.TempPathFactory):
+    """This process configured for the server, as a pod with spec.storage.s3 is."""
+    with s3_environment(s3_server_session, tmp_path_factory.mktemp("artifact-cache")) as server:
+        yield server
