@@ -51,6 +51,14 @@ def output_uri(body: Mapping[str, Any]) -> str | None:
     return normalize_uri(uri) if isinstance(uri, str) and uri else None
 
 
+def output_entry(
+    kind: str, namespace: str, body: Mapping[str, Any]
+) -> dict[tuple[str, str], Producer] | None:
+    """A job's entry in its kind's index of jobs by the artifact they write."""
+    uri = output_uri(body)
+    return {(namespace, uri): producer(kind, body)} if uri else None
+
+
 def producer(kind: str, body: Mapping[str, Any]) -> Producer:
     """What a job's watched copy says about the artifact it writes."""
     status = body.get("status") or {}

@@ -22,6 +22,12 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cluster.torchyard import (
+    OPERATOR_ACCOUNT,
+    OPERATOR_NAMESPACE,
+    install,
+    running_operator,
+)
 from torchyard.images import WORKER_IMAGE
 from torchyard.local.agent import launcher
 from torchyard.local.agent.volumes import unmount_under
@@ -166,6 +172,17 @@ def cluster() -> Iterator[Cluster]:
         finally:
             launcher.stop(agent)
             remove_state(state)
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """torchyard installed (manifests/base) and its operator running as its ServiceAccount,
+    under exactly the RBAC the manifests grant; yields the operator's log file."""
+    install(cluster.cp)
+    kubeconfig = cluster.cp.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with running_operator(cluster.cp, kubeconfig, log):
+        yield log
 
 
 @pytest.fixture

@@ -16,11 +16,7 @@ import torch
 import yaml
 
 from tests.cluster.torchyard import (
-    OPERATOR_ACCOUNT,
-    OPERATOR_NAMESPACE,
     get,
-    install,
-    running_operator,
     wait_until,
 )
 from torchyard.api.common import DatasetSource
@@ -29,15 +25,6 @@ from torchyard.workloads.datasets import load_dataset
 from torchyard.workloads.models import mlp
 
 FACTORY = "torchyard.workloads.models:mlp"
-
-
-@pytest.fixture(scope="module")
-def operator(cluster, tmp_path_factory):
-    install(cluster.cp)
-    kubeconfig = cluster.cp.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with running_operator(cluster.cp, kubeconfig, log):
-        yield log
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,7 @@ import pytest
 import yaml
 
 from tests.cluster.torchyard import (
-    OPERATOR_ACCOUNT,
-    OPERATOR_NAMESPACE,
     get,
-    install,
-    running_operator,
     wait_until,
 )
 from tests.e2e.conftest import python_pod
@@ -27,15 +23,6 @@ from torchyard.workloads.artifacts import save_artifact
 from torchyard.workloads.models import mlp
 
 FACTORY = "torchyard.workloads.models:mlp"
-
-
-@pytest.fixture(scope="module")
-def operator(cluster, tmp_path_factory):
-    install(cluster.cp)
-    kubeconfig = cluster.cp.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with running_operator(cluster.cp, kubeconfig, log):
-        yield log
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,7 @@ import torch
 import yaml
 
 from tests.cluster.torchyard import (
-    OPERATOR_ACCOUNT,
-    OPERATOR_NAMESPACE,
     get,
-    install,
-    running_operator,
     wait_until,
 )
 from tests.e2e.conftest import Cluster, python_pod
@@ -49,15 +45,6 @@ def s3(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         s3_environment(server, tmp_path_factory.mktemp("cache")),
     ):
         yield server
-
-
-@pytest.fixture(scope="module")
-def operator(cluster, tmp_path_factory):
-    install(cluster.cp)
-    kubeconfig = cluster.cp.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with running_operator(cluster.cp, kubeconfig, log):
-        yield log
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.torchyard import (
-    OPERATOR_ACCOUNT,
-    OPERATOR_NAMESPACE,
     get,
-    install,
-    running_operator,
 )
 from tests.objects import REPO
 from torchyard.local.quickstart.run import Quickstart
@@ -41,13 +37,9 @@ def readme_commands() -> list[list[str]]:
     return commands
 
 
-@pytest.fixture(scope="module")
-def operator(cluster, tmp_path_factory):
-    install(cluster.cp)
-    kubeconfig = cluster.cp.service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with running_operator(cluster.cp, kubeconfig, log):
-        yield log
+@pytest.fixture(scope="module", autouse=True)
+def _leave_no_demo_namespace(cluster):
+    yield
     cluster.cp.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
 
 

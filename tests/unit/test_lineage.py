@@ -39,26 +39,22 @@ def _trainer(phase: str | None, digest: str | None = None, message: str | None =
     return Producer("TrainingJob", "digits-train", phase, digest, message)
 
 
+def _failed_permanently(reason: str) -> dict:
+    """A pod status whose worker exited with the permanent code, saying `reason`."""
+    said = json.dumps({"reason": reason, "message": "not there"})
+    return {
+        "phase": "Failed",
+        "containerStatuses": [
+            {"name": "worker", "state": {"terminated": {"exitCode": 3, "message": said}}}
+        ],
+    }
+
+
 def _failed_job(reason: str):
     job = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": reason}]}}
     pod = {
         "metadata": {"name": "p", "creationTimestamp": "2026-11-28T11:59:00Z"},
-        "status": {
-            "phase": "Failed",
-            "containerStatuses": [
-                {
-                    "name": "worker",
-                    "state": {
-                        "terminated": {
-                            "exitCode": 3,
-                            "message": json.dumps(
-                                {"reason": "ModelNotFound", "message": "pvc://...: not found"}
-                            ),
-                        }
-                    },
-                }
-            ],
-        },
+        "status": _failed_permanently("ModelNotFound"),
     }
     return job, [pod]
 
@@ -172,20 +168,7 @@ def test_a_training_replica_that_found_no_model_yet_waits_instead_of_failing():
     pods = []
     for replica in (0, 1):
         pod = training_pod("fine-tune", "ns", spec, replica, 0)
-        pod["status"] = {
-            "phase": "Failed",
-            "containerStatuses": [
-                {
-                    "name": "worker",
-                    "state": {
-                        "terminated": {
-                            "exitCode": 3,
-                            "message": json.dumps({"reason": "ModelUnavailable", "message": "x"}),
-                        }
-                    },
-                }
-            ],
-        }
+        pod["status"] = _failed_permanently("ModelUnavailable")
         pods.append(pod)
     producing = Producer("CompressionJob", "digits-pruned", "Running", None, None)
     status = {"phase": "Running", "startTime": "2026-11-28T11:59:00Z"}

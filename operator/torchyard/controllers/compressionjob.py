@@ -28,7 +28,7 @@ from torchyard.controllers.reconciler import (
     producer_of,
     register,
 )
-from torchyard.lineage import output_uri, producer
+from torchyard.lineage import output_entry
 from torchyard.resources.compression import compression_job
 from torchyard.validation import parse_spec
 
@@ -52,8 +52,7 @@ async def compression_outputs(
     namespace: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], Any] | None:
     """Each job by the artifact it writes, for the jobs that read it (torchyard.lineage)."""
-    uri = output_uri(body)
-    return {(namespace, uri): producer(COMPRESSION_JOB.kind, body)} if uri else None
+    return output_entry(COMPRESSION_JOB.kind, namespace, body)
 
 
 @kopf.index("batch", "v1", "jobs", labels={OWNER_LABEL: kopf.PRESENT})

@@ -36,7 +36,7 @@ from torchyard.controllers.reconciler import (
     producer_of,
     register,
 )
-from torchyard.lineage import output_uri, producer
+from torchyard.lineage import output_entry
 from torchyard.resources.training import REPLICA_LABEL, headless_service, training_pod
 from torchyard.training import TERMINAL, plan
 from torchyard.validation import parse_spec
@@ -67,8 +67,7 @@ async def training_outputs(
     namespace: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], Any] | None:
     """Each job by the artifact it writes, for the jobs that read it (torchyard.lineage)."""
-    uri = output_uri(body)
-    return {(namespace, uri): producer(TRAINING_JOB.kind, body)} if uri else None
+    return output_entry(TRAINING_JOB.kind, namespace, body)
 
 
 @kopf.index("v1", "pods", labels={OWNER_LABEL: kopf.PRESENT})
