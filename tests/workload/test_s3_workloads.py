@@ -25,6 +25,9 @@ from torchyard.storage import DIGEST, compute_digest, push, read_manifest
 
 # Killed just before this step; the latest checkpoint then is that of step 10.
 FAULT_STEP = 13
+LAUNCH_TIMEOUT = 300
+"""Two ranks talking to S3 on 2 shared cores: about 30 s alone, several times that when
+the machine is busy (120 s, the default, was seen to run out under load)."""
 
 
 def download(server: S3Server, uri: str, into: Path) -> Path:
@@ -126,20 +129,25 @@ def test_training_checkpoints_to_s3_and_resumes_after_a_killed_replica(
             f"file://{reference_root}/model",
         ),
         reference_root,
+        timeout=LAUNCH_TIMEOUT,
     )
     assert reference.returncodes == [0, 0], "\n".join(reference.logs)
     checkpoints, output = s3_env.uri("jobs/ddp/checkpoints"), s3_env.uri("jobs/ddp/model")
     spec = _spec(model_uri, data_uri, checkpoints, output)
     root = tmp_path / "s3"
 
-    crashed = launch(spec, root, env={"TORCHYARD_FAULT_AT_STEP": str(FAULT_STEP)})
+    crashed = launch(
+        spec, root, env={"TORCHYARD_FAULT_AT_STEP": str(FAULT_STEP)}, timeout=LAUNCH_TIMEOUT
+    )
 
     assert crashed.returncodes != [0, 0], "\n".join(crashed.logs)
     latest = (FAULT_STEP // CHECKPOINT_EVERY) * CHECKPOINT_EVERY
     assert _committed_steps(s3_env, checkpoints) == [latest - CHECKPOINT_EVERY, latest]
 
     # The gang restart: the same pods again (the fault fires only in a fresh start).
-    resumed = launch(spec, root, env={"TORCHYARD_FAULT_AT_STEP": str(FAULT_STEP)})
+    resumed = launch(
+        spec, root, env={"TORCHYARD_FAULT_AT_STEP": str(FAULT_STEP)}, timeout=LAUNCH_TIMEOUT
+    )
 
     assert resumed.returncodes == [0, 0], "\n".join(resumed.logs)
     result = resumed.termination()
