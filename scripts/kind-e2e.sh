@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # torchyard end to end on a kind cluster, for CI (.github/workflows/kind-e2e.yaml) or by
 # hand: builds both images, loads them into a new kind cluster, installs manifests/base,
-# checks manifests/samples against the API server, then runs tests/kind/: a TrainingJob
+# runs manifests/samples as the README does, then runs tests/kind/: a TrainingJob
 # on two pods whose artifact registers version 1 of a model, a CompressionJob that prunes
 # it behind a quality gate, and version 2 rolled out to 50 % under client traffic,
 # analysed and promoted. See docs/kind.md.
@@ -86,11 +86,15 @@ k wait --for=condition=Established --timeout=60s \
   crd/compressionjobs.torchyard.io crd/trainingjobs.torchyard.io crd/modelversions.torchyard.io
 k rollout status -n torchyard-system deployment/torchyard-operator --timeout="$timeout"
 
-# The samples need a Hugging Face model on a claim and a model file that this cluster
-# does not have, so they are only validated (schemas, CEL rules), not run.
-step "manifests/samples pass the API server's validation (server-side dry run)"
-k apply --server-side -f manifests/samples/namespace.yaml
-k apply --server-side --dry-run=server -k manifests/samples
+# The samples are self-contained: run them exactly as the README's "Install on a
+# cluster" says (tests/e2e/test_samples.py runs the same commands on the local cluster).
+step "manifests/samples as the README runs them: train -> prune -> roll out; MiniLM int8"
+k apply --server-side -k manifests/samples
+k wait -n torchyard-demo --for=condition=Succeeded tjob/digits-train --timeout="$timeout"
+k wait -n torchyard-demo --for=condition=Succeeded cjob/digits-pruned cjob/minilm-int8 \
+  --timeout="$timeout"
+k wait -n torchyard-demo --for=condition=Ready mv/digits-v2 mv/minilm-v1 --timeout="$timeout"
+k delete namespace torchyard-demo --wait --timeout=120s
 
 step "namespace $namespace, claim 'models', an untrained model on it"
 k apply --server-side -f tests/kind/setup.yaml
