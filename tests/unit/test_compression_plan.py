@@ -169,6 +169,15 @@ def test_a_ttl_stored_before_the_api_capped_it_never_overflows():
     assert decided.requeue_after == 100_000_000_000_000 - 30
 
 
+def test_the_pod_knows_its_job_so_a_retry_recognises_its_own_artifact():
+    manifest = compression_job("minilm-int8", "team-a", _spec(), "0c6f-uid")
+    env = {
+        e["name"]: e["value"] for e in manifest["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["TORCHYARD_JOB"] == "CompressionJob/minilm-int8"
+    assert env["TORCHYARD_JOB_UID"] == "0c6f-uid"
+
+
 def test_finished_job_is_never_restarted():
     decided = plan("minilm-int8", _spec(), {"phase": "Failed"}, 1, None, [], NOW)
     assert not decided.create_job and decided.status_patch == {}

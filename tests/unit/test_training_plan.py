@@ -170,6 +170,14 @@ def test_values_stored_before_the_api_capped_them_never_overflow():
     assert finished.requeue_after == 10**14 - 5 and not finished.delete_object
 
 
+def test_every_replica_knows_its_job_so_a_gang_restart_recognises_its_own_artifact():
+    for replica in (0, 1):
+        pod = training_pod("digits-ddp", "team-a", _spec(), replica, 2, "7a1e-uid")
+        env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+        assert env["TORCHYARD_JOB"] == "TrainingJob/digits-ddp"
+        assert env["TORCHYARD_JOB_UID"] == "7a1e-uid"
+
+
 def test_pods_find_replica_zero_through_the_headless_service():
     pod = training_pod("digits-ddp", "team-a", _spec(), 1, 0)
     env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
