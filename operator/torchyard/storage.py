@@ -316,7 +316,10 @@ def write_directory(
             else:
                 atomic.install(staging, target, lambda: check_output(uri, writer, overwrite))
     finally:
-        # After an exchange the staging name holds the replaced artifact: removed too.
+        # After an exchange the staging name holds the replaced artifact (a directory,
+        # or the single file that was there): removed too.
+        if staging.is_file():
+            staging.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
         if is_remote(uri):
             shutil.rmtree(staging_parent, ignore_errors=True)
