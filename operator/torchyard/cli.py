@@ -150,7 +150,7 @@ def _artifact_push(args: argparse.Namespace) -> int:
     if args.endpoint:
         os.environ[ENDPOINT_ENV] = args.endpoint
     try:
-        artifact = push(Path(args.source), args.uri)
+        artifact = push(Path(args.source), args.uri, overwrite=args.overwrite)
     except StorageError as error:
         print(f"torchyard artifact push: {error}", file=sys.stderr)
         return 1
@@ -226,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--endpoint",
         help="S3-compatible endpoint URL (else $TORCHYARD_S3_ENDPOINT, else AWS S3); "
         "credentials and region come from the usual AWS_* variables",
+    )
+    artifact_push.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an artifact already at the URI (published artifacts are immutable "
+        "otherwise: ModelVersions pin their digest)",
     )
     artifact_push.set_defaults(func=_artifact_push)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from torchyard.admission import Event
@@ -204,8 +204,9 @@ def _ttl_delay(spec: CompressionJobSpec, completion: str, now: datetime) -> floa
     if spec.ttl_seconds_after_finished is None:
         return None
     finished = datetime.fromisoformat(completion.replace("Z", "+00:00"))
-    expiry = finished + timedelta(seconds=spec.ttl_seconds_after_finished)
-    return (expiry - now).total_seconds()
+    # In seconds, not dates: finished + ttl overflows datetime for a huge TTL (stored
+    # before the API capped it), and a planner must never raise.
+    return spec.ttl_seconds_after_finished - (now - finished).total_seconds()
 
 
 def _failure(job_failed: dict[str, Any], pods: list[dict[str, Any]]) -> tuple[str, str]:

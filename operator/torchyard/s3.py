@@ -130,25 +130,40 @@ def staging_prefix(target: str) -> str:
     return f"{parent}/.{name}.{uuid.uuid4().hex}.staging"
 
 
-def publish(staging: Path, files: list[Path], uri: str, digest_name: str, digest: str) -> None:
+def publish(
+    staging: Path,
+    files: list[Path],
+    uri: str,
+    digest_name: str,
+    digest: str,
+    first: str | None = None,
+    may_replace: Callable[[], None] | None = None,
+) -> None:
     """Publish the local directory `staging` (its `files`) at `uri` atomically.
 
     1. Upload every file under a staging prefix. A failure here leaves the published
        artifact as it was.
-    2. Remove the target's DIGEST: from now on readers refuse the target as incomplete.
-    3. Remove the keys of an earlier artifact that the new one does not have.
-    4. Copy the staged objects into place, server-side.
-    5. Write DIGEST, last: the artifact is complete again, with the new content.
-    6. Delete the staging prefix (also after a failure).
+    2. Call `may_replace()`, which raises to refuse replacing what the target holds
+       (torchyard.storage: published artifacts are immutable); the staging prefix goes.
+    3. Remove the target's DIGEST: from now on readers refuse the target as incomplete.
+    4. Remove the keys of an earlier artifact that the new one does not have.
+    5. Copy the staged objects into place, server-side, the one named `first` (the
+       manifest, which names the job that publishes) before the others: a retry of the
+       same job recognises its own half-published artifact.
+    6. Write DIGEST, last: the artifact is complete again, with the new content.
+    7. Delete the staging prefix (also after a failure).
 
-    A crash between 2 and 5 leaves a target without DIGEST, which readers refuse, never
+    A crash between 3 and 6 leaves a target without DIGEST, which readers refuse, never
     a mix of two artifacts; the next publish replaces it.
     """
     target = key_path(uri)
     stage = staging_prefix(target)
     names = [file.relative_to(staging).as_posix() for file in files]
+    lead = [name for name in names if name == first]
+    groups = [group for group in (lead, [n for n in names if n != first]) if group]
 
     def run(fs: Any) -> None:
+        clean_abandoned_stages(fs, target)
         try:
             fs.put([str(file) for file in files], [f"{stage}/{name}" for name in names])
         except Exception as error:
@@ -159,10 +174,18 @@ def publish(staging: Path, files: list[Path], uri: str, digest_name: str, digest
                 "artifact, if any, is unchanged"
             ) from None
         try:
+            if may_replace is not None:
+                may_replace()
+        except Exception:
+            with contextlib.suppress(Exception):
+                remove_prefix(fs, stage)
+            raise
+        try:
             remove(fs, [f"{target}/{digest_name}"] if fs.exists(f"{target}/{digest_name}") else [])
             stale = set(objects(fs, target)) - set(names) - {digest_name}
             remove(fs, [f"{target}/{name}" for name in sorted(stale)])
-            fs.copy([f"{stage}/{name}" for name in names], [f"{target}/{name}" for name in names])
+            for group in groups:
+                fs.copy([f"{stage}/{n}" for n in group], [f"{target}/{n}" for n in group])
             fs.pipe_file(f"{target}/{digest_name}", (digest + "\n").encode())
         except Exception as error:
             raise S3Error(
@@ -176,6 +199,31 @@ def publish(staging: Path, files: list[Path], uri: str, digest_name: str, digest
                 remove_prefix(fs, stage)
 
     call(uri, run)
+
+
+ABANDONED_STAGE_AFTER = 86400.0
+"""Seconds after its newest object that another writer's staging prefix counts as
+abandoned (S3 has no locks: only the age tells a live upload from a killed one)."""
+
+
+def clean_abandoned_stages(fs: Any, target: str, now: float | None = None) -> None:
+    """Remove the staging prefixes of this target that killed writers left (a day old)."""
+    import time
+
+    parent, _, name = target.rpartition("/")
+    now = time.time() if now is None else now
+    with contextlib.suppress(Exception):
+        for stage in fs.glob(f"{parent}/.{name}.*.staging"):
+            found = fs.find(stage + "/", detail=True)
+            newest = max((_modified(info) for info in found.values()), default=0.0)
+            if found and now - newest >= ABANDONED_STAGE_AFTER:
+                remove(fs, list(found))
+
+
+def _modified(info: dict[str, Any]) -> float:
+    moment = info.get("LastModified")
+    # Without a time the object might be fresh: never old enough to remove.
+    return float(moment.timestamp()) if hasattr(moment, "timestamp") else float("inf")
 
 
 # -- reading -------------------------------------------------------------------------

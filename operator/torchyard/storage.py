@@ -17,8 +17,16 @@ A directory artifact carries ``manifest.json`` (format, source, method, figures)
 ``DIGEST`` file. The digest covers every file but ``DIGEST`` itself, so it is stable
 whatever the order the files were written in, and it names the content, not the place.
 
-Publishing is atomic everywhere. Locally the finished directory is renamed into place.
-S3 has no rename, so ``DIGEST`` is the commit: the files are uploaded under a staging
+Published artifacts are immutable. A job records itself in the artifact's manifest.json
+(``producedBy``: kind, name and uid, from ``TORCHYARD_JOB`` and ``TORCHYARD_JOB_UID``,
+which the operator sets on its pods); publishing where an artifact already is fails with
+``OutputExists`` unless it is the same job's (a retry after it had published) or the
+writer asked to overwrite.
+
+Publishing is atomic everywhere. Locally the finished directory is fsynced and
+exchanged with the old one in one ``renameat2`` (``torchyard.atomic``): the URI holds the
+old artifact or the new one at every instant, never nothing. S3 has no rename,
+so ``DIGEST`` is the commit: the files are uploaded under a staging
 prefix next to the target (a failure there leaves the published artifact untouched),
 then the target's ``DIGEST`` is removed, keys of the earlier artifact that the new one
 lacks are removed, the staged objects are copied into place server-side, ``DIGEST`` is
@@ -39,13 +47,16 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
+
+from torchyard import atomic
 
 PVC_ROOT_ENV = "TORCHYARD_PVC_ROOT"
 DEFAULT_PVC_ROOT = "/mnt/pvc"
@@ -53,6 +64,13 @@ MANIFEST = "manifest.json"
 DIGEST = "DIGEST"
 _CHUNK = 1 << 20
 CACHE_ENV = "TORCHYARD_ARTIFACT_CACHE"
+JOB_ENV = "TORCHYARD_JOB"
+"""Kind/name of the job whose pod this is (set by the operator's builders)."""
+JOB_UID_ENV = "TORCHYARD_JOB_UID"
+"""metadata.uid of that job: what makes an artifact the job's own."""
+PRODUCED_BY = "producedBy"
+"""The manifest.json key that records the job that published the artifact."""
+_READ_ATTEMPTS = 5
 T = TypeVar("T")
 
 
@@ -64,11 +82,35 @@ class DigestMismatch(StorageError):
     """The artifact's content does not match the digest it was named with."""
 
 
+class OutputExists(StorageError):
+    """The URI already holds an artifact that the writer may not replace."""
+
+
 @dataclass(frozen=True)
 class Artifact:
     uri: str
     digest: str
     bytes: int
+
+
+@dataclass(frozen=True)
+class Writer:
+    """The job that publishes an artifact, recorded in its manifest.json as producedBy."""
+
+    kind: str
+    name: str
+    uid: str
+
+    def record(self) -> dict[str, str]:
+        return {"kind": self.kind, "name": self.name, "uid": self.uid}
+
+
+def writer_from_env(env: Mapping[str, str] | None = None) -> Writer | None:
+    """The job this process works for (TORCHYARD_JOB, TORCHYARD_JOB_UID), if it is one."""
+    env = os.environ if env is None else env
+    kind, _, name = env.get(JOB_ENV, "").partition("/")
+    uid = env.get(JOB_UID_ENV, "")
+    return Writer(kind, name, uid) if kind and name and uid else None
 
 
 def pvc_root() -> Path:
@@ -91,6 +133,9 @@ def local_path(uri: str) -> Path:
     if parsed.scheme == "pvc":
         if not parsed.netloc:
             raise StorageError(f"{uri}: pvc URIs are pvc://CLAIM/path")
+        if ".." in parsed.path.split("/"):
+            # The API refuses it too; a path must never climb out of its claim.
+            raise StorageError(f"{uri}: a '..' segment would leave the claim")
         return pvc_root() / parsed.netloc / parsed.path.lstrip("/")
     raise StorageError(f"{uri}: no local path for scheme {parsed.scheme!r}")
 
@@ -155,103 +200,266 @@ def _files(root: Path) -> list[Path]:
 
 
 def compute_digest(path: Path) -> str:
-    """sha256:<hex> of a file, or of a directory's files (relative path and content)."""
+    """sha256:<hex> of a file, or of a directory's files (relative path and content).
+
+    A directory is read through one open handle of it, so a directory swapped in at
+    `path` meanwhile (a publish) is never mixed in: the one opened is read whole, or,
+    when it was replaced half way, the new one is read again."""
+    return measure(path)[0]
+
+
+def measure(path: Path) -> tuple[str, int]:
+    """The digest (see compute_digest) and the size in bytes of a file or directory,
+    both of the same content."""
     if path.is_file():
-        return f"sha256:{sha256_file(path)}"
+        return f"sha256:{sha256_file(path)}", path.stat().st_size
+    for _ in range(_READ_ATTEMPTS):
+        if not path.is_dir():
+            break
+        try:
+            return _measure_tree(path)
+        except (FileNotFoundError, _Replaced):
+            continue  # replaced while being read: read what is there now
     if not path.is_dir():
         raise StorageError(f"{path}: no such artifact")
+    raise StorageError(f"{path}: replaced {_READ_ATTEMPTS} times while being read; retry")
+
+
+class _Replaced(Exception):
+    """The directory that was read is no longer the one at its path."""
+
+
+def _measure_tree(root: Path) -> tuple[str, int]:
+    entries: list[tuple[list[str], str]] = []
+    size = 0
+    read: os.stat_result | None = None
+    for directory, _, names, dir_fd in os.fwalk(root):
+        read = read or os.fstat(dir_fd)  # the first is the root: what is read
+        relative = Path(directory).relative_to(root)
+        for name in names:
+            parts = [*relative.parts, name]
+            if parts == [DIGEST] or not _regular(name, dir_fd):
+                continue
+            digest = hashlib.sha256()
+            with open(os.open(name, os.O_RDONLY, dir_fd=dir_fd), "rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+            entries.append((parts, digest.hexdigest()))
+    now = os.stat(root)
+    if read is None or (read.st_dev, read.st_ino) != (now.st_dev, now.st_ino):
+        # Exchanged meanwhile: what was read is the retired directory, perhaps already
+        # half removed. A published directory never changes in place, so the same
+        # directory still there means a whole one was read.
+        raise _Replaced(root)
     tree = hashlib.sha256()
-    for file in _files(path):
-        tree.update(f"{file.relative_to(path).as_posix()}\0{sha256_file(file)}\n".encode())
-    return f"sha256:{tree.hexdigest()}"
+    for parts, hexdigest in sorted(entries):  # the order of Path: part by part
+        tree.update(f"{'/'.join(parts)}\0{hexdigest}\n".encode())
+    return f"sha256:{tree.hexdigest()}", size
 
 
-def size_of(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(file.stat().st_size for file in _files(path))
+def _regular(name: str, dir_fd: int) -> bool:
+    """A regular file, or a link to one (a broken link or a FIFO is not content)."""
+    try:
+        return stat.S_ISREG(os.stat(name, dir_fd=dir_fd).st_mode)
+    except FileNotFoundError:
+        if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            return False  # a broken link (else: the file went, and the caller reads again)
+        raise
 
 
 # -- writing ---------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def write_directory(uri: str, manifest: dict[str, Any] | None) -> Iterator[Path]:
+def write_directory(
+    uri: str,
+    manifest: dict[str, Any] | None,
+    *,
+    writer: Writer | None = None,
+    overwrite: bool = False,
+) -> Iterator[Path]:
     """Yield an empty staging directory; on success publish it at `uri` atomically,
-    with `manifest` as its manifest.json (None: whatever the staging directory holds).
+    with `manifest` as its manifest.json (None: whatever the staging directory holds)
+    and `writer` recorded in it as producedBy.
 
-    Readers never see a half-written artifact: the directory is renamed into place
-    (an existing one is replaced only after the new one is complete). On error
-    nothing is published. For s3:// see `torchyard.s3.publish`: staged upload, DIGEST
-    removed, stale keys removed, server-side copies, DIGEST last.
+    An artifact already at `uri` is replaced only when it is the writer's own (same
+    job uid) or `overwrite` is true; else OutputExists, checked before the caller
+    writes anything and again at the swap. Readers never see a half-written artifact
+    nor, locally, an empty URI: the fsynced directory is exchanged with the old one in
+    one rename (torchyard.atomic). On error nothing is published. For s3:// see
+    `torchyard.s3.publish`: staged upload, DIGEST removed, stale keys removed,
+    server-side copies, DIGEST last.
     """
+    check_output(uri, writer, overwrite)
+    if writer is not None:
+        manifest = {**(manifest or {}), PRODUCED_BY: writer.record()}
     if is_remote(uri):
         staging_parent = Path(tempfile.mkdtemp(prefix="torchyard-upload-"))
+        staging = staging_parent / "artifact"
     else:
         target = local_path(uri)
         staging_parent = target.parent
         staging_parent.mkdir(parents=True, exist_ok=True)
-    staging = staging_parent / f".{uuid.uuid4().hex}.partial"
+        atomic.clean_abandoned(staging_parent)
+        staging = staging_parent / atomic.staging_name(target.name, uuid.uuid4().hex)
     staging.mkdir()
     try:
-        yield staging
-        if manifest is not None:
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        digest = compute_digest(staging)
-        (staging / DIGEST).write_text(digest + "\n")
-        if is_remote(uri):
-            _upload(staging, uri, digest)
-        else:
-            _replace_directory(staging, local_path(uri))
+        with atomic.held(staging):
+            yield staging
+            if manifest is not None:
+                (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            digest = compute_digest(staging)
+            (staging / DIGEST).write_text(digest + "\n")
+            if is_remote(uri):
+                _upload(staging, uri, digest, lambda: check_output(uri, writer, overwrite))
+            else:
+                atomic.install(staging, target, lambda: check_output(uri, writer, overwrite))
     finally:
+        # After an exchange the staging name holds the replaced artifact (a directory,
+        # or the single file that was there): removed too.
+        if staging.is_file():
+            staging.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
         if is_remote(uri):
             shutil.rmtree(staging_parent, ignore_errors=True)
 
 
-def push(source: Path, uri: str) -> Artifact:
+# -- immutability ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Occupant:
+    """What a URI holds before a publish: its DIGEST and the job that wrote it."""
+
+    digest: str | None
+    produced_by: dict[str, Any] | None
+
+
+def occupant(uri: str) -> Occupant | None:
+    """What is at `uri` now, or None for nothing (no such path, an empty directory)."""
+    if is_remote(uri):
+        return s3_call(uri, lambda fs: _occupant_s3(fs, uri))
+    path = local_path(uri)
+    if path.is_dir():
+        if next(path.iterdir(), None) is None:
+            return None
+        digest = (path / DIGEST).read_text().strip() if (path / DIGEST).is_file() else None
+        return Occupant(digest, _produced_by(_manifest_text(path / MANIFEST)))
+    return Occupant(None, None) if path.exists() or path.is_symlink() else None
+
+
+def _occupant_s3(fs: Any, uri: str) -> Occupant | None:
+    from torchyard import s3
+
+    prefix = s3.key_path(uri)
+    if not s3.objects(fs, prefix):
+        return Occupant(None, None) if fs.isfile(prefix) else None
+    manifest = s3.read_text(fs, f"{prefix}/{MANIFEST}")
+    return Occupant(s3.read_text(fs, f"{prefix}/{DIGEST}"), _produced_by(manifest))
+
+
+def _manifest_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _produced_by(text: str | None) -> dict[str, Any] | None:
+    try:
+        record = json.loads(text or "{}").get(PRODUCED_BY)
+    except (ValueError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def check_output(uri: str, writer: Writer | None, overwrite: bool) -> None:
+    """Refuse (OutputExists) to publish at `uri` over an artifact that is neither the
+    writer's own (the same job uid: a retry after it had published) nor to be
+    overwritten. Published artifacts are immutable: ModelVersions pin their digest."""
+    if overwrite:
+        return
+    found = occupant(uri)
+    if found is None:
+        return
+    if writer is not None and found.produced_by and found.produced_by.get("uid") == writer.uid:
+        return
+    what = f"an artifact ({found.digest})" if found.digest else "files"
+    by = found.produced_by or {}
+    author = f", written by {by.get('kind')}/{by.get('name')}" if by.get("name") else ""
+    raise OutputExists(
+        f"{uri} already holds {what}{author}; published artifacts are immutable (a "
+        "ModelVersion pins its digest), so nothing was written. Write to a new output.uri, "
+        "or set spec.output.overwrite: true to replace it (torchyard artifact push: "
+        "--overwrite)"
+    )
+
+
+def push(source: Path, uri: str, *, overwrite: bool = False) -> Artifact:
     """Publish a local file or directory at `uri` as it is (`torchyard artifact push`),
     as atomically as a job publishes its output: a model made elsewhere, such as a
-    Hugging Face directory, becomes an artifact that fetch trusts, with its DIGEST."""
+    Hugging Face directory, becomes an artifact that fetch trusts, with its DIGEST. An
+    artifact already at `uri` is replaced only with `overwrite`."""
     if source.is_dir():
 
         def top_level_digest(directory: str, names: list[str]) -> list[str]:
             return [DIGEST] if Path(directory) == source else []
 
-        with write_directory(uri, None) as staging:
+        with write_directory(uri, None, overwrite=overwrite) as staging:
             shutil.copytree(source, staging, dirs_exist_ok=True, ignore=top_level_digest)
         return describe(uri)
     if not source.is_file():
         raise StorageError(f"{source}: no such file or directory")
+    check_output(uri, None, overwrite)
     if is_remote(uri):
         from torchyard import s3
 
         # One object is written whole or not at all: S3's own guarantee.
         s3_call(uri, lambda fs: fs.put_file(str(source), s3.key_path(uri)))
     else:
-        with atomic_file(local_path(uri)) as partial:
+        with atomic_file(local_path(uri), replace=overwrite) as partial:
             shutil.copyfile(source, partial)
     return Artifact(uri=uri, digest=compute_digest(source), bytes=source.stat().st_size)
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces `path` in one rename.
+def atomic_file(path: Path, *, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces `path` in one rename
+    (with `replace` false: takes its place only if there is none, else OutputExists).
 
     Readers see the old file or the new one, never a part of it: the temporary file sits
     in the same directory (a rename is atomic only within one filesystem) and is flushed
     to disk before the rename, so a crash at any point leaves one whole file. On error
-    nothing is replaced.
+    nothing is replaced. A writer killed half way leaves the temporary file, which a later
+    writer in the same directory removes (torchyard.atomic.clean_abandoned).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+    atomic.clean_abandoned(path.parent)
+    partial = path.with_name(atomic.staging_name(path.name, uuid.uuid4().hex))
+    partial.touch()
     try:
-        yield partial
-        with partial.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
+        with atomic.held(partial):
+            yield partial
+            atomic.fsync_path(partial)
+            if replace:
+                os.replace(partial, path)
+            else:
+                _place_new_file(partial, path)
+            atomic.fsync_path(path.parent, directory=True)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _place_new_file(partial: Path, path: Path) -> None:
+    try:
+        placed = atomic.rename2(partial, path, atomic.RENAME_NOREPLACE)
+    except FileExistsError:
+        raise OutputExists(f"{path} exists; it is replaced only when asked to") from None
+    if not placed:
+        if path.exists():
+            raise OutputExists(f"{path} exists; it is replaced only when asked to")
+        os.replace(partial, path)
 
 
 def write_file_atomic(path: Path, data: bytes) -> None:
@@ -260,21 +468,11 @@ def write_file_atomic(path: Path, data: bytes) -> None:
         partial.write_bytes(data)
 
 
-def _replace_directory(staging: Path, target: Path) -> None:
-    if target.exists():
-        retired = target.with_name(f".{target.name}.{uuid.uuid4().hex}.old")
-        target.rename(retired)
-        staging.rename(target)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        staging.rename(target)
-
-
-def _upload(staging: Path, uri: str, digest: str) -> None:
+def _upload(staging: Path, uri: str, digest: str, may_replace: Callable[[], None]) -> None:
     from torchyard import s3
 
     try:
-        s3.publish(staging, _files(staging), uri, DIGEST, digest)
+        s3.publish(staging, _files(staging), uri, DIGEST, digest, MANIFEST, may_replace)
     except s3.S3Error as error:
         raise StorageError(str(error)) from None
 
@@ -300,6 +498,7 @@ def fetch(uri: str, cache: Path | None = None) -> Path:
         return path
     cache = cache or artifact_cache()
     cache.mkdir(parents=True, exist_ok=True)
+    atomic.clean_abandoned(cache)
     return s3_call(uri, lambda fs: _fetch_s3(fs, uri, cache))
 
 
@@ -320,17 +519,18 @@ def _fetch_s3(fs: Any, uri: str, cache: Path) -> Path:
     names = sorted(name for name in s3.objects(fs, prefix) if name != DIGEST)
     staging = cache / f".{uuid.uuid4().hex}.partial"
     try:
-        s3.download(fs, prefix, names, staging)
-        staging.mkdir(exist_ok=True)
-        actual = compute_digest(staging)
-        if actual != digest:
-            raise StorageError(
-                f"{uri}: incomplete or being replaced: its files add up to {actual}, but "
-                f"its {DIGEST} says {digest}; nothing was used. Retry once the writer has "
-                "finished (a job that publishes there, or an interrupted one)"
-            )
-        (staging / DIGEST).write_text(digest + "\n")
-        return s3.settle(staging, target)
+        staging.mkdir()
+        with atomic.held(staging):
+            s3.download(fs, prefix, names, staging)
+            actual = compute_digest(staging)
+            if actual != digest:
+                raise StorageError(
+                    f"{uri}: incomplete or being replaced: its files add up to {actual}, but "
+                    f"its {DIGEST} says {digest}; nothing was used. Retry once the writer "
+                    "has finished (a job that publishes there, or an interrupted one)"
+                )
+            (staging / DIGEST).write_text(digest + "\n")
+            return s3.settle(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -360,8 +560,9 @@ def _fetch_object(fs: Any, uri: str, key: str, cache: Path) -> Path:
     staging = cache / f".{uuid.uuid4().hex}.partial"
     try:
         staging.mkdir()
-        fs.get_file(key, str(staging / file.name))
-        return s3.settle(staging, target) / file.name
+        with atomic.held(staging):
+            fs.get_file(key, str(staging / file.name))
+            return s3.settle(staging, target) / file.name
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -379,8 +580,8 @@ def describe(uri: str) -> Artifact:
     sizes the store lists: nothing is downloaded)."""
     if is_remote(uri):
         return s3_call(uri, lambda fs: _describe_s3(fs, uri))
-    path = fetch(uri)
-    return Artifact(uri=uri, digest=compute_digest(path), bytes=size_of(path))
+    digest, size = measure(fetch(uri))
+    return Artifact(uri=uri, digest=digest, bytes=size)
 
 
 def _describe_s3(fs: Any, uri: str) -> Artifact:

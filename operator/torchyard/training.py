@@ -9,7 +9,7 @@ rendezvous, and a pod left over from before an operator restart is never duplica
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from torchyard.admission import Event
@@ -50,6 +50,13 @@ def _stamp(moment: datetime) -> str:
 
 def _parse(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _seconds_left(since: str, seconds: int, now: datetime) -> float:
+    """Seconds from `now` until `seconds` after the moment `since`. In seconds, not
+    dates: since + seconds overflows datetime for a huge value (one stored before the
+    API capped it), and a planner must never raise."""
+    return seconds - (now - _parse(since)).total_seconds()
 
 
 class _Status:
@@ -117,9 +124,10 @@ def plan(
         state.events.append(Event("Normal", "Resumed", "resuming from the last checkpoint"))
 
     started = status.get("startTime")
+    requeue = None
     if started and spec.active_deadline_seconds is not None:
-        deadline = _parse(started) + timedelta(seconds=spec.active_deadline_seconds)
-        if now >= deadline:
+        requeue = _seconds_left(started, spec.active_deadline_seconds, now)
+        if requeue <= 0:
             return _fail(
                 state,
                 spec,
@@ -127,11 +135,6 @@ def plan(
                 "DeadlineExceeded",
                 f"ran longer than activeDeadlineSeconds={spec.active_deadline_seconds}",
             )
-    requeue = None
-    if started and spec.active_deadline_seconds is not None:
-        requeue = (
-            _parse(started) + timedelta(seconds=spec.active_deadline_seconds) - now
-        ).total_seconds()
 
     if not started and not pods:
         waiting = _wait_for_input(state, spec, producer)
@@ -349,5 +352,4 @@ def _after_the_end(
 def _ttl_delay(spec: TrainingJobSpec, completion: str, now: datetime) -> float | None:
     if spec.ttl_seconds_after_finished is None:
         return None
-    expiry = _parse(completion) + timedelta(seconds=spec.ttl_seconds_after_finished)
-    return (expiry - now).total_seconds()
+    return _seconds_left(completion, spec.ttl_seconds_after_finished, now)

@@ -123,7 +123,7 @@ def test_a_job_waits_for_the_job_that_writes_its_model_and_fails_with_it(
         "the producer accepted",
         lambda: get(control_plane, "tjob", "digits-train", "-n", namespace).get("status"),
     )
-    consumer = _pruning_of("pvc://models/digits/v1/")  # the producer's output, with a '/'
+    consumer = _pruning_of("pvc://models/digits/v1")  # the producer's output
     control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(consumer))
     waiting = wait_until(
         "the consumer waiting for its input",

@@ -6,6 +6,7 @@ the pods as processes; models and outputs live on PersistentVolumeClaims.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -137,6 +138,46 @@ def test_quality_gate_failure_fails_at_once_and_publishes_nothing(
     assert failed["reason"] == "QualityGateFailed"
     assert status["attempts"] == 1
     assert not (_claim_path(cluster, namespace, "models") / "pruned").exists()
+
+
+def test_a_published_output_is_never_replaced_by_another_job(
+    cluster, namespace, operator, trained_model
+):
+    """Published artifacts are immutable: a second CompressionJob into the same output
+    fails at once with OutputExists, and the first artifact keeps its digest; with
+    output.overwrite a third one replaces it."""
+    _claim(cluster, namespace, "models")
+    quick = {"kind": "unstructured", "sparsity": 0.5}
+    first = _compression("first", trained_model)
+    first["spec"]["prune"] = quick
+    _apply(cluster, namespace, first)
+    done = _wait(cluster, namespace, "cjob/first", "Succeeded")
+    digest = done["status"]["result"]["artifact"]["digest"]
+    published = _claim_path(cluster, namespace, "models") / "pruned"
+    manifest = json.loads((published / "manifest.json").read_text())
+    assert manifest["producedBy"] == {
+        "kind": "CompressionJob",
+        "name": "first",
+        "uid": done["metadata"]["uid"],
+    }
+
+    second = _compression("second", trained_model)
+    second["spec"]["prune"] = {**quick, "sparsity": 0.3}
+    _apply(cluster, namespace, second)
+    status = _wait(cluster, namespace, "cjob/second", "Failed", "180s")["status"]
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "OutputExists"
+    assert "pvc://models/pruned" in failed["message"] and digest in failed["message"]
+    assert "CompressionJob/first" in failed["message"]
+    assert status["attempts"] == 1  # permanent: not retried
+    assert compute_digest(published) == digest
+
+    third = _compression("third", trained_model)
+    third["spec"]["prune"] = {**quick, "sparsity": 0.3}
+    third["spec"]["output"]["overwrite"] = True
+    _apply(cluster, namespace, third)
+    replaced = _wait(cluster, namespace, "cjob/third", "Succeeded")["status"]["result"]
+    assert replaced["artifact"]["digest"] == compute_digest(published) != digest
 
 
 def test_missing_model_fails_fast_without_retries(cluster, namespace, operator):

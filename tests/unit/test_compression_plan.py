@@ -160,6 +160,24 @@ def test_ttl_deletes_the_finished_job_on_time():
     assert late.delete_object
 
 
+def test_a_ttl_stored_before_the_api_capped_it_never_overflows():
+    # model_copy does not validate: a spec as an object stored before the maxima existed.
+    spec = _spec().model_copy(update={"ttl_seconds_after_finished": 100_000_000_000_000})
+    finished = {"phase": "Succeeded", "completionTime": "2026-11-28T12:00:00Z"}
+    decided = plan("minilm-int8", spec, finished, 1, None, [], NOW + timedelta(seconds=30))
+    assert not decided.delete_object
+    assert decided.requeue_after == 100_000_000_000_000 - 30
+
+
+def test_the_pod_knows_its_job_so_a_retry_recognises_its_own_artifact():
+    manifest = compression_job("minilm-int8", "team-a", _spec(), "0c6f-uid")
+    env = {
+        e["name"]: e["value"] for e in manifest["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["TORCHYARD_JOB"] == "CompressionJob/minilm-int8"
+    assert env["TORCHYARD_JOB_UID"] == "0c6f-uid"
+
+
 def test_finished_job_is_never_restarted():
     decided = plan("minilm-int8", _spec(), {"phase": "Failed"}, 1, None, [], NOW)
     assert not decided.create_job and decided.status_patch == {}

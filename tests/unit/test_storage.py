@@ -43,7 +43,10 @@ def test_failed_write_publishes_nothing_and_keeps_the_previous_artifact(tmp_path
     uri = f"file://{tmp_path}/model"
     with write_directory(uri, {"v": 1}) as staging:
         (staging / "w").write_text("one")
-    with pytest.raises(RuntimeError), write_directory(uri, {"v": 2}) as staging:
+    with (
+        pytest.raises(RuntimeError, match="half way"),
+        write_directory(uri, {"v": 2}, overwrite=True) as staging,
+    ):
         (staging / "w").write_text("two")
         raise RuntimeError("crashed half way")
     assert read_manifest(tmp_path / "model") == {"v": 1}

@@ -155,6 +155,29 @@ def test_ttl_deletes_the_finished_job():
     assert _plan(done, spec=spec, now=NOW + timedelta(seconds=11)).delete_object
 
 
+def test_values_stored_before_the_api_capped_them_never_overflow():
+    # model_copy does not validate: a spec as an object stored before the maxima existed.
+    huge = _spec().model_copy(
+        update={"active_deadline_seconds": 9_000_000_000_000, "ttl_seconds_after_finished": 10**14}
+    )
+    running = {"phase": "Running", "startTime": "2026-11-28T11:55:00Z"}
+    pods = [_pod(0, "Running"), _pod(1, "Running")]
+    decided = _plan(running, pods, spec=huge)
+    assert decided.requeue_after == 9_000_000_000_000 - 300
+    assert decided.status_patch.get("phase") != "Failed"
+    done = {"phase": "Succeeded", "completionTime": "2026-11-28T12:00:00Z"}
+    finished = _plan(done, spec=huge, now=NOW + timedelta(seconds=5))
+    assert finished.requeue_after == 10**14 - 5 and not finished.delete_object
+
+
+def test_every_replica_knows_its_job_so_a_gang_restart_recognises_its_own_artifact():
+    for replica in (0, 1):
+        pod = training_pod("digits-ddp", "team-a", _spec(), replica, 2, "7a1e-uid")
+        env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+        assert env["TORCHYARD_JOB"] == "TrainingJob/digits-ddp"
+        assert env["TORCHYARD_JOB_UID"] == "7a1e-uid"
+
+
 def test_pods_find_replica_zero_through_the_headless_service():
     pod = training_pod("digits-ddp", "team-a", _spec(), 1, 0)
     env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}

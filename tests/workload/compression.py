@@ -137,10 +137,14 @@ class PodRun:
     log: str
 
 
-def run_as_pod(spec: dict[str, Any], tmp_path: Path, threads: int = 1) -> PodRun:
+def run_as_pod(
+    spec: dict[str, Any], tmp_path: Path, threads: int = 1, job: tuple[str, str] | None = None
+) -> PodRun:
     """`torchyard workload compress` as the pod runs it: spec in TORCHYARD_SPEC, result
-    in the termination log."""
+    in the termination log, and with `job` (name, uid) the job identity the operator
+    gives its pods (TORCHYARD_JOB, TORCHYARD_JOB_UID)."""
     log = tmp_path / "termination-log"
+    log.unlink(missing_ok=True)
     env = {
         **os.environ,
         "TORCHYARD_SPEC": json.dumps(spec),
@@ -148,6 +152,8 @@ def run_as_pod(spec: dict[str, Any], tmp_path: Path, threads: int = 1) -> PodRun
         "OMP_NUM_THREADS": str(threads),
         "HF_HUB_OFFLINE": "1",
     }
+    if job is not None:
+        env |= {"TORCHYARD_JOB": f"CompressionJob/{job[0]}", "TORCHYARD_JOB_UID": job[1]}
     done = subprocess.run(
         [sys.executable, "-m", "torchyard.cli", "workload", "compress"],
         env=env,

@@ -89,6 +89,37 @@ def test_a_failed_quality_gate_exits_3_and_publishes_nothing(tmp_path):
     assert not list(tmp_path.glob(".*.partial"))  # no staging left either
 
 
+def test_a_second_job_into_the_same_output_fails_with_output_exists(tmp_path):
+    """Published artifacts are immutable: another job's pod fails at once (exit 3,
+    OutputExists) and leaves the artifact and its digest as they were; the same job's
+    retry may publish again; output.overwrite replaces it."""
+    output = tmp_path / "model"
+    quantized = job_spec(factory_model(digits_teacher()), output, quantize={"mode": "dynamic"})
+    first = run_as_pod(quantized, tmp_path, job=("first", "uid-first"))
+    assert first.returncode == 0, first.log[-3000:]
+    digest = first.result["artifact"]["digest"]
+
+    retried = run_as_pod(quantized, tmp_path, job=("first", "uid-first"))
+    assert retried.returncode == 0, retried.log[-3000:]  # its own artifact
+
+    pruned = job_spec(factory_model(digits_teacher()), output, prune={"sparsity": 0.5})
+    second = run_as_pod(pruned, tmp_path, job=("second", "uid-second"))
+    assert second.returncode == PERMANENT
+    assert second.result["reason"] == "OutputExists"
+    assert f"file://{output}" in second.result["message"]
+    assert "CompressionJob/first" in second.result["message"]
+    assert "measuring" not in second.log  # refused before any work
+    assert compute_digest(output) == retried.result["artifact"]["digest"]
+    assert json.loads((output / "manifest.json").read_text())["producedBy"]["uid"] == "uid-first"
+
+    pruned["output"]["overwrite"] = True
+    replaced = run_as_pod(pruned, tmp_path, job=("second", "uid-second"))
+    assert replaced.returncode == 0, replaced.log[-3000:]
+    assert replaced.result["artifact"]["digest"] == compute_digest(output) != digest
+    assert json.loads((output / "manifest.json").read_text())["method"] == "prune"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
 def test_a_missing_model_fails_permanently_before_any_work(tmp_path):
     spec = job_spec(
         factory_model(tmp_path / "nowhere.safetensors"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ from torchyard.api.common import DatasetSource
 from torchyard.storage import (
     DIGEST,
     MANIFEST,
+    OutputExists,
     StorageError,
+    Writer,
     compute_digest,
     describe,
     fetch,
@@ -33,7 +36,7 @@ from torchyard.workloads.datasets import TensorData, load_dataset
 
 def publish(uri: str, files: dict[str, bytes], version: int) -> str:
     """Publish an artifact of `files` through the code under test; return its digest."""
-    with write_directory(uri, {"version": version}) as staging:
+    with write_directory(uri, {"version": version}, overwrite=True) as staging:
         for name, data in files.items():
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
             (staging / name).write_bytes(data)
@@ -172,6 +175,56 @@ def test_readers_during_replacements_get_a_whole_artifact_or_an_error(
     assert seen, f"every one of 40 reads was refused ({refused})"
 
 
+def test_a_second_job_is_refused_and_the_first_artifact_stays(s3_env: S3Server, tmp_path: Path):
+    uri = s3_env.uri("models/immutable")
+    first, second = Writer("TrainingJob", "a", "uid-a"), Writer("TrainingJob", "b", "uid-b")
+    with write_directory(uri, {"v": 1}, writer=first) as staging:
+        (staging / "w.bin").write_bytes(b"first")
+    digest = describe(uri).digest
+    with (
+        pytest.raises(OutputExists, match="TrainingJob/a"),
+        write_directory(uri, {"v": 2}, writer=second) as staging,
+    ):
+        (staging / "w.bin").write_bytes(b"second")
+    assert describe(uri).digest == digest
+    assert staging_leftovers(s3_env) == []
+    with write_directory(uri, {"v": 3}, writer=second, overwrite=True) as staging:
+        (staging / "w.bin").write_bytes(b"third")
+    assert read_manifest(fetch(uri, cache=tmp_path))["producedBy"]["uid"] == "uid-b"
+
+
+def test_a_retry_recognises_its_own_half_published_artifact(s3_env: S3Server):
+    """The manifest (which names the job) is copied into place before the other files:
+    a writer killed after it left a target without DIGEST that only the same job may
+    take over."""
+    uri = s3_env.uri("models/half-published")
+    job = Writer("CompressionJob", "c", "uid-c")
+    with write_directory(uri, {"v": 1}, writer=job) as staging:
+        (staging / "w.bin").write_bytes(b"weights")
+    fs = s3_env.filesystem()
+    fs.rm([f"{s3_env.bucket}/models/half-published/{name}" for name in (DIGEST, "w.bin")])
+    other = Writer("CompressionJob", "d", "uid-d")
+    with (
+        pytest.raises(OutputExists, match="already holds files, written by CompressionJob/c"),
+        write_directory(uri, {}, writer=other),
+    ):
+        pass
+    with write_directory(uri, {"v": 2}, writer=job) as staging:
+        (staging / "w.bin").write_bytes(b"weights again")
+    assert keys(s3_env, "models/half-published") == [DIGEST, MANIFEST, "w.bin"]
+
+
+def test_abandoned_staging_prefixes_are_removed_after_a_day(s3_env: S3Server):
+    fs = s3_env.filesystem()
+    target = f"{s3_env.bucket}/models/litter"
+    stage = f"{s3_env.bucket}/models/.litter.{'a' * 32}.staging"
+    fs.pipe_file(f"{stage}/w.bin", b"half")
+    s3.clean_abandoned_stages(fs, target)  # an hour old at most: could be a live upload
+    assert staging_leftovers(s3_env) == [f"{stage}/w.bin"]
+    s3.clean_abandoned_stages(fs, target, now=time.time() + s3.ABANDONED_STAGE_AFTER + 60)
+    assert staging_leftovers(s3_env) == []
+
+
 def test_pushed_directory_and_single_file(s3_env: S3Server, tmp_path: Path):
     """`torchyard artifact push`: a directory made elsewhere gets its DIGEST; a single
     file (a dataset) is one object, whole by itself, cached by its ETag."""
@@ -192,7 +245,7 @@ def test_pushed_directory_and_single_file(s3_env: S3Server, tmp_path: Path):
 
     # Replaced in place (a new upload of the same key): read anew, not from the cache.
     TensorData(*_digits_like(rows=5)).save(tmp_path / "set.safetensors")
-    push(tmp_path / "set.safetensors", dataset_uri)
+    push(tmp_path / "set.safetensors", dataset_uri, overwrite=True)
     assert len(load_dataset(DatasetSource(uri=dataset_uri))) == 5
 
 

@@ -33,6 +33,7 @@ from tests.workload.training import (
     launch,
     training_spec,
 )
+from torchyard.storage import compute_digest
 
 LOSS_TOLERANCE = 1e-4
 # Killed just before this step; the latest checkpoint then is that of step 10.
@@ -167,6 +168,36 @@ def test_resume_continues_from_the_latest_checkpoint(
     ours, theirs = single_weights(resumed), single_weights(gradient_two_procs)
     for name, weight in theirs.items():
         torch.testing.assert_close(ours[name], weight, atol=1e-6, rtol=0)
+
+
+def test_a_restart_after_publishing_keeps_going_and_another_job_is_refused(
+    workdir: Path, uris: tuple[str, str]
+):
+    """A gang restart after replica 0 had published is the same job: it publishes again.
+    Another job with the same output.uri fails at once with OutputExists, on every
+    replica, and the artifact stays as it was; output.overwrite replaces it."""
+    root = workdir / "published"
+    spec = training_spec(*uris, root, "data", 2, 1)
+    first = launch(spec, root)
+    assert first.returncodes == [0, 0], "\n".join(first.logs)
+    restarted = launch(spec, root)  # same workdir: the same job (uid)
+    assert restarted.returncodes == [0, 0], "\n".join(restarted.logs)
+    assert restarted.termination()["resumedFromStep"] == STEPS
+    digest = restarted.termination()["artifact"]["digest"]
+
+    other = {"TORCHYARD_JOB": "TrainingJob/other", "TORCHYARD_JOB_UID": "uid-other"}
+    refused = launch(spec, root, env=other)
+    assert refused.returncodes == [3, 3], "\n".join(refused.logs)
+    for replica in (0, 1):
+        failure = refused.termination(replica)
+        assert failure["reason"] == "OutputExists", failure
+        assert "TrainingJob/published" in failure["message"]
+    assert compute_digest(refused.output()) == digest
+
+    spec["output"]["overwrite"] = True
+    replaced = launch(spec, root, env=other)
+    assert replaced.returncodes == [0, 0], "\n".join(replaced.logs)
+    assert replaced.manifest()["producedBy"]["uid"] == "uid-other"
 
 
 def test_refuses_a_batch_larger_than_the_data_as_permanent(workdir: Path, uris: tuple[str, str]):

@@ -10,9 +10,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 GROUP = "torchyard.io"
@@ -80,9 +89,70 @@ def now() -> datetime:
 ARTIFACT_URI_PATTERN = (
     r"^(file:///|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]/).*$"
 )
-ArtifactUri = Annotated[
-    str, StringConstraints(pattern=ARTIFACT_URI_PATTERN, min_length=8, max_length=2048)
-]
+
+# Every URI is refused unless it is in normal form, so that two URIs name the same
+# place exactly when they are equal (the lineage index, "output differs from model")
+# and no path climbs out of its claim. No backslashes: each pattern is a Python regex
+# and a CEL string literal, searched anywhere in the value (CEL's matches()).
+NOT_NORMAL_URI = r"^[a-z0-9]+://[^/]*/(.*/)?([.][.]?)?(/|$)|[?#]"
+NOT_NORMAL_MESSAGE = (
+    "must be a URI in normal form: no '..' or '.' segment, no empty segment ('//'), no "
+    "trailing '/' and no '?' or '#', so that two URIs name the same place only when they "
+    "are equal: write pvc://models/a, not pvc://models/./a/"
+)
+DENIED_FILE_URI = r"^file:///(proc|sys|dev)(/|$)|^file:///(.*/)?torchyard/local(/|$)"
+DENIED_FILE_MESSAGE = (
+    "must not point into /proc, /sys or /dev, nor into a torchyard/local directory (the "
+    "state of the local cluster: its control plane, certificates and node agent): use a "
+    "directory of your data or a pvc:// claim"
+)
+URI_RULES = (
+    Cel(rule=f"!self.matches('{NOT_NORMAL_URI}')", message=NOT_NORMAL_MESSAGE),
+    Cel(rule=f"!self.matches('{DENIED_FILE_URI}')", message=DENIED_FILE_MESSAGE),
+)
+
+
+def uri_problem(uri: str) -> str | None:
+    """What is wrong with a URI that matches its field's pattern (the URI_RULES), or None."""
+    if re.search(NOT_NORMAL_URI, uri):
+        return NOT_NORMAL_MESSAGE
+    if re.search(DENIED_FILE_URI, uri):
+        return DENIED_FILE_MESSAGE
+    return None
+
+
+def _check_uri(uri: str) -> str:
+    problem = uri_problem(uri)
+    if problem:
+        raise ValueError(problem)
+    return uri
+
+
+def uri_type(pattern: str, min_length: int = 1) -> Any:
+    """A URI field: its scheme pattern, and the URI_RULES checked by the API server (CEL)
+    and again by a validator with the same messages."""
+    return Annotated[
+        str,
+        StringConstraints(pattern=pattern, min_length=min_length, max_length=2048),
+        Field(json_schema_extra=cel_rules(*URI_RULES)),
+        AfterValidator(_check_uri),
+    ]
+
+
+def overlaps(first: str, second: str) -> bool:
+    """Whether two normal-form URIs are one place or one lies inside the other."""
+    return first == second or first.startswith(second + "/") or second.startswith(first + "/")
+
+
+def overlap_rule(first: str, second: str) -> str:
+    """CEL for `not overlaps(first, second)`, the expressions being CEL strings."""
+    return (
+        f"({first} != {second} && !{first}.startsWith({second} + '/') "
+        f"&& !{second}.startsWith({first} + '/'))"
+    )
+
+
+ArtifactUri = uri_type(ARTIFACT_URI_PATTERN, min_length=8)
 
 BUILTIN_MODELS = ("all-minilm-l6-v2",)
 """Models the worker image ships (a read-only URI: builtin://NAME)."""
@@ -90,9 +160,7 @@ MODEL_URI_PATTERN = (
     r"^(builtin://(" + "|".join(BUILTIN_MODELS) + r")$"
     r"|file:///|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]/).*$"
 )
-ModelUri = Annotated[
-    str, StringConstraints(pattern=MODEL_URI_PATTERN, min_length=8, max_length=2048)
-]
+ModelUri = uri_type(MODEL_URI_PATTERN, min_length=8)
 """Where a model is read from: an artifact URI, or builtin://NAME for a model the worker
 image ships."""
 
@@ -103,21 +171,93 @@ QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
-Quantity = int | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)]
+Quantity = int | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN, max_length=64)]
 """A Kubernetes resource quantity such as `500m`, `2`, or `4Gi`."""
+
+_SUFFIXES = {
+    **{f"{prefix}i": Fraction(1024) ** power for power, prefix in enumerate("KMGTPE", 1)},
+    **{prefix: Fraction(1000) ** power for power, prefix in enumerate("kMGTPE", 1)},
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 1000),
+}
 
 
 def is_quantity(value: str | int) -> bool:
     return isinstance(value, int) or re.fullmatch(QUANTITY_PATTERN, value) is not None
 
 
-class ResourceRequirements(ApiModel):
+def quantity_value(value: str | int) -> Fraction:
+    """The exact value of a quantity (`500m` is 1/2, `1Ki` is 1024), as the API server's
+    CEL `quantity()` compares them."""
+    if isinstance(value, int):
+        return Fraction(value)
+    if not is_quantity(value):
+        raise ValueError(f"{value!r} is not a quantity")
+    number = re.match(r"^[-+]?[0-9.]+", value)
+    assert number is not None
+    rest = value[number.end() :]
+    if rest[:1] in ("e", "E"):
+        return Fraction(number.group()) * Fraction(10) ** int(rest[1:])
+    return Fraction(number.group()) * _SUFFIXES.get(rest, Fraction(1))
+
+
+def _as_quantity(value: str) -> str:
+    """CEL: a map value (int or string) as quantity() takes it."""
+    return f"quantity(string({value}))"
+
+
+_NOT_NEGATIVE = Cel(
+    rule="self.all(k, !isQuantity(string(self[k])) || "
+    + _as_quantity("self[k]")
+    + ".compareTo(quantity('0')) >= 0)",
+    message="quantities must not be negative",
+    reason="FieldValueInvalid",
+)
+_LIMITS_COVER_REQUESTS = Cel(
+    rule="!has(self.requests) || !has(self.limits) || self.limits.all(k, !(k in self.requests) "
+    "|| !isQuantity(string(self.limits[k])) || !isQuantity(string(self.requests[k])) || "
+    + _as_quantity("self.limits[k]")
+    + ".compareTo("
+    + _as_quantity("self.requests[k]")
+    + ") >= 0)",
+    message="every limit must be at least the request of the same resource (a pod whose "
+    "limits.memory is below its requests.memory is refused): raise the limit or lower the "
+    "request",
+    field_path=".limits",
+    reason="FieldValueInvalid",
+)
+
+
+def _quantities(rule: Cel) -> Any:
+    return Field(default=None, max_length=8, json_schema_extra=cel_rules(rule))
+
+
+class ResourceRequirements(ApiModel, json_schema_extra=cel_rules(_LIMITS_COVER_REQUESTS)):
     """Compute resources of a pod's main container, as in a Pod spec."""
 
-    requests: dict[str, Quantity] | None = Field(default=None, max_length=8)
+    requests: dict[str, Quantity] | None = _quantities(_NOT_NEGATIVE)
     """Minimum resources the scheduler reserves, e.g. `{cpu: "1", memory: 2Gi}`."""
-    limits: dict[str, Quantity] | None = Field(default=None, max_length=8)
-    """Maximum resources the container may use, e.g. `{memory: 4Gi, nvidia.com/gpu: 1}`."""
+    limits: dict[str, Quantity] | None = _quantities(_NOT_NEGATIVE)
+    """Maximum resources the container may use, e.g. `{memory: 4Gi, nvidia.com/gpu: 1}`;
+    each at least its request."""
+
+    @model_validator(mode="after")
+    def _quantities_make_sense(self) -> ResourceRequirements:
+        for field in ("requests", "limits"):
+            values = getattr(self, field) or {}
+            if any(quantity_value(value) < 0 for value in values.values()):
+                raise ValueError(f"{field}: {_NOT_NEGATIVE.message}")
+        requests = self.requests or {}
+        for name, limit in (self.limits or {}).items():
+            if name in requests and quantity_value(limit) < quantity_value(requests[name]):
+                raise ValueError(f"limits: {_LIMITS_COVER_REQUESTS.message}")
+        return self
+
+
+MAX_SECONDS = 366 * 24 * 3600
+"""The largest duration a job field takes (a year and a day): far beyond any real job, and
+far below what overflows date arithmetic (year 9999)."""
 
 
 class RunPolicy(ApiModel):
@@ -126,10 +266,12 @@ class RunPolicy(ApiModel):
     backoff_limit: int = Field(default=3, ge=0, le=100)
     """Retries after a transient failure before the job is marked Failed. A permanent
     error (bad input, quality gate) fails at once."""
-    active_deadline_seconds: int | None = Field(default=None, ge=1)
-    """Seconds the job may run, retries included, before it fails with DeadlineExceeded."""
-    ttl_seconds_after_finished: int | None = Field(default=None, ge=0)
-    """Seconds after the job finishes before the operator deletes it and its pods."""
+    active_deadline_seconds: int | None = Field(default=None, ge=1, le=MAX_SECONDS)
+    """Seconds the job may run, retries included, before it fails with DeadlineExceeded
+    (at most 31622400, a year and a day)."""
+    ttl_seconds_after_finished: int | None = Field(default=None, ge=0, le=MAX_SECONDS)
+    """Seconds after the job finishes before the operator deletes it and its pods (at
+    most 31622400, a year and a day)."""
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]

@@ -15,6 +15,7 @@ from torchyard.api.base import (
     StatusBase,
     Timestamp,
     cel_rules,
+    uri_type,
 )
 
 ModelFormat = Literal["huggingface", "torchscript", "safetensors", "state_dict", "torchyard"]
@@ -76,12 +77,13 @@ DATASET_URI_PATTERN = (
     r"^(builtin://(" + "|".join(BUILTIN_DATASETS) + r")"
     r"|file:///.+|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/.+|s3://[a-z0-9][-a-z0-9.]{1,61}[a-z0-9]/.+)$"
 )
+DatasetUri = uri_type(DATASET_URI_PATTERN)
 
 
 class DatasetSource(ApiModel):
     """A dataset: one bundled with the worker image, or files at a URI."""
 
-    uri: str = Field(pattern=DATASET_URI_PATTERN, max_length=2048)
+    uri: DatasetUri
     """builtin://NAME for a dataset that ships with the worker image (digits, breast_cancer,
     wine, iris: scikit-learn's bundled sets; sentences: a small text corpus), or
     file:///, pvc://CLAIM/ or s3:// for a .pt/.safetensors file of tensors."""
@@ -96,7 +98,13 @@ class OutputSpec(ApiModel):
 
     uri: ArtifactUri
     """Destination of the artifact: file:///path, pvc://CLAIM/path or s3://bucket/key.
-    The write is atomic and a sha256 digest is recorded next to it."""
+    The write is atomic and a sha256 digest is recorded next to it. Published artifacts
+    are immutable: a job whose output.uri already holds an artifact that another job (or
+    a person) wrote fails with OutputExists, unless overwrite is true."""
+    overwrite: bool = False
+    """Replace an artifact already at uri. ModelVersions pinned to the old artifact's
+    digest then refuse to serve it (DigestMismatch): prefer a new uri per version. A
+    job's own retries never need it (the artifact records the job that wrote it)."""
 
 
 class ArtifactRef(ApiModel):

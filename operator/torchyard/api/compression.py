@@ -6,7 +6,15 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from torchyard.api.base import ApiModel, Cel, ResourceRequirements, RunPolicy, cel_rules
+from torchyard.api.base import (
+    ApiModel,
+    Cel,
+    ResourceRequirements,
+    RunPolicy,
+    cel_rules,
+    overlap_rule,
+    overlaps,
+)
 from torchyard.api.common import (
     ArtifactRef,
     DatasetSource,
@@ -145,14 +153,25 @@ def _method_block_rules() -> list[Cel]:
 
 _METHOD_RULES = _method_block_rules()
 _OUTPUT_DIFFERS = Cel(
-    rule="self.output.uri != self.model.uri",
-    message="output.uri must differ from model.uri: a job never overwrites its input",
+    rule=overlap_rule("self.output.uri", "self.model.uri"),
+    message="output.uri must differ from model.uri, and neither may lie inside the other: "
+    "a job never overwrites its input",
+    field_path=".output.uri",
+    reason="FieldValueInvalid",
+)
+_OUTPUT_NOT_STUDENT = Cel(
+    rule="!has(self.distill) || !has(self.distill.student) || "
+    + overlap_rule("self.output.uri", "self.distill.student.uri"),
+    message="output.uri must differ from distill.student.uri, and neither may lie inside "
+    "the other: a job never overwrites its input",
     field_path=".output.uri",
     reason="FieldValueInvalid",
 )
 
 
-class CompressionJobSpec(RunPolicy, json_schema_extra=cel_rules(*_METHOD_RULES, _OUTPUT_DIFFERS)):
+class CompressionJobSpec(
+    RunPolicy, json_schema_extra=cel_rules(*_METHOD_RULES, _OUTPUT_DIFFERS, _OUTPUT_NOT_STUDENT)
+):
     """Desired state of a CompressionJob."""
 
     model: ModelSource
@@ -192,8 +211,11 @@ class CompressionJobSpec(RunPolicy, json_schema_extra=cel_rules(*_METHOD_RULES, 
                     f"{method}: {method} is set but method is not {method}: "
                     "remove it or change method"
                 )
-        if self.output.uri == self.model.uri:
+        if overlaps(self.output.uri, self.model.uri):
             raise ValueError(f"output.uri: {_OUTPUT_DIFFERS.message}")
+        student = self.distill.student if self.distill else None
+        if student is not None and overlaps(self.output.uri, student.uri):
+            raise ValueError(f"output.uri: {_OUTPUT_NOT_STUDENT.message}")
         return self
 
 

@@ -52,7 +52,13 @@ def structural(node: Schema, defs: dict[str, Schema]) -> Schema:
                 return structural(merged, defs)
             types = {_resolve(option, defs).get("type") for option in options}
             if types == {"string", "integer"}:
-                return {**_clean(rest), "x-kubernetes-int-or-string": True}
+                # The string form's pattern and length still apply (the API server checks
+                # them on strings only): a quantity such as "2 GB" is refused at apply.
+                text = next(
+                    _resolve(o, defs) for o in options if _resolve(o, defs)["type"] == "string"
+                )
+                kept = {k: text[k] for k in ("pattern", "maxLength") if k in text}
+                return {**_clean(rest), **kept, "x-kubernetes-int-or-string": True}
             if all("const" in _resolve(o, defs) or "enum" in _resolve(o, defs) for o in options):
                 values: list[Any] = []
                 for option in options:

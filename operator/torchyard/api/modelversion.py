@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from torchyard.api.base import (
     ApiModel,
@@ -20,14 +21,37 @@ from torchyard.api.common import ModelFormat, ServiceAccountName, StorageSpec
 VERSION_PATTERN = r"^v?[0-9]+(\.[0-9]+){0,2}$"
 
 
-def _immutable(field: str) -> dict[str, object]:
-    return cel_rules(
-        Cel(
-            rule="self == oldSelf",
-            message=f"{field} is immutable: create a new ModelVersion instead",
-            reason="FieldValueForbidden",
-        )
+def _immutable_rule(field: str) -> Cel:
+    return Cel(
+        rule="self == oldSelf",
+        message=f"{field} is immutable: create a new ModelVersion instead",
+        reason="FieldValueForbidden",
     )
+
+
+def _immutable(field: str) -> dict[str, object]:
+    return cel_rules(_immutable_rule(field))
+
+
+MODEL_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+_MODEL_NAME = Cel(
+    rule=f"self.matches('{MODEL_NAME_PATTERN}')",
+    message="must be a DNS-1035 label: lowercase letters, digits and '-', starting with a "
+    "letter and ending with a letter or digit (it names the Service <model>-model and the "
+    "ModelVersions <model>-v<version>), e.g. digits",
+    reason="FieldValueInvalid",
+)
+
+
+def _model_name(value: str) -> str:
+    if re.fullmatch(MODEL_NAME_PATTERN, value) is None:
+        raise ValueError(_MODEL_NAME.message)
+    return value
+
+
+ModelName = Annotated[str, AfterValidator(_model_name)]
+"""A model's name; the field's Field carries the CEL rule (with any other rule of the
+field: pydantic keeps only one json_schema_extra per field)."""
 
 
 class ArtifactSpec(ApiModel):
@@ -170,8 +194,9 @@ _REGISTERED_NAME_FITS = Cel(
 class RegisterAs(ApiModel, json_schema_extra=cel_rules(_REGISTERED_NAME_FITS)):
     """Register the job's result as a ModelVersion when the job succeeds."""
 
-    model: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=50)
-    """Name of the model the version belongs to."""
+    model: ModelName = Field(min_length=1, max_length=50, json_schema_extra=cel_rules(_MODEL_NAME))
+    """Name of the model the version belongs to: a DNS-1035 label (it starts with a
+    letter)."""
     version: str = Field(pattern=VERSION_PATTERN, max_length=32)
     """Version to register, e.g. 3 or v1.2.0."""
     serving: ServingSpec | None = None
@@ -199,12 +224,13 @@ _NOT_BOTH = Cel(
 class ModelVersionSpec(ApiModel, json_schema_extra=cel_rules(_NOT_BOTH)):
     """Desired state of a ModelVersion."""
 
-    model: str = Field(
-        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+    model: ModelName = Field(
+        min_length=1,
         max_length=50,
-        json_schema_extra=_immutable("model"),
+        json_schema_extra=cel_rules(_MODEL_NAME, _immutable_rule("model")),
     )
-    """Name of the model; every ModelVersion with the same model forms its history. Immutable."""
+    """Name of the model: a DNS-1035 label (it starts with a letter); every ModelVersion
+    with the same model forms its history. Immutable."""
     version: str = Field(
         pattern=VERSION_PATTERN, max_length=32, json_schema_extra=_immutable("version")
     )

@@ -14,6 +14,9 @@ from torchyard.api.base import (
     RunPolicy,
     Timestamp,
     cel_rules,
+    overlap_rule,
+    overlaps,
+    uri_type,
 )
 from torchyard.api.common import (
     FACTORY_RULES,
@@ -47,6 +50,8 @@ RESERVED_ENV = (
     "PET_MASTER_ADDR",
     "PET_MASTER_PORT",
     "TORCHYARD_SPEC",
+    "TORCHYARD_JOB",
+    "TORCHYARD_JOB_UID",
 )
 
 _MODEL_NEEDS_TWO_RANKS = Cel(
@@ -97,10 +102,13 @@ class Hyperparameters(ApiModel):
     """Seed for initialisation and data order; a resumed job continues the same order."""
 
 
+CheckpointUri = uri_type(r"^(file:///|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|s3://).+$")
+
+
 class CheckpointSpec(ApiModel):
     """Periodic checkpoints, from which a restarted job resumes."""
 
-    uri: str = Field(pattern=r"^(file:///|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|s3://).+$")
+    uri: CheckpointUri
     """Directory that receives checkpoints (written atomically)."""
     interval_steps: int = Field(default=100, ge=1)
     """Optimizer steps between checkpoints."""
@@ -148,7 +156,25 @@ class InitialModel(ModelSource, json_schema_extra=cel_rules(*FACTORY_RULES, _URI
         return self
 
 
-class TrainingJobSpec(RunPolicy):
+_OUTPUT_NOT_MODEL = Cel(
+    rule="!has(self.model.uri) || " + overlap_rule("self.output.uri", "self.model.uri"),
+    message="output.uri must differ from model.uri, and neither may lie inside the other: "
+    "a job never overwrites its input",
+    field_path=".output.uri",
+    reason="FieldValueInvalid",
+)
+_OUTPUT_NOT_CHECKPOINTS = Cel(
+    rule="!has(self.checkpoint) || " + overlap_rule("self.output.uri", "self.checkpoint.uri"),
+    message="output.uri must differ from checkpoint.uri, and neither may lie inside the "
+    "other: publishing the model would replace the checkpoints",
+    field_path=".output.uri",
+    reason="FieldValueInvalid",
+)
+
+
+class TrainingJobSpec(
+    RunPolicy, json_schema_extra=cel_rules(_OUTPUT_NOT_MODEL, _OUTPUT_NOT_CHECKPOINTS)
+):
     """Desired state of a TrainingJob."""
 
     parallelism: ParallelismSpec = Field(default_factory=ParallelismSpec)
@@ -195,6 +221,14 @@ class TrainingJobSpec(RunPolicy):
         clashing = sorted({e.name for e in self.env} & set(RESERVED_ENV))
         if clashing:
             raise ValueError(f"env: {', '.join(clashing)}: {_NO_RESERVED_ENV.message}")
+        return self
+
+    @model_validator(mode="after")
+    def _output_is_its_own_place(self) -> TrainingJobSpec:
+        if self.model.uri is not None and overlaps(self.output.uri, self.model.uri):
+            raise ValueError(f"output.uri: {_OUTPUT_NOT_MODEL.message}")
+        if self.checkpoint is not None and overlaps(self.output.uri, self.checkpoint.uri):
+            raise ValueError(f"output.uri: {_OUTPUT_NOT_CHECKPOINTS.message}")
         return self
 
 

@@ -133,7 +133,7 @@ async def reconcile(
             if decided.model_digest and not spec.model.digest:
                 model = spec.model.model_copy(update={"digest": decided.model_digest})
                 spec = spec.model_copy(update={"model": model})
-            manifest = compression_job(name, namespace, spec)
+            manifest = compression_job(name, namespace, spec, obj.body["metadata"]["uid"])
             kopf.adopt(manifest, owner=obj.body)
             if await client.create(manifest):
                 events.append(

@@ -165,8 +165,9 @@ async def reconcile(
                 await client.api().delete(Pod, pod_name, namespace=namespace)
         attempt = int(decided.status_patch.get("restarts", status.get("restarts") or 0))
         spec = _pinned(spec, {**status, **decided.status_patch})
+        uid = obj.body["metadata"]["uid"]
         replicas = [
-            training_pod(name, namespace, spec, r, attempt) for r in decided.create_replicas
+            training_pod(name, namespace, spec, r, attempt, uid) for r in decided.create_replicas
         ]
         service = [headless_service(name, namespace)] if decided.create_service else []
         for child in [*replicas, *service]:

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from torchyard.api.compression import CompressionJobSpec
-from torchyard.resources.pods import owner_labels, worker_pod
+from torchyard.resources.pods import job_identity, owner_labels, worker_pod
 from torchyard.resources.storage_access import storage_access
 from torchyard.resources.volumes import claim_volumes, claims_in
 from torchyard.storage import DEFAULT_PVC_ROOT, PVC_ROOT_ENV
@@ -40,7 +40,11 @@ def artifact_uris(spec: CompressionJobSpec) -> list[str | None]:
     return uris
 
 
-def compression_job(name: str, namespace: str, spec: CompressionJobSpec) -> dict[str, Any]:
+def compression_job(
+    name: str, namespace: str, spec: CompressionJobSpec, uid: str | None = None
+) -> dict[str, Any]:
+    """The child Job; `uid` (the CompressionJob's) is recorded in the artifact it
+    publishes, so that a retry recognises its own artifact (torchyard.storage)."""
     labels = owner_labels(KIND, name)
     volumes, mounts = claim_volumes(claims_in(artifact_uris(spec)))
     pod = worker_pod(
@@ -48,7 +52,11 @@ def compression_job(name: str, namespace: str, spec: CompressionJobSpec) -> dict
         namespace=namespace,
         labels=labels,
         args=["workload", "compress"],
-        env={SPEC_ENV: json.dumps(spec.to_k8s(), sort_keys=True), PVC_ROOT_ENV: DEFAULT_PVC_ROOT},
+        env={
+            SPEC_ENV: json.dumps(spec.to_k8s(), sort_keys=True),
+            PVC_ROOT_ENV: DEFAULT_PVC_ROOT,
+            **job_identity(KIND, name, uid),
+        },
         resources=spec.resources,
         volumes=volumes,
         volume_mounts=mounts,

@@ -8,6 +8,7 @@ from typing import Any
 from torchyard.api.base import GROUP, ResourceRequirements
 from torchyard.images import worker_image
 from torchyard.resources.storage_access import StorageAccess, env_entries
+from torchyard.storage import JOB_ENV, JOB_UID_ENV
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
@@ -18,6 +19,12 @@ WORKER_UID = 65532
 def owner_labels(kind: str, name: str) -> dict[str, str]:
     """Labels every child carries: who manages it and which object it belongs to."""
     return {MANAGED_BY: "torchyard", f"{GROUP}/{kind.lower()}": name}
+
+
+def job_identity(kind: str, name: str, uid: str | None) -> dict[str, str]:
+    """Env naming the job a pod works for; the artifact it publishes records it, and a
+    later attempt of the same job (same uid) may replace it (torchyard.storage)."""
+    return {JOB_ENV: f"{kind}/{name}", JOB_UID_ENV: uid} if uid else {}
 
 
 def pod_security_context() -> dict[str, Any]:

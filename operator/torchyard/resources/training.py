@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from torchyard.api.training import TrainingJobSpec
-from torchyard.resources.pods import owner_labels, worker_pod
+from torchyard.resources.pods import job_identity, owner_labels, worker_pod
 from torchyard.resources.storage_access import storage_access
 from torchyard.resources.volumes import claim_volumes, claims_in
 from torchyard.storage import DEFAULT_PVC_ROOT, PVC_ROOT_ENV
@@ -39,7 +39,9 @@ def master_address(job: str) -> str:
     return f"{pod_name(job, 0)}.{service_name(job)}"
 
 
-def training_env(job: str, namespace: str, spec: TrainingJobSpec, replica: int) -> dict[str, str]:
+def training_env(
+    job: str, namespace: str, spec: TrainingJobSpec, replica: int, uid: str | None = None
+) -> dict[str, str]:
     procs = spec.parallelism.procs_per_replica
     replicas = spec.parallelism.replicas
     master = master_address(job)
@@ -57,6 +59,7 @@ def training_env(job: str, namespace: str, spec: TrainingJobSpec, replica: int) 
         "PET_MASTER_PORT": str(MASTER_PORT),
         SPEC_ENV: json.dumps(spec.to_k8s(), sort_keys=True),
         PVC_ROOT_ENV: DEFAULT_PVC_ROOT,
+        **job_identity(KIND, job, uid),
     }
     # The API refuses user variables with these names, so nothing is overridden here.
     return {**{env.name: env.value for env in spec.env}, **injected}
@@ -72,8 +75,16 @@ def artifact_uris(spec: TrainingJobSpec) -> list[str | None]:
 
 
 def training_pod(
-    job: str, namespace: str, spec: TrainingJobSpec, replica: int, attempt: int
+    job: str,
+    namespace: str,
+    spec: TrainingJobSpec,
+    replica: int,
+    attempt: int,
+    uid: str | None = None,
 ) -> dict[str, Any]:
+    """Replica `replica` of attempt `attempt`; `uid` (the TrainingJob's) is recorded in
+    the artifact replica 0 publishes, so that a gang restart after it published
+    recognises its own artifact (torchyard.storage)."""
     labels = {
         **owner_labels(KIND, job),
         REPLICA_LABEL: str(replica),
@@ -85,7 +96,7 @@ def training_pod(
         namespace=namespace,
         labels=labels,
         args=["workload", "train"],
-        env=training_env(job, namespace, spec, replica),
+        env=training_env(job, namespace, spec, replica, uid),
         resources=spec.resources,
         volumes=volumes,
         volume_mounts=mounts,

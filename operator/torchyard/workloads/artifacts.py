@@ -29,8 +29,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from torchyard.storage import Artifact, describe, read_manifest, write_directory
+from torchyard.api.common import OutputSpec
+from torchyard.storage import (
+    Artifact,
+    OutputExists,
+    check_output,
+    describe,
+    read_manifest,
+    write_directory,
+    writer_from_env,
+)
 from torchyard.workloads.models import ModelLoadError, build
+from torchyard.workloads.report import PermanentError
 
 FORMAT = "torchyard"
 FORMAT_VERSION = 1
@@ -51,6 +61,16 @@ def transform(name: str) -> Callable[[Transform], Transform]:
     return register
 
 
+def output_is_free(output: OutputSpec) -> None:
+    """Fail at once, before any work, when the job's output.uri holds an artifact it may
+    not replace: another job's (or a person's) without output.overwrite. The job's own
+    artifact (a retry after it had published) is free to replace."""
+    try:
+        check_output(output.uri, writer_from_env(), output.overwrite)
+    except OutputExists as error:
+        raise PermanentError("OutputExists", str(error)) from None
+
+
 def save_artifact(
     uri: str,
     model: nn.Module,
@@ -59,8 +79,12 @@ def save_artifact(
     transforms: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
     base_files: Path | None = None,
+    overwrite: bool = False,
 ) -> Artifact:
-    """Write `model` at `uri` atomically; return its URI, digest and size.
+    """Write `model` at `uri` atomically; return its URI, digest and size. The job this
+    process works for (TORCHYARD_JOB, TORCHYARD_JOB_UID) is recorded in the manifest; an
+    artifact already at `uri` is replaced only when it is that job's or with `overwrite`
+    (else PermanentError OutputExists).
 
     `base` is {"factory": "module:function", "kwargs": {...}} or {"huggingface": "base"}
     with `base_files` a Hugging Face directory whose config and tokenizer are copied.
@@ -74,10 +98,15 @@ def save_artifact(
         "transforms": transforms or [],
         **(extra or {}),
     }
-    with write_directory(uri, manifest) as staging:
-        save_file(state_tensors(model), str(staging / WEIGHTS))
-        if base_files is not None:
-            _copy_config(base_files, staging / BASE_DIR)
+    try:
+        with write_directory(
+            uri, manifest, writer=writer_from_env(), overwrite=overwrite
+        ) as staging:
+            save_file(state_tensors(model), str(staging / WEIGHTS))
+            if base_files is not None:
+                _copy_config(base_files, staging / BASE_DIR)
+    except OutputExists as error:
+        raise PermanentError("OutputExists", str(error)) from None
     return describe(uri)
 
 

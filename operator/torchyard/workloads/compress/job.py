@@ -4,9 +4,9 @@ Contract with the operator (torchyard.workloads.report): the spec arrives as cam
 JSON in TORCHYARD_SPEC; the result goes to the termination message (< 4 KiB) with the
 keys the controller copies into status.result (artifact, before, after,
 compressionRatio, speedup, metricDrop); exit 0 on success, 3 on a permanent failure
-(InvalidSpec, ModelNotFound, DigestMismatch, InvalidModel, UnsupportedModel,
-DatasetUnavailable, QualityGateFailed — no artifact is published), anything else is
-transient and retried. Per-layer tables go into the artifact's manifest.json.
+(InvalidSpec, OutputExists, ModelNotFound, DigestMismatch, InvalidModel,
+UnsupportedModel, DatasetUnavailable, QualityGateFailed — no artifact is published),
+anything else is transient and retried. Per-layer tables go into the artifact's manifest.json.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torchyard.api.common import DatasetSource
 from torchyard.api.compression import CompressionJobSpec, Figures
 from torchyard.storage import Artifact
 from torchyard.validation import InvalidSpec, parse_spec
-from torchyard.workloads.artifacts import FORMAT, save_artifact
+from torchyard.workloads.artifacts import FORMAT, output_is_free, save_artifact
 from torchyard.workloads.compress import distill as distillation
 from torchyard.workloads.compress.evaluate import (
     BATCH_SIZE,
@@ -102,7 +102,8 @@ def run(spec: CompressionJobSpec) -> dict[str, Any]:
     """Compress as the spec says; return the result (raise PermanentError on failure)."""
     torch.set_num_threads(compute_threads())
     torch.manual_seed(0)
-    source = open_source(spec.model)  # first: a missing model fails before any work
+    output_is_free(spec.output)  # first: an output that exists fails before any work
+    source = open_source(spec.model)  # a missing model, too
     adapter = _adapter(source)
     test = None
     if spec.evaluation is not None:
@@ -183,6 +184,7 @@ def _publish(
         transforms=compressed.source.transforms + compressed.transforms,
         extra=manifest,
         base_files=compressed.source.base_files,
+        overwrite=spec.output.overwrite,
     )
     log.info("published %s (%s)", artifact.uri, artifact.digest)
     return artifact

@@ -2,7 +2,9 @@
 
 Each replica is `python -m torchyard.cli workload train` with the environment the
 operator injects (MASTER_ADDR=127.0.0.1, a free MASTER_PORT, WORLD_SIZE, NODE_RANK,
-NPROC_PER_NODE, TORCHYARD_SPEC) and its own termination log and progress file under
+NPROC_PER_NODE, TORCHYARD_SPEC, and the job's identity TORCHYARD_JOB and
+TORCHYARD_JOB_UID: one job per `workdir`, so a run again in the same directory is a
+restart of the same job) and its own termination log and progress file under
 `workdir`. For tests, benchmarks and trying a spec on one machine.
 """
 
@@ -13,9 +15,12 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from torchyard.storage import JOB_ENV, JOB_UID_ENV
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ def run_replicas(
         replica_env = {
             **os.environ,
             "TORCHYARD_SPEC": json.dumps(spec),
+            JOB_ENV: f"TrainingJob/{workdir.name}",
+            JOB_UID_ENV: str(uuid.uuid5(uuid.NAMESPACE_URL, workdir.resolve().as_uri())),
             "MASTER_ADDR": "127.0.0.1",
             "MASTER_PORT": port,
             "WORLD_SIZE": str(replicas * procs),

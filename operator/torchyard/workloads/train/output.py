@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from torchyard.api.common import ModelSource
+from torchyard.api.common import ModelSource, OutputSpec
 from torchyard.storage import Artifact, compute_digest, fetch, read_manifest
 from torchyard.workloads.artifacts import BASE_DIR, save_artifact
 from torchyard.workloads.report import PermanentError
@@ -52,10 +52,16 @@ def input_ref(source: ModelSource) -> dict[str, Any]:
 
 
 def save_trained(
-    uri: str, model: nn.Module, source: ModelSource, figures: dict[str, Any]
+    output: OutputSpec, model: nn.Module, source: ModelSource, figures: dict[str, Any]
 ) -> Artifact:
     base, transforms, files = architecture(source)
     extra = {"source": {"uri": source.uri, "format": source.format}, "training": figures}
     return save_artifact(
-        uri, model, base=base, transforms=transforms, extra=extra, base_files=files
+        output.uri,
+        model,
+        base=base,
+        transforms=transforms,
+        extra=extra,
+        base_files=files,
+        overwrite=output.overwrite,
     )

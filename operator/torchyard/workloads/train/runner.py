@@ -204,7 +204,7 @@ class Runner:
             "dataset": self.spec.dataset.uri,
             "lossHistory": self.history,
         }
-        artifact = save_trained(self.spec.output.uri, model, self.spec.model, figures)
+        artifact = save_trained(self.spec.output, model, self.spec.model, figures)
         log.info("model written to %s (%s)", artifact.uri, artifact.digest)
         return {
             "artifact": {

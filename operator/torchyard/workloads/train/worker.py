@@ -19,6 +19,7 @@ from typing import Any
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
+from torchyard.workloads.artifacts import output_is_free
 from torchyard.workloads.report import PERMANENT, PermanentError, write_result
 from torchyard.workloads.train import distributed, modes
 from torchyard.workloads.train.checkpoint import CheckpointStore
@@ -36,6 +37,7 @@ def train() -> dict[str, Any] | None:
     rank = distributed.from_environment(spec.parallelism.backend)
     _configure_logging(rank.rank)
     # Everything that can be wrong with the inputs is found before joining the group.
+    output_is_free(spec.output)
     inputs = load_data(spec)
     model = load_initial_model(spec)
     check_fit(spec, model, inputs, rank.world)
