@@ -56,7 +56,7 @@ def pods_refused(owner: str, message: str) -> Refusal:
 def advice(code: int, message: str) -> str:
     """What a person can change, judged from the API server's answer."""
     text = message.lower()
-    if "exceeded quota" in text:
+    if "exceeded quota" in text or "for quota" in text:
         return (
             "A ResourceQuota in the namespace refuses it: raise the quota, or ask for less "
             "(spec resources, replicas)."

@@ -61,18 +61,13 @@ def _quota(cp, namespace: str, hard: dict[str, str]) -> None:
         "spec": {"hard": hard},
     }
     _apply(cp, namespace, quota)
+
     # Admission uses the usage the quota controller computed: wait for it.
-    wait_until(
-        "the quota's usage computed",
-        lambda: (
-            set(
-                get(cp, "resourcequota", "tenant", "-n", namespace)
-                .get("status", {})
-                .get("hard", {})
-            )
-            == set(hard)
-        ),
-    )
+    def computed() -> bool:
+        status = get(cp, "resourcequota", "tenant", "-n", namespace).get("status", {})
+        return status.get("hard") == hard and set(status.get("used", {})) == set(hard)
+
+    wait_until("the quota's usage computed", computed, timeout=90)
 
 
 def _condition(cp, namespace: str, kind: str, name: str, type: str) -> dict[str, Any]:
@@ -323,7 +318,13 @@ def _stray_pod(name: str, labels: dict[str, str]) -> dict[str, Any]:
 
 
 def _set_phase(
-    cp, namespace: str, pod: str, phase: str, exit_code: int | None = None, ready: bool = False
+    cp,
+    namespace: str,
+    pod: str,
+    phase: str,
+    exit_code: int | None = None,
+    ready: bool = False,
+    said: str = "",
 ) -> None:
     status: dict[str, Any] = {"phase": phase}
     if ready:
@@ -337,7 +338,9 @@ def _set_phase(
                 "imageID": "",
                 "ready": False,
                 "restartCount": 0,
-                "state": {"terminated": {"exitCode": exit_code, "reason": "Error"}},
+                "state": {
+                    "terminated": {"exitCode": exit_code, "reason": "Error", "message": said}
+                },
             }
         ]
     cp.kubectl(
@@ -533,4 +536,117 @@ def test_a_model_service_of_an_earlier_release_is_adopted_not_a_conflict(
     )
     assert adopted["spec"]["clusterIP"] == cluster_ip
     assert _condition(cp, namespace, "mv", "minilm-v1", "Ready").get("reason") != "Conflict"
+    _no_traceback(operator)
+
+
+def _refuse_new_versions(cp, namespace: str) -> str:
+    """An admission policy (a ValidatingAdmissionPolicy, as a cluster's administrator
+    would write one) that refuses new ModelVersions in `namespace`; returns its name."""
+    name = f"no-versions-{namespace}"[:63]
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": ["torchyard.io"],
+                        "apiVersions": ["*"],
+                        "operations": ["CREATE"],
+                        "resources": ["modelversions"],
+                    }
+                ]
+            },
+            "validations": [
+                {
+                    "expression": "false",
+                    "message": "this namespace takes no new ModelVersions",
+                    "reason": "Forbidden",
+                }
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([policy, binding]))
+    probe = yaml.safe_dump(sample("ModelVersion"))
+
+    def refusing() -> bool:
+        dry = ("create", "--dry-run=server", "-n", namespace, "-f", "-")
+        return cp.kubectl(*dry, input=probe, check=False).returncode != 0
+
+    wait_until("the admission policy in force", refusing)
+    return name
+
+
+def test_a_refused_registration_is_reported_and_retried(control_plane, namespace, operator):
+    """A job that succeeds while an admission policy refuses the ModelVersion it
+    registers stays Succeeded with Registered=False FailedCreate, and registers once the
+    policy is gone."""
+    cp = control_plane
+    policy = _refuse_new_versions(cp, namespace)
+    _apply(cp, namespace, sample("TrainingJob"))
+    selector = "torchyard.io/trainingjob=digits-train"
+    wait_until("two replica pods", lambda: len(_pods(cp, namespace, selector)) == 2)
+    artifact = {"uri": "pvc://models/digits/v1", "digest": "sha256:" + "ab" * 32, "bytes": 1}
+    result = json.dumps({"artifact": artifact, "steps": 10, "finalLoss": 0.1})
+    for replica in (1, 0):
+        _set_phase(cp, namespace, f"digits-train-worker-{replica}", "Succeeded", 0, said=result)
+    registered = _says(cp, namespace, "tjob", "digits-train", "Registered", "FailedCreate")
+    assert "cannot create ModelVersion digits-v1" in registered["message"]
+    assert "takes no new ModelVersions" in registered["message"]
+    assert get(cp, "tjob", "digits-train", "-n", namespace)["status"]["phase"] == "Succeeded"
+    _bystander_job(cp, namespace)
+
+    cp.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy)
+    version = wait_until(
+        "the version registered once the policy is gone",
+        lambda: _maybe(cp, "mv", "digits-v1", namespace),
+        timeout=90,
+    )
+    assert version["spec"]["artifact"]["digest"] == artifact["digest"]
+    wait_until(
+        "Registered=True",
+        lambda: (
+            _condition(cp, namespace, "tjob", "digits-train", "Registered").get("status") == "True"
+        ),
+    )
+    _no_traceback(operator)
+
+
+def test_a_quota_refusing_the_serving_deployment_and_then_its_pods_is_reported(
+    control_plane, namespace, operator
+):
+    cp = control_plane
+    _quota(cp, namespace, {"count/deployments.apps": "0"})
+    _apply(cp, namespace, sample("ModelVersion"))
+    ready = _says(cp, namespace, "mv", "minilm-v1", "Ready", "FailedCreate")
+    assert "cannot create Deployment minilm-v1-serving" in ready["message"]
+    assert "exceeded quota" in ready["message"] and "raise the quota" in ready["message"]
+    assert _condition(cp, namespace, "mv", "minilm-v1", "Available")["reason"] == "FailedCreate"
+    assert _warnings(cp, namespace, "minilm-v1", "FailedCreate")
+    _bystander_job(cp, namespace)
+
+    # The Deployment is allowed now, its pods are not: the Deployment says so.
+    _quota(cp, namespace, {"count/deployments.apps": "1", "pods": "1"})
+    wait_until(
+        "the Deployment created at the next try",
+        lambda: _maybe(cp, "deployment", "minilm-v1-serving", namespace),
+        timeout=60,
+    )
+    available = _says(cp, namespace, "mv", "minilm-v1", "Available", "FailedCreate")
+    assert "pods of Deployment minilm-v1-serving" in available["message"]
+    assert "exceeded quota" in available["message"]
     _no_traceback(operator)
