@@ -33,6 +33,13 @@ class Refusal:
     message: str
 
 
+def is_refusal(code: int) -> bool:
+    """Whether an answer to a create refuses the object itself: a 4xx, but not an expired
+    token (401), a timeout (408), a name that exists (409, the caller's case) or
+    throttling (429), which are not the object's to fix."""
+    return 400 <= code < 500 and code not in (401, 408, 409, 429)
+
+
 def refused(kind: str, name: str, code: int, api_message: str) -> Refusal:
     """A create the API server refused (a 4xx other than 409), with what to change."""
     said = api_message.strip().rstrip(".") or f"HTTP {code}"

@@ -13,6 +13,7 @@ from torchyard.refusals import (
     Backoff,
     Refusal,
     controller_uid,
+    is_refusal,
     on_status,
     owned_by,
     pods_refused,
@@ -65,6 +66,17 @@ def test_a_refused_create_quotes_the_api_and_says_what_to_change(code, message, 
     assert message.rstrip(".") in refusal.message
     assert advice in refusal.message
     assert "tries again" in refusal.message
+
+
+@pytest.mark.parametrize(
+    ("code", "object_to_fix"),
+    [
+        *[(code, True) for code in (400, 403, 404, 422)],
+        *[(code, False) for code in (401, 408, 409, 429, 500, 503)],
+    ],
+)
+def test_only_answers_about_the_object_itself_are_refusals(code, object_to_fix):
+    assert is_refusal(code) is object_to_fix
 
 
 def test_a_taken_name_names_the_object_and_its_owner():

@@ -26,7 +26,7 @@ from torchyard.api.base import GROUP, VERSION
 from torchyard.api.kinds import KINDS, Kind
 from torchyard.controllers.queue import Gone
 from torchyard.controllers.transport import AiohttpTransport
-from torchyard.refusals import Refusal, owned_by, refused, taken
+from torchyard.refusals import Refusal, is_refusal, owned_by, refused, taken
 
 FIELD_MANAGER = "torchyard-operator"
 # Each request gets 10 s to connect, send and read; the wait for a free connection of
@@ -49,10 +49,6 @@ class Refused(Exception):
         super().__init__(refusal.message)
         self.refusal = refusal
 
-
-# Not the object's fault, so not a refusal: an expired token (401), a timeout (408),
-# a name that exists (409, the caller's case), throttling (429).
-_NOT_REFUSALS = (401, 408, 409, 429)
 
 RESOURCES: dict[str, type[GenericNamespacedResource]] = {
     kind.kind: create_namespaced_resource(GROUP, VERSION, kind.kind, kind.plural) for kind in KINDS
@@ -143,7 +139,7 @@ async def create(manifest: dict[str, Any]) -> bool:
             return False
         if namespace_gone(error):
             raise NamespaceGone(manifest["metadata"].get("namespace")) from error
-        if 400 <= code < 500 and code not in _NOT_REFUSALS:
+        if is_refusal(code):
             what = manifest["metadata"]["name"]
             message = error.status.message or ""
             raise Refused(refused(manifest["kind"], what, code, message)) from error
