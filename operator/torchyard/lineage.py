@@ -53,10 +53,12 @@ def output_uri(body: Mapping[str, Any]) -> str | None:
 
 def output_entry(
     kind: str, namespace: str, body: Mapping[str, Any]
-) -> dict[tuple[str, str], Producer] | None:
-    """A job's entry in its kind's index of jobs by the artifact they write."""
+) -> dict[tuple[str, str], Producer]:
+    """A job's entry in its kind's index of jobs by the artifact they write. Empty, not
+    None, for a job that writes nothing: kopf keeps an object's earlier entry when its
+    indexer returns None."""
     uri = output_uri(body)
-    return {(namespace, uri): producer(kind, body)} if uri else None
+    return {(namespace, uri): producer(kind, body)} if uri else {}
 
 
 def producer(kind: str, body: Mapping[str, Any]) -> Producer:

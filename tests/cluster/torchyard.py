@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,3 +92,23 @@ def operator_process(kubeconfig: Path, log: Path, *args: str) -> Iterator[subpro
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+_REQUESTS = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$")
+
+
+def api_requests(cp: ControlPlane, resources: set[str]) -> Counter[tuple[str, str, str]]:
+    """The API server's own count of the requests it has answered for `resources`
+    (watches aside), by (resource[/subresource], verb, code): what a client cost it."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for line in cp.kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        match = _REQUESTS.match(line)
+        if not match:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
+        if labels.get("resource") not in resources or labels.get("verb") == "WATCH":
+            continue
+        sub = labels.get("subresource")
+        resource = labels["resource"] + (f"/{sub}" if sub else "")
+        counts[(resource, labels["verb"], labels["code"])] += int(float(match["value"]))
+    return counts

@@ -10,6 +10,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from torchyard.refusals import controller_uid
+
 
 def snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
     metadata = body.get("metadata") or {}
@@ -17,6 +19,7 @@ def snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
         "metadata": {
             "name": metadata.get("name"),
             "namespace": metadata.get("namespace"),
+            "uid": metadata.get("uid"),
             "creationTimestamp": metadata.get("creationTimestamp"),
             "labels": dict(metadata.get("labels") or {}),
         },
@@ -63,3 +66,13 @@ class CreatedChildren:
 
     def forget(self, owner: tuple[str, str]) -> None:
         self._created.pop(owner, None)
+
+
+def owned_entry(
+    kind: str, namespace: str, body: Mapping[str, Any]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """A child's entry in an index of children, keyed by the uid of its controller of
+    `kind`: an object that only carries the owner's name in its labels is nobody's
+    child. Empty (not None) so that an entry goes when its ownerReference does."""
+    uid = controller_uid(body, kind)
+    return {(namespace, uid): snapshot(body)} if uid else {}

@@ -7,6 +7,7 @@ writes status through the status subresource. Both authenticate the same way
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import httpx2
@@ -17,12 +18,15 @@ from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import GenericNamespacedResource, create_namespaced_resource
 from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import Event as CoreEvent
+from lightkube.resources.core_v1 import Service
 from lightkube.types import CascadeType, PatchType
 
 from torchyard.api.base import GROUP, VERSION
 from torchyard.api.kinds import KINDS, Kind
 from torchyard.controllers.queue import Gone
 from torchyard.controllers.transport import AiohttpTransport
+from torchyard.refusals import Refusal, is_refusal, owned_by, refused, taken
 
 FIELD_MANAGER = "torchyard-operator"
 # Each request gets 10 s to connect, send and read; the wait for a free connection of
@@ -34,6 +38,16 @@ _client: AsyncClient | None = None
 class NamespaceGone(Gone):
     """The namespace is being deleted (or is gone): nothing can be created there, and
     retrying will not help; its objects go with it."""
+
+
+class Refused(Exception):
+    """The API server refused to create a child (a 4xx: invalid, quota, admission, RBAC,
+    a missing reference), or its name is held by an object its owner does not own.
+    Trying again at once will not help: the owner says so in status (torchyard.refusals)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
 
 
 RESOURCES: dict[str, type[GenericNamespacedResource]] = {
@@ -115,16 +129,82 @@ async def delete_child_job(namespace: str, name: str) -> None:
 
 async def create(manifest: dict[str, Any]) -> bool:
     """Create an object; False if it already exists (a repeated reconcile is harmless).
-    NamespaceGone if its namespace is being deleted."""
+    NamespaceGone if its namespace is being deleted; Refused if the API server refuses
+    the object itself (torchyard.refusals)."""
     try:
         await api().create(from_dict(manifest))
     except ApiError as error:
-        if error.status.code == 409:
+        code = error.status.code or 0
+        if code == 409:
             return False
         if namespace_gone(error):
             raise NamespaceGone(manifest["metadata"].get("namespace")) from error
+        if is_refusal(code):
+            what = manifest["metadata"]["name"]
+            message = error.status.message or ""
+            raise Refused(refused(manifest["kind"], what, code, message)) from error
         raise
     return True
+
+
+async def create_child(
+    manifest: dict[str, Any], owners: Collection[str] | None = None, owner: str | None = None
+) -> bool:
+    """Create a child; False if it exists already and is the owner's: one of its
+    ownerReferences carries one of `owners` (default: the uids the manifest's own
+    ownerReferences name). An object of that name that is not the owner's is never
+    taken over, patched or deleted: Refused with a Conflict naming it. `owner` names
+    the owner in that message (default: the manifest's controller)."""
+    if await create(manifest):
+        return True
+    references = manifest["metadata"].get("ownerReferences") or []
+    uids = set(owners) if owners is not None else {ref["uid"] for ref in references}
+    existing = await read(manifest)
+    if existing is None or owned_by(existing, uids):
+        return False  # gone meanwhile: the next reconcile creates it
+    if owner is None:
+        owner = next((f"{r['kind']} {r['name']}" for r in references), "its owner")
+    raise Refused(taken(manifest["kind"], manifest["metadata"]["name"], existing, owner))
+
+
+async def read(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The object a manifest names, as stored; None if there is none."""
+    resource = type(from_dict(manifest))
+    metadata = manifest["metadata"]
+    try:
+        found = await api().get(resource, metadata["name"], namespace=metadata.get("namespace"))
+    except ApiError as error:
+        if error.status.code == 404:
+            return None
+        raise
+    return found.to_dict()  # type: ignore[no-any-return]
+
+
+async def add_service_owners(namespace: str, name: str, references: list[dict[str, Any]]) -> None:
+    """Add ownerReferences to a Service; a strategic merge patch merges them by uid, so
+    the owners it has are kept."""
+    try:
+        await api().patch(
+            Service,
+            name,
+            {"metadata": {"ownerReferences": references}},
+            namespace=namespace,
+            patch_type=PatchType.STRATEGIC,
+        )
+    except ApiError as error:
+        if error.status.code != 404:
+            raise
+
+
+async def failed_create_event(namespace: str, uid: str) -> str | None:
+    """The message of the latest FailedCreate Event about the object with `uid` (the Job
+    controller's, when it cannot create a Job's pod); None when there is none."""
+    found: list[tuple[str, str]] = []
+    fields = {"involvedObject.uid": uid, "reason": "FailedCreate"}
+    async for event in api().list(CoreEvent, namespace=namespace, fields=fields):
+        when = event.lastTimestamp or event.eventTime or event.metadata.creationTimestamp
+        found.append((str(when or ""), event.message or ""))
+    return max(found)[1] if found else None
 
 
 def namespace_gone(error: ApiError) -> bool:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -23,17 +25,20 @@ from torchyard.admission import ACCEPTED, Event, admit
 from torchyard.api.base import GROUP, VERSION, Timestamp, now
 from torchyard.api.kinds import MODEL_VERSION
 from torchyard.api.modelversion import ModelVersionSpec
-from torchyard.conditions import set_condition
+from torchyard.conditions import find_condition, set_condition
 from torchyard.controllers import client
-from torchyard.controllers.children import changed_fields, snapshot
+from torchyard.controllers.children import changed_fields, owned_entry
 from torchyard.controllers.scrape import scrape
 from torchyard.metrics import ANALYSES, ROLLBACKS, VERSION_HEALTHY, VERSION_WEIGHT, reconciling
 from torchyard.podstatus import phase_of
+from torchyard.refusals import Backoff, Refusal, controller_uid, pods_refused, warnings
+from torchyard.resources.pods import MANAGED_BY
 from torchyard.resources.serving import (
     MODEL_LABEL,
     deployment_name,
     model_service,
     model_url,
+    service_name,
     serving_deployment,
 )
 from torchyard.rollout import (
@@ -59,24 +64,94 @@ HANDOVER_LIMIT_SECONDS = 300
 _TIME = TypeAdapter(Timestamp)
 log = logging.getLogger(__name__)
 _locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+refused_creates = Backoff()
+"""Deployments and model Services whose create was refused, keyed (namespace, model,
+version name or SERVICE_KEY), until they are tried again; forgotten with the version."""
+SERVICE_KEY = ""
 # Start of each candidate's analysis window: its pods' counters when it began.
 _windows: dict[tuple[str, str], dict[str, Counters]] = {}
 
 
+# A version's children are found by ownerReference uid, never by name or labels (the
+# labels only narrow the watches): its Deployment by the version's uid, the Deployment's
+# ReplicaSets by the Deployment's, their pods by theirs. A pod that only carries a
+# version's labels is neither counted as ready nor scraped for the analysis.
+
+
 @kopf.index("v1", "pods", labels={OWNER_LABEL: kopf.PRESENT})
 async def serving_pods(
-    namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
+    namespace: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(namespace, labels[OWNER_LABEL]): snapshot(body)}
+    return owned_entry("ReplicaSet", namespace, body)
+
+
+@kopf.index("apps", "v1", "replicasets", labels={OWNER_LABEL: kopf.PRESENT})
+async def serving_replicasets(
+    namespace: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], str]:
+    deployment = controller_uid(body, "Deployment")
+    return {(namespace, deployment): str(body["metadata"]["uid"])} if deployment else {}
+
+
+@kopf.index("apps", "v1", "deployments", labels={OWNER_LABEL: kopf.PRESENT})
+async def serving_deployments(
+    namespace: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    return owned_entry(MODEL_VERSION.kind, namespace, body)
+
+
+@kopf.index("v1", "services", labels={MODEL_LABEL: kopf.PRESENT})
+async def model_services(
+    namespace: str, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Model Services by name, with their owners: whose a `<model>-model` is decides."""
+    metadata = body["metadata"]
+    owners = [ref.get("uid") for ref in metadata.get("ownerReferences") or []]
+    return {(namespace, name): {"owners": owners, "labels": dict(metadata.get("labels") or {})}}
+
+
+@dataclass(frozen=True)
+class Indexes:
+    """What the watches hold about the serving children, by owner uid."""
+
+    pods_by_replicaset: kopf.Index
+    replicasets_by_deployment: kopf.Index
+    deployments_by_version: kopf.Index
+    services_by_name: kopf.Index
+
+    @classmethod
+    def of(cls, kwargs: dict[str, Any]) -> Indexes:
+        """From a kopf handler's keyword arguments."""
+        return cls(
+            kwargs["serving_pods"],
+            kwargs["serving_replicasets"],
+            kwargs["serving_deployments"],
+            kwargs["model_services"],
+        )
+
+    def deployment(self, version: dict[str, Any]) -> dict[str, Any] | None:
+        """The version's own serving Deployment, as the watch last saw it."""
+        key = (version["metadata"]["namespace"], version["metadata"]["uid"])
+        return next(iter(self.deployments_by_version.get(key, [])), None)
+
+    def pods(self, version: dict[str, Any]) -> list[dict[str, Any]]:
+        """The pods of the version's Deployment's ReplicaSets."""
+        namespace = version["metadata"]["namespace"]
+        deployment = self.deployment(version)
+        if deployment is None:
+            return []
+        sets = self.replicasets_by_deployment.get((namespace, deployment["metadata"]["uid"]), [])
+        return [pod for rs in sets for pod in self.pods_by_replicaset.get((namespace, rs), [])]
+
+    def service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return next(iter(self.services_by_name.get((namespace, name), [])), None)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def model_version_changed(
-    namespace: str, spec: kopf.Spec, serving_pods: kopf.Index, **_: Any
-) -> None:
-    await reconcile_model(namespace, str(spec.get("model")), serving_pods)
+async def model_version_changed(namespace: str, spec: kopf.Spec, **kwargs: Any) -> None:
+    await reconcile_model(namespace, str(spec.get("model")), Indexes.of(kwargs))
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
@@ -85,13 +160,12 @@ async def model_version_deleted(
     spec: kopf.Spec,
     status: kopf.Status,
     meta: kopf.Meta,
-    serving_pods: kopf.Index,
-    **_: Any,
+    **kwargs: Any,
 ) -> None:
     """Deleting the serving version (from Git) restores the previous one; the finalizer
     keeps the leaving version's pods until the restored version has a ready pod, so the
     model never stops answering."""
-    stable, ready = await reconcile_model(namespace, str(spec.get("model")), serving_pods)
+    stable, ready = await reconcile_model(namespace, str(spec.get("model")), Indexes.of(kwargs))
     if status.get("phase") != "Serving" or stable is None or ready > 0:
         return
     deleted = _TIME.validate_python(meta["deletionTimestamp"])
@@ -112,36 +186,30 @@ async def model_version_deleted(
 
 @kopf.on.event("apps", "v1", "deployments", labels={MODEL_LABEL: kopf.PRESENT})
 @kopf.on.event("v1", "pods", labels={MODEL_LABEL: kopf.PRESENT})
-async def serving_child_changed(
-    namespace: str, labels: kopf.Labels, serving_pods: kopf.Index, **_: Any
-) -> None:
-    await reconcile_model(namespace, labels[MODEL_LABEL], serving_pods)
+async def serving_child_changed(namespace: str, labels: kopf.Labels, **kwargs: Any) -> None:
+    await reconcile_model(namespace, labels[MODEL_LABEL], Indexes.of(kwargs))
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=2.0)
-async def model_version_clock(
-    namespace: str, spec: kopf.Spec, serving_pods: kopf.Index, **_: Any
-) -> None:
+async def model_version_clock(namespace: str, spec: kopf.Spec, **kwargs: Any) -> None:
     # Analyses, timed pauses and missed events are driven from here.
-    await reconcile_model(namespace, str(spec.get("model")), serving_pods)
+    await reconcile_model(namespace, str(spec.get("model")), Indexes.of(kwargs))
 
 
-async def reconcile_model(
-    namespace: str, model: str, pods_index: kopf.Index
-) -> tuple[str | None, int]:
+async def reconcile_model(namespace: str, model: str, indexes: Indexes) -> tuple[str | None, int]:
     """Reconcile every version of the model; return the stable version's name and its
     ready serving pods (None, 0 when no version is stable)."""
     async with _locks[(namespace, model)]:
         with reconciling(MODEL_VERSION.kind):
             try:
-                return await _reconcile(namespace, model, pods_index)
+                return await _reconcile(namespace, model, indexes)
             except client.NamespaceGone:
                 # The namespace is being deleted: nothing can be created there and every
                 # version goes with it, so there is nothing to hand over or keep serving.
                 return None, 0
 
 
-async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> tuple[str | None, int]:
+async def _reconcile(namespace: str, model: str, indexes: Indexes) -> tuple[str | None, int]:
     listed = client.api().list(client.RESOURCES[MODEL_VERSION.kind], namespace=namespace)
     bodies = [obj.to_dict() async for obj in listed]
     versions: dict[str, tuple[dict[str, Any], ModelVersionSpec]] = {}
@@ -153,6 +221,7 @@ async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> tupl
         except InvalidSpec:
             await _admit_only(body)
     if not versions:
+        refused_creates.forget_where(lambda key: key[:2] != (namespace, model))
         return None, 0
     views = [
         VersionView(
@@ -165,10 +234,9 @@ async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> tupl
         for name, (body, spec) in versions.items()
     ]
     roles = assign_roles(views)
-    service = model_service(model, namespace)
-    await client.create(service)
-
-    pods = {name: list(pods_index.get((namespace, name), [])) for name in versions}
+    refusals: dict[str, Refusal] = {}
+    taken = await _model_service(namespace, model, [body for body, _ in versions.values()], indexes)
+    pods = {name: indexes.pods(body) for name, (body, _) in versions.items()}
     replicas: dict[str, int] = {}
     patches: dict[str, dict[str, Any]] = {}
     events: dict[str, list[Event]] = defaultdict(list)
@@ -267,12 +335,23 @@ async def _reconcile(namespace: str, model: str, pods_index: kopf.Index) -> tupl
 
     for name, count in replicas.items():
         body, spec = versions[name]
-        await _scale(body, spec, count)
+        refusal = await _scale(body, spec, count, model, indexes.deployment(body))
+        if refusal is not None:
+            refusals[name] = refusal
     for name, (body, spec) in versions.items():
         if body["metadata"].get("deletionTimestamp"):
             continue
         patch = patches.setdefault(name, {})
-        await _finish(body, spec, pods[name], replicas.get(name, 0), patch, events[name])
+        refusal = refusals.get(name) or taken or _pods_refused(indexes.deployment(body))
+        await _finish(body, spec, pods[name], replicas.get(name, 0), patch, events[name], refusal)
+    live = {
+        name
+        for name, (body, _) in versions.items()
+        if not body["metadata"].get("deletionTimestamp")
+    }
+    refused_creates.forget_where(
+        lambda key: key[:2] != (namespace, model) or key[2] in live or key[2] == SERVICE_KEY
+    )
     return (stable.name if stable else None), stable_ready
 
 
@@ -319,13 +398,34 @@ async def _scrape_all(pods: list[dict[str, Any]]) -> dict[str, Counters]:
     return found
 
 
-async def _scale(body: dict[str, Any], spec: ModelVersionSpec, count: int) -> None:
+async def _scale(
+    body: dict[str, Any],
+    spec: ModelVersionSpec,
+    count: int,
+    model: str,
+    deployment: dict[str, Any] | None,
+) -> Refusal | None:
+    """Create or scale the version's own Deployment (`deployment`, from the watch). A
+    Deployment of that name that is not the version's is left untouched: a Conflict.
+    A refused create pauses (torchyard.refusals); the refusal comes back."""
     metadata = body["metadata"]
     name, namespace = metadata["name"], metadata["namespace"]
+    key = (namespace, model, name)
+    clock = time.monotonic()
+    held = refused_creates.held(key, metadata["generation"], clock)
+    if held is not None:
+        return held
     manifest = serving_deployment(name, namespace, spec, count)
     kopf.adopt(manifest, owner=body)
-    if await client.create(manifest):
-        return
+    if deployment is None:
+        try:
+            if await client.create_child(manifest):
+                refused_creates.forget(key)
+                return None
+        except client.Refused as refused:
+            refused_creates.refused(key, metadata["generation"], refused.refusal, clock)
+            return refused.refusal
+    refused_creates.forget(key)
     try:
         await client.api().patch(
             Deployment,
@@ -339,6 +439,76 @@ async def _scale(body: dict[str, Any], spec: ModelVersionSpec, count: int) -> No
     except ApiError as error:
         if error.status.code != 404:
             raise
+    return None
+
+
+async def _model_service(
+    namespace: str, model: str, versions: list[dict[str, Any]], indexes: Indexes
+) -> Refusal | None:
+    """Make sure the model's Service `<model>-model` exists and is the model's: owned by
+    its versions (each live version an owner, so garbage collection removes it with the
+    last one). A Service of that name owned by anything else (a TrainingJob's headless
+    Service, a user's own) is left untouched: a Conflict for every version."""
+    key = (namespace, model, SERVICE_KEY)
+    uids = {str(body["metadata"]["uid"]) for body in versions}
+    live = [body for body in versions if not body["metadata"].get("deletionTimestamp")]
+    clock = time.monotonic()
+    generation = tuple(sorted((b["metadata"]["uid"], b["metadata"]["generation"]) for b in live))
+    held = refused_creates.held(key, generation, clock)
+    if held is not None:
+        return held
+    name = service_name(model)
+    found = indexes.service(namespace, name)
+    if found is not None and (uids & set(found["owners"]) or _unowned_model_service(found, model)):
+        missing = [body for body in live if body["metadata"]["uid"] not in found["owners"]]
+        if missing:
+            await client.add_service_owners(namespace, name, [_owner(b) for b in missing])
+        refused_creates.forget(key)
+        return None
+    service = model_service(model, namespace)
+    service["metadata"]["ownerReferences"] = [_owner(body) for body in live]
+    try:
+        await client.create_child(service, owners=uids, owner=f"model {model}'s ModelVersions")
+    except client.Refused as refused:
+        refused_creates.refused(key, generation, refused.refusal, clock)
+        return refused.refusal
+    refused_creates.forget(key)
+    return None
+
+
+def _unowned_model_service(found: dict[str, Any], model: str) -> bool:
+    """A model Service made by a release that gave it no owner: it has none, and the
+    labels that release set. Adopted (its versions become its owners), so that an
+    operator upgrade keeps the Service and its ClusterIP."""
+    labels = found["labels"]
+    return (
+        not found["owners"]
+        and labels.get(MANAGED_BY) == "torchyard"
+        and labels.get(MODEL_LABEL) == model
+    )
+
+
+def _owner(body: dict[str, Any]) -> dict[str, Any]:
+    """An ownerReference to a version that does not control the object (it is shared)."""
+    metadata = body["metadata"]
+    return {
+        "apiVersion": body.get("apiVersion") or f"{GROUP}/{VERSION}",
+        "kind": MODEL_VERSION.kind,
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+    }
+
+
+def _pods_refused(deployment: dict[str, Any] | None) -> Refusal | None:
+    """The Deployment controller's word that it cannot create the version's pods
+    (ReplicaFailure: a ResourceQuota, a missing ServiceAccount, Pod Security)."""
+    if deployment is None:
+        return None
+    conditions = (deployment.get("status") or {}).get("conditions") or []
+    failure = find_condition(conditions, "ReplicaFailure") or {}
+    if failure.get("status") != "True":
+        return None
+    return pods_refused(f"Deployment {deployment['metadata']['name']}", failure.get("message", ""))
 
 
 def _set(
@@ -367,6 +537,7 @@ async def _finish(
     desired: int,
     patch: dict[str, Any],
     events: list[Event],
+    refusal: Refusal | None = None,
 ) -> None:
     metadata = body["metadata"]
     status = dict(body.get("status") or {})
@@ -411,6 +582,12 @@ async def _finish(
     else:
         said = f"phase {phase}, {ready} pods ready"
     conditions = _set(conditions, body, "Ready", serving, "Serving" if serving else phase, said)
+    if refusal is not None:
+        # Its Deployment or the model's Service cannot be created (or is another's).
+        conditions = _set(conditions, body, "Ready", False, refusal.reason, refusal.message)
+        if not ready:
+            conditions = _set(conditions, body, "Available", False, refusal.reason, refusal.message)
+        events = [*events, *warnings(status.get("conditions") or [], "Ready", refusal)]
     healthy = failure is None and ((merged.get("analysis") or {}).get("verdict") != "Fail")
     conditions = _set(
         conditions,

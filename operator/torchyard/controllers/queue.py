@@ -143,3 +143,9 @@ def next_look(finished: bool, planned: float | None, resync: float) -> float | N
     if finished:
         return planned
     return resync if planned is None else min(planned, resync)
+
+
+def soonest(*delays: float | None) -> float | None:
+    """The nearest of several moments to look again (None: no moment)."""
+    known = [delay for delay in delays if delay is not None]
+    return min(known) if known else None

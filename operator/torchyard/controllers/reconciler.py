@@ -5,6 +5,7 @@ time per object is the work queue's job (torchyard.controllers.queue)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,14 +18,19 @@ from torchyard.api.base import now
 from torchyard.api.compression import CompressionJobSpec
 from torchyard.api.kinds import Kind
 from torchyard.api.training import TrainingJobSpec
-from torchyard.conditions import find_condition
+from torchyard.conditions import find_condition, set_condition
 from torchyard.controllers import client, objects
 from torchyard.controllers.children import changed_fields
 from torchyard.controllers.queue import Stale
 from torchyard.lineage import Producer, find_producer
 from torchyard.metrics import reconciling
+from torchyard.refusals import FAILED_CREATE, Backoff, on_status
 from torchyard.resources.registration import model_version
 from torchyard.storage import normalize_uri
+
+REGISTERED = "Registered"
+registrations = Backoff()
+"""Jobs whose registerAs create was refused, until it is tried again."""
 
 
 @dataclass
@@ -93,14 +99,22 @@ async def register(
     obj: Admitted,
     spec: CompressionJobSpec | TrainingJobSpec,
     artifact: dict[str, Any] | None,
-) -> list[Event]:
-    """Create the ModelVersion a succeeded job asked for (spec.registerAs)."""
+    patch: dict[str, Any],
+) -> tuple[list[Event], float | None]:
+    """Create the ModelVersion a succeeded job asked for (spec.registerAs), and say how
+    it went in the `Registered` condition (in `patch`). A create the API server refuses
+    (a quota, an invalid name) is tried again after a pause (torchyard.refusals): the
+    seconds until then come back, with the Events to post."""
     register_as = spec.register_as
     if register_as is None:
-        return []
+        return [], None
     metadata = obj.body["metadata"]
     if not artifact or not artifact.get("digest"):
-        return [Event("Warning", "RegistrationSkipped", "no artifact digest to register")]
+        return [Event("Warning", "RegistrationSkipped", "no artifact digest to register")], None
+    key = (kind.kind, metadata["namespace"], metadata["name"])
+    clock = time.monotonic()
+    if registrations.held(key, obj.generation, clock) is not None:
+        return [], registrations.wait(key, clock)
     manifest = model_version(
         register_as,
         artifact,
@@ -110,15 +124,48 @@ async def register(
         service_account_name=spec.service_account_name,
     )
     name = manifest["metadata"]["name"]
-    if await client.create(manifest):
-        return [Event("Normal", "Registered", f"registered ModelVersion {name}")]
-    return [
-        Event(
-            "Warning",
-            "RegistrationConflict",
-            f"ModelVersion {name} already exists; choose another registerAs.version",
+    conditions = list(patch.get("conditions") or obj.patch.get("conditions") or [])
+    try:
+        created = await client.create(manifest)
+    except client.Refused as refused:
+        retry = registrations.refused(key, obj.generation, refused.refusal, clock)
+        patch["conditions"], events = on_status(
+            conditions,
+            REGISTERED,
+            refused.refusal,
+            obj.generation,
+            now(),
+            obj.status.get("conditions") or [],
         )
-    ]
+        return events, retry
+    registrations.forget(key)
+    if created:
+        said = f"registered ModelVersion {name}"
+        event = Event("Normal", "Registered", said)
+    else:
+        said = f"ModelVersion {name} already exists; choose another registerAs.version"
+        event = Event("Warning", "RegistrationConflict", said)
+    patch["conditions"] = set_condition(
+        conditions,
+        type=REGISTERED,
+        status="True" if created else "False",
+        reason=event.reason,
+        message=said,
+        generation=obj.generation,
+        now=now(),
+    )
+    return [event], None
+
+
+def registration_refused(status: dict[str, Any]) -> bool:
+    """A succeeded job whose registerAs create was refused: it tries again."""
+    found = find_condition(status.get("conditions") or [], REGISTERED) or {}
+    return status.get("phase") == "Succeeded" and found.get("reason") == FAILED_CREATE
+
+
+def forget(kind: Kind, namespace: str, name: str) -> None:
+    """Drop what is kept about a job that is gone."""
+    registrations.forget((kind.kind, namespace, name))
 
 
 def just_succeeded(status: dict[str, Any], patch: dict[str, Any]) -> bool:

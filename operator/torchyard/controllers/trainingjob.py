@@ -25,20 +25,24 @@ from torchyard.admission import Event
 from torchyard.api.base import GROUP, VERSION, now
 from torchyard.api.kinds import TRAINING_JOB
 from torchyard.api.training import TrainingJobSpec
+from torchyard.conditions import set_condition
 from torchyard.controllers import client, objects
-from torchyard.controllers.children import CreatedChildren, snapshot
+from torchyard.controllers.children import CreatedChildren, owned_entry
 from torchyard.controllers.progress import ProgressPoller
-from torchyard.controllers.queue import NewGenerations, WorkQueue, next_look
+from torchyard.controllers.queue import NewGenerations, WorkQueue, next_look, soonest
 from torchyard.controllers.reconciler import (
     admitted,
     finish,
+    forget,
     just_succeeded,
     producer_of,
     register,
+    registration_refused,
 )
 from torchyard.lineage import output_entry
+from torchyard.refusals import Backoff, Refusal, controller_uid, on_status, was_refused
 from torchyard.resources.training import REPLICA_LABEL, headless_service, training_pod
-from torchyard.training import TERMINAL, plan
+from torchyard.training import TERMINAL, TrainingPlan, plan
 from torchyard.validation import parse_spec
 
 OWNER_LABEL = f"{GROUP}/trainingjob"
@@ -49,6 +53,7 @@ queue = WorkQueue(TRAINING_JOB.kind)
 new_generations = NewGenerations()
 progress = ProgressPoller()
 created_pods = CreatedChildren()
+refused_creates = Backoff()
 _background: set[asyncio.Task[None]] = set()
 
 # Indexers are coroutines: kopf runs plain functions in a thread pool, a thread hop per
@@ -63,25 +68,28 @@ async def training_jobs(
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-async def training_outputs(
-    namespace: str, body: kopf.Body, **_: Any
-) -> dict[tuple[str, str], Any] | None:
+async def training_outputs(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
     """Each job by the artifact it writes, for the jobs that read it (torchyard.lineage)."""
     return output_entry(TRAINING_JOB.kind, namespace, body)
 
 
+# Children are indexed by their owner's uid: a pod or Service that only carries a
+# job's labels is ignored (the labels filter the watch; the ownerReference decides).
+
+
 @kopf.index("v1", "pods", labels={OWNER_LABEL: kopf.PRESENT})
 async def training_pods(
-    namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any
+    namespace: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(namespace, labels[OWNER_LABEL]): snapshot(body)}
+    return owned_entry(TRAINING_JOB.kind, namespace, body)
 
 
 @kopf.index("v1", "services", labels={OWNER_LABEL: kopf.PRESENT})
 async def training_services(
-    namespace: str, labels: kopf.Labels, name: str, **_: Any
+    namespace: str, name: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], str]:
-    return {(namespace, labels[OWNER_LABEL]): name}
+    uid = controller_uid(body, TRAINING_JOB.kind)
+    return {(namespace, uid): name} if uid else {}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -137,12 +145,15 @@ async def reconcile(
         if obj is None or not obj.valid:
             progress.untrack(key)
             created_pods.forget(key)
+            refused_creates.forget(key)
+            forget(TRAINING_JOB, namespace, name)
             if obj is not None:
                 await finish(TRAINING_JOB, obj)
             return None
         spec = parse_spec(TrainingJobSpec, obj.body["spec"])
-        pods = created_pods.with_created(key, list(pods_index.get(key, [])), time.monotonic())
-        service_exists = bool(list(services_index.get(key, [])))
+        owned = (namespace, str(obj.body["metadata"].get("uid")))
+        pods = created_pods.with_created(key, list(pods_index.get(owned, [])), time.monotonic())
+        service_exists = bool(list(services_index.get(owned, [])))
         status = {**obj.status, **obj.patch}
         decided = plan(
             name,
@@ -157,6 +168,8 @@ async def reconcile(
         if decided.delete_object:
             progress.untrack(key)
             created_pods.forget(key)
+            refused_creates.forget(key)
+            forget(TRAINING_JOB, namespace, name)
             await client.delete_object(TRAINING_JOB, namespace, name)
             return None
         events = list(decided.events)
@@ -165,28 +178,106 @@ async def reconcile(
                 await client.api().delete(Pod, pod_name, namespace=namespace)
         attempt = int(decided.status_patch.get("restarts", status.get("restarts") or 0))
         spec = _pinned(spec, {**status, **decided.status_patch})
-        uid = obj.body["metadata"]["uid"]
-        replicas = [
-            training_pod(name, namespace, spec, r, attempt, uid) for r in decided.create_replicas
-        ]
-        service = [headless_service(name, namespace)] if decided.create_service else []
-        for child in [*replicas, *service]:
-            kopf.adopt(child, owner=obj.body)
-        created = await asyncio.gather(*(client.create(child) for child in [*replicas, *service]))
-        created_pods.record(key, replicas, time.monotonic())
-        if any(created[: len(replicas)]):
-            count = sum(created[: len(replicas)])
-            events.append(
-                Event("Normal", "PodsCreated", f"created {count} pods for attempt {attempt}")
-            )
-        if just_succeeded(obj.status, decided.status_patch):
-            artifact = decided.status_patch.get("result")
-            events += await register(TRAINING_JOB, obj, spec, artifact)
-        obj.patch.update(decided.status_patch)
+        patch = dict(decided.status_patch)
+        retries = [await _create_children(obj.body, spec, decided, attempt, patch, events)]
+        if just_succeeded(obj.status, patch) or registration_refused(status):
+            artifact = patch.get("result") or status.get("result")
+            said, again = await register(TRAINING_JOB, obj, spec, artifact, patch)
+            events += said
+            retries.append(again)
+        obj.patch.update(patch)
         await finish(TRAINING_JOB, obj, events)
         phase = obj.patch.get("phase", obj.status.get("phase"))
         _follow_progress(key, phase, pods, {**obj.status, **obj.patch})
-        return next_look(phase in TERMINAL, decided.requeue_after, RESYNC_SECONDS)
+        planned = soonest(decided.requeue_after, *retries)
+        return next_look(phase in TERMINAL, planned, RESYNC_SECONDS)
+
+
+async def _create_children(
+    job: dict[str, Any],
+    spec: TrainingJobSpec,
+    decided: TrainingPlan,
+    attempt: int,
+    patch: dict[str, Any],
+    events: list[Event],
+) -> float | None:
+    """Create the Service and pods the plan asks for, unless a refused create is still
+    pausing (torchyard.refusals). A refusal goes into `patch` (Created=False) and
+    `events`; returns the seconds until the next try, None when nothing is refused."""
+    metadata = job["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    key = (namespace, name)
+    clock = time.monotonic()
+    if not decided.create_replicas and not decided.create_service:
+        refused_creates.forget(key)
+        return None
+    generation = int(metadata["generation"])
+    refusal = refused_creates.held(key, generation, clock)
+    retry = refused_creates.wait(key, clock) if refusal is not None else None
+    if refusal is None:
+        count, refusal = await _create(job, spec, decided, attempt)
+        if count:
+            events.append(
+                Event("Normal", "PodsCreated", f"created {count} pods for attempt {attempt}")
+            )
+        if refusal is not None:
+            retry = refused_creates.refused(key, generation, refusal, clock)
+    conditions = list(patch.get("conditions") or job.get("status", {}).get("conditions") or [])
+    if refusal is not None:
+        stored = (job.get("status") or {}).get("conditions") or []
+        patch["conditions"], warnings = on_status(
+            conditions, "Created", refusal, generation, now(), stored
+        )
+        patch["message"] = refusal.message
+        events += warnings
+    elif was_refused(conditions, "Created"):
+        refused_creates.forget(key)
+        patch["conditions"] = set_condition(
+            conditions,
+            type="Created",
+            status="True",
+            reason="PodsCreated",
+            message=f"attempt {attempt}: {spec.parallelism.replicas} pods and the headless Service",
+            generation=generation,
+            now=now(),
+        )
+    else:
+        refused_creates.forget(key)
+    return retry
+
+
+async def _create(
+    job: dict[str, Any], spec: TrainingJobSpec, decided: TrainingPlan, attempt: int
+) -> tuple[int, Refusal | None]:
+    """Create the headless Service first (the pods find replica 0 through it), then the
+    pods; how many pods were created, and the first refusal."""
+    metadata = job["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    if decided.create_service:
+        service = headless_service(name, namespace)
+        kopf.adopt(service, owner=job)
+        try:
+            await client.create_child(service)
+        except client.Refused as refused:
+            return 0, refused.refusal
+    uid = metadata["uid"]
+    replicas = [
+        training_pod(name, namespace, spec, r, attempt, uid) for r in decided.create_replicas
+    ]
+    for child in replicas:
+        kopf.adopt(child, owner=job)
+    results = await asyncio.gather(
+        *(client.create_child(child) for child in replicas), return_exceptions=True
+    )
+    there = [pod for pod, done in zip(replicas, results, strict=True) if isinstance(done, bool)]
+    created_pods.record((namespace, name), there, time.monotonic())
+    refusals = [r.refusal for r in results if isinstance(r, client.Refused)]
+    failures = [
+        r for r in results if isinstance(r, BaseException) and not isinstance(r, client.Refused)
+    ]
+    if failures:
+        raise failures[0]
+    return sum(1 for done in results if done is True), (refusals[0] if refusals else None)
 
 
 def _pinned(spec: TrainingJobSpec, status: dict[str, Any]) -> TrainingJobSpec:
