@@ -452,6 +452,9 @@ class ControlPlane:
             # Node for the node agent to come, RBAC for everyone else. PodSecurity and
             # ServiceAccount admission stay at their defaults (on).
             "--authorization-mode=Node,RBAC",
+            # As OpenShift does: setting blockOwnerDeletion on a child needs update on
+            # the owner's finalizers, so the operator's RBAC is tested for it.
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             f"--service-account-issuer={self.server}",
             f"--service-account-key-file={pki_dir / 'sa.pub'}",
             f"--service-account-signing-key-file={pki_dir / 'sa.key'}",
