@@ -176,7 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     operator = commands.add_parser("operator", help="run the operator (kopf)")
     operator.add_argument(
-        "--namespace", action="append", help="watch only this namespace (repeatable)"
+        "--namespace",
+        action="append",
+        help="watch only this namespace (repeatable); default: every namespace. Its RBAC "
+        "can then be Roles in those namespaces (manifests/overlays/namespaced)",
     )
     operator.add_argument(
         "--liveness",

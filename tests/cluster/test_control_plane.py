@@ -4,9 +4,12 @@ import dataclasses
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -240,3 +243,52 @@ def test_a_port_taken_by_someone_else_is_retried(monkeypatch, component):
     finally:
         blocker.close()
     assert len(picked) == 2
+
+
+def _etcd_health(cp: ControlPlane, context: ssl.SSLContext | None) -> str:
+    """GET etcd's /health with `context`: the body, or the error's name and text."""
+    try:
+        with urllib.request.urlopen(f"{cp.etcd_url}/health", context=context, timeout=5) as resp:
+            return str(resp.read().decode())
+    except (urllib.error.URLError, OSError) as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def _refused_by_tls(outcome: str) -> bool:
+    # TLS 1.3 checks the client's certificate after the client's handshake is done, so
+    # the refusal reaches the client as an alert (certificate required, unknown CA) or
+    # as the connection closed in its face, whichever it reads first.
+    return '"health"' not in outcome and outcome.startswith(
+        ("SSLError", "ConnectionResetError", "URLError", "RemoteDisconnected", "SSLEOFError")
+    )
+
+
+def test_etcd_refuses_clients_without_its_own_certificate(control_plane):
+    pki_dir = control_plane.workdir / "pki"
+    trusting = ssl.create_default_context(cafile=str(pki_dir / "etcd-ca.crt"))
+    # no client certificate at all
+    refused = _etcd_health(control_plane, trusting)
+    assert _refused_by_tls(refused), refused
+    # the cluster admin's certificate: trusted by the API server, not by etcd
+    admin = ssl.create_default_context(cafile=str(pki_dir / "etcd-ca.crt"))
+    admin.load_cert_chain(pki_dir / "admin.crt", pki_dir / "admin.key")
+    refused = _etcd_health(control_plane, admin)
+    assert _refused_by_tls(refused), refused
+    # plain HTTP gets no answer either
+    plain = control_plane.etcd_url.replace("https:", "http:")
+    try:
+        with urllib.request.urlopen(f"{plain}/health", timeout=5) as resp:
+            answered = resp.status
+    except (urllib.error.URLError, OSError) as error:
+        answered = type(error).__name__
+    assert answered != 200, answered
+    # the API server's own client certificate is accepted (the control)
+    apiserver = ssl.create_default_context(cafile=str(pki_dir / "etcd-ca.crt"))
+    apiserver.load_cert_chain(
+        pki_dir / "apiserver-etcd-client.crt", pki_dir / "apiserver-etcd-client.key"
+    )
+    assert '"health":"true"' in _etcd_health(control_plane, apiserver)
+    # and only root reads the keys
+    for key in pki_dir.glob("*.key"):
+        assert key.stat().st_mode & 0o077 == 0, key
+    assert pki_dir.stat().st_mode & 0o077 == 0

@@ -1,9 +1,11 @@
-"""Volumes: a claim shared by two pods; ConfigMap, Secret and downward API files."""
+"""Volumes: a claim shared by two pods, and no other user of the node; ConfigMap, Secret and
+downward API files."""
 
 from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +127,42 @@ def test_config_map_secret_and_downward_api_volumes(cluster, namespace):
         "name": "files",
         "labels": 'tier="gold"',
     }
+
+
+def test_a_claim_belongs_to_its_pods_fs_group_and_no_other_user_of_the_node(cluster, namespace):
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "models", "namespace": namespace},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }
+    )
+    writer = python_pod(
+        "writer",
+        namespace,
+        "open('/mnt/models/weights', 'w').write('w')",
+        volumeMounts=[{"name": "models", "mountPath": "/mnt/models"}],
+        pod_spec={
+            "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "models"}}]
+        },
+    )
+    cluster.apply(writer)
+    pod = cluster.wait_phase("writer", namespace, "Succeeded", "Failed", timeout=90)
+    assert pod["status"]["phase"] == "Succeeded", pod["status"]
+    claim = json.loads(
+        cluster.cp.kubectl("get", "pvc", "models", "-n", namespace, "-o", "json").stdout
+    )
+    volume = json.loads(
+        cluster.cp.kubectl("get", "pv", claim["spec"]["volumeName"], "-o", "json").stdout
+    )
+    path = Path(volume["spec"]["hostPath"]["path"])
+    st = path.stat()
+    assert st.st_mode & 0o007 == 0, oct(st.st_mode)  # nothing for the node's other users
+    assert st.st_gid == 65532 and st.st_mode & 0o2070 == 0o2070, (st.st_gid, oct(st.st_mode))
+    for parent in (path.parent, path.parent.parent):  # <state>/pvc/<namespace>
+        assert parent.stat().st_mode & 0o777 == 0o700, (parent, oct(parent.stat().st_mode))
+    assert (path / "weights").stat().st_uid == 65532

@@ -6,6 +6,7 @@ import pytest
 
 from torchyard.local.agent.images import ImageConfig, accepted, local_image_config
 from torchyard.local.agent.podspec import (
+    ALLOW_PRIVILEGED_FLAG,
     CAPABILITY_NUMBERS,
     ConfigError,
     MissingReference,
@@ -16,7 +17,9 @@ from torchyard.local.agent.podspec import (
     field_value,
     identity,
     named_port,
+    privilege_refusals,
     quantity,
+    refusal_message,
     resource_value,
     service_links,
 )
@@ -228,6 +231,103 @@ def test_capabilities_add_and_privileged():
 def test_run_as_non_root_with_a_root_user_is_refused():
     with pytest.raises(ConfigError, match="runAsNonRoot"):
         identity(pod(securityContext={"runAsNonRoot": True}), {"name": "main"}, ImageConfig(user=0))
+
+
+WORKER = ImageConfig(user=65532, group=65532)
+RESTRICTED = {"runAsUser": 65532, "runAsNonRoot": True}
+
+
+def worker_image(image):
+    return WORKER
+
+
+@pytest.mark.parametrize(
+    ("spec", "refusals"),
+    [
+        ({"containers": [{"name": "main"}]}, []),
+        ({"securityContext": RESTRICTED, "containers": [{"name": "main"}]}, []),
+        (
+            {"containers": [{"name": "main", "securityContext": {"privileged": True}}]},
+            ['container "main" is privileged'],
+        ),
+        (
+            {
+                "containers": [{"name": "main"}],
+                "volumes": [
+                    {"name": "scratch", "emptyDir": {}},
+                    {"name": "etc", "hostPath": {"path": "/etc"}},
+                ],
+            },
+            ['hostPath volume "etc" (/etc)'],
+        ),
+        (
+            {"hostNetwork": True, "hostPID": True, "hostIPC": True, "containers": [{}]},
+            ["hostNetwork: true", "hostPID: true", "hostIPC: true"],
+        ),
+        (
+            {"hostNetwork": False, "hostPID": False, "containers": [{"name": "main"}]},
+            [],
+        ),
+        # uid 0 from the pod, from the container, from an init container
+        (
+            {"securityContext": {"runAsUser": 0}, "containers": [{"name": "main"}]},
+            ['container "main" runs as root (uid 0)'],
+        ),
+        (
+            {
+                "securityContext": {"runAsUser": 0},
+                "containers": [{"name": "main", "securityContext": {"runAsUser": 1000}}],
+            },
+            [],
+        ),
+        (
+            {
+                "initContainers": [{"name": "setup", "securityContext": {"runAsUser": 0}}],
+                "containers": [{"name": "main"}],
+            },
+            ['container "setup" runs as root (uid 0)'],
+        ),
+        # runAsNonRoot with a root user never runs (CreateContainerConfigError)
+        (
+            {"securityContext": {"runAsUser": 0, "runAsNonRoot": True}, "containers": [{}]},
+            [],
+        ),
+    ],
+    ids=[
+        "plain",
+        "restricted",
+        "privileged",
+        "host-path",
+        "host-namespaces",
+        "host-namespaces-false",
+        "pod-root",
+        "container-overrides-root",
+        "init-root",
+        "run-as-non-root",
+    ],
+)
+def test_privilege_refusals_name_what_reaches_the_node(spec, refusals):
+    assert privilege_refusals(pod(**spec), worker_image) == refusals
+
+
+def test_an_image_whose_user_is_root_is_refused_unless_the_pod_names_a_user():
+    root_image = {"containers": [{"name": "main", "image": "busybox"}]}
+
+    def images(image):
+        return ImageConfig(user=0) if image == "busybox" else WORKER
+
+    assert privilege_refusals(pod(**root_image), images) == [
+        'container "main" runs as root (uid 0)'
+    ]
+    assert privilege_refusals(pod(securityContext={"runAsUser": 7}, **root_image), images) == []
+    # an image the node refuses never runs: nothing to say about its user
+    assert privilege_refusals(pod(**root_image), lambda image: None) == []
+
+
+def test_the_refusal_message_names_each_refusal_and_the_flag():
+    message = refusal_message(["hostNetwork: true", 'container "main" is privileged'])
+    assert 'hostNetwork: true; container "main" is privileged' in message
+    assert ALLOW_PRIVILEGED_FLAG in message
 
 
 def test_named_ports():

@@ -59,6 +59,8 @@ def test_exec_probes_enter_the_container_as_its_user():
     argv = exec_argv(1234, 65532, 65532, "/work", ["cat", "/tmp/healthy"])
     assert argv[:2] == ["nsenter", "--target=1234"]
     assert "--setuid=65532" in argv and "--wdns=/work" in argv
+    # into the pod's own PID and IPC namespaces too (nsenter forks for --pid)
+    assert "--pid" in argv and "--ipc" in argv
     assert argv[-3:] == ["--", "cat", "/tmp/healthy"]
 
 

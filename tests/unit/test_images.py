@@ -35,7 +35,8 @@ from torchyard.validation import parse_spec
 
 DOCKERFILES = {
     "operator": (REPO / "images" / "operator" / "Dockerfile", {OPERATOR_IMAGE}),
-    "worker": (REPO / "images" / "worker" / "Dockerfile", {WORKER_IMAGE, f"{WORKER_IMAGE}-cuda"}),
+    # one image for CPU and CUDA nodes: PyPI's torch, locked by hash (test_dependencies.py)
+    "worker": (REPO / "images" / "worker" / "Dockerfile", {WORKER_IMAGE}),
 }
 
 

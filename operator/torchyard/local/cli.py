@@ -14,6 +14,7 @@ from pathlib import Path
 from torchyard.local.agent import launcher
 from torchyard.local.agent import logs as agent_logs
 from torchyard.local.agent.config import is_root
+from torchyard.local.agent.podspec import ALLOW_PRIVILEGED_FLAG
 from torchyard.local.build import ControlPlaneBuildError, ensure_binaries
 from torchyard.local.controlplane import ControlPlane, ControlPlaneError, state_dir
 from torchyard.local.stack import REPO_ROOT, install, start_operator, stop_operator
@@ -54,7 +55,8 @@ def _up(args: argparse.Namespace) -> int:
             )
         else:
             began = time.monotonic()
-            child = launcher.start(cp, agent_dir(workdir))
+            extra = [ALLOW_PRIVILEGED_FLAG] if getattr(args, "allow_privileged_pods", False) else []
+            child = launcher.start(cp, agent_dir(workdir), extra=extra)
             launcher.write_state(workdir, child)
             print(
                 f"node agent up in {time.monotonic() - began:.1f}s: node torchyard-local "
@@ -187,6 +189,12 @@ def add_local_commands(commands: argparse._SubParsersAction) -> None:  # type: i
     )
     up.add_argument("--no-operator", action="store_true", help="do not start the operator")
     up.add_argument("--no-agent", action="store_true", help="do not start the node agent")
+    up.add_argument(
+        ALLOW_PRIVILEGED_FLAG,
+        action="store_true",
+        help="let the node agent run privileged, hostPath, hostNetwork/hostPID/hostIPC and "
+        "uid-0 pods, which reach this machine itself (default: refused)",
+    )
     up.set_defaults(func=_guarded(_up))
 
     quickstart = sub.add_parser(

@@ -1,6 +1,11 @@
 """A real Kubernetes control plane on loopback: etcd, kube-apiserver and, optionally,
 kube-controller-manager and kube-scheduler, built from the pinned Go modules.
 
+etcd holds every Secret in clear, so it is no less guarded than the API server: it
+serves TLS only and accepts a client only with a certificate from its own CA (not the
+cluster's, whose client certificates users hold), which signs one: the API server's.
+Its peer port (a single member has no peers) takes the same certificates.
+
 There are no nodes: pods are scheduled by nobody until a node agent joins. The API
 server enforces RBAC and Pod Security admission like a production one, which is the
 point: the operator's tests run under its real permissions.
@@ -147,6 +152,10 @@ class ControlPlane:
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self._ports['apiserver']}"
+
+    @property
+    def etcd_url(self) -> str:
+        return f"https://127.0.0.1:{self._ports['etcd']}"
 
     @property
     def pids(self) -> dict[str, int]:
@@ -342,6 +351,16 @@ class ControlPlane:
         ):
             (d / f"{name}.crt").write_bytes(pair.cert_pem)
             _write_private(d / f"{name}.key", pair.key_pem)
+        # etcd's CA signs etcd's certificate and the API server's towards it, nothing
+        # else; its key is not kept.
+        etcd_ca = pki.new_ca("torchyard-local-etcd-ca")
+        (d / "etcd-ca.crt").write_bytes(etcd_ca.cert_pem)
+        for name, pair in (
+            ("etcd", pki.etcd_member_cert(etcd_ca)),
+            ("apiserver-etcd-client", pki.etcd_client_cert(etcd_ca)),
+        ):
+            (d / f"{name}.crt").write_bytes(pair.cert_pem)
+            _write_private(d / f"{name}.key", pair.key_pem)
         sa_private, sa_public = pki.service_account_key_pair()
         _write_private(d / "sa.key", sa_private)
         (d / "sa.pub").write_bytes(sa_public)
@@ -386,23 +405,37 @@ class ControlPlane:
         pki_dir = self.workdir / "pki"
         t0 = time.monotonic()
 
-        etcd_url = f"http://127.0.0.1:{self._ports['etcd']}"
+        etcd_url = self.etcd_url
+        tls = [f"--cert-file={pki_dir / 'etcd.crt'}", f"--key-file={pki_dir / 'etcd.key'}"]
         etcd = self._spawn(
             "etcd",
             f"--data-dir={self.workdir / 'etcd'}",
             f"--listen-client-urls={etcd_url}",
             f"--advertise-client-urls={etcd_url}",
+            *tls,
+            "--client-cert-auth",
+            f"--trusted-ca-file={pki_dir / 'etcd-ca.crt'}",
             # Port 0: etcd must listen for peers, but a single member has none.
-            "--listen-peer-urls=http://127.0.0.1:0",
+            "--listen-peer-urls=https://127.0.0.1:0",
+            *(f"--peer-{flag[2:]}" for flag in tls),
+            "--peer-client-cert-auth",
+            f"--peer-trusted-ca-file={pki_dir / 'etcd-ca.crt'}",
             # A throwaway cluster needs no durability; fsync dominates etcd's latency.
             "--unsafe-no-fsync",
         )
-        self._wait("etcd /health", lambda: _http_ok(f"{etcd_url}/health"), [etcd])
+        etcd_tls = ssl.create_default_context(cafile=str(pki_dir / "etcd-ca.crt"))
+        etcd_tls.load_cert_chain(
+            pki_dir / "apiserver-etcd-client.crt", pki_dir / "apiserver-etcd-client.key"
+        )
+        self._wait("etcd /health", lambda: _http_ok(f"{etcd_url}/health", etcd_tls), [etcd])
         self.timings["etcd"] = time.monotonic() - t0
 
         apiserver = self._spawn(
             "kube-apiserver",
             f"--etcd-servers={etcd_url}",
+            f"--etcd-cafile={pki_dir / 'etcd-ca.crt'}",
+            f"--etcd-certfile={pki_dir / 'apiserver-etcd-client.crt'}",
+            f"--etcd-keyfile={pki_dir / 'apiserver-etcd-client.key'}",
             "--bind-address=127.0.0.1",
             # Without it the API server looks for a host interface with a default route,
             # and fails to start in sandboxes that have none.
@@ -419,6 +452,9 @@ class ControlPlane:
             # Node for the node agent to come, RBAC for everyone else. PodSecurity and
             # ServiceAccount admission stay at their defaults (on).
             "--authorization-mode=Node,RBAC",
+            # As OpenShift does: setting blockOwnerDeletion on a child needs update on
+            # the owner's finalizers, so the operator's RBAC is tested for it.
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             f"--service-account-issuer={self.server}",
             f"--service-account-key-file={pki_dir / 'sa.pub'}",
             f"--service-account-signing-key-file={pki_dir / 'sa.key'}",

@@ -120,7 +120,7 @@ def _key_usage(signs_certificates: bool) -> x509.KeyUsage:
 def _leaf(
     ca: CertKey,
     subject: x509.Name,
-    usage: x509.ObjectIdentifier,
+    usages: Sequence[x509.ObjectIdentifier],
     san: x509.SubjectAlternativeName | None = None,
 ) -> CertKey:
     ca_cert, ca_key = _load_ca(ca)
@@ -140,7 +140,7 @@ def _leaf(
             _key_usage(signs_certificates=False),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
@@ -157,14 +157,19 @@ def serving_cert(
     common_name: str,
     dns_names: Iterable[str] = (),
     ip_addresses: Iterable[str] = (),
+    client: bool = False,
 ) -> CertKey:
-    """A TLS server certificate valid for the given names and addresses."""
+    """A TLS server certificate valid for the given names and addresses (and, with
+    `client`, as a client too: an etcd member's peer certificate)."""
     san = x509.SubjectAlternativeName(
         [x509.DNSName(n) for n in dns_names]
         + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
     )
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    return _leaf(ca, subject, ExtendedKeyUsageOID.SERVER_AUTH, san)
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH]
+    if client:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    return _leaf(ca, subject, usages, san)
 
 
 def apiserver_serving_cert(ca: CertKey) -> CertKey:
@@ -180,7 +185,17 @@ def client_cert(ca: CertKey, user: str, groups: Sequence[str] = ()) -> CertKey:
     """
     attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, g) for g in groups]
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, user))
-    return _leaf(ca, x509.Name(attrs), ExtendedKeyUsageOID.CLIENT_AUTH)
+    return _leaf(ca, x509.Name(attrs), [ExtendedKeyUsageOID.CLIENT_AUTH])
+
+
+def etcd_member_cert(etcd_ca: CertKey) -> CertKey:
+    """etcd's certificate, for its clients and its peers, on loopback."""
+    return serving_cert(etcd_ca, "etcd", ("localhost",), ("127.0.0.1",), client=True)
+
+
+def etcd_client_cert(etcd_ca: CertKey) -> CertKey:
+    """The API server's certificate towards etcd: the only client etcd accepts."""
+    return client_cert(etcd_ca, "kube-apiserver-etcd-client")
 
 
 def admin_cert(ca: CertKey) -> CertKey:

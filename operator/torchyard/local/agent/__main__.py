@@ -36,6 +36,12 @@ def parse(argv: Sequence[str] | None = None) -> AgentConfig:
     p.add_argument("--shutdown-grace", type=float, default=defaults.shutdown_grace)
     p.add_argument("--cpus", type=int, default=None, help="node capacity (default: the host's)")
     p.add_argument("--memory-bytes", type=int, default=None)
+    p.add_argument(
+        "--allow-privileged-pods",
+        action="store_true",
+        help="run privileged, hostPath, hostNetwork/hostPID/hostIPC and uid-0 pods, which "
+        "reach the node itself (default: refuse them)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(
@@ -59,6 +65,7 @@ def parse(argv: Sequence[str] | None = None) -> AgentConfig:
         shutdown_grace=args.shutdown_grace,
         cpus=args.cpus,
         memory_bytes=args.memory_bytes,
+        allow_privileged_pods=args.allow_privileged_pods,
     )
 
 

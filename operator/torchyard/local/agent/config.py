@@ -44,6 +44,9 @@ class AgentConfig:
     max_pods: int = 110
     storage_class: str = "torchyard-local"
     labels: dict[str, str] = field(default_factory=dict)
+    # Run privileged, hostPath, hostNetwork/hostPID/hostIPC and uid-0 pods, which reach
+    # the node itself; refused (PrivilegesNotAllowed) unless set.
+    allow_privileged_pods: bool = False
 
     @property
     def pods_dir(self) -> Path:

@@ -25,6 +25,7 @@ from torchyard.local.agent.podspec import (
     service_links,
 )
 from torchyard.local.agent.runtime import Launch
+from torchyard.local.agent.sandbox import PodSandbox
 from torchyard.local.agent.volumes import Volume
 
 
@@ -35,6 +36,8 @@ class Sandbox:
     pod: dict[str, Any]
     facts: PodFacts
     netns: str | None
+    # The pod's PID and IPC namespaces (None: the node's, hostPID and hostIPC)
+    namespaces: PodSandbox | None
     volumes: dict[str, Volume]
     etc_files: dict[str, str]
 
@@ -137,6 +140,7 @@ async def build_launch(
         cwd=cwd,
         identity=ident,
         netns=sandbox.netns,
+        sandbox=sandbox.namespaces,
         hostname=hostname,
         mounts=plan,
         shadow=mounts.shadow_plan(node.python_paths, ident.uid, ident.groups),

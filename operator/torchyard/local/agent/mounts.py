@@ -24,7 +24,8 @@ from torchyard.local.agent.shim import Mount
 from torchyard.local.agent.volumes import Volume, VolumeError
 
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
-SHIM_CREATED = ("/dev",)
+# Private in every container (tmpfs): mount points there are the shim's to create.
+SHIM_CREATED = ("/dev", "/run", "/var/run")
 PRIVATE_TMP = ("/tmp", "/var/tmp")
 
 

@@ -27,8 +27,16 @@ from torchyard.local.agent.container import ContainerRunner, Instance
 from torchyard.local.agent.context import NodeContext
 from torchyard.local.agent.kube import code
 from torchyard.local.agent.launch import Sandbox, build_launch
-from torchyard.local.agent.podspec import ConfigError, MissingReference, PodFacts
+from torchyard.local.agent.podspec import (
+    REFUSED_REASON,
+    ConfigError,
+    MissingReference,
+    PodFacts,
+    privilege_refusals,
+    refusal_message,
+)
 from torchyard.local.agent.runtime import Launch
+from torchyard.local.agent.sandbox import PodSandbox, SandboxError
 from torchyard.local.agent.volumes import (
     Volume,
     VolumeError,
@@ -62,6 +70,7 @@ class PodWorker:
         self._ip_index = 0
         self._netns: str | None = None
         self._network = False
+        self._namespaces: PodSandbox | None = None
         self._sandbox_ready = False
         self._start_time = ""
         self._terminal = False
@@ -189,6 +198,8 @@ class PodWorker:
     async def _live(self) -> None:
         self._start_time = (self.pod.get("status") or {}).get("startTime") or status.rfc3339()
         self.changed()
+        if self._refuse():
+            return
         if not await self._until_deleted(self._setup()):
             return
         work = asyncio.ensure_future(self._run_containers())
@@ -260,6 +271,26 @@ class PodWorker:
 
     # -- the sandbox ----------------------------------------------------------------
 
+    def _refuse(self) -> bool:
+        """Refuse, before anything is set up on the node, a pod that would reach the node
+        itself, unless the agent allows such pods; True if refused (it never runs)."""
+        if self.node.config.allow_privileged_pods:
+            return False
+        refusals = privilege_refusals(self.pod, self._image_config)
+        if not refusals:
+            return False
+        message = refusal_message(refusals)
+        for runner in (*self.init, *self.containers):
+            runner.record.state = status.waiting(REFUSED_REASON, message)
+        self.event("Warning", REFUSED_REASON, message)
+        self.changed()
+        return True
+
+    def _image_config(self, image: str) -> images.ImageConfig | None:
+        if self.image_refusal(image) is not None:
+            return None
+        return images.local_image_config(image, self.node.bin_dir)
+
     async def _setup(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o700)
@@ -274,13 +305,19 @@ class PodWorker:
             self._netns = await self.node.network.create_pod_network(
                 self.uid, self.pod_ip, self._ip_index
             )
+        await self._start_namespaces()
         self._write_etc()
         self.changed()
         delay = 1.0
         while True:
             try:
                 self._volumes = await materialize(
-                    self.node.api, self.pod, self.dir, self._facts(), self._volumes
+                    self.node.api,
+                    self.pod,
+                    self.dir,
+                    self._facts(),
+                    self._volumes,
+                    claims_root=self.node.config.pvc_dir,
                 )
                 break
             except Exception as error:
@@ -299,6 +336,28 @@ class PodWorker:
         if self.init:
             self.init[0].record.state = status.waiting("PodInitializing")
         self.changed()
+
+    async def _start_namespaces(self) -> None:
+        """The pod's PID and IPC namespaces (see sandbox.py), retried as volumes are."""
+        spec = self.pod["spec"]
+        delay = 1.0
+        while True:
+            try:
+                self._namespaces = await PodSandbox.start(
+                    self._netns,
+                    new_pid=not spec.get("hostPID"),
+                    new_ipc=not spec.get("hostIPC"),
+                    log=self.dir / "pause.log",
+                )
+                return
+            except (SandboxError, OSError) as error:
+                message = f"failed to create the pod sandbox: {error}"
+                self.event("Warning", "FailedCreatePodSandBox", message)
+                for runner in (*self.init, *self.containers):
+                    runner.record.state = status.waiting("ContainerCreating", message)
+                self.changed()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def _facts(self) -> PodFacts:
         return PodFacts(self.pod_ip, self.node.host_ip, self.node.config.node_name)
@@ -342,6 +401,11 @@ class PodWorker:
 
     async def _teardown(self) -> None:
         """Stop everything of the pod on the node; keep its logs. Idempotent."""
+        if self._namespaces is not None:
+            namespaces, self._namespaces = self._namespaces, None
+            survivors = await namespaces.stop()
+            if survivors:
+                log.warning("pod %s/%s: processes %s survive", self.namespace, self.name, survivors)
         if self._network:
             await self.node.network.delete_pod_network(self.uid, self._ip_index)
             self._network = False
@@ -395,7 +459,14 @@ class PodWorker:
 
     async def launch(self, spec: dict[str, Any], instance: int) -> Launch:
         """Everything to start one instance of a container; raises ConfigError."""
-        sandbox = Sandbox(self.pod, self._facts(), self._netns, self._volumes, self._etc_files())
+        sandbox = Sandbox(
+            self.pod,
+            self._facts(),
+            self._netns,
+            self._namespaces,
+            self._volumes,
+            self._etc_files(),
+        )
         launch, held = await build_launch(
             self.node, sandbox, spec, self._runner_files(spec["name"], instance)
         )

@@ -397,3 +397,48 @@ def named_port(container: Mapping[str, Any], port: int | str) -> int:
         if declared.get("name") == port:
             return int(declared["containerPort"])
     raise ConfigError(f"container has no port named {port!r}")
+
+
+# -- what the agent refuses unless told otherwise ------------------------------------
+
+ALLOW_PRIVILEGED_FLAG = "--allow-privileged-pods"
+REFUSED_REASON = "PrivilegesNotAllowed"
+
+
+def privilege_refusals(
+    pod: Mapping[str, Any], image_config: Callable[[str], ImageConfig | None]
+) -> list[str]:
+    """What in the pod would reach past its sandbox onto the node: privileged
+    containers, the node's network, PID or IPC namespace, hostPath volumes, and
+    containers that run as root (uid 0, on the node's own file system). Empty when
+    there is none. `image_config` gives an image's user, for containers that set none;
+    None for an image the node refuses anyway (it never runs)."""
+    spec = pod.get("spec") or {}
+    found = [f"{key}: true" for key in ("hostNetwork", "hostPID", "hostIPC") if spec.get(key)]
+    for volume in spec.get("volumes") or []:
+        if "hostPath" in volume:
+            path = (volume["hostPath"] or {}).get("path", "")
+            found.append(f'hostPath volume "{volume["name"]}" ({path})')
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        name = container.get("name", "")
+        if (container.get("securityContext") or {}).get("privileged"):
+            found.append(f'container "{name}" is privileged')
+        image = image_config(container.get("image", ""))
+        if image is None:
+            continue
+        try:
+            uid = identity(pod, container, image).uid
+        except ConfigError:
+            continue  # runAsNonRoot with a root user: refused on its own, never runs
+        if uid == 0:
+            found.append(f'container "{name}" runs as root (uid 0)')
+    return found
+
+
+def refusal_message(refusals: Sequence[str]) -> str:
+    """What the pod's status and Event say about a refused pod."""
+    return (
+        f"the node agent refuses this pod: {'; '.join(refusals)}. It runs pods on the "
+        "node's own file system and kernel, so these would reach the node itself; start "
+        f"the agent with {ALLOW_PRIVILEGED_FLAG} to allow them (a machine you do not share)"
+    )

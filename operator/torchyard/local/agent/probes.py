@@ -177,13 +177,16 @@ async def check_tcp(probe: Probe, pod_ip: str) -> Outcome:
 
 
 def exec_argv(pid: int, uid: int, gid: int, cwd: str, command: Sequence[str]) -> list[str]:
-    """nsenter into a running container's namespaces as its user, then run `command`."""
+    """nsenter into a running container's namespaces as its user, then run `command`.
+    Entering the PID namespace makes nsenter fork: the command runs inside the pod."""
     return [
         "nsenter",
         f"--target={pid}",
         "--mount",
         "--uts",
         "--net",
+        "--ipc",
+        "--pid",
         f"--setuid={uid}",
         f"--setgid={gid}",
         f"--wdns={cwd}",

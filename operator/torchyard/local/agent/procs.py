@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 
 def namespace_inode(pid: int | str, kind: str) -> int | None:
-    """The inode of a process's namespace of `kind` ("mnt", "net"), or None if gone."""
+    """The inode of a process's namespace of `kind` ("mnt", "net", "pid"), or None if gone."""
     try:
         return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
     except (FileNotFoundError, ProcessLookupError, PermissionError):
@@ -49,6 +49,13 @@ class PinnedNamespace:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+    @property
+    def fd(self) -> int:
+        """The open namespace file (for setns), while held."""
+        if self._fd is None:
+            raise ValueError(f"the {self.kind} namespace {self.inode} was released")
+        return self._fd
 
     def pids(self) -> list[int]:
         """Every process in the namespace; none once it is released."""

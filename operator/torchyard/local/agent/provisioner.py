@@ -177,10 +177,15 @@ class Provisioner:
 
     async def _provision(self, claim: dict[str, Any]) -> None:
         path = claim_dir(self.root, claim)
-        path.mkdir(parents=True, exist_ok=True)
-        # Any user may write, as local-path-provisioner does: pods run as their own
-        # uid, and hostPath volumes get no fsGroup ownership.
-        os.chmod(path, 0o777)
+        # The node's users have no business in claims: the root and each namespace's
+        # directory are root's alone (containers reach a claim through its bind mount).
+        for private in (self.root, path.parent):
+            private.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(private, 0o700)
+        # Root's until a pod mounts it: then it belongs to the pod's fsGroup, or else to
+        # its runAsUser (volumes.claim_owner), never to every user of the node.
+        path.mkdir(mode=0o770, exist_ok=True)
+        os.chmod(path, 0o770)
         created = await self.api.create(volume_manifest(claim, path, self.node, self.provisioner))
         if created is not None:
             meta = claim["metadata"]

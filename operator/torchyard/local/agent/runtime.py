@@ -24,6 +24,7 @@ from typing import Any
 
 from torchyard.local.agent import procs, shim
 from torchyard.local.agent.podspec import Identity
+from torchyard.local.agent.sandbox import PodSandbox, children_in, read_pipe
 
 SHIM = shim.__file__
 
@@ -41,6 +42,8 @@ class Launch:
     cwd: str
     identity: Identity
     netns: str | None
+    # The pod's PID and IPC namespaces; None shares the node's (hostPID and hostIPC).
+    sandbox: PodSandbox | None
     hostname: str
     mounts: list[shim.Mount]
     shadow: list[dict[str, Any]]
@@ -59,6 +62,9 @@ class Launch:
             "gid": ident.gid,
             "groups": list(ident.groups),
             "netns": self.netns,
+            "ipcns_fd": self.sandbox.ipc_ns_fd if self.sandbox is not None else None,
+            "pid_namespace": self.sandbox is not None and self.sandbox.pid_ns is not None,
+            "privileged": ident.capabilities is None,
             "hostname": self.hostname,
             # The node's file system is the container's "image": never the
             # container's to change, whatever readOnlyRootFilesystem says. A container
@@ -97,20 +103,30 @@ class ContainerProcess:
         with os.fdopen(fd, "w") as f:
             json.dump(launch.shim_config(write_end), f)
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+        sandbox = launch.sandbox
+        passed = [write_end]
+        if sandbox is not None and sandbox.ipc_ns_fd is not None:
+            passed.append(sandbox.ipc_ns_fd)
         try:
-            with launch.log_path.open("ab") as log:
+            with (
+                launch.log_path.open("ab") as log,
+                children_in(sandbox.pid_ns_fd if sandbox is not None else None),
+            ):
                 popen = subprocess.Popen(
                     [sys.executable, "-I", "-S", SHIM, str(launch.config_path)],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
-                    pass_fds=(write_end,),
+                    pass_fds=tuple(passed),
                     start_new_session=True,
                     env={},
                 )
+        except OSError as error:
+            # ENOMEM: the pod's PID namespace has no pid 1 any more (its pause died).
+            raise StartError(f"cannot start a process in the pod: {error.strerror}") from error
         finally:
             os.close(write_end)
-        lines = (await _read_all(read_end)).decode(errors="replace").splitlines()
+        lines = (await read_pipe(read_end)).decode(errors="replace").splitlines()
         if lines != ["exec"]:
             await asyncio.get_running_loop().run_in_executor(None, popen.wait)
             errors = [line.removeprefix("error ") for line in lines if line.startswith("error ")]
@@ -189,16 +205,3 @@ class ContainerProcess:
                 await procs.kill_all(self.mnt.pids)
             finally:
                 self.mnt.release()
-
-
-async def _read_all(fd: int) -> bytes:
-    """Read a pipe to its end without blocking the event loop."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
-    )
-    try:
-        return await reader.read()
-    finally:
-        transport.close()

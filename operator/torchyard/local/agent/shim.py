@@ -4,13 +4,22 @@ The agent runs this file directly (`python -I -S shim.py CONFIG`), so it imports
 the standard library and never the torchyard package: it starts in a few milliseconds
 and sees no site-packages. In order, it
 
-1. joins the pod's network namespace and takes a mount and UTS namespace of its own;
-2. builds the container's view of the file system: the host's mounts (read-only when
-   the root file system is), a fresh /dev, a private /tmp, the pod's volumes, the
-   managed /etc/hosts, the termination-message file;
+1. joins the pod's network and IPC namespaces and takes a mount and UTS namespace of
+   its own (the agent started it in the pod's PID namespace: see sandbox.py);
+2. builds the container's view of the file system: the host's mounts, read-only and
+   nosuid, a fresh /dev (nodev: only the standard device nodes, bound from the host,
+   can be opened), a private /tmp and /run, the pod's volumes, the managed /etc/hosts,
+   the termination-message file, and a /proc of the pod's PID namespace with /proc/sys
+   read-only;
 3. drops to the container's user, groups and capabilities; sets no_new_privs;
 4. writes "exec" to the status pipe and execs the command. The pipe is close-on-exec:
    the agent reads "exec" then end-of-file on success, or an error message.
+
+A privileged container (only where the agent allows them) keeps /sys, /proc/sys and
+setuid binaries as the host has them.
+
+`shim.py --pause NETNS IPC STATUS_FD` is the pod's pause process instead: pid 1 of the
+pod's PID namespace, holder of its IPC namespace, reaper of orphans (see sandbox.py).
 
 The config (JSON) is written by torchyard.local.agent.runtime; `Config` below names
 its keys.
@@ -22,13 +31,15 @@ import ctypes
 import ctypes.util
 import json
 import os
+import signal
 import socket
-import stat
 import sys
 from typing import Any, TypedDict
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 
 MS_RDONLY = 0x1
@@ -59,17 +70,21 @@ _KEEP_FLAGS = (
     (os.ST_RELATIME, MS_RELATIME),
 )
 
-# Device nodes every container runtime provides (major, minor).
-DEVICES = {
-    "null": (1, 3),
-    "zero": (1, 5),
-    "full": (1, 7),
-    "random": (1, 8),
-    "urandom": (1, 9),
-    "tty": (5, 0),
-}
-# Mounts that the container's view keeps as the host has them (kernel interfaces).
-KERNEL_MOUNTS = ("/proc", "/sys", "/dev")
+# Device nodes every container runtime provides. They are bound from the host's /dev
+# onto a nodev tmpfs: those binds are the only device nodes a container can open, even
+# one that may mknod.
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+# Mounts that the container's view replaces (kernel interfaces), and /sys, which a
+# privileged container keeps writable.
+KERNEL_MOUNTS = ("/proc", "/dev")
+PRIVILEGED_MOUNTS = ("/sys",)
+# What a container that is not privileged may read but never write, and kernel files
+# it may not read at all (masked), as Docker and containerd do.
+READONLY_PROC = ("/proc/sys", "/proc/sysrq-trigger", "/proc/bus", "/proc/fs", "/proc/irq")
+MASKED_PROC = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug")
+# The host's sockets and runtime state (a Docker socket, a database's, the agent's own)
+# are no container's business: /run is a private tmpfs.
+PRIVATE_RUN = "/run"
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -90,6 +105,12 @@ class Config(TypedDict):
     gid: int
     groups: list[int]
     netns: str | None
+    # A descriptor (passed to the shim) of the pod's IPC namespace; None shares the host's.
+    ipcns_fd: int | None
+    # The agent started the shim in the pod's own PID namespace: mount its /proc.
+    pid_namespace: bool
+    # Keeps /sys, /proc/sys and setuid binaries as the host has them.
+    privileged: bool
     hostname: str
     readonly_root: bool
     private_tmp: bool
@@ -158,10 +179,26 @@ def _mount_flags(path: str) -> int:
     return sum(mflag for sflag, mflag in _KEEP_FLAGS if flags & sflag)
 
 
-def remount(target: str, readonly: bool) -> None:
+def remount(target: str, readonly: bool, nosuid: bool = False) -> None:
     """Make one mount read-only or writable in this namespace, keeping its other flags."""
     flags = MS_REMOUNT | MS_BIND | _mount_flags(target) | (MS_RDONLY if readonly else 0)
-    mount(None, target, None, flags)
+    mount(None, target, None, flags | (MS_NOSUID if nosuid else 0))
+
+
+def make_proc(new: bool, privileged: bool) -> None:
+    """/proc of the pod's PID namespace (`new`), or the host's; /proc/sys and the other
+    kernel knobs read-only and a few kernel files masked, unless privileged."""
+    if new:
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if privileged:
+        return
+    for path in READONLY_PROC:
+        if os.path.exists(path):
+            mount(path, path, None, MS_BIND | MS_REC)
+            remount(path, readonly=True, nosuid=True)
+    for path in MASKED_PROC:
+        if os.path.isfile(path):
+            mount("/dev/null", path, None, MS_BIND)
 
 
 def mount_points() -> list[str]:
@@ -178,24 +215,32 @@ def _under(path: str, roots: tuple[str, ...]) -> bool:
     return any(path == root or path.startswith(root + "/") for root in roots)
 
 
-def make_root_readonly() -> None:
+def make_root_readonly(privileged: bool) -> None:
+    """Every mount of the host read-only; nosuid too unless privileged, so that no
+    setuid binary of the node raises a container's privileges."""
+    skip = KERNEL_MOUNTS + (PRIVILEGED_MOUNTS if privileged else ())
     for point in mount_points():
-        if _under(point, KERNEL_MOUNTS):
+        if _under(point, skip):
             continue
         try:
-            remount(point, readonly=True)
+            remount(point, readonly=True, nosuid=not privileged)
         except (ShimError, OSError):
             # Mounts that vanish or refuse a remount (e.g. already read-only in a way
             # that cannot change) keep their flags.
             continue
 
 
-def make_dev() -> None:
-    """A fresh /dev with the standard nodes, as a container runtime provides."""
-    mount("tmpfs", "/dev", "tmpfs", MS_NOSUID, "mode=755,size=65536k")
-    for name, (major, minor) in DEVICES.items():
-        os.mknod(f"/dev/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-        os.chmod(f"/dev/{name}", 0o666)
+def make_dev(devices: dict[str, str]) -> None:
+    """A fresh /dev (nosuid, nodev, noexec) with the standard nodes bound from the
+    host's: `devices` maps each name to a handle opened before /dev was covered."""
+    mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=65536k")
+    for name, handle in devices.items():
+        target = f"/dev/{name}"
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o666))
+        mount(handle, target, None, MS_BIND)
+        # The bind keeps the host's device mount's flags (device files may be opened);
+        # it gets nosuid and noexec, as the rest of /dev.
+        mount(None, target, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC)
     for name, target in (
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -263,6 +308,8 @@ def drop_capabilities(keep: list[int]) -> None:
 def setup(config: Config) -> None:
     if config["netns"]:
         setns(config["netns"], CLONE_NEWNET)
+    if config["ipcns_fd"] is not None:
+        setns_fd(config["ipcns_fd"], CLONE_NEWIPC, "of the pod's IPC namespace")
     unshare(CLONE_NEWNS | CLONE_NEWUTS)
     # Nothing mounted from now on may propagate back to the host.
     mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -274,10 +321,14 @@ def setup(config: Config) -> None:
         for entry in config["shadow"]
     ]
     kept_in_tmp = [(kept, open_path(kept)) for kept in config.get("keep_in_tmp", [])]
+    devices = {name: open_path(f"/dev/{name}") for name in DEVICES}
+    privileged = config["privileged"]
     if config["readonly_root"]:
-        make_root_readonly()
-    make_dev()
+        make_root_readonly(privileged)
+    make_dev(devices)
     targets = {m["target"] for m in config["mounts"]}
+    if PRIVATE_RUN not in targets and os.path.isdir(PRIVATE_RUN):
+        mount("tmpfs", PRIVATE_RUN, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755")
     if config["private_tmp"]:
         for tmp in ("/tmp", "/var/tmp"):
             if tmp not in targets and os.path.isdir(tmp):
@@ -291,6 +342,8 @@ def setup(config: Config) -> None:
         apply_shadow(path, keep)
     for m, source in zip(config["mounts"], sources, strict=True):
         apply_mount(m, source)
+    # Last: the mounts above name their sources through /proc/self/fd.
+    make_proc(config["pid_namespace"], privileged)
 
 
 def drop_privileges(config: Config) -> None:
@@ -303,7 +356,51 @@ def drop_privileges(config: Config) -> None:
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
+# What the pause becomes once the namespaces are made: pid 1 of the pod, reaping orphans
+# and ignoring signals, in a Python that has not loaded ctypes (half the memory).
+REAPER = """
+import os, signal
+def reap(*_):
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+signal.signal(signal.SIGCHLD, reap)
+reap()
+while True:
+    signal.pause()
+"""
+PAUSE_NAME = "torchyard-pause"
+
+
+def pause(netns: str | None, new_ipc: bool, status: int) -> None:
+    """The pod's pause process: joins the pod's network namespace (so that tearing the
+    network down ends it), makes the pod's IPC namespace, then execs the reaper: pid 1
+    of the pod's PID namespace until it is killed, which ends every process of the pod."""
+    if netns:
+        setns(netns, CLONE_NEWNET)
+    if new_ipc:
+        unshare(CLONE_NEWIPC)
+    os.chdir("/")
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)  # kept across exec
+    os.write(status, b"ready\n")
+    os.close(status)
+    os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", REAPER, PAUSE_NAME])
+
+
 def main(argv: list[str]) -> int:
+    if argv[1] == "--pause":
+        status = int(argv[4])
+        try:
+            pause(None if argv[2] == "-" else argv[2], argv[3] == "1", status)
+        except (ShimError, OSError) as error:
+            os.write(status, f"error {error}\n".encode())
+            return 128
+        return 0
     with open(argv[1]) as f:
         config: Config = json.load(f)
     status = config["status_fd"]

@@ -208,12 +208,34 @@ def _host_path(source: Mapping[str, Any]) -> str:
 
 
 def _own(path: Path, gid: int, tree: bool) -> None:
-    """fsGroup: group-own the volume and let the group write, as the kubelet does."""
+    """fsGroup: group-own the volume and let the group write, as the kubelet does
+    (directories setgid, so that new files keep the group)."""
     targets = [path, *(path.rglob("*") if tree else ())]
     for target in targets:
+        if target.is_symlink():
+            continue
         os.chown(target, -1, gid, follow_symlinks=False)
-        if target.is_dir() and not target.is_symlink():
-            os.chmod(target, os.stat(target).st_mode | 0o2070)
+        extra = 0o2070 if target.is_dir() else 0o060
+        os.chmod(target, os.stat(target).st_mode | extra)
+
+
+def claim_owner(path: Path, pod: Mapping[str, Any], claims_root: Path | None) -> None:
+    """Give a claim's directory to the pod that mounts it: group-owned by its fsGroup
+    (the whole tree, unless the top already is: the kubelet's OnRootMismatch), or else
+    owned by its runAsUser while root still owns it. A pod with neither gets it as it
+    is: a claim is never writable by every user of the node. Only the agent's own
+    claims (under `claims_root`): a PersistentVolume an administrator pointed at some
+    other directory of the node keeps its owners, as the kubelet leaves hostPath alone."""
+    if claims_root is None or claims_root.resolve() not in path.resolve().parents:
+        return
+    security = (pod.get("spec") or {}).get("securityContext") or {}
+    if security.get("fsGroup") is not None:
+        gid = int(security["fsGroup"])
+        st = os.stat(path)
+        if st.st_gid != gid or st.st_mode & 0o2070 != 0o2070:
+            _own(path, gid, tree=True)
+    elif security.get("runAsUser") not in (None, 0) and os.stat(path).st_uid == 0:
+        os.chown(path, int(security["runAsUser"]), -1)
 
 
 async def materialize(
@@ -222,6 +244,7 @@ async def materialize(
     pod_dir: Path,
     facts: PodFacts,
     existing: Mapping[str, Volume] | None = None,
+    claims_root: Path | None = None,
 ) -> dict[str, Volume]:
     """Set up (or refresh) every volume of the pod; name -> where it is on the node."""
     spec = pod["spec"]
@@ -271,10 +294,13 @@ async def materialize(
             out[name] = Volume(_host_path(src))
         elif kind == "persistentVolumeClaim":
             path = await _claim_path(fetcher, namespace, src["claimName"])
+            claim_owner(Path(path), pod, claims_root)
             out[name] = Volume(path, readonly=bool(src.get("readOnly")))
         else:  # ephemeral: the ephemeral-volume controller names the claim pod-volume
             claim = f"{pod['metadata']['name']}-{name}"
-            out[name] = Volume(await _claim_path(fetcher, namespace, claim))
+            path = await _claim_path(fetcher, namespace, claim)
+            claim_owner(Path(path), pod, claims_root)
+            out[name] = Volume(path)
     return out
 
 
