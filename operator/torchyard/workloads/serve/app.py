@@ -31,7 +31,13 @@ async def serve(config: ServeConfig, stop: asyncio.Event) -> int:
     """Serve the model of `config` until `stop` is set; return the exit code."""
     server = ModelServer(config)
     runner = web.AppRunner(
-        server.application(), access_log=None, shutdown_timeout=config.drain_timeout_s
+        server.application(),
+        access_log=None,
+        shutdown_timeout=config.drain_timeout_s,
+        # aiohttp closes a connection that has not sent a whole request (its headers)
+        # this long after it opened or after its last answer: slow headers never hold
+        # a connection for longer (a slowloris), idle keep-alive ones neither.
+        keepalive_timeout=config.limits.header_timeout_s,
     )
     await runner.setup()
     try:
