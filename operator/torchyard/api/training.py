@@ -31,7 +31,8 @@ from torchyard.api.modelversion import RegisterAs
 ParallelismMode = Literal["data", "model", "gradient"]
 
 # Set by the operator in every training pod; a user env var of the same name would
-# silently break the rendezvous, so it is refused instead.
+# silently break the rendezvous (or widen the administrator's allowed factories), so it
+# is refused instead.
 RESERVED_ENV = (
     "MASTER_ADDR",
     "MASTER_PORT",
@@ -47,6 +48,7 @@ RESERVED_ENV = (
     "PET_MASTER_ADDR",
     "PET_MASTER_PORT",
     "TORCHYARD_SPEC",
+    "TORCHYARD_ALLOWED_FACTORIES",
 )
 
 _MODEL_NEEDS_TWO_RANKS = Cel(

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from torchyard import __version__
 from torchyard.api.modelversion import ArtifactSpec
+from torchyard.factories import FactoryNotAllowed
 from torchyard.storage import DigestMismatch, StorageError, fetch, verify
 from torchyard.workloads.report import PERMANENT
 from torchyard.workloads.serve.batching import Batcher, InferenceError
@@ -264,6 +265,8 @@ def _load(artifact: ArtifactSpec) -> tuple[Runner, Signature]:
     _fit_threads_to_cpu_limit()
     try:
         runner = load_runner(path, artifact)
+    except FactoryNotAllowed as error:
+        raise LoadFailure(error.reason, str(error), PERMANENT) from None
     except Exception as error:
         raise LoadFailure("ModelLoadError", f"{type(error).__name__}: {error}", PERMANENT) from None
     try:
