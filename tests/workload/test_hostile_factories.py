@@ -167,6 +167,7 @@ TAMPERED = [
     ("transform-module", lambda m: m.update(transforms=[{"name": "os.system"}]), "unknown"),
     ("transform-not-str", lambda m: m.update(transforms=[{"name": ["x"]}]), "unknown"),
     ("transforms-not-list", lambda m: m.update(transforms="prune_units"), "transforms"),
+    ("transform-params", lambda m: m.update(transforms=[{"name": "prune_units"}]), "replayed"),
     ("kwargs-not-object", lambda m: m["base"].update(kwargs=[1, 2]), "kwargs"),
     ("base-not-object", lambda m: m.update(base="os:system"), "base"),
     ("no-base", lambda m: m.pop("base"), "base"),

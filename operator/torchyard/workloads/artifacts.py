@@ -108,7 +108,13 @@ def load_artifact(path: Path) -> nn.Module:
     model = _build_base(path, base)
     for step in _transform_steps(path, manifest.get("transforms", [])):
         params = {k: v for k, v in step.items() if k != "name"}
-        model = TRANSFORMS[step["name"]](model, params)
+        try:
+            model = TRANSFORMS[step["name"]](model, params)
+        except Exception as error:  # the manifest's parameters, not a passing fault
+            raise ModelLoadError(
+                f"{path}: transform {step['name']!r} cannot be replayed: "
+                f"{type(error).__name__}: {error}"
+            ) from None
     state = load_file(str(path / WEIGHTS))
     _load_tensors(model, state)
     return model.eval()
