@@ -113,6 +113,13 @@ class Server:
             self.rss.append(rss_mib(self.process.pid))
             time.sleep(0.1)
 
+    def counters(self) -> Any:
+        from torchyard.rollout.analysis import Counters
+
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return Counters.parse(response.read().decode())
+
     def window(self) -> int:
         return len(self.rss)
 
@@ -259,7 +266,7 @@ def _malformed_bodies(rng: random.Random) -> list[bytes]:
     shape = json.dumps({"inputs": [{**tensor["inputs"][0], "shape": [1, 5]}]})
     return [
         bytes(mutated),
-        bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4096))),
+        rng.randbytes(rng.randrange(1, 4096)),
         b"[" * 100_000,
         b'{"parameters": ' + b'{"a": ' * 50_000,
         valid.replace(b"[", b"[NaN, ", 1),
@@ -287,7 +294,7 @@ async def malformed(port: int, stop: float, seen: Counter[str]) -> None:
             # Not HTTP at all.
             try:
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.write(bytes(rng.randrange(256) for _ in range(512)))
+                writer.write(rng.randbytes(512))
                 await writer.drain()
                 writer.close()
                 seen["garbage connection"] += 1
@@ -345,6 +352,9 @@ class Phase:
     normal: Normal
     peak_rss_mib: float
     abuse: dict[str, dict[str, int]]
+    analysed: Any
+    """What the rollout analysis reads of the phase (torchyard.rollout.analysis.Counters):
+    requests less the client's mistakes, 5xx, and the server's latency histogram."""
 
     def cells(self) -> list[str]:
         ordered = sorted(self.normal.latencies)
@@ -358,6 +368,17 @@ class Phase:
             f"{max(ordered) * 1000:.0f}",
             ", ".join(f"{k}: {v}" for k, v in sorted(others.items(), key=str)) or "none",
             f"{self.peak_rss_mib:.0f}",
+            *self._analysis(),
+        ]
+
+    def _analysis(self) -> list[str]:
+        from torchyard.rollout.analysis import quantile
+
+        p99 = quantile(0.99, self.analysed.latency_buckets)
+        return [
+            f"{self.analysed.requests:.0f}",
+            f"{self.analysed.server_errors:.0f}",
+            "-" if p99 is None else f"{p99 * 1000:.1f}",
         ]
 
 
@@ -374,16 +395,29 @@ def run_phase(name: str, server: Server, kinds: tuple[str, ...], args: argparse.
         process.start()
     time.sleep(lead)
     start = server.window()
+    before = server.counters()
     normal = asyncio.run(normal_client(server.port, args.seconds, args.rate))
+    analysed = server.counters().since(before)
     peak = server.peak_since(start)
     abuse = dict(results.get(timeout=120) for _ in abusers)
     for process in abusers:
         process.join(timeout=60)
-    return Phase(name, normal, peak, abuse)
+    return Phase(name, normal, peak, abuse, analysed)
 
 
 def print_table(phases: list[Phase]) -> None:
-    header = ["phase", "requests", "p50 ms", "p99 ms", "max ms", "not 200", "server RSS MiB"]
+    header = [
+        "phase",
+        "requests",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "not 200",
+        "server RSS MiB",
+        "analysis: requests",
+        "5xx",
+        "server p99 ms",
+    ]
     cells = [header] + [phase.cells() for phase in phases]
     widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
     for index, line in enumerate(cells):
@@ -419,6 +453,11 @@ def main() -> None:
         f"{args.seconds:g} s a phase; server RSS {idle:.0f} MiB when idle"
     )
     print_table(phases)
+    print(
+        "(the first columns are the normal client's; 'analysis' is what the rollout analysis "
+        "reads from the server's metrics over the same window: requests less the client's "
+        "4xx, 5xx, and the server's own p99 from its histogram)"
+    )
     for phase in phases[1:]:
         print(f"\n{phase.name}: what the abusers got")
         for kind, seen in phase.abuse.items():
