@@ -218,6 +218,43 @@ def test_a_byte_stream_that_is_not_http_is_refused_and_closed(server, connect):
     assert _good(server) == 200
 
 
+def _mutations(seed: int, count: int) -> Iterator[bytes]:
+    """Valid requests broken at random: flipped, inserted and deleted bytes, cut short,
+    values swapped for other JSON types."""
+    rng = random.Random(seed)
+    valid = json.dumps(infer_body(torch.zeros(2, FEATURES), id="fuzz")).encode()
+    others = [b"true", b"null", b'"x"', b"{}", b"[]", b"1e999", b"-0", b"[[[[1]]]]", b"NaN"]
+    for _ in range(count):
+        body = bytearray(valid)
+        for _ in range(rng.randrange(1, 6)):
+            where = rng.randrange(len(body))
+            match rng.randrange(5):
+                case 0:
+                    body[where] = rng.randrange(256)
+                case 1:
+                    body[where:where] = rng.randbytes(rng.randrange(1, 8))
+                case 2:
+                    del body[where : where + rng.randrange(1, 8)]
+                case 3:
+                    body = body[:where]
+                case _:
+                    body = body.replace(b"0.0", rng.choice(others), 1)
+            if not body:
+                break
+        yield bytes(body)
+
+
+def test_fuzzed_requests_get_an_answer_and_never_a_server_error(server):
+    answers = []
+    for body in _mutations(seed=2026, count=300):
+        status, response = call("POST", f"{server.model_url}/infer", body)
+        answers.append(status)
+        assert status in (200, 400, 413), (status, body, response)
+        assert status == 200 or set(response) == {"error"}
+    assert answers.count(400) > 200  # the mutations broke most requests
+    assert _good(server) == 200
+
+
 # -- models with other datatypes and outputs -------------------------------------------
 
 
