@@ -58,6 +58,14 @@ def test_a_value_out_of_range_is_refused_naming_the_variable(variable, value):
         limits_from_env({variable: value})
 
 
+def test_the_byte_budget_must_hold_one_request_of_the_largest_size():
+    environ = {"TORCHYARD_MAX_BODY_BYTES": "2048", "TORCHYARD_MAX_BUFFERED_BYTES": "1024"}
+    with pytest.raises(ValueError, match="TORCHYARD_MAX_BUFFERED_BYTES=1024 is below"):
+        limits_from_env(environ)
+    enough = {**environ, "TORCHYARD_MAX_BUFFERED_BYTES": "2048"}
+    assert limits_from_env(enough).max_buffered_bytes == 2048
+
+
 @pytest.mark.parametrize(
     ("raw", "limit", "deeper"),
     [

@@ -90,7 +90,15 @@ def limits_from_env(environ: Mapping[str, str] | None = None) -> Limits:
             kind = "an integer" if integer else "a number of seconds"
             raise ValueError(f"{ENV[field.name]}={raw!r}: expected {kind} in [{low}, {high:g}]")
         values[field.name] = int(value) if integer else value
-    return Limits(**values)  # type: ignore[arg-type]
+    limits = Limits(**values)  # type: ignore[arg-type]
+    if limits.max_buffered_bytes < limits.max_body_bytes:
+        # Else a request of allowed size would always be refused as overload.
+        raise ValueError(
+            f"{ENV['max_buffered_bytes']}={limits.max_buffered_bytes} is below "
+            f"{ENV['max_body_bytes']}={limits.max_body_bytes}: the server could never hold "
+            "one request of the largest size"
+        )
+    return limits
 
 
 # A JSON string (escapes included), unrolled so that matching is linear.
