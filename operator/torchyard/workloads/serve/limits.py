@@ -115,7 +115,7 @@ def too_deep(raw: bytes | bytearray, limit: int) -> bool:
     then strips the innermost pairs, all in C (a Python loop over 8 MiB would stall the
     event loop for seconds)."""
     # Depth does not care whether a level is an array or an object.
-    brackets = bytes(_STRING.sub(b"", raw)).translate(_OBJECTS_AS_ARRAYS, _NOT_BRACKETS)
+    brackets = _without_strings(raw).translate(_OBJECTS_AS_ARRAYS, _NOT_BRACKETS)
     for rounds in range(limit + 1):
         inner = _strip_innermost(brackets)
         if inner == brackets:
@@ -124,6 +124,14 @@ def too_deep(raw: bytes | bytearray, limit: int) -> bool:
             return rounds + brackets.count(b"[") > limit
         brackets = inner
     return True
+
+
+def _without_strings(raw: bytes | bytearray) -> bytes:
+    if b"\\" not in raw:
+        # No escapes: every other quote opens a string. Five times faster than the
+        # regular expression on a body of many strings.
+        return b"".join(raw.split(b'"')[::2])
+    return bytes(_STRING.sub(b"", raw))
 
 
 def _strip_innermost(brackets: bytes) -> bytes:
