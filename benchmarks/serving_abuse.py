@@ -132,6 +132,12 @@ class Server:
         return self.process.wait(timeout=60)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process (/proc/PID/stat, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -355,6 +361,9 @@ class Phase:
     analysed: Any
     """What the rollout analysis reads of the phase (torchyard.rollout.analysis.Counters):
     requests less the client's mistakes, 5xx, and the server's latency histogram."""
+    server_cpu: float
+    """The server's CPU seconds per second of the phase: well under 1 while its clients
+    wait means the machine, not the server's work, set their latency."""
 
     def cells(self) -> list[str]:
         ordered = sorted(self.normal.latencies)
@@ -368,6 +377,7 @@ class Phase:
             f"{max(ordered) * 1000:.0f}",
             ", ".join(f"{k}: {v}" for k, v in sorted(others.items(), key=str)) or "none",
             f"{self.peak_rss_mib:.0f}",
+            f"{self.server_cpu:.2f}",
             *self._analysis(),
         ]
 
@@ -396,13 +406,15 @@ def run_phase(name: str, server: Server, kinds: tuple[str, ...], args: argparse.
     time.sleep(lead)
     start = server.window()
     before = server.counters()
+    cpu, began = cpu_seconds(server.process.pid), time.monotonic()
     normal = asyncio.run(normal_client(server.port, args.seconds, args.rate))
+    cpu = (cpu_seconds(server.process.pid) - cpu) / (time.monotonic() - began)
     analysed = server.counters().since(before)
     peak = server.peak_since(start)
     abuse = dict(results.get(timeout=120) for _ in abusers)
     for process in abusers:
         process.join(timeout=60)
-    return Phase(name, normal, peak, abuse, analysed)
+    return Phase(name, normal, peak, abuse, analysed, cpu)
 
 
 def print_table(phases: list[Phase]) -> None:
@@ -414,6 +426,7 @@ def print_table(phases: list[Phase]) -> None:
         "max ms",
         "not 200",
         "server RSS MiB",
+        "server CPU",
         "analysis: requests",
         "5xx",
         "server p99 ms",
@@ -456,7 +469,8 @@ def main() -> None:
     print(
         "(the first columns are the normal client's; 'analysis' is what the rollout analysis "
         "reads from the server's metrics over the same window: requests less the client's "
-        "4xx, 5xx, and the server's own p99 from its histogram)"
+        "4xx, 5xx, and the server's own p99 from its histogram; server CPU is its CPU "
+        "seconds per second)"
     )
     for phase in phases[1:]:
         print(f"\n{phase.name}: what the abusers got")
