@@ -167,6 +167,12 @@ INVALID: tuple[Invalid, ...] = (
         "reserved-env", "TrainingJob", _set("env", [{"name": "RANK", "value": "3"}]), "spec.env"
     ),
     Invalid(
+        "allowed-factories-env",  # the administrator's list is not a tenant's to widen
+        "TrainingJob",
+        _set("env", [{"name": "TORCHYARD_ALLOWED_FACTORIES", "value": "os:*"}]),
+        "spec.env",
+    ),
+    Invalid(
         "dataset-unknown",
         "TrainingJob",
         _set("dataset.uri", "builtin://imagenet"),
@@ -228,6 +234,12 @@ INVALID: tuple[Invalid, ...] = (
         "reserved-env",
         "ModelVersion",
         _set("serving.env", [{"name": "TORCHYARD_SPEC", "value": "{}"}]),
+        "spec.serving.env[0].name",
+    ),
+    Invalid(
+        "allowed-factories-env",
+        "ModelVersion",
+        _set("serving.env", [{"name": "TORCHYARD_ALLOWED_FACTORIES", "value": "os:*"}]),
         "spec.serving.env[0].name",
     ),
     Invalid(

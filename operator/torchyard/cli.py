@@ -67,6 +67,9 @@ def _operator(args: argparse.Namespace) -> int:
 
     import torchyard.controllers  # noqa: F401  (registers the handlers)
 
+    if not _configure_factories(args.allowed_factories):
+        return 2
+
     kopf.configure(
         verbose=args.verbose,
         log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL,
@@ -92,6 +95,24 @@ def _operator(args: argparse.Namespace) -> int:
         **peering_options(args.peering, args.priority),
     )
     return 0
+
+
+def _configure_factories(flag: str | None) -> bool:
+    """--allowed-factories (else $TORCHYARD_ALLOWED_FACTORIES) checked, and made the
+    operator's environment, which admission and the pod builders read; False when it is
+    not a valid list (the operator then refuses to start, saying why)."""
+    import os
+
+    from torchyard.factories import ALLOWED_FACTORIES_ENV, parse_allowed
+
+    raw = flag if flag is not None else os.environ.get(ALLOWED_FACTORIES_ENV, "")
+    try:
+        allowed = parse_allowed(raw)
+    except ValueError as error:
+        print(f"torchyard operator: --allowed-factories: {error}", file=sys.stderr)
+        return False
+    os.environ[ALLOWED_FACTORIES_ENV] = ",".join(allowed)
+    return True
 
 
 def _event_loop(kind: str) -> Any:
@@ -213,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=30,
         help="seconds after which a replica that stopped renewing its peering record is "
         "taken for dead and another takes over",
+    )
+    operator.add_argument(
+        "--allowed-factories",
+        help="model factories, besides torchyard's own, that jobs and serving pods may "
+        "import and call (a spec's model.factory, an artifact's base.factory): "
+        "comma-separated 'package.module:function' or 'package.module:*' "
+        "(default: $TORCHYARD_ALLOWED_FACTORIES, else none)",
     )
     operator.set_defaults(func=_operator)
 

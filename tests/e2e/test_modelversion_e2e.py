@@ -19,6 +19,7 @@ from tests.cluster.torchyard import (
     wait_until,
 )
 from tests.e2e.conftest import python_pod
+from torchyard.storage import describe
 from torchyard.workloads.artifacts import save_artifact
 from torchyard.workloads.models import mlp
 
@@ -158,6 +159,31 @@ def test_digest_mismatch_is_never_served_and_v1_keeps_serving(
     assert verified["status"] == "False" and verified["reason"] == "DigestMismatch"
     assert status.get("readyReplicas", 0) == 0
     assert _status(cluster, namespace, "digits-v1")["phase"] == "Serving"
+
+
+def test_an_artifact_naming_a_foreign_factory_is_never_served_and_v1_keeps_serving(
+    cluster, namespace, operator, artifacts, root
+):
+    # Published with a correct digest: its manifest names code to run at load.
+    hostile = root / "hostile"
+    save_artifact(f"file://{hostile}", mlp(), base={"factory": FACTORY, "kwargs": {}})
+    manifest = hostile / "manifest.json"
+    content = json.loads(manifest.read_text())
+    content["base"] = {"factory": "os:system", "kwargs": {"command": "id"}}
+    manifest.write_text(json.dumps(content))
+    for path in [hostile, *hostile.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    _apply(cluster, namespace, _version("1", artifacts["1"]))
+    _wait_ready(cluster, namespace, "digits-v1")
+    _apply(cluster, namespace, _version("2", describe(f"file://{hostile}")))
+    status = _wait_phase(cluster, namespace, "digits-v2", "Failed")
+    healthy = _condition(status, "Healthy")
+    assert healthy["status"] == "False" and healthy["reason"] == "FactoryNotAllowed"
+    assert "'os:system'" in healthy["message"] and "--allowed-factories" in healthy["message"]
+    assert status.get("readyReplicas", 0) == 0
+    assert _events(cluster, namespace, "digits-v2", "FactoryNotAllowed")
+    v1 = _status(cluster, namespace, "digits-v1")
+    assert v1["phase"] == "Serving" and v1["weight"] == 100
 
 
 def test_promote_then_roll_back_the_serving_version(cluster, namespace, operator, artifacts):

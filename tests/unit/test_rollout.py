@@ -323,12 +323,13 @@ def test_measure_sums_pod_windows_counts_only_server_errors_and_survives_restart
         "pod-b": Counters.parse(_scrape(50, 0, 0, 50, 0)),
     }
     after = {
-        "pod-a": Counters.parse(_scrape(300, 3, 50, 290, 10)),  # +200, 2 server errors
+        # +200, 45 of them the client's mistakes (4xx: left out), 2 server errors
+        "pod-a": Counters.parse(_scrape(300, 3, 50, 290, 10)),
         "pod-b": Counters.parse(_scrape(20, 1, 0, 20, 0)),  # restarted: all 20 are new
         "pod-c": Counters.parse(_scrape(80, 0, 0, 80, 0)),  # started in the window
     }
     window = measure(before, after)
-    assert (window.requests, window.errors) == (300, 3)
+    assert (window.requests, window.errors) == (255, 3)
     # 10 of 300 are slow (10-100 ms): the 99th percentile is in that bucket.
     assert window.p99_latency_ms is not None
     assert 10.0 < window.p99_latency_ms <= 100.0

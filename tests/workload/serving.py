@@ -158,7 +158,16 @@ class RunningServer:
     def _run(self) -> None:
         from torchyard.workloads.serve.app import serve
 
-        self.exit_code = self._loop.run_until_complete(serve(self.config, self._stop))
+        try:
+            self.exit_code = self._loop.run_until_complete(serve(self.config, self._stop))
+        finally:
+            # As asyncio.run does: connections still lingering (reading the rest of a
+            # refused body) end with the loop, not after it.
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
     def __enter__(self) -> RunningServer:
         self._thread.start()

@@ -143,6 +143,7 @@ def test_a_missing_model_fails_permanently_before_any_work(tmp_path):
         ({"prune": {"sparsity": 1.5}}, "InvalidSpec", "spec.prune.sparsity"),
         ({"model": {"format": "torchscript"}}, "UnsupportedModel", "TorchScript"),
         ({"model": {"digest": "sha256:" + "0" * 64}}, "DigestMismatch", "digest"),
+        ({"model": {"factory": "os:system"}}, "FactoryNotAllowed", "'os:system'"),
         (
             {"evaluation": {"dataset": {"uri": "file:///no/such/data.pt"}}},
             "DatasetUnavailable",

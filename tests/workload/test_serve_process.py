@@ -61,6 +61,7 @@ def test_a_digest_mismatch_is_refused_before_loading_and_never_served(tmp_path, 
         ("TORCHYARD_SPEC", '{"model": "digits"}', "spec.version"),
         ("TORCHYARD_PORT", "http", "TORCHYARD_PORT"),
         ("TORCHYARD_FAULT_RATE", "2", "TORCHYARD_FAULT_RATE"),
+        ("TORCHYARD_MAX_QUEUE", "0", "TORCHYARD_MAX_QUEUE"),
     ],
 )
 def test_bad_configuration_is_a_permanent_failure(tmp_path, monkeypatch, variable, value, words):

@@ -143,9 +143,11 @@ def test_metrics_count_requests_errors_latency_and_batches(server):
         assert f"{family}{{" in exposition
     assert 'code="400"' in exposition
     window = Counters.parse(exposition).since(before)
-    # What the rollout analysis reads: 5 requests, none of them the server's fault.
-    assert (window.requests, window.server_errors) == (5, 0)
-    assert window.latency_buckets[-1][1] == 5
+    # What the rollout analysis reads: the 4 requests the version answered, none of them
+    # a server fault; the client's mistake is neither a request nor an error there, and
+    # its latency is not the version's.
+    assert (window.requests, window.server_errors) == (4, 0)
+    assert window.latency_buckets[-1][1] == 4
 
 
 def test_every_answer_names_the_version_that_gave_it(server):

@@ -135,8 +135,14 @@ class BatchingSpec(ApiModel):
     """Longest a request waits for others to fill a batch."""
 
 
-RESERVED_ENV = ("TORCHYARD_SPEC", "TORCHYARD_PVC_ROOT", "TORCHYARD_PORT")
-"""Variables the operator sets on serving pods; a user's value would break them."""
+RESERVED_ENV = (
+    "TORCHYARD_SPEC",
+    "TORCHYARD_PVC_ROOT",
+    "TORCHYARD_PORT",
+    "TORCHYARD_ALLOWED_FACTORIES",
+)
+"""Variables the operator sets on serving pods; a user's value would break them (or widen
+the administrator's allowed factories)."""
 _NOT_RESERVED = Cel(
     rule="!(self.name in " + str(list(RESERVED_ENV)) + ")",
     message="name is reserved: the operator sets "

@@ -34,7 +34,8 @@ from torchyard.api.modelversion import RegisterAs
 ParallelismMode = Literal["data", "model", "gradient"]
 
 # Set by the operator in every training pod; a user env var of the same name would
-# silently break the rendezvous, so it is refused instead.
+# silently break the rendezvous (or widen the administrator's allowed factories), so it
+# is refused instead.
 RESERVED_ENV = (
     "MASTER_ADDR",
     "MASTER_PORT",
@@ -52,6 +53,7 @@ RESERVED_ENV = (
     "TORCHYARD_SPEC",
     "TORCHYARD_JOB",
     "TORCHYARD_JOB_UID",
+    "TORCHYARD_ALLOWED_FACTORIES",
 )
 
 _MODEL_NEEDS_TWO_RANKS = Cel(

@@ -22,6 +22,7 @@ from torchyard.conditions import find_condition, set_condition
 from torchyard.controllers import client, objects
 from torchyard.controllers.children import changed_fields
 from torchyard.controllers.queue import Stale
+from torchyard.factories import allowed_factories
 from torchyard.lineage import Producer, find_producer
 from torchyard.metrics import reconciling
 from torchyard.refusals import FAILED_CREATE, Backoff, on_status
@@ -69,7 +70,7 @@ async def _read(
         return None
     status = dict(body.get("status") or {})
     generation = int(body["metadata"]["generation"])
-    verdict = admit(kind, body.get("spec") or {}, status, generation, now())
+    verdict = admit(kind, body.get("spec") or {}, status, generation, now(), allowed_factories())
     accepted = find_condition(verdict.status_patch["conditions"], ACCEPTED) or {}
     valid = accepted.get("status") == "True"
     return Admitted(body, status, dict(verdict.status_patch), list(verdict.events), valid)

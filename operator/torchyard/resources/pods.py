@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from torchyard import factories
 from torchyard.api.base import GROUP, ResourceRequirements
 from torchyard.images import worker_image
 from torchyard.resources.storage_access import StorageAccess, env_entries
@@ -68,6 +69,7 @@ def worker_pod(
     The workload writes its result as JSON to the termination message; with
     FallbackToLogsOnError a crash still reports the tail of its log. Without `image`, the
     operator's $TORCHYARD_WORKER_IMAGE or the default worker image (torchyard.images).
+    Every pod gets the operator's allowed factories (torchyard.factories.pod_env).
     `access` adds the object storage settings and the ServiceAccount (storage_access).
     """
     access = access or StorageAccess()
@@ -77,7 +79,8 @@ def worker_pod(
         "imagePullPolicy": "IfNotPresent",
         "command": ["torchyard"],
         "args": list(args),
-        "env": env_entries(env or {}, access),
+        # The operator's list of allowed factories wins over a variable of the same name.
+        "env": env_entries({**(env or {}), **factories.pod_env()}, access),
         "securityContext": container_security_context(),
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",

@@ -7,6 +7,13 @@ scrapes every pod of the candidate at the start and at the end of an analysis wi
 
 No data is never a pass: a window with fewer requests than `minRequestCount` (or none at
 all, or metrics that could not be read) is Inconclusive (Flagger #883, #1581).
+
+The analysis judges the version by the requests it was responsible for: a request refused
+as the client's mistake (4xx: oversized, malformed, wrong types) is neither an error nor
+a request here, so bad clients can neither roll back a healthy candidate nor dilute a
+failing one's error rate. Overload (503 with Retry-After: the version could not take
+the request) is a server error, like every 5xx: the analysis cannot tell a flood from a
+version too slow for its share of the traffic, and rolling back is the safe side.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ class Counters:
     """The cumulative serving counters of one pod (or a sum or difference of them)."""
 
     requests: float = 0.0
+    """Requests answered, less those refused as the client's mistake (4xx)."""
     server_errors: float = 0.0
     """Requests answered 5xx: the server's fault. 4xx are the client's and not counted."""
     latency_buckets: tuple[tuple[float, float], ...] = field(default=())
@@ -57,7 +65,7 @@ class Counters:
     @classmethod
     def parse(cls, text: str) -> Counters:
         """Read the Prometheus text exposition of a serving pod's /metrics."""
-        requests = errors = 0.0
+        requests = errors = client_errors = 0.0
         buckets: dict[float, float] = {}
         for line in text.splitlines():
             match = _SAMPLE.match(line)
@@ -70,10 +78,12 @@ class Counters:
                 requests += value
             elif name == ERRORS and labels.get("code", "").startswith("5"):
                 errors += value
+            elif name == ERRORS and labels.get("code", "").startswith("4"):
+                client_errors += value
             elif name == f"{LATENCY}_bucket" and "le" in labels:
                 bound = float(labels["le"])
                 buckets[bound] = buckets.get(bound, 0.0) + value
-        return cls(requests, errors, tuple(sorted(buckets.items())))
+        return cls(requests - client_errors, errors, tuple(sorted(buckets.items())))
 
     def __add__(self, other: Counters) -> Counters:
         return Counters(

@@ -17,6 +17,12 @@ Loading builds the base model (untrained: its weights come from weights.safetens
 replays each transform in order so the module structure matches, then loads the
 state_dict. Transforms register themselves in TRANSFORMS; a transform must accept a
 module with random weights and produce the same structure as when it ran for real.
+
+A manifest is data that names code, and whoever can write the store writes it: its
+factory must be one torchyard.factories allows (FactoryNotAllowed otherwise, before
+anything is imported), its transforms are looked up by name in TRANSFORMS (nothing is
+imported by a manifest's say), and a Hugging Face base must lie inside the artifact,
+whose digest covers it (no `../`).
 """
 
 from __future__ import annotations
@@ -114,24 +120,30 @@ def load_artifact(path: Path) -> nn.Module:
     """Rebuild the model an artifact describes and load its weights."""
     from safetensors.torch import load_file
 
-    manifest = read_manifest(path)
-    if manifest.get("format") != FORMAT:
+    try:
+        manifest = read_manifest(path)
+    except (ValueError, RecursionError) as error:
+        raise ModelLoadError(f"{path}: manifest.json is not readable JSON: {error}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ModelLoadError(
             f"{path}: not a torchyard artifact (no manifest.json of format torchyard)"
         )
-    if manifest.get("formatVersion", 0) > FORMAT_VERSION:
-        raise ModelLoadError(
-            f"{path}: artifact format {manifest['formatVersion']} is newer than this worker"
-        )
-    model = _build_base(path, manifest["base"])
-    for step in manifest.get("transforms", []):
+    version = manifest.get("formatVersion", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelLoadError(f"{path}: artifact format {version!r} is newer than this worker")
+    base = manifest.get("base")
+    if not isinstance(base, dict):
+        raise ModelLoadError(f"{path}: manifest.json has no base object")
+    model = _build_base(path, base)
+    for step in _transform_steps(path, manifest.get("transforms", [])):
         params = {k: v for k, v in step.items() if k != "name"}
-        if step["name"] not in TRANSFORMS:
-            _import_transform_modules()
         try:
             model = TRANSFORMS[step["name"]](model, params)
-        except KeyError:
-            raise ModelLoadError(f"{path}: unknown transform {step['name']!r}") from None
+        except Exception as error:  # the manifest's parameters, not a passing fault
+            raise ModelLoadError(
+                f"{path}: transform {step['name']!r} cannot be replayed: "
+                f"{type(error).__name__}: {error}"
+            ) from None
     state = load_file(str(path / WEIGHTS))
     _load_tensors(model, state)
     return model.eval()
@@ -143,13 +155,47 @@ def manifest_json(path: Path) -> str:
 
 def _build_base(path: Path, base: dict[str, Any]) -> nn.Module:
     if "factory" in base:
-        return build(base["factory"], base.get("kwargs"))
+        # The factory is checked (torchyard.factories) before its module is imported.
+        kwargs = base.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise ModelLoadError(f"{path}: manifest base.kwargs must be an object")
+        return build(str(base["factory"]), kwargs)
     if "huggingface" in base:
         from transformers import AutoConfig, AutoModel
 
-        config = AutoConfig.from_pretrained(str(path / base["huggingface"]), local_files_only=True)
+        # Never trust_remote_code: a config's auto_map would run the artifact's code.
+        config = AutoConfig.from_pretrained(str(base_files(path, base)), local_files_only=True)
         return AutoModel.from_config(config)
     raise ModelLoadError(f"{path}: manifest base must name a factory or a huggingface config")
+
+
+def base_files(path: Path, base: dict[str, Any]) -> Path:
+    """The Hugging Face base's directory (config, tokenizer), which must lie inside the
+    artifact: its digest covers nothing outside."""
+    name = base.get("huggingface")
+    inside = path.resolve()
+    found = (path / name).resolve() if isinstance(name, str) and name else None
+    if found is None or not found.is_relative_to(inside) or found == inside:
+        raise ModelLoadError(
+            f"{path}: manifest base.huggingface must name a directory inside the artifact, "
+            f"not {name!r}"
+        )
+    return found
+
+
+def _transform_steps(path: Path, steps: Any) -> list[dict[str, Any]]:
+    """The manifest's transforms, each a registered one: a name only looks one up in
+    TRANSFORMS (torchyard's own modules register them), it never imports anything."""
+    if not isinstance(steps, list) or not all(isinstance(step, dict) for step in steps):
+        raise ModelLoadError(f"{path}: manifest transforms must be a list of objects")
+    for step in steps:
+        name = step.get("name")
+        if isinstance(name, str) and name not in TRANSFORMS:
+            _import_transform_modules()
+        if not isinstance(name, str) or name not in TRANSFORMS:
+            known = ", ".join(sorted(TRANSFORMS))
+            raise ModelLoadError(f"{path}: unknown transform {name!r}; known: {known}")
+    return steps
 
 
 def state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -192,7 +238,8 @@ def _copy_config(source: Path, target: Path) -> None:
 
 
 def _import_transform_modules() -> None:
-    """Transforms live with the workloads that apply them; import those on demand."""
+    """Transforms live with the workloads that apply them; import those on demand (a
+    fixed list of torchyard's modules, whatever the manifest says)."""
     import importlib
 
     for module in ("torchyard.workloads.compress",):

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from torchyard.api.common import ModelSource
+from torchyard.factories import allowed_factories, check_factory
 from torchyard.storage import StorageError, fetch, verify
 
 
@@ -65,7 +66,13 @@ def lstm_classifier(
 
 
 def resolve_factory(factory: str) -> Any:
-    """'package.module:function' -> the function."""
+    """'package.module:function' -> the function; raises FactoryNotAllowed, before its
+    module is imported, unless torchyard.factories allows it."""
+    try:
+        allowed = allowed_factories()
+    except ValueError as error:
+        raise ModelLoadError(str(error)) from None
+    check_factory(factory, allowed)
     module_name, _, attribute = factory.partition(":")
     try:
         return getattr(importlib.import_module(module_name), attribute)
@@ -74,7 +81,14 @@ def resolve_factory(factory: str) -> Any:
 
 
 def build(factory: str, kwargs: dict[str, Any] | None = None) -> nn.Module:
-    model = resolve_factory(factory)(**(kwargs or {}))
+    function = resolve_factory(factory)
+    try:
+        model = function(**(kwargs or {}))
+    except Exception as error:  # the factory's own failure: retrying will not help
+        raise ModelLoadError(
+            f"factory {factory!r} failed with kwargs {kwargs or {}}: {type(error).__name__}: "
+            f"{error}"
+        ) from None
     if not isinstance(model, nn.Module):
         raise ModelLoadError(f"factory {factory!r} returned {type(model).__name__}, not a Module")
     return model

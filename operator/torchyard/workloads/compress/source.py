@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 
 from torchyard.api.common import ModelSource
+from torchyard.factories import FactoryNotAllowed
 from torchyard.storage import (
     DigestMismatch,
     StorageError,
@@ -17,7 +18,7 @@ from torchyard.storage import (
     read_manifest,
     verify,
 )
-from torchyard.workloads.artifacts import BASE_DIR, load_artifact
+from torchyard.workloads.artifacts import BASE_DIR, base_files, load_artifact
 from torchyard.workloads.models import ModelLoadError, load_path
 from torchyard.workloads.report import PermanentError
 
@@ -57,6 +58,8 @@ def open_source(source: ModelSource) -> Source:
     path = locate(source)
     try:
         opened = _open(path, source)
+    except FactoryNotAllowed as error:
+        raise PermanentError(error.reason, str(error)) from None
     except ModelLoadError as error:
         raise PermanentError("InvalidModel", str(error)) from None
     opened.model.eval()  # a factory's module starts in training mode (dropout, batch norm)
@@ -81,7 +84,7 @@ def _open(path: Path, source: ModelSource) -> Source:
         manifest = read_manifest(path)
         model = load_artifact(path)
         base = manifest["base"]
-        files = path / base["huggingface"] if "huggingface" in base else None
+        files = base_files(path, base) if "huggingface" in base else None
         return Source(model, base, list(manifest.get("transforms", [])), files)
     model = load_path(path, source.format, source.factory)
     return Source(model, {"factory": source.factory})

@@ -5,9 +5,10 @@
 reads TORCHYARD_SPEC (the ModelVersion's spec as JSON), TORCHYARD_PORT (8080) and
 TORCHYARD_HOST (0.0.0.0); TORCHYARD_FAULT_RATE is a test hook (faults.py).
 
-Modules, one job each: config (environment), protocol (OIP v2 types), runner (the model),
-batching (dynamic batching), metrics (Prometheus), faults (test hook), server (HTTP
-routes and the model's life), app (the process: signals, drain, exit code).
+Modules, one job each: config (environment), limits (what a request may be), body
+(reading one under the limits), protocol (OIP v2 types), runner (the model), batching
+(dynamic batching), metrics (Prometheus), faults (test hook), server (HTTP routes and
+the model's life), app (the process: signals, drain, exit code).
 """
 
 from __future__ import annotations

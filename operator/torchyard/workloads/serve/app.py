@@ -4,8 +4,9 @@ It listens at once so that liveness probes pass while a large model loads; it is
 (/v2/health/ready) only once the digest matched, the model loaded and a warm-up pass
 succeeded. SIGTERM stops it taking connections, lets in-flight requests finish (up to
 the drain timeout) and exits 0. A model that cannot be served ends the process with the
-reason in the termination message (DigestMismatch, ModelLoadError, WarmupFailed: exit 3;
-ArtifactNotFound: exit 1, worth a restart), so the operator can say why.
+reason in the termination message (DigestMismatch, FactoryNotAllowed, ModelLoadError,
+WarmupFailed: exit 3; ArtifactNotFound: exit 1, worth a restart), so the operator can say
+why.
 TORCHYARD_DRAIN_DELAY_SECONDS keeps it answering (while not ready) for that long after
 SIGTERM, so requests already routed to it are not refused.
 """
@@ -31,7 +32,13 @@ async def serve(config: ServeConfig, stop: asyncio.Event) -> int:
     """Serve the model of `config` until `stop` is set; return the exit code."""
     server = ModelServer(config)
     runner = web.AppRunner(
-        server.application(), access_log=None, shutdown_timeout=config.drain_timeout_s
+        server.application(),
+        access_log=None,
+        shutdown_timeout=config.drain_timeout_s,
+        # aiohttp closes a connection that has not sent a whole request (its headers)
+        # this long after it opened or after its last answer: slow headers never hold
+        # a connection for longer (a slowloris), idle keep-alive ones neither.
+        keepalive_timeout=config.limits.header_timeout_s,
     )
     await runner.setup()
     try:

@@ -5,6 +5,8 @@ concatenated along dimension 0, run once, and the outputs are split back by each
 request's row count. While a forward pass runs, new requests queue up and form the next
 batch, so under load batches fill even with a delay of 0. Forward passes run one at a
 time on a worker thread, so the event loop keeps answering health checks and metrics.
+At most `max_queue` requests wait for a pass: the server refuses more (overload) rather
+than let latency and memory grow without bound.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Batcher:
         *,
         max_batch_size: int,
         max_queue_delay_s: float,
+        max_queue: int = 0,
         on_batch: Callable[[int], None] = lambda size: None,
     ) -> None:
         self._forward = forward
@@ -56,7 +59,8 @@ class Batcher:
         self._max_batch_size = max_batch_size
         self._max_queue_delay_s = max_queue_delay_s
         self._on_batch = on_batch
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        # 0: unbounded (asyncio's convention).
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=max_queue)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -69,10 +73,16 @@ class Batcher:
         while not self._queue.empty():
             self._queue.get_nowait().future.cancel()
 
+    @property
+    def full(self) -> bool:
+        """Whether the queue has no room for another request now."""
+        return self._queue.full()
+
     async def infer(self, inputs: Mapping[str, Column], rows: int) -> dict[str, Column]:
-        """The outputs for one request's rows, computed in some batch."""
+        """The outputs for one request's rows, computed in some batch; raises
+        asyncio.QueueFull at once when `full`."""
         future: asyncio.Future[dict[str, Column]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(inputs, rows, future))
+        self._queue.put_nowait(_Pending(inputs, rows, future))
         return await future
 
     async def _loop(self) -> None:

@@ -8,13 +8,14 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchyard.api.modelversion import ModelVersionSpec
 from torchyard.validation import InvalidSpec, parse_spec
 from torchyard.workloads.report import PermanentError, read_spec
 from torchyard.workloads.serve.faults import FAULT_RATE_ENV
+from torchyard.workloads.serve.limits import Limits, limits_from_env
 
 PORT_ENV = "TORCHYARD_PORT"
 HOST_ENV = "TORCHYARD_HOST"
@@ -38,12 +39,14 @@ class ServeConfig:
     sent in that gap would otherwise be refused (the preStop-sleep pattern, built in)."""
     drain_timeout_s: float = DRAIN_TIMEOUT_S
     """How long in-flight requests may take to finish once the server stops listening."""
+    limits: Limits = field(default_factory=Limits)
+    """What a request may be and how many may wait (TORCHYARD_MAX_*, limits.ENV)."""
 
 
 def load_config(argv: Sequence[str] = ()) -> ServeConfig:
     """TORCHYARD_SPEC (ModelVersionSpec JSON), TORCHYARD_PORT, TORCHYARD_HOST,
-    TORCHYARD_DRAIN_DELAY_SECONDS and TORCHYARD_FAULT_RATE; raises
-    PermanentError("InvalidSpec") naming what is wrong."""
+    TORCHYARD_DRAIN_DELAY_SECONDS, TORCHYARD_FAULT_RATE and the limits (limits.ENV);
+    raises PermanentError("InvalidSpec") naming what is wrong."""
     parser = argparse.ArgumentParser(prog="torchyard workload serve")
     parser.add_argument("--host", default=os.environ.get(HOST_ENV, DEFAULT_HOST))
     parser.add_argument("--port", default=os.environ.get(PORT_ENV, str(DEFAULT_PORT)))
@@ -52,12 +55,17 @@ def load_config(argv: Sequence[str] = ()) -> ServeConfig:
         spec = parse_spec(ModelVersionSpec, read_spec())
     except (InvalidSpec, json.JSONDecodeError) as error:
         raise PermanentError("InvalidSpec", f"TORCHYARD_SPEC: {error}") from None
+    try:
+        limits = limits_from_env()
+    except ValueError as error:
+        raise PermanentError("InvalidSpec", str(error)) from None
     return ServeConfig(
         spec=spec,
         host=args.host,
         port=int(_bounded(PORT_ENV, args.port, 0, 65535, integer=True)),
         fault_rate=_bounded(FAULT_RATE_ENV, os.environ.get(FAULT_RATE_ENV, "0"), 0, 1),
         drain_delay_s=_bounded(DRAIN_DELAY_ENV, os.environ.get(DRAIN_DELAY_ENV, "0"), 0, 300),
+        limits=limits,
     )
 
 

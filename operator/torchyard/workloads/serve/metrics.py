@@ -39,7 +39,8 @@ class ServerMetrics:
         )
         self._latency = Histogram(
             LATENCY,
-            "Inference request latency in seconds, queueing and batching included.",
+            "Inference request latency in seconds, from the request's arrival (its whole "
+            "body) to its answer, queueing and batching included.",
             labels,
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
@@ -55,9 +56,13 @@ class ServerMetrics:
             IN_FLIGHT, "Inference requests being answered.", labels, registry=self.registry
         ).labels(*self._identity)
 
-    def request(self, status: int, seconds: float) -> None:
+    def request(self, status: int, seconds: float | None) -> None:
+        """One answered request; `seconds` is None for one the model was never asked
+        about (refused as the client's mistake, or for overload): its latency says
+        nothing of the version's."""
         self._requests.inc()
-        self._latency.observe(seconds)
+        if seconds is not None:
+            self._latency.observe(seconds)
         if status >= 400:
             self._errors.labels(*self._identity, str(status)).inc()
 

@@ -3,16 +3,25 @@
 Pure of HTTP: the handlers pass parsed JSON in and get JSON-ready dicts out, and a
 ProtocolError carries the HTTP status and the message of the protocol's error object
 ({"error": "..."}).
+
+JSON has no NaN or Infinity. Requests with them are refused (the body reader refuses the
+literals, and values that overflow their datatype are refused here); a model's
+non-finite outputs are written as the strings "NaN", "Infinity" and "-Infinity", as the
+protobuf JSON mapping of the protocol's gRPC form does, never as bare tokens.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from torchyard.workloads.serve.limits import ENV, Limits
 
 BYTES = "BYTES"
 DATATYPES: dict[str, torch.dtype] = {
@@ -31,6 +40,11 @@ DATATYPES: dict[str, torch.dtype] = {
     "BF16": torch.bfloat16,  # a Triton extension; clients that know it use it
 }
 _NAMES = {dtype: name for name, dtype in DATATYPES.items()}
+TOO_LARGE = 413
+NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+dumps = functools.partial(json.dumps, allow_nan=False)
+"""JSON for responses: raises rather than write a bare NaN or Infinity."""
 
 Column = torch.Tensor | list[str]
 """One tensor of a request or response; BYTES tensors are lists of strings. Either way
@@ -43,6 +57,7 @@ class ProtocolError(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+        self.headers: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -86,8 +101,12 @@ def datatype_of(dtype: torch.dtype) -> str:
         raise TypeError(f"no Open Inference Protocol datatype for {dtype}") from None
 
 
-def parse_infer_request(body: Any, signature: Signature) -> InferRequest:
-    """Decode and check an $inference_request against the model's signature."""
+def parse_infer_request(
+    body: Any, signature: Signature, limits: Limits | None = None
+) -> InferRequest:
+    """Decode and check an $inference_request against the model's signature (and the
+    server's limits on rows and tensor values: 413 beyond them)."""
+    limits = limits or Limits()
     if not isinstance(body, Mapping):
         raise ProtocolError("the inference request must be a JSON object")
     request_id = body.get("id")
@@ -99,8 +118,10 @@ def parse_infer_request(body: Any, signature: Signature) -> InferRequest:
     expected = {spec.name: spec for spec in signature.inputs}
     inputs: dict[str, Column] = {}
     rows: set[int] = set()
+    values = 0
     for raw in raw_inputs:
-        name, column, count = _parse_input(raw, expected)
+        name, column, count = _parse_input(raw, expected, limits, values)
+        values += len(column) if isinstance(column, list) else column.numel()
         if name in inputs:
             raise ProtocolError(f"input '{name}' is given twice")
         inputs[name] = column
@@ -118,7 +139,9 @@ def parse_infer_request(body: Any, signature: Signature) -> InferRequest:
     )
 
 
-def _parse_input(raw: Any, expected: Mapping[str, TensorSpec]) -> tuple[str, Column, int]:
+def _parse_input(
+    raw: Any, expected: Mapping[str, TensorSpec], limits: Limits, values_before: int
+) -> tuple[str, Column, int]:
     if not isinstance(raw, Mapping):
         raise ProtocolError("each input must be an object with name, shape, datatype, data")
     for field in ("name", "shape", "datatype", "data"):
@@ -143,6 +166,8 @@ def _parse_input(raw: Any, expected: Mapping[str, TensorSpec]) -> tuple[str, Col
         )
     if not shape or shape[0] < 1:
         raise ProtocolError(f"input '{name}': dimension 0 (the batch) must be at least 1")
+    # Before any value is decoded: the shape says what decoding would cost.
+    _check_size(name, shape, values_before, limits)
     if not isinstance(data, list):
         raise ProtocolError(f"input '{name}': data must be a JSON array")
     column = _strings(name, data) if datatype == BYTES else _tensor(name, data, datatype)
@@ -156,22 +181,63 @@ def _parse_input(raw: Any, expected: Mapping[str, TensorSpec]) -> tuple[str, Col
     return name, column, shape[0]
 
 
+def _check_size(name: str, shape: list[int], values_before: int, limits: Limits) -> None:
+    if shape[0] > limits.max_rows:
+        raise ProtocolError(
+            f"input '{name}' has {shape[0]} rows; at most {limits.max_rows} per request "
+            f"({ENV['max_rows']}): split it into several requests",
+            TOO_LARGE,
+        )
+    values = values_before + math.prod(shape)
+    if values > limits.max_elements:
+        raise ProtocolError(
+            f"the request has {values} tensor values or more; at most {limits.max_elements} "
+            f"per request ({ENV['max_elements']})",
+            TOO_LARGE,
+        )
+
+
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _tensor(name: str, data: list[Any], datatype: str) -> torch.Tensor:
     """Flat or nested JSON numbers as a tensor of `datatype`; refuses what would have to be
-    truncated or wrapped to fit (1.5 as INT64, 300 as UINT8, "a" as FP32)."""
+    truncated, wrapped or rounded to infinity to fit (1.5 as INT64, 300 as UINT8, 1e5 as
+    FP16, "a" or true as FP32)."""
     dtype = DATATYPES[datatype]
+    if dtype != torch.bool and _has_booleans(data):
+        # torch would read true as 1: a client that sends booleans meant something else.
+        raise ProtocolError(f"input '{name}': data are not all {datatype} values (booleans)")
     try:
-        if dtype == torch.bool or not (dtype.is_floating_point or dtype.is_complex):
+        if dtype == torch.bool or not dtype.is_floating_point:
             found = torch.tensor(data).dtype if data else dtype
             if (dtype == torch.bool) != (found == torch.bool) or found.is_floating_point:
                 raise ProtocolError(f"input '{name}': data are not all {datatype} values")
-        return torch.tensor(data, dtype=dtype)
+        tensor = torch.tensor(data, dtype=dtype)
     except (TypeError, ValueError, RuntimeError, OverflowError) as error:
         raise ProtocolError(f"input '{name}': data do not fit {datatype}: {error}") from None
+    if dtype.is_floating_point and not bool(torch.isfinite(tensor).all()):
+        count = int((~torch.isfinite(tensor)).sum())
+        raise ProtocolError(
+            f"input '{name}': {count} value(s) beyond the range of {datatype} "
+            f"(±{torch.finfo(dtype).max:g}); non-finite numbers are refused"
+        )
+    return tensor
+
+
+def _has_booleans(data: list[Any]) -> bool:
+    """Whether nested lists hold a boolean anywhere; per list in C (map, set), so a
+    request of millions of values costs milliseconds."""
+    pending = [data]
+    while pending:
+        items = pending.pop()
+        kinds = set(map(type, items))
+        if bool in kinds:
+            return True
+        if list in kinds:
+            pending.extend(item for item in items if type(item) is list)
+    return False
 
 
 def _strings(name: str, data: list[Any]) -> list[str]:
@@ -210,12 +276,19 @@ def encode_tensor(name: str, value: Column) -> dict[str, Any]:
     """A $response_output: shape, datatype and the data flattened in row-major order."""
     if isinstance(value, list):
         return {"name": name, "shape": [len(value)], "datatype": BYTES, "data": value}
+    data = value.reshape(-1).tolist()
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        data = [number if math.isfinite(number) else _name(number) for number in data]
     return {
         "name": name,
         "shape": list(value.shape),
         "datatype": datatype_of(value.dtype),
-        "data": value.reshape(-1).tolist(),
+        "data": data,
     }
+
+
+def _name(number: float) -> str:
+    return "NaN" if math.isnan(number) else NON_FINITE[number]
 
 
 def infer_response(

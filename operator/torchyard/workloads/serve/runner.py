@@ -135,7 +135,9 @@ def _tokenizer_dir(path: Path, format: str, manifest: Mapping[str, Any]) -> Path
         return path
     base = manifest.get("base") or {}
     if format == "torchyard" and "huggingface" in base:
-        return path / base["huggingface"]
+        from torchyard.workloads.artifacts import base_files
+
+        return base_files(path, base)
     return None
 
 

@@ -1,5 +1,11 @@
 """The HTTP face of a serving process: the Open Inference Protocol v2 routes, /metrics,
-and the model's life: loading (digest first), ready after a warm-up pass, draining."""
+and the model's life: loading (digest first), ready after a warm-up pass, draining.
+
+Inference requests are held to the server's limits (torchyard.workloads.serve.limits):
+the client's mistakes are 4xx, overload is 503 with Retry-After, and neither is timed
+in the latency histogram, which measures what the model's clients wait for once their
+request has arrived (its queueing, batching and forward pass).
+"""
 
 from __future__ import annotations
 
@@ -15,16 +21,26 @@ from aiohttp import web
 
 from torchyard import __version__
 from torchyard.api.modelversion import ArtifactSpec
+from torchyard.factories import FactoryNotAllowed
 from torchyard.storage import DigestMismatch, StorageError, fetch, verify
 from torchyard.workloads.report import PERMANENT
 from torchyard.workloads.serve.batching import Batcher, InferenceError
+from torchyard.workloads.serve.body import (
+    REQUEST_TIMEOUT,
+    ByteBudget,
+    Holding,
+    Overloaded,
+    read_json,
+)
 from torchyard.workloads.serve.client import VERSION_HEADER
 from torchyard.workloads.serve.config import ServeConfig, cpu_limit
 from torchyard.workloads.serve.faults import FAULT_RATE_ENV, FaultInjector
+from torchyard.workloads.serve.limits import ENV
 from torchyard.workloads.serve.metrics import ServerMetrics
 from torchyard.workloads.serve.protocol import (
     ProtocolError,
     Signature,
+    dumps,
     infer_response,
     parse_infer_request,
 )
@@ -33,10 +49,11 @@ from torchyard.workloads.serve.runner import PLATFORM, Runner, load_runner
 log = logging.getLogger("torchyard.serve")
 
 SERVER_NAME = "torchyard"
-MAX_BODY_BYTES = 64 << 20
 # The protocol: a health API answers 200 for true and a 4xx status for false.
 NOT_HEALTHY = 400
 TRANSIENT = 1
+RECEIVED = web.RequestKey("received", float)
+"""Request key: when its body had arrived, set once the model is asked (timed from then)."""
 
 
 class LoadFailure(Exception):
@@ -57,7 +74,7 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
     try:
         return await handler(request)
     except ProtocolError as error:
-        return web.json_response({"error": str(error)}, status=error.status)
+        return web.json_response({"error": str(error)}, status=error.status, headers=error.headers)
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -78,6 +95,8 @@ class ModelServer:
         self.version = config.spec.version
         self.metrics = ServerMetrics(self.model, self.version)
         self.faults = FaultInjector(config.fault_rate)
+        self.limits = config.limits
+        self.budget = ByteBudget(self.limits.max_buffered_bytes, self.limits.retry_after_s)
         self.signature: Signature | None = None
         self.batcher: Batcher | None = None
         self.draining = False
@@ -90,7 +109,9 @@ class ModelServer:
         return self.batcher is not None and not self.draining
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[_errors_as_json], client_max_size=MAX_BODY_BYTES)
+        app = web.Application(
+            middlewares=[_errors_as_json], client_max_size=self.limits.max_body_bytes
+        )
         model, versioned = "/v2/models/{model}", "/v2/models/{model}/versions/{version}"
         app.router.add_get("/v2", self.server_metadata)
         app.router.add_get("/v2/health/live", self.live)
@@ -122,6 +143,7 @@ class ModelServer:
             self._executor,
             max_batch_size=batching.max_batch_size,
             max_queue_delay_s=batching.max_queue_delay_ms / 1000.0,
+            max_queue=self.limits.max_queue,
             on_batch=self.metrics.batch,
         )
         self.batcher.start()
@@ -163,37 +185,59 @@ class ModelServer:
         )
 
     async def infer(self, request: web.Request) -> web.Response:
-        started = time.perf_counter()
-        with self.metrics.in_flight.track_inprogress():
+        headers: dict[str, str] = {}
+        # What the request's body holds of the server's byte budget goes back once it
+        # is answered, whatever the answer.
+        with self.metrics.in_flight.track_inprogress(), self.budget.hold() as holding:
             try:
-                status, body = 200, await self._infer(request)
+                status, body = 200, await self._infer(request, holding)
             except ProtocolError as error:
-                status, body = error.status, {"error": str(error)}
+                status, body, headers = error.status, {"error": str(error)}, error.headers
             except InferenceError as error:
                 status, body = 500, {"error": f"inference failed: {error}"}
-        self.metrics.request(status, time.perf_counter() - started)
-        return web.json_response(body, status=status)
+        received = request.get(RECEIVED)
+        self.metrics.request(status, None if received is None else time.perf_counter() - received)
+        response = web.json_response(body, status=status, headers=headers, dumps=dumps)
+        if status == REQUEST_TIMEOUT:
+            # Answer, then close at once: aiohttp would otherwise linger, reading the
+            # rest of the slow body for as long again.
+            await response.prepare(request)
+            await response.write_eof()
+            request.protocol.force_close()
+        return response
 
     async def prometheus(self, request: web.Request) -> web.Response:
         response = web.Response(body=self.metrics.render())
         response.headers["Content-Type"] = self.metrics.content_type
         return response
 
-    async def _infer(self, request: web.Request) -> dict[str, Any]:
+    async def _infer(self, request: web.Request, holding: Holding) -> dict[str, Any]:
         self._check_model(request)
         # Draining servers still answer: requests may reach them until the Service
         # has noticed they are not ready any more.
         if self.batcher is None or self.signature is None:
             raise ProtocolError(f"model '{self.model}' is still loading", 503)
         if self.faults.next_fails():
+            request[RECEIVED] = time.perf_counter()
             raise InferenceError(f"injected fault ({FAULT_RATE_ENV}={self.faults.rate})")
-        try:
-            body = await request.json()
-        except ValueError as error:
-            raise ProtocolError(f"the request body is not JSON: {error}") from None
-        parsed = parse_infer_request(body, self.signature)
+        # Refused before its body is read: a full queue has no use for it.
+        self._check_room()
+        body = await read_json(request, self.limits, holding)
+        received = time.perf_counter()
+        parsed = parse_infer_request(body, self.signature, self.limits)
+        del body  # the JSON values are many times the size of the tensors
+        self._check_room()
+        request[RECEIVED] = received
         outputs = await self.batcher.infer(parsed.inputs, parsed.rows)
         return infer_response(self.model, self.version, parsed, outputs)
+
+    def _check_room(self) -> None:
+        assert self.batcher is not None
+        if self.batcher.full:
+            raise Overloaded(
+                f"{self.limits.max_queue} requests already wait for the model ({ENV['max_queue']})",
+                self.limits.retry_after_s,
+            )
 
     def _check_model(self, request: web.Request) -> None:
         name, version = request.match_info["model"], request.match_info.get("version")
@@ -221,6 +265,8 @@ def _load(artifact: ArtifactSpec) -> tuple[Runner, Signature]:
     _fit_threads_to_cpu_limit()
     try:
         runner = load_runner(path, artifact)
+    except FactoryNotAllowed as error:
+        raise LoadFailure(error.reason, str(error), PERMANENT) from None
     except Exception as error:
         raise LoadFailure("ModelLoadError", f"{type(error).__name__}: {error}", PERMANENT) from None
     try:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from torchyard.api.training import TrainingJobSpec
+from torchyard.factories import FactoryNotAllowed
 from torchyard.storage import StorageError
 from torchyard.workloads.datasets import DatasetError, TensorData, load_dataset
 from torchyard.workloads.models import ModelLoadError, load_model
@@ -61,6 +62,8 @@ def load_initial_model(spec: TrainingJobSpec) -> nn.Module:
     torch.manual_seed(spec.hyperparameters.seed)
     try:
         return load_model(spec.model)
+    except FactoryNotAllowed as error:
+        raise PermanentError(error.reason, str(error)) from None
     except (ModelLoadError, StorageError) as error:
         raise PermanentError("ModelUnavailable", str(error)) from None
 

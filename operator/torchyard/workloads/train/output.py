@@ -14,7 +14,7 @@ from torch import nn
 
 from torchyard.api.common import ModelSource, OutputSpec
 from torchyard.storage import Artifact, compute_digest, fetch, read_manifest
-from torchyard.workloads.artifacts import BASE_DIR, save_artifact
+from torchyard.workloads.artifacts import BASE_DIR, base_files, save_artifact
 from torchyard.workloads.report import PermanentError
 
 
@@ -35,7 +35,7 @@ def architecture(source: ModelSource) -> tuple[dict[str, Any], list[dict[str, An
         path = fetch(source.uri)
         manifest = read_manifest(path)
         base = manifest["base"]
-        files = path / base["huggingface"] if "huggingface" in base else None
+        files = base_files(path, base) if "huggingface" in base else None
         return base, list(manifest.get("transforms", [])), files
     if source.format == "huggingface":
         return {"huggingface": BASE_DIR}, [], fetch(source.uri)
