@@ -26,7 +26,7 @@ from torchyard.api.modelversion import ModelVersionSpec
 from torchyard.conditions import set_condition
 from torchyard.controllers import client
 from torchyard.controllers.children import changed_fields, snapshot
-from torchyard.controllers.scrape import scrape
+from torchyard.controllers.scrape import scrape_pods
 from torchyard.metrics import ANALYSES, ROLLBACKS, VERSION_HEALTHY, VERSION_WEIGHT, reconciling
 from torchyard.podstatus import phase_of
 from torchyard.resources.serving import (
@@ -38,10 +38,10 @@ from torchyard.resources.serving import (
 )
 from torchyard.rollout import (
     FINAL_PHASES,
-    Counters,
     Observed,
     PodFailure,
     RolloutState,
+    Scrape,
     VersionView,
     assign_roles,
     decide,
@@ -60,7 +60,7 @@ _TIME = TypeAdapter(Timestamp)
 log = logging.getLogger(__name__)
 _locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
 # Start of each candidate's analysis window: its pods' counters when it began.
-_windows: dict[tuple[str, str], dict[str, Counters]] = {}
+_windows: dict[tuple[str, str], dict[str, Scrape]] = {}
 
 
 @kopf.index("v1", "pods", labels={OWNER_LABEL: kopf.PRESENT})
@@ -308,15 +308,13 @@ def _pod_failure(pods: list[dict[str, Any]]) -> PodFailure | None:
     return None
 
 
-async def _scrape_all(pods: list[dict[str, Any]]) -> dict[str, Counters]:
-    found: dict[str, Counters] = {}
-    for pod in pods:
-        ip = (pod.get("status") or {}).get("podIP")
-        if ip and phase_of(pod) == "Running":
-            text = await scrape(ip)
-            if text is not None:
-                found[pod["metadata"]["name"]] = Counters.parse(text)
-    return found
+async def _scrape_all(pods: list[dict[str, Any]]) -> dict[str, Scrape]:
+    running = [
+        (pod["metadata"]["name"], ip)
+        for pod in pods
+        if (ip := (pod.get("status") or {}).get("podIP")) and phase_of(pod) == "Running"
+    ]
+    return await scrape_pods(running)
 
 
 async def _scale(body: dict[str, Any], spec: ModelVersionSpec, count: int) -> None:

@@ -184,7 +184,7 @@ async def reconcile(
         obj.patch.update(decided.status_patch)
         await finish(TRAINING_JOB, obj, events)
         phase = obj.patch.get("phase", obj.status.get("phase"))
-        _follow_progress(key, phase, pods, {**obj.status, **obj.patch})
+        _follow_progress(key, phase, pods, {**obj.status, **obj.patch}, obj.body)
         return next_look(phase in TERMINAL, decided.requeue_after, RESYNC_SECONDS)
 
 
@@ -197,12 +197,16 @@ def _pinned(spec: TrainingJobSpec, status: dict[str, Any]) -> TrainingJobSpec:
 
 
 def _follow_progress(
-    key: tuple[str, str], phase: str | None, pods: list[dict[str, Any]], status: dict[str, Any]
+    key: tuple[str, str],
+    phase: str | None,
+    pods: list[dict[str, Any]],
+    status: dict[str, Any],
+    body: dict[str, Any],
 ) -> None:
     """Poll replica 0's progress while the job runs."""
     leader = next((p for p in pods if p["metadata"]["labels"].get(REPLICA_LABEL) == "0"), None)
     pod_ip = ((leader or {}).get("status") or {}).get("podIP")
     if phase == "Running" and pod_ip:
-        progress.track(key, pod_ip, status)
+        progress.track(key, pod_ip, status, body)
     else:
         progress.untrack(key)
