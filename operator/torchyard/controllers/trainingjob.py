@@ -27,6 +27,7 @@ from torchyard.api.kinds import TRAINING_JOB
 from torchyard.api.training import TrainingJobSpec
 from torchyard.controllers import client, objects
 from torchyard.controllers.children import CreatedChildren, snapshot
+from torchyard.controllers.health import supervisor
 from torchyard.controllers.progress import ProgressPoller
 from torchyard.controllers.queue import NewGenerations, WorkQueue, next_look
 from torchyard.controllers.reconciler import (
@@ -36,6 +37,7 @@ from torchyard.controllers.reconciler import (
     producer_of,
     register,
 )
+from torchyard.controllers.supervisor import Policy
 from torchyard.lineage import output_entry
 from torchyard.resources.training import REPLICA_LABEL, headless_service, training_pod
 from torchyard.training import TERMINAL, plan
@@ -49,7 +51,6 @@ queue = WorkQueue(TRAINING_JOB.kind)
 new_generations = NewGenerations()
 progress = ProgressPoller()
 created_pods = CreatedChildren()
-_background: set[asyncio.Task[None]] = set()
 
 # Indexers are coroutines: kopf runs plain functions in a thread pool, a thread hop per
 # event that costs more than the indexing itself.
@@ -110,16 +111,9 @@ async def _queue(namespace: str, name: str, handler_kwargs: dict[str, Any]) -> N
 
 @kopf.on.startup()
 async def start_progress_poller(**_: Any) -> None:
-    task = asyncio.get_running_loop().create_task(progress.run())
-    _background.add(task)
-
-
-@kopf.on.cleanup()
-async def stop_progress_poller(**_: Any) -> None:
-    for task in _background:
-        task.cancel()
-    await asyncio.gather(*_background, return_exceptions=True)
-    _background.clear()
+    # A round polls at most 32 pods at a time, each bounded (2 s, then a status write):
+    # ten minutes without one finished means it is stuck, not slow.
+    supervisor.start("progress-poller", progress.run, Policy(stall_after=600.0))
 
 
 async def reconcile(
