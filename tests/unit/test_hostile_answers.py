@@ -149,7 +149,11 @@ def test_json_depth_is_counted_without_recursion_and_strings_do_not_count():
     assert podhttp.json_depth(b'{"a": [1, {"b": 2}]}', 10) == 3
     assert podhttp.json_depth(b'{"a": "[[[[{{{{", "b": "\\"[[["}', 10) == 1
     assert podhttp.json_depth(b'["\\\\", [[["x"]]]]', 10) == 4
-    assert podhttp.json_depth(b"[" * 1_000_000, 4) == 5  # stops once past the limit
+    assert podhttp.json_depth(b"[[[[]]]]", 4) == 4
+    assert podhttp.json_depth(b"[[[[[]]]]]", 4) == 5  # past the limit: stops counting
+    assert podhttp.json_depth(b"{[]}", 4) == 2 and podhttp.json_depth(b"[{]}", 4) == 5
+    assert podhttp.json_depth(b"[" * 1_000_000, 4) == 5  # unbalanced counts as too deep
+    assert podhttp.json_depth(b'"' + b"\\" * 30_000, 4) == 0  # an unterminated string
     assert isinstance(podhttp.loads(b"[" * 100_000 + b"]" * 100_000), Refused)
     assert podhttp.loads(b'{"step": [1]}') == {"step": [1]}
     assert isinstance(podhttp.loads(b"\xff\xfe"), Refused)
@@ -279,3 +283,18 @@ def test_garbage_never_promotes_nor_rolls_back_a_candidate():
         assert decision.state.failures == 0
     assert state.analysis is not None and state.analysis.verdict == "Inconclusive"
     assert "is 'NaN'" in state.analysis.message
+
+
+def test_the_serving_workloads_own_metrics_pass_every_check():
+    from torchyard.workloads.serve.metrics import ServerMetrics
+
+    server = ServerMetrics("digits", "2")
+    for _ in range(50):
+        server.request(200, 0.004)
+    server.request(500, 0.2)
+    server.request(400, 0.01)  # a client's mistake: not a server error
+    server.batch(3)
+    counters = read_counters(server.render().decode())
+    assert isinstance(counters, Counters)
+    assert (counters.requests, counters.server_errors) == (52.0, 1.0)
+    assert counters.latency_buckets[-1] == (float("inf"), 52.0)

@@ -23,7 +23,9 @@ MAX_JSON_DEPTH = 4
 """Nesting a pod's JSON may have; deeper is refused before parsing (the C parser
 recurses, and 100,000 levels raise RecursionError)."""
 _MAX_REASON = 200
-_STRUCTURE = re.compile(rb'[\[\]{}"\\]')
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+"')  # possessive: linear, even when unterminated
+_PAIR = re.compile(rb"\[\]|\{\}")
+_NOT_BRACKET = bytes(set(range(256)) - set(b"[]{}"))
 
 
 @dataclass(frozen=True)
@@ -122,29 +124,15 @@ def loads(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any | Refused:
 
 
 def json_depth(body: bytes, stop_at: int) -> int:
-    """How deeply arrays and objects nest in `body` (JSON text), strings skipped; the
-    scan stops once the depth passes `stop_at`. Linear, no recursion."""
-    depth = deepest = 0
-    in_string = False
-    escaped_at = -1
-    for match in _STRUCTURE.finditer(body):
-        char, at = match.group(), match.start()
-        if at == escaped_at:
-            continue
-        if char == b"\\":
-            escaped_at = at + 1
-        elif char == b'"':
-            in_string = not in_string
-        elif in_string:
-            continue
-        elif char in (b"[", b"{"):
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > stop_at:
-                break
-        else:
-            depth -= 1
-    return deepest
+    """How deeply arrays and objects nest in `body` (JSON text), strings skipped, or
+    `stop_at + 1` when deeper (or unbalanced). No recursion and no loop over characters:
+    each pass removes the innermost pairs, at C speed, so 64 KiB cost a millisecond."""
+    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKET)
+    for depth in range(stop_at + 1):
+        if not brackets:
+            return depth
+        brackets = _PAIR.sub(b"", brackets)
+    return stop_at + 1
 
 
 def printable(text: str) -> str:
