@@ -40,6 +40,11 @@ ROLLBACKS = Counter(
     "Rollbacks, automatic or requested",
     ["namespace", "model", "reason"],
 )
+BACKGROUND_RESTARTS = Counter(
+    "torchyard_background_task_restarts_total",
+    "Restarts of the operator's own background tasks by its supervisor",
+    ["task"],
+)
 
 
 @contextmanager

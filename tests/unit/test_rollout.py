@@ -291,11 +291,14 @@ def test_state_survives_the_status_round_trip():
         "errorRate": 0.5,
         "p99LatencyMs": 12.0,
         "failures": 1,
+        "message": "error rate 50.00% (60 of 120 requests) exceeds the maximum 1.00%",
     }
     again = RolloutState.from_status(status)
     assert again.analysis is not None
     assert replace(again, analysis=None) == replace(state, analysis=None)
     assert again.analysis.measurement == BAD
+    # Why it failed survives too: later reconciles still say it in the condition.
+    assert again.analysis.message == state.analysis.message
 
 
 # -- measurements from the pods' metrics ------------------------------------------------

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 
-from torchyard.controllers.queue import Gone, NewGenerations, Stale, WorkQueue
+from torchyard.controllers.queue import (
+    MAX_TIMER_SECONDS,
+    Gone,
+    NewGenerations,
+    Stale,
+    WorkQueue,
+    timer_delay,
+)
 
 
 def _run(coroutine):
@@ -173,3 +181,81 @@ def test_an_object_that_is_gone_is_not_retried():
         return calls, len(queue)
 
     assert _run(scenario()) == (1, 0)
+
+
+def test_a_cancelled_error_nobody_asked_for_is_retried_like_a_failure():
+    """A library's timeout that leaks out as CancelledError must not end the object's
+    timers for good."""
+
+    async def scenario():
+        queue = WorkQueue("Test", base_delay=0.01)
+        calls = 0
+
+        async def reconcile():
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise asyncio.CancelledError()
+            return None
+
+        await queue.run(("ns", "a"), reconcile)
+        await asyncio.sleep(0.2)
+        return calls, len(queue)
+
+    assert _run(scenario()) == (2, 0)
+
+
+def test_a_real_cancellation_still_stops_the_reconcile():
+    async def scenario():
+        queue = WorkQueue("Test", base_delay=0.01)
+        started = asyncio.Event()
+        calls = 0
+
+        async def reconcile():
+            nonlocal calls
+            calls += 1
+            started.set()
+            await asyncio.sleep(10)
+
+        task = asyncio.create_task(queue.run(("ns", "a"), reconcile))
+        await started.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.1)
+        return calls, task.cancelled(), len(queue)
+
+    assert _run(scenario()) == (1, True, 0)
+
+
+def test_a_timer_whose_reconcile_escapes_the_queue_is_armed_again():
+    """Whatever ends a requeued run (here something not even an Exception), the object
+    is looked at again later instead of never."""
+
+    class Escapes(BaseException):
+        pass
+
+    async def scenario():
+        queue = WorkQueue("Test", base_delay=0.01, max_delay=0.05)
+        calls = 0
+
+        async def reconcile():
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise Escapes()
+            return 0.01 if calls < 3 else None
+
+        await queue.run(("ns", "a"), reconcile)  # asks for a run in 0.01 s, which escapes
+        await asyncio.sleep(0.3)
+        return calls, len(queue)
+
+    assert _run(scenario()) == (3, 0)
+
+
+def test_requeue_delays_fit_every_event_loop():
+    assert timer_delay(float("nan"), 1.0) == 1.0  # uvloop refuses NaN
+    assert timer_delay(-5.0, 1.0) == 0.0
+    assert timer_delay(1e20, 1.0) == MAX_TIMER_SECONDS
+    assert timer_delay(float("inf"), 1.0) == MAX_TIMER_SECONDS
+    assert timer_delay(30.0, 1.0) == 30.0

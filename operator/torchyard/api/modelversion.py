@@ -289,6 +289,9 @@ class AnalysisResult(ApiModel):
     """99th-percentile latency."""
     failures: int | None = Field(default=None, ge=0)
     """Failed analyses so far in this rollout."""
+    message: str | None = Field(default=None, max_length=2048)
+    """Why: the figures against the thresholds, or what made it inconclusive (too few
+    requests, metrics that could not be read or trusted)."""
 
 
 ModelVersionPhase = Literal[

@@ -1,5 +1,5 @@
 """kopf handlers, one module per kind. Importing this package registers them all."""
 
-from torchyard.controllers import compressionjob, modelversion, settings, trainingjob
+from torchyard.controllers import compressionjob, health, modelversion, settings, trainingjob
 
-__all__ = ["compressionjob", "modelversion", "settings", "trainingjob"]
+__all__ = ["compressionjob", "health", "modelversion", "settings", "trainingjob"]

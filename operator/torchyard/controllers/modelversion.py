@@ -28,7 +28,7 @@ from torchyard.api.modelversion import ModelVersionSpec
 from torchyard.conditions import find_condition, set_condition
 from torchyard.controllers import client
 from torchyard.controllers.children import changed_fields, owned_entry
-from torchyard.controllers.scrape import scrape
+from torchyard.controllers.scrape import scrape_pods
 from torchyard.metrics import ANALYSES, ROLLBACKS, VERSION_HEALTHY, VERSION_WEIGHT, reconciling
 from torchyard.podstatus import phase_of
 from torchyard.refusals import Backoff, Refusal, controller_uid, pods_refused, warnings
@@ -43,10 +43,10 @@ from torchyard.resources.serving import (
 )
 from torchyard.rollout import (
     FINAL_PHASES,
-    Counters,
     Observed,
     PodFailure,
     RolloutState,
+    Scrape,
     VersionView,
     assign_roles,
     decide,
@@ -69,7 +69,7 @@ refused_creates = Backoff()
 version name or SERVICE_KEY), until they are tried again; forgotten with the version."""
 SERVICE_KEY = ""
 # Start of each candidate's analysis window: its pods' counters when it began.
-_windows: dict[tuple[str, str], dict[str, Counters]] = {}
+_windows: dict[tuple[str, str], dict[str, Scrape]] = {}
 
 
 # A version's children are found by ownerReference uid, never by name or labels (the
@@ -387,15 +387,13 @@ def _pod_failure(pods: list[dict[str, Any]]) -> PodFailure | None:
     return None
 
 
-async def _scrape_all(pods: list[dict[str, Any]]) -> dict[str, Counters]:
-    found: dict[str, Counters] = {}
-    for pod in pods:
-        ip = (pod.get("status") or {}).get("podIP")
-        if ip and phase_of(pod) == "Running":
-            text = await scrape(ip)
-            if text is not None:
-                found[pod["metadata"]["name"]] = Counters.parse(text)
-    return found
+async def _scrape_all(pods: list[dict[str, Any]]) -> dict[str, Scrape]:
+    running = [
+        (pod["metadata"]["name"], ip)
+        for pod in pods
+        if (ip := (pod.get("status") or {}).get("podIP")) and phase_of(pod) == "Running"
+    ]
+    return await scrape_pods(running)
 
 
 async def _scale(

@@ -13,7 +13,9 @@ when its trigger was an event that kopf would not retry.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -93,7 +95,11 @@ class WorkQueue:
             except Gone as reason:
                 log.info("%s %s/%s not reconciled: %s", self.kind, *key, reason)
                 delay = None
-            except Exception:
+            except (Exception, asyncio.CancelledError) as error:
+                if isinstance(error, asyncio.CancelledError) and _being_cancelled():
+                    raise  # the operator stops: no retry
+                # A CancelledError nobody asked for (a library's timeout leaking out)
+                # would otherwise end this object's timers for good, like a crash.
                 entry.failures += 1
                 delay = min(self.base_delay * 2 ** (entry.failures - 1), self.max_delay)
                 log.exception(
@@ -105,7 +111,9 @@ class WorkQueue:
         else:
             delay = self.base_delay  # stale three times in a row: someone else is writing
         if delay is not None:
-            entry.timer = asyncio.get_running_loop().call_later(max(delay, 0.0), self._requeue, key)
+            entry.timer = asyncio.get_running_loop().call_later(
+                timer_delay(delay, self.base_delay), self._requeue, key
+            )
 
     def _requeue(self, key: Key) -> None:
         entry = self._entries.get(key)
@@ -114,7 +122,43 @@ class WorkQueue:
         entry.timer = None
         task = asyncio.get_running_loop().create_task(self.run(key, entry.reconcile))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(functools.partial(self._requeued, key, entry.reconcile))
+
+    def _requeued(self, key: Key, reconcile: Reconcile, task: asyncio.Task[None]) -> None:
+        """A timer's reconcile ended. It cannot fail by design (run catches what the
+        reconcile raises); if it did anyway, the object's timers must not end with it."""
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error(
+            "requeued reconcile of %s %s/%s failed; retrying in %.0f s",
+            self.kind,
+            *key,
+            self.max_delay,
+            exc_info=task.exception(),
+        )
+        entry = self._entries.setdefault(key, _Entry())
+        entry.reconcile = entry.reconcile or reconcile
+        if entry.timer is None:
+            entry.timer = asyncio.get_running_loop().call_later(self.max_delay, self._requeue, key)
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+MAX_TIMER_SECONDS = 24 * 3600.0
+"""Longest timer: a later moment (a TTL of years) is looked at again daily, which costs
+nothing and keeps every delay within what each event loop's timers accept."""
+
+
+def timer_delay(delay: float, fallback: float) -> float:
+    """A reconcile's requeue delay as a timer accepts it: NaN (uvloop refuses it) becomes
+    `fallback`, and the rest is clamped to [0, MAX_TIMER_SECONDS]."""
+    if math.isnan(delay):
+        return fallback
+    return min(max(delay, 0.0), MAX_TIMER_SECONDS)
 
 
 class NewGenerations:

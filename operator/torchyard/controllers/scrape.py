@@ -1,21 +1,53 @@
-"""Read a serving pod's Prometheus /metrics, for rollout analysis."""
+"""Read the serving pods' Prometheus /metrics, for rollout analysis.
+
+The pods run a tenant's image: each read is bounded (torchyard.controllers.podhttp:
+256 KiB, 2 s, no redirects), and what comes back is checked by
+torchyard.rollout.analysis.read_counters before it counts.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
 import aiohttp
 
+from torchyard.controllers import podhttp
+from torchyard.controllers.podhttp import Refused
 from torchyard.resources.serving import PORT
+from torchyard.rollout import Scrape, Unreadable, read_counters
 
-_TIMEOUT = aiohttp.ClientTimeout(total=2)
+LIMITS = podhttp.Limits(max_bytes=256 * 1024, connect=1.0, total=2.0)
+_CONCURRENT = 8
 
 
-async def scrape(pod_ip: str) -> str | None:
-    """The pod's metrics text, or None if it does not answer."""
+async def scrape(session: aiohttp.ClientSession, pod_ip: str, port: int = PORT) -> str | Refused:
+    """The pod's metrics text, or why there is none."""
+    url = podhttp.pod_url(pod_ip, port, "/metrics")
+    if isinstance(url, Refused):
+        return url
+    body = await podhttp.get(session, url, LIMITS)
+    if isinstance(body, Refused):
+        return body
     try:
-        async with (
-            aiohttp.ClientSession(timeout=_TIMEOUT) as session,
-            session.get(f"http://{pod_ip}:{PORT}/metrics") as reply,
-        ):
-            return await reply.text() if reply.status == 200 else None
-    except (TimeoutError, aiohttp.ClientError):
-        return None
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return Refused("metrics are not UTF-8 text", 200)
+
+
+async def scrape_pods(pods: Sequence[tuple[str, str]], port: int = PORT) -> dict[str, Scrape]:
+    """Counters of each (name, IP) pod that answers. A pod that does not answer at all is
+    left out (not serving yet, or gone); one that answers something unusable (another
+    status than 200, a redirect, too big, too slow, garbage) is Unreadable."""
+    if not pods:
+        return {}
+    async with podhttp.session(LIMITS, _CONCURRENT) as session:
+        answers = await asyncio.gather(*(scrape(session, ip, port) for _, ip in pods))
+    found: dict[str, Scrape] = {}
+    for (name, _), answer in zip(pods, answers, strict=True):
+        if isinstance(answer, Refused):
+            if answer.answered:
+                found[name] = Unreadable(f"/metrics {answer.reason}")
+            continue
+        found[name] = read_counters(answer)
+    return found

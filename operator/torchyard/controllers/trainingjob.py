@@ -28,6 +28,7 @@ from torchyard.api.training import TrainingJobSpec
 from torchyard.conditions import set_condition
 from torchyard.controllers import client, objects
 from torchyard.controllers.children import CreatedChildren, owned_entry
+from torchyard.controllers.health import supervisor
 from torchyard.controllers.progress import ProgressPoller
 from torchyard.controllers.queue import NewGenerations, WorkQueue, next_look, soonest
 from torchyard.controllers.reconciler import (
@@ -39,6 +40,7 @@ from torchyard.controllers.reconciler import (
     register,
     registration_refused,
 )
+from torchyard.controllers.supervisor import Policy
 from torchyard.lineage import output_entry
 from torchyard.refusals import Backoff, Refusal, controller_uid, on_status, was_refused
 from torchyard.resources.training import REPLICA_LABEL, headless_service, training_pod
@@ -54,7 +56,6 @@ new_generations = NewGenerations()
 progress = ProgressPoller()
 created_pods = CreatedChildren()
 refused_creates = Backoff()
-_background: set[asyncio.Task[None]] = set()
 
 # Indexers are coroutines: kopf runs plain functions in a thread pool, a thread hop per
 # event that costs more than the indexing itself.
@@ -118,16 +119,9 @@ async def _queue(namespace: str, name: str, handler_kwargs: dict[str, Any]) -> N
 
 @kopf.on.startup()
 async def start_progress_poller(**_: Any) -> None:
-    task = asyncio.get_running_loop().create_task(progress.run())
-    _background.add(task)
-
-
-@kopf.on.cleanup()
-async def stop_progress_poller(**_: Any) -> None:
-    for task in _background:
-        task.cancel()
-    await asyncio.gather(*_background, return_exceptions=True)
-    _background.clear()
+    # A round polls at most 32 pods at a time, each bounded (2 s, then a status write):
+    # ten minutes without one finished means it is stuck, not slow.
+    supervisor.start("progress-poller", progress.run, Policy(stall_after=600.0))
 
 
 async def reconcile(
@@ -188,7 +182,7 @@ async def reconcile(
         obj.patch.update(patch)
         await finish(TRAINING_JOB, obj, events)
         phase = obj.patch.get("phase", obj.status.get("phase"))
-        _follow_progress(key, phase, pods, {**obj.status, **obj.patch})
+        _follow_progress(key, phase, pods, {**obj.status, **obj.patch}, obj.body)
         planned = soonest(decided.requeue_after, *retries)
         return next_look(phase in TERMINAL, planned, RESYNC_SECONDS)
 
@@ -289,12 +283,16 @@ def _pinned(spec: TrainingJobSpec, status: dict[str, Any]) -> TrainingJobSpec:
 
 
 def _follow_progress(
-    key: tuple[str, str], phase: str | None, pods: list[dict[str, Any]], status: dict[str, Any]
+    key: tuple[str, str],
+    phase: str | None,
+    pods: list[dict[str, Any]],
+    status: dict[str, Any],
+    body: dict[str, Any],
 ) -> None:
     """Poll replica 0's progress while the job runs."""
     leader = next((p for p in pods if p["metadata"]["labels"].get(REPLICA_LABEL) == "0"), None)
     pod_ip = ((leader or {}).get("status") or {}).get("podIP")
     if phase == "Running" and pod_ip:
-        progress.track(key, pod_ip, status)
+        progress.track(key, pod_ip, status, body)
     else:
         progress.untrack(key)

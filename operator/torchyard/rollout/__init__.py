@@ -9,7 +9,16 @@ No I/O anywhere: the controller passes in what it read and the time, and applies
 result.
 """
 
-from torchyard.rollout.analysis import Analysis, Counters, Measurement, analyse, measure
+from torchyard.rollout.analysis import (
+    Analysis,
+    Counters,
+    Measurement,
+    Scrape,
+    Unreadable,
+    analyse,
+    measure,
+    read_counters,
+)
 from torchyard.rollout.replicas import ReplicaPlan, effective_weight, replica_plan, replicas_for
 from torchyard.rollout.roles import (
     Retirement,
@@ -40,12 +49,15 @@ __all__ = [
     "Roles",
     "RolloutDecision",
     "RolloutState",
+    "Scrape",
+    "Unreadable",
     "VersionView",
     "analyse",
     "assign_roles",
     "decide",
     "effective_weight",
     "measure",
+    "read_counters",
     "replica_plan",
     "replicas_for",
     "retirement_message",

@@ -6,7 +6,12 @@ scrapes every pod of the candidate at the start and at the end of an analysis wi
 `measure` turns the two scrapes into the window's figures and `analyse` into a verdict.
 
 No data is never a pass: a window with fewer requests than `minRequestCount` (or none at
-all, or metrics that could not be read) is Inconclusive (Flagger #883, #1581).
+all, or metrics that could not be read) is Inconclusive (Flagger #883, #1581). Nor is
+garbage: the pods run a tenant's image, so a value that is not a number, NaN, infinite,
+negative or beyond 2^53, a malformed or overlong line of the metrics read here, buckets
+that are not cumulative, or more server errors than requests make the pod `Unreadable`
+and the window Inconclusive, with the reason in the message. Parsing is linear in the
+text (no regular expression here can backtrack), so a hostile /metrics costs its size.
 
 The analysis judges the version by the requests it was responsible for: a request refused
 as the client's mistake (4xx: oversized, malformed, wrong types) is neither an error nor
@@ -18,6 +23,7 @@ version too slow for its share of the traffic, and rolling back is the safe side
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Mapping
@@ -47,8 +53,28 @@ LATENCY_BUCKETS = (
     0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+MAX_VALUE = float(2**53)
+"""Largest counter accepted: beyond it a float no longer counts by ones."""
+MAX_BOUND_SECONDS = 1e6
+"""Largest finite latency bucket bound accepted (the p99 must stay a finite number)."""
+MAX_LINE = 1024
+"""Longest line of a metric read here; the serving pods write about a hundred characters."""
+_READ = (REQUESTS, ERRORS, f"{LATENCY}_bucket")
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*+")
+# Possessive quantifiers: no backtracking, so a malformed line costs its length once.
+_LABEL = re.compile(r'\s*+([a-zA-Z_][a-zA-Z0-9_]*+)\s*+=\s*+"((?:[^"\\]|\\.)*+)"\s*+([,}])')
+_CLOSE = re.compile(r"\s*+}")
+
+
+class MetricsError(ValueError):
+    """A serving pod's /metrics cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A pod whose metrics could not be used in a window, and why."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -64,26 +90,31 @@ class Counters:
 
     @classmethod
     def parse(cls, text: str) -> Counters:
-        """Read the Prometheus text exposition of a serving pod's /metrics."""
+        """Read the Prometheus text exposition of a serving pod's /metrics; raise
+        MetricsError (a ValueError) on anything in the three metrics read that is not a
+        plausible counter. Every other line is skipped unread."""
         requests = errors = client_errors = 0.0
         buckets: dict[float, float] = {}
         for line in text.splitlines():
-            match = _SAMPLE.match(line)
-            if match is None:
+            if not line.startswith(_READ):
                 continue
-            name, raw_labels, raw_value = match.groups()
-            labels = dict(_LABEL.findall(raw_labels or ""))
-            value = float(raw_value)
+            name, labels, value = _sample(line)
             if name == REQUESTS:
                 requests += value
-            elif name == ERRORS and labels.get("code", "").startswith("5"):
-                errors += value
-            elif name == ERRORS and labels.get("code", "").startswith("4"):
-                client_errors += value
+            elif name == ERRORS:
+                if labels.get("code", "").startswith("5"):
+                    errors += value
+                elif labels.get("code", "").startswith("4"):
+                    client_errors += value
             elif name == f"{LATENCY}_bucket" and "le" in labels:
-                bound = float(labels["le"])
+                bound = _bound(labels["le"])
                 buckets[bound] = buckets.get(bound, 0.0) + value
-        return cls(requests - client_errors, errors, tuple(sorted(buckets.items())))
+        ordered = tuple(sorted(buckets.items()))
+        if any(later[1] < earlier[1] for earlier, later in itertools.pairwise(ordered)):
+            raise MetricsError(f"{LATENCY} buckets are not cumulative")
+        if max(requests, errors) > MAX_VALUE:
+            raise MetricsError(f"counters sum beyond 2^53 ({requests:g} requests)")
+        return cls(requests - client_errors, errors, ordered)
 
     def __add__(self, other: Counters) -> Counters:
         return Counters(
@@ -103,6 +134,71 @@ class Counters:
             self.server_errors - earlier.server_errors,
             _merge(self.latency_buckets, earlier.latency_buckets, -1.0),
         )
+
+
+def read_counters(text: str) -> Counters | Unreadable:
+    """A pod's counters, or why they cannot be used."""
+    try:
+        return Counters.parse(text)
+    except MetricsError as error:
+        return Unreadable(str(error))
+
+
+def _sample(line: str) -> tuple[str, dict[str, str], float]:
+    """Name, labels and value of one sample line (timestamp ignored), checked."""
+    if len(line) > MAX_LINE:
+        raise MetricsError(f"a line over {MAX_LINE} characters: {_shown(line)}")
+    name_match = _NAME.match(line)
+    assert name_match is not None  # the line starts with one of _READ
+    name, position = name_match.group(), name_match.end()
+    labels: dict[str, str] = {}
+    if line.startswith("{", position):
+        closed = _CLOSE.match(line, position + 1)
+        position = position + 1 if closed is None else closed.end()
+        while closed is None:
+            label = _LABEL.match(line, position)
+            if label is None:
+                raise MetricsError(f"malformed labels: {_shown(line)}")
+            labels[label[1]] = label[2]
+            position = label.end()
+            closed = label if label[3] == "}" else _CLOSE.match(line, position)
+            position = closed.end() if closed is not None else position
+    rest = line[position:].split()
+    if not line[position : position + 1].isspace() or len(rest) not in (1, 2):
+        raise MetricsError(f"malformed sample: {_shown(line)}")
+    return name, labels, _value(name, rest[0])
+
+
+def _value(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise MetricsError(f"{name} is {_shown(raw)}, not a number") from None
+    if not math.isfinite(value):
+        raise MetricsError(f"{name} is {_shown(raw)}: not a finite number")
+    if value < 0:
+        raise MetricsError(f"{name} is {_shown(raw)}: counters are never negative")
+    if value > MAX_VALUE:
+        raise MetricsError(f"{name} is {_shown(raw)}: beyond 2^53, not a plausible count")
+    return value
+
+
+def _bound(raw: str) -> float:
+    try:
+        bound = float(raw)
+    except ValueError:
+        raise MetricsError(f"bucket bound le={_shown(raw)} is not a number") from None
+    if bound == math.inf:
+        return bound
+    if not math.isfinite(bound) or not 0 <= bound <= MAX_BOUND_SECONDS:
+        raise MetricsError(f"bucket bound le={_shown(raw)} is not a plausible latency")
+    return bound
+
+
+def _shown(text: str) -> str:
+    """A pod's text, short and on one line, for a message."""
+    clipped = text if len(text) <= 40 else text[:37] + "..."
+    return repr("".join(c if c.isprintable() else "?" for c in clipped))
 
 
 def _went_down(earlier: Counters, later: Counters) -> bool:
@@ -150,26 +246,52 @@ class Measurement:
     errors: int
     """Requests answered with a server error (5xx)."""
     p99_latency_ms: float | None = None
+    problems: tuple[str, ...] = ()
+    """Why the window's figures cannot be trusted (unreadable pods, inconsistent
+    counters); any problem makes the analysis Inconclusive."""
 
     @property
     def error_rate(self) -> float | None:
         return self.errors / self.requests if self.requests else None
 
 
-def measure(before: Mapping[str, Counters], after: Mapping[str, Counters]) -> Measurement:
+Scrape = Counters | Unreadable
+"""What one pod's /metrics gave."""
+
+
+def measure(before: Mapping[str, Scrape], after: Mapping[str, Scrape]) -> Measurement:
     """The window's figures from two scrapes of the same pods, keyed by pod name.
 
     A pod missing from `before` started inside the window; one missing from `after` is
-    gone, and what it served since `before` is lost (it cannot be scraped any more).
+    gone, and what it served since `before` is lost (it cannot be scraped any more). A
+    pod unreadable at either end is a problem of the window, not a figure in it.
     """
     total = Counters()
-    for pod, counters in after.items():
-        total = total + counters.since(before.get(pod))
+    problems = []
+    for pod, counters in sorted(after.items()):
+        earlier = before.get(pod)
+        if isinstance(counters, Unreadable):
+            problems.append(f"pod {pod}: {counters.reason}")
+        elif isinstance(earlier, Unreadable):
+            problems.append(f"pod {pod} at the window's start: {earlier.reason}")
+        else:
+            total = total + counters.since(earlier)
     p99 = quantile(0.99, total.latency_buckets)
+    if p99 is not None and not math.isfinite(p99 * 1000.0):
+        problems.append("the latency histogram gives no finite p99")
+        p99 = None
+    if total.server_errors > total.requests:
+        problems.append(
+            f"{total.server_errors:.0f} server errors but {total.requests:.0f} requests: "
+            "the counters contradict each other"
+        )
+    if total.requests > MAX_VALUE:
+        problems.append("the pods' requests sum beyond 2^53")
     return Measurement(
-        requests=round(total.requests),
-        errors=round(total.server_errors),
+        requests=round(min(total.requests, MAX_VALUE)),
+        errors=round(min(total.server_errors, MAX_VALUE)),
         p99_latency_ms=None if p99 is None else p99 * 1000.0,
+        problems=tuple(problems),
     )
 
 
@@ -192,6 +314,7 @@ class Analysis:
             requests=None if measurement is None else measurement.requests,
             error_rate=None if measurement is None else measurement.error_rate,
             p99_latency_ms=None if measurement is None else measurement.p99_latency_ms,
+            message=self.message[:2048] or None,
         ).to_k8s()
 
     @classmethod
@@ -206,7 +329,7 @@ class Analysis:
                 errors=round((parsed.error_rate or 0.0) * parsed.requests),
                 p99_latency_ms=parsed.p99_latency_ms,
             )
-        return cls(parsed.verdict, parsed.time, measurement, "")
+        return cls(parsed.verdict, parsed.time, measurement, parsed.message or "")
 
 
 def analyse(measurement: Measurement | None, spec: AnalysisSpec, now: datetime) -> Analysis:
@@ -214,6 +337,16 @@ def analyse(measurement: Measurement | None, spec: AnalysisSpec, now: datetime) 
     if measurement is None:
         return Analysis(
             "Inconclusive", now, None, "no metrics could be read from the version's pods"
+        )
+    if measurement.problems:
+        shown = list(measurement.problems[:3])
+        if len(measurement.problems) > 3:
+            shown.append(f"and {len(measurement.problems) - 3} more")
+        return Analysis(
+            "Inconclusive",
+            now,
+            measurement,
+            "metrics that cannot be trusted, so no verdict (and never a pass): " + "; ".join(shown),
         )
     minimum = max(spec.min_request_count, 1)
     if measurement.requests < minimum:
