@@ -268,6 +268,18 @@ INVALID: tuple[Invalid, ...] = (
         "spec.serviceAccountName",
     ),
     Invalid(
+        "env-loads-code",
+        "TrainingJob",
+        _set("env", [{"name": "PYTHONPATH", "value": "/tmp/mine"}]),
+        "spec.env",
+    ),
+    Invalid(
+        "serving-env-loads-code",
+        "ModelVersion",
+        _set("serving.env", [{"name": "LD_PRELOAD", "value": "/tmp/x.so"}]),
+        "spec.serving.env[0].name",
+    ),
+    Invalid(
         "name-too-long",
         "TrainingJob",
         lambda spec: None,

@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,8 +68,28 @@ def running_operator(
     extra = [f"--liveness={liveness}"]
     if metrics_port:
         extra.append(f"--metrics-port={metrics_port}")
-    with operator_process(kubeconfig, log, *extra):
+    with operator_process(kubeconfig, log, *extra) as process:
+        _wait_listening(liveness, process, log)
         yield liveness
+
+
+def _wait_listening(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the operator's liveness endpoint answers at all (its watches are up): tests
+    that start right after must not race its start-up."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"the operator exited with {process.returncode}:\n{log.read_text()}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers, if unhealthy: some tests make it so
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"the operator's liveness endpoint {url} never answered in 60 s")
 
 
 @contextmanager

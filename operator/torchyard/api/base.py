@@ -164,6 +164,19 @@ ModelUri = uri_type(MODEL_URI_PATTERN, min_length=8)
 """Where a model is read from: an artifact URI, or builtin://NAME for a model the worker
 image ships."""
 
+CODE_LOADING_ENV = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PYTHONUSERBASE",
+    "PYTHONPLATLIBDIR",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+)
+"""Variables that make the interpreter or the loader run code from elsewhere: set in a
+spec's env they would get around the allowed factories, so they are refused."""
+
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
 

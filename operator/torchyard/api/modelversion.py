@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from torchyard.api.base import (
+    CODE_LOADING_ENV,
     ApiModel,
     Cel,
     ModelUri,
@@ -140,14 +141,14 @@ RESERVED_ENV = (
     "TORCHYARD_PVC_ROOT",
     "TORCHYARD_PORT",
     "TORCHYARD_ALLOWED_FACTORIES",
+    *CODE_LOADING_ENV,
 )
-"""Variables the operator sets on serving pods; a user's value would break them (or widen
-the administrator's allowed factories)."""
+"""Variables the operator sets on serving pods (a user's value would break them or widen
+the administrator's allowed factories), and those that load code from elsewhere."""
 _NOT_RESERVED = Cel(
     rule="!(self.name in " + str(list(RESERVED_ENV)) + ")",
-    message="name is reserved: the operator sets "
-    + ", ".join(RESERVED_ENV)
-    + " on serving pods; choose another name",
+    message="name is reserved (the operator sets it on serving pods, or it loads code "
+    "from elsewhere): " + ", ".join(RESERVED_ENV) + "; choose another name",
     field_path=".name",
     reason="FieldValueForbidden",
 )

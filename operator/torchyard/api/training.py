@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from torchyard.api.base import (
+    CODE_LOADING_ENV,
     ApiModel,
     Cel,
     ModelUri,
@@ -54,6 +55,7 @@ RESERVED_ENV = (
     "TORCHYARD_JOB",
     "TORCHYARD_JOB_UID",
     "TORCHYARD_ALLOWED_FACTORIES",
+    *CODE_LOADING_ENV,
 )
 
 _MODEL_NEEDS_TWO_RANKS = Cel(
@@ -128,7 +130,8 @@ class EnvVar(ApiModel):
 _RESERVED_LIST = "[" + ", ".join(f"'{name}'" for name in RESERVED_ENV) + "]"
 _NO_RESERVED_ENV = Cel(
     rule=f"self.all(e, !(e.name in {_RESERVED_LIST}))",
-    message="env must not set a variable the operator sets: " + ", ".join(RESERVED_ENV),
+    message="env must not set a variable the operator sets, or one that loads code from "
+    "elsewhere: " + ", ".join(RESERVED_ENV),
     reason="FieldValueForbidden",
 )
 

@@ -207,6 +207,14 @@ async def reconcile_model(namespace: str, model: str, indexes: Indexes) -> tuple
                 # The namespace is being deleted: nothing can be created there and every
                 # version goes with it, so there is nothing to hand over or keep serving.
                 return None, 0
+            except ApiError as error:
+                if error.status.code != 429:
+                    raise
+                # The API server asks to come back later (e.g. "storage is (re)initializing"
+                # while a CRD is updated): a pause, not a failure worth a traceback.
+                raise kopf.TemporaryError(
+                    f"the API server asked to retry: {error.status.message}", delay=2
+                ) from None
 
 
 async def _reconcile(namespace: str, model: str, indexes: Indexes) -> tuple[str | None, int]:
