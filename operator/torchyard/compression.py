@@ -152,8 +152,10 @@ def plan(
         events.append(Event("Warning", reason, message))
         return Plan(patch, events, requeue_after=_ttl_delay(spec, stamp, now))
 
-    running = any((p.get("status") or {}).get("phase") == "Running" for p in pods)
-    if running:
+    pod_phases = {(p.get("status") or {}).get("phase") for p in pods}
+    # A pod that has succeeded is still this attempt running until its Job says Complete:
+    # the Job controller records it a moment later, and the phase must not step back.
+    if pod_phases & {"Running", "Succeeded"}:
         if phase != RUNNING:
             events.append(Event("Normal", RUNNING, f"compression pod started (attempt {attempts})"))
         condition(RUNNING, "True", "PodRunning", f"attempt {attempts} of {spec.backoff_limit + 1}")

@@ -29,6 +29,7 @@ from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
     api_requests,
+    events,
     get,
     install,
     running_operator,
@@ -87,8 +88,7 @@ def _says(cp, namespace: str, kind: str, name: str, type: str, reason: str) -> d
 
 
 def _warnings(cp, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
-    selector = f"--field-selector=involvedObject.name={name},reason={reason},type=Warning"
-    return get(cp, "events", "-n", namespace, selector)["items"]
+    return [event for event in events(cp, namespace, name, reason) if event["type"] == "Warning"]
 
 
 def _maybe(cp, kind: str, name: str, namespace: str) -> dict[str, Any] | None:

@@ -32,6 +32,7 @@ import yaml
 from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
+    events,
     free_port,
     get,
     install,
@@ -239,9 +240,10 @@ def test_hostile_progress_endpoints_cost_the_operator_nothing(control_plane, nam
             name = f"p-{behaviour}"
             status = _job(control_plane, namespace, name)["status"]
             assert "progress" not in status, (behaviour, status)
-            events = _events(control_plane, namespace, name, "ProgressUnreadable")
-            assert len(events) == 1 and events[0]["type"] == "Warning", (behaviour, events)
-            assert words in events[0]["message"], (behaviour, events[0]["message"])
+            unreadable = events(control_plane, namespace, name, "ProgressUnreadable")
+            assert len(unreadable) == 1, (behaviour, unreadable)
+            assert unreadable[0]["type"] == "Warning", (behaviour, unreadable)
+            assert words in unreadable[0]["message"], (behaviour, unreadable[0]["message"])
         for behaviour in PROGRESS_SILENT:
             name = f"p-{behaviour}"
             assert "progress" not in _job(control_plane, namespace, name)["status"]

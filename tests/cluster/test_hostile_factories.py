@@ -16,6 +16,7 @@ import yaml
 from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
+    events,
     free_port,
     get,
     install,
@@ -94,14 +95,8 @@ def test_a_training_job_with_a_foreign_factory_is_refused_and_starts_nothing(
     message = accepted["message"]
     assert f"'{factory}' (spec.model.factory) is not allowed" in message
     assert "--allowed-factories" in message and ADMINISTRATORS in message
-    events = get(
-        control_plane,
-        "events",
-        "-n",
-        namespace,
-        "--field-selector=involvedObject.name=hostile,reason=FactoryNotAllowed",
-    )["items"]
-    assert events and events[0]["type"] == "Warning"
+    refusals = events(control_plane, namespace, "hostile", "FactoryNotAllowed")
+    assert refusals[0]["type"] == "Warning"
     # The tenant's honest job is reconciled as usual: its pods exist.
     wait_until(
         "the honest job's two pods",

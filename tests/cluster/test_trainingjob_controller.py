@@ -14,6 +14,7 @@ import yaml
 from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
+    events,
     get,
     install,
     running_operator,
@@ -112,14 +113,8 @@ def test_a_failed_replica_restarts_the_gang_and_counts(control_plane, namespace,
     assert {pod["metadata"]["labels"]["torchyard.io/attempt"] for pod in pods} == {"1"}
     job = get(control_plane, "tjob", "digits-train", "-n", namespace)
     assert job["status"]["restarts"] == 1
-    events = get(
-        control_plane,
-        "events",
-        "-n",
-        namespace,
-        "--field-selector=involvedObject.name=digits-train,reason=Restarting",
-    )["items"]
-    assert events and "replica 1" in events[0]["message"]
+    restarting = events(control_plane, namespace, "digits-train", "Restarting")
+    assert "replica 1" in restarting[0]["message"]
 
 
 def test_backoff_limit_exhausted_fails_the_job(control_plane, namespace, operator):

@@ -53,6 +53,19 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = 60.0) -> An
         time.sleep(0.2)
 
 
+def events(
+    cp: ControlPlane, namespace: str, name: str, reason: str, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """The Events with this reason about the named object, waiting until there is one:
+    kopf posts Events from a queue of its own, after the status they go with."""
+    selector = f"--field-selector=involvedObject.name={name},reason={reason}"
+    return wait_until(  # type: ignore[no-any-return]
+        f"a {reason} Event about {name}",
+        lambda: get(cp, "events", "-n", namespace, selector)["items"],
+        timeout=timeout,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

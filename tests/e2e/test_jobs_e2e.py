@@ -17,6 +17,7 @@ import torch
 import yaml
 
 from tests.cluster.torchyard import (
+    events,
     get,
     wait_until,
 )
@@ -245,14 +246,7 @@ def test_killed_replica_restarts_from_checkpoint(cluster, namespace, operator, t
     _apply(cluster, namespace, job)
     done = _wait(cluster, namespace, "tjob/ddp-kill", "Succeeded", "500s")
     assert done["status"]["restarts"] == 1
-    events = get(
-        cluster.cp,
-        "events",
-        "-n",
-        namespace,
-        "--field-selector=involvedObject.name=ddp-kill,reason=Restarting",
-    )["items"]
-    assert events
+    assert events(cluster.cp, namespace, "ddp-kill", "Restarting")
 
 
 def test_running_job_reports_live_progress_in_status(cluster, namespace, operator, trained_model):

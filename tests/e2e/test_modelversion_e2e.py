@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.cluster.torchyard import (
+    events,
     get,
     wait_until,
 )
@@ -102,8 +103,7 @@ def _wait_phase(cluster, namespace, name, phase, timeout=240):
 
 
 def _events(cluster, namespace, name, reason):
-    selector = f"--field-selector=involvedObject.name={name},reason={reason}"
-    return get(cluster.cp, "events", "-n", namespace, selector)["items"]
+    return events(cluster.cp, namespace, name, reason)
 
 
 def _start_client(cluster, namespace, stop):

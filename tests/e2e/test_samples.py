@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.torchyard import (
+    events,
     get,
 )
 from tests.objects import REPO
@@ -89,14 +90,7 @@ def test_each_digest_matches_along_the_chain_and_status_tells_the_lineage(cluste
     labels = versions["digits-v2"]["metadata"]["labels"]
     assert labels["torchyard.io/registered-by"] == "compressionjob.digits-pruned"
     # It waited for the training instead of failing on a model not yet written.
-    events = get(
-        cluster.cp,
-        "events",
-        "-n",
-        NAMESPACE,
-        "--field-selector=involvedObject.name=digits-pruned,reason=WaitingForInput",
-    )["items"]
-    assert events
+    assert events(cluster.cp, NAMESPACE, "digits-pruned", "WaitingForInput")
 
     # The figures a user reads: smaller and no worse than the gate allows.
     assert pruned["result"]["compressionRatio"] > 2 and pruned["result"]["metricDrop"] <= 0.02

@@ -95,6 +95,15 @@ def test_running_pod_makes_the_job_running_once():
     assert again.events == []
 
 
+def test_a_finished_pod_keeps_the_job_running_until_its_job_completes():
+    running = plan("minilm-int8", _spec(), {}, 1, _job(active=1), [_pod("Running")], NOW)
+    # The pod has exited 0; the Job controller has not yet marked the Job Complete.
+    finished = _pod("Succeeded", exit_code=0, message=json.dumps(RESULT))
+    between = plan("minilm-int8", _spec(), running.status_patch, 1, _job(active=1), [finished], NOW)
+    assert between.status_patch["phase"] == "Running"
+    assert between.events == []
+
+
 def test_success_copies_the_workload_result_into_status():
     job = _job(("Complete", "Completed"), succeeded=1, completionTime="2026-11-28T12:00:00Z")
     pods = [_pod("Succeeded", 0, json.dumps(RESULT))]
