@@ -125,7 +125,7 @@ async def redirect_self(server: HostileServer, path: str, writer: Writer) -> Non
 
 @cache
 def _bomb() -> bytes:
-    return gzip.compress(b"\0" * (48 * 1024 * 1024), compresslevel=9)
+    return gzip.compress(b"\0" * (48 * 1024 * 1024), compresslevel=9, mtime=0)
 
 
 async def gzip_bomb(server: HostileServer, path: str, writer: Writer) -> None:

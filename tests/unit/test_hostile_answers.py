@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -157,6 +158,14 @@ def test_json_depth_is_counted_without_recursion_and_strings_do_not_count():
     assert isinstance(podhttp.loads(b"[" * 100_000 + b"]" * 100_000), Refused)
     assert podhttp.loads(b'{"step": [1]}') == {"step": [1]}
     assert isinstance(podhttp.loads(b"\xff\xfe"), Refused)
+
+
+def test_binary_is_called_not_json_even_when_its_bytes_hold_unpaired_brackets():
+    compressed = b"\x1f\x8b\x08\x00[[{" + bytes(range(256))
+    refused = podhttp.loads(compressed)
+    assert isinstance(refused, Refused) and refused.reason.startswith("not JSON: it starts with")
+    assert podhttp.loads(b"  \n") == Refused("not JSON: an empty body")
+    assert math.isnan(podhttp.loads(b" NaN"))  # it parses; callers drop it
 
 
 @pytest.mark.parametrize(

@@ -114,6 +114,13 @@ async def get(client: aiohttp.ClientSession, url: URL, limits: Limits) -> bytes 
 def loads(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any | Refused:
     """A small JSON document, or why not: the depth is checked before the (recursive)
     parser runs; NaN and Infinity parse (Python's json does) and callers drop them."""
+    # Binary (a compressed body, say) is named for what it is before its bytes are
+    # counted as brackets, which would call it deep.
+    text = body.lstrip(b" \t\r\n")
+    if not text:
+        return Refused("not JSON: an empty body")
+    if text[:1] not in _JSON_STARTS:
+        return Refused(f"not JSON: it starts with {printable(repr(text[:8]))}")
     depth = json_depth(body, max_depth)
     if depth > max_depth:
         return Refused(f"JSON nested deeper than {max_depth} levels")
@@ -121,6 +128,10 @@ def loads(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any | Refused:
         return json.loads(body)
     except (ValueError, RecursionError) as error:  # a huge integer is a ValueError too
         return Refused(f"not JSON: {printable(str(error))}")
+
+
+_JSON_STARTS = frozenset(bytes([c]) for c in b'{["-0123456789tfnNI')
+"""The bytes a JSON value can start with (NaN and Infinity included)."""
 
 
 def json_depth(body: bytes, stop_at: int) -> int:
