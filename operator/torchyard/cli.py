@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from torchyard import __version__
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -181,6 +183,7 @@ def _artifact_push(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchyard", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"torchyard {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     crds = commands.add_parser("crds", help="render crds/ from the API models")

@@ -24,3 +24,14 @@ def test_production_flags_parse():
         ["operator", "--peering=torchyard", "--peering-lifetime=30", "--log-format=json"]
     )
     assert (args.peering, args.peering_lifetime, args.priority) == ("torchyard", 30, None)
+
+
+def test_version_names_the_package_version(capsys):
+    import pytest
+
+    from torchyard import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"torchyard {__version__}"
