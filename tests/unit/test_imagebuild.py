@@ -254,12 +254,13 @@ def test_the_build_command_uses_runc_layers_the_key_label_and_ulimits(tmp_path):
     assert command[-1] == str(tmp_path)
 
 
-def test_run_command_runs_without_network_and_as_the_images_user():
+def test_run_command_runs_restricted_without_network_and_as_the_images_user():
     command = podman.run_command(
         "example/x:1", ["--version"], limits={"nofile": (8, 8)}, env={"A": "1"}
     )
     assert command[:4] == ["podman", "--runtime=runc", "run", "--rm"]
     assert "--network=none" in command and "--env=A=1" in command
+    assert {"--read-only", "--cap-drop=all", "--security-opt=no-new-privileges"} <= set(command)
     assert not [flag for flag in command if flag.startswith(("--user", "--privileged"))]
     assert command[-2:] == ["example/x:1", "--version"]
 

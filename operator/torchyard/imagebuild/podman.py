@@ -99,11 +99,16 @@ def run_command(
     env: Mapping[str, str] | None = None,
     entrypoint: str | None = None,
 ) -> list[str]:
-    """`podman run --rm` of an image as its own user, without network."""
+    """`podman run --rm` of an image as its own user, without network, and as the
+    restricted Pod Security Standard has pods run (torchyard's pods also keep the root
+    file system read-only, with /tmp writable)."""
     return podman(
         "run",
         "--rm",
         "--network=none",
+        "--read-only",
+        "--cap-drop=all",
+        "--security-opt=no-new-privileges",
         *ulimit_flags(limits),
         *(mount.flag() for mount in mounts),
         *(f"--env={name}={value}" for name, value in sorted((env or {}).items())),
