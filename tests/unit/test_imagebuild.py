@@ -265,13 +265,17 @@ def test_run_command_runs_restricted_without_network_and_as_the_images_user():
     assert command[-2:] == ["example/x:1", "--version"]
 
 
-def test_images_are_saved_as_oci_archives_under_their_names():
-    assert podman.save_command(WORKER_IMAGE, "-") == [
+def test_images_are_saved_as_oci_archives_to_a_file_or_streamed():
+    assert podman.save_command(WORKER_IMAGE, Path("/x/w.tar"))[-2:] == [
+        "--output=/x/w.tar",
+        WORKER_IMAGE,
+    ]
+    # Streamed to stdout (into `ctr images import -`): podman takes no `-` for it.
+    assert podman.save_command(WORKER_IMAGE, None) == [
         "podman",
         "--runtime=runc",
         "save",
         "--format=oci-archive",
-        "--output=-",
         WORKER_IMAGE,
     ]
 

@@ -125,7 +125,7 @@ def _save(args: argparse.Namespace) -> int:
         path = archive_path(directory, name)
         path.unlink(missing_ok=True)
         subprocess.run(
-            podman.save_command(IMAGES[name].tag, str(path)), check=True, stdout=subprocess.DEVNULL
+            podman.save_command(IMAGES[name].tag, path), check=True, stdout=subprocess.DEVNULL
         )
         log(f"{IMAGES[name].tag} -> {path} ({format_size(path.stat().st_size)})")
     return 0
@@ -139,7 +139,7 @@ def _load_containerd(args: argparse.Namespace) -> int:
         tag = IMAGES[name].tag
         ctr = ["ctr", f"--address={args.address}", f"--namespace={args.namespace}"]
         # Streamed: the worker's archive is gigabytes.
-        save = subprocess.Popen(podman.save_command(tag, "-"), stdout=subprocess.PIPE)
+        save = subprocess.Popen(podman.save_command(tag, None), stdout=subprocess.PIPE)
         imported = subprocess.run(
             [*ctr, "images", "import", "-"], stdin=save.stdout, capture_output=True, text=True
         )
@@ -161,7 +161,7 @@ def _load_kind(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="kind-") as scratch:
         for name in names:
             path = archive_path(Path(scratch), name)
-            subprocess.run(podman.save_command(IMAGES[name].tag, str(path)), check=True)
+            subprocess.run(podman.save_command(IMAGES[name].tag, path), check=True)
             subprocess.run(
                 ["kind", "load", "image-archive", f"--name={args.name}", str(path)], check=True
             )

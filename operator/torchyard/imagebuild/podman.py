@@ -118,10 +118,12 @@ def run_command(
     )
 
 
-def save_command(tag: str, output: str) -> list[str]:
-    """`podman save` of an image as an OCI archive (`-` for stdout): containerd's `ctr
-    images import` and `kind load image-archive` both read it, under the image's name."""
-    return podman("save", "--format=oci-archive", f"--output={output}", tag)
+def save_command(tag: str, output: Path | None) -> list[str]:
+    """`podman save` of an image as an OCI archive (to stdout without `output`):
+    containerd's `ctr images import` and `kind load image-archive` both read it, under
+    the image's name."""
+    where = [f"--output={output}"] if output is not None else []
+    return podman("save", "--format=oci-archive", *where, tag)
 
 
 def inspect(reference: str) -> dict[str, Any] | None:
