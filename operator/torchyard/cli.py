@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from torchyard import __version__
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -181,6 +183,7 @@ def _artifact_push(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torchyard", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"torchyard {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     crds = commands.add_parser("crds", help="render crds/ from the API models")
@@ -271,10 +274,29 @@ def build_parser() -> argparse.ArgumentParser:
     workload.add_argument("workload_args", nargs=argparse.REMAINDER)
     workload.set_defaults(func=_workload)
 
-    from torchyard.local.cli import add_local_commands
-
-    add_local_commands(commands)
+    try:
+        from torchyard.local.cli import add_local_commands
+    except ModuleNotFoundError as missing:
+        # The worker image carries no operator extra (cryptography, kopf): no local
+        # cluster there, and every other command still works.
+        module = missing.name or ""
+        if module.startswith("torchyard"):
+            raise
+        local = commands.add_parser("local", help="the local cluster (not in this install)")
+        local.add_argument("rest", nargs=argparse.REMAINDER)
+        local.set_defaults(func=lambda args: _without_operator_extra(module))
+    else:
+        add_local_commands(commands)
     return parser
+
+
+def _without_operator_extra(module: str) -> int:
+    print(
+        f"torchyard local: this install has no operator extra ({module} is missing); "
+        "pip install 'torchyard[operator]'",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,6 +29,7 @@ import pytest
 
 import torchyard
 from tests.objects import REPO
+from torchyard.imagebuild.inputs import arg_defaults, image_inputs
 
 PACKAGE = REPO / "operator" / "torchyard"
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
@@ -180,9 +181,17 @@ def test_the_lock_holds_every_declared_pin_each_with_hashes(image):
 
 @pytest.mark.parametrize("image", ["operator", "worker"])
 def test_the_image_installs_its_lock_by_hash(image):
-    dockerfile = (REPO / "images" / image / "Dockerfile").read_text()
-    assert f"images/{image}/requirements.lock" in dockerfile
-    install = re.findall(r"pip install[^&]*requirements\.lock", dockerfile)
-    assert install and all("--require-hashes" in line for line in install), install
+    path = REPO / "images" / image / "Dockerfile"
+    dockerfile, files = image_inputs(REPO, path)
+    # The lock reaches the build: the Dockerfile copies it and .dockerignore lets it through.
+    assert f"images/{image}/requirements.lock" in files
+    installs = [line for line in re.findall(r"pip install[^&]*", dockerfile) if " -r " in line]
+    assert installs and all("--require-hashes" in line for line in installs), installs
+    # It reads requirements.lock, or a build argument whose default is requirements.lock.
+    defaults = arg_defaults(dockerfile)
+    for line in installs:
+        lock = re.search(r" -r\s+\"?\$?\{?(\w[\w.-]*)", line)
+        assert lock is not None, line
+        assert "requirements.lock" in (lock.group(1), defaults.get(lock.group(1))), line
     # the project itself goes in without touching an index: its dependencies are locked
     assert "--no-deps --no-index" in dockerfile

@@ -108,7 +108,7 @@ def cache_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     # Two test sessions (or xdist workers) starting at once must not build twice.
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as lock:
@@ -195,7 +195,7 @@ def ensure_binaries(log: Log = _stderr) -> Binaries:
     if not binaries.missing():
         return binaries
 
-    with _locked(target / ".lock"):
+    with file_lock(target / ".lock"):
         if not binaries.missing():  # another process built it while we waited
             return binaries
         # Anything left from an earlier, killed build is junk: we hold the lock.

@@ -1,0 +1,261 @@
+"""scripts/images: build torchyard's images with podman and hand them to a cluster.
+
+build [NAME...]        build the operator and worker images (each only when its inputs
+                       changed), print their sizes
+base                   make the Python base from Debian packages (build does it when
+                       the default base cannot be pulled)
+list                   the images here: tag, ID, size, input key
+save DIR [NAME...]     write each image as an OCI archive, DIR/torchyard-NAME.tar
+load-containerd        import the images into a containerd (a kubelet's node)
+load-kind              load the images into a kind cluster
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from torchyard.imagebuild import podman, tools
+from torchyard.imagebuild.build import (
+    IMAGES,
+    ImageBuildError,
+    Options,
+    build,
+    cache_dir,
+    ensure_debian_base,
+)
+from torchyard.imagebuild.inputs import INPUTS_LABEL
+from torchyard.imagebuild.report import format_size, summary
+
+
+def log(message: str) -> None:
+    print(f"images: {message}", flush=True)
+
+
+def _host_pip_cache() -> Path:
+    """The host's pip cache directory (pip's own rule), created if missing."""
+    configured = os.environ.get("PIP_CACHE_DIR")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    path = Path(configured) if configured else Path(base) / "pip"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _host_ca_bundle() -> Path | None:
+    """The CA bundle the host's pip trusts, when it names one (a TLS proxy's CA, say)."""
+    for variable in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = os.environ.get(variable)
+        if value and Path(value).is_file():
+            return Path(value)
+    return None
+
+
+def _names(given: Sequence[str]) -> list[str]:
+    unknown = sorted(set(given) - set(IMAGES))
+    if unknown:
+        raise ImageBuildError(
+            f"no image named {', '.join(unknown)} (there are: {', '.join(IMAGES)})"
+        )
+    return list(given) or list(IMAGES)
+
+
+def _build(args: argparse.Namespace) -> int:
+    options = Options(
+        python_image=args.python_image,
+        debian_base=args.debian_base,
+        torch_index_url=args.torch_index_url,
+        worker_lock=args.worker_lock,
+        force=args.force,
+        pip_cache=None if args.no_pip_cache else _host_pip_cache(),
+        ca_bundle=Path(args.ca_bundle) if args.ca_bundle else _host_ca_bundle(),
+    )
+    for line in summary(build(_names(args.images), options, log)):
+        log(line)
+    return 0
+
+
+def _base(args: argparse.Namespace) -> int:
+    tools.ensure(["podman", "runc"], log)
+    image = ensure_debian_base(log)
+    found = podman.inspect(image)
+    assert found is not None
+    log(f"{image}  {str(found['Id'])[:12]}  {format_size(int(found['Size']))}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    tools.ensure(["podman", "runc"], log)
+    for name in _names(args.images):
+        image = IMAGES[name]
+        found = podman.inspect(image.tag)
+        if found is None:
+            print(f"{image.tag}  not built (scripts/images build {name})")
+            continue
+        key = podman.label(found, INPUTS_LABEL) or "-"
+        print(
+            f"{image.tag}  {str(found['Id'])[:12]}  {format_size(int(found['Size']))}  "
+            f"inputs {key[:12]}"
+        )
+    return 0
+
+
+def _require_built(names: Sequence[str]) -> None:
+    absent = [IMAGES[name].tag for name in names if podman.inspect(IMAGES[name].tag) is None]
+    if absent:
+        raise ImageBuildError(f"not built: {', '.join(absent)}; run scripts/images build first")
+
+
+def archive_path(directory: Path, name: str) -> Path:
+    return directory / f"torchyard-{name}.tar"
+
+
+def _save(args: argparse.Namespace) -> int:
+    tools.ensure(["podman", "runc"], log)
+    names = _names(args.images)
+    _require_built(names)
+    directory = Path(args.dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        path = archive_path(directory, name)
+        path.unlink(missing_ok=True)
+        subprocess.run(
+            podman.save_command(IMAGES[name].tag, path), check=True, stdout=subprocess.DEVNULL
+        )
+        log(f"{IMAGES[name].tag} -> {path} ({format_size(path.stat().st_size)})")
+    return 0
+
+
+def _load_containerd(args: argparse.Namespace) -> int:
+    tools.ensure(["podman", "runc", "ctr"], log)
+    names = _names(args.images)
+    _require_built(names)
+    for name in names:
+        tag = IMAGES[name].tag
+        ctr = ["ctr", f"--address={args.address}", f"--namespace={args.namespace}"]
+        # Streamed: the worker's archive is gigabytes.
+        save = subprocess.Popen(podman.save_command(tag, None), stdout=subprocess.PIPE)
+        imported = subprocess.run(
+            [*ctr, "images", "import", "-"], stdin=save.stdout, capture_output=True, text=True
+        )
+        assert save.stdout is not None
+        save.stdout.close()
+        if save.wait() != 0 or imported.returncode != 0:
+            raise ImageBuildError(f"importing {tag} into containerd failed:\n{imported.stderr}")
+        log(f"{tag} imported into containerd ({args.address}, namespace {args.namespace})")
+    return 0
+
+
+def _load_kind(args: argparse.Namespace) -> int:
+    tools.ensure(["podman", "runc"], log)
+    if shutil.which("kind") is None:
+        raise ImageBuildError("kind is not installed: go install sigs.k8s.io/kind@latest")
+    names = _names(args.images)
+    _require_built(names)
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir(), prefix="kind-") as scratch:
+        for name in names:
+            path = archive_path(Path(scratch), name)
+            subprocess.run(podman.save_command(IMAGES[name].tag, path), check=True)
+            subprocess.run(
+                ["kind", "load", "image-archive", f"--name={args.name}", str(path)], check=True
+            )
+            log(f"{IMAGES[name].tag} loaded into kind cluster {args.name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/images",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    names = {"nargs": "*", "metavar": "NAME", "help": "operator, worker (default: both)"}
+
+    build_cmd = commands.add_parser(
+        "build", help="build the images (only those whose inputs changed)"
+    )
+    build_cmd.add_argument("images", **names)
+    source = build_cmd.add_mutually_exclusive_group()
+    source.add_argument(
+        "--python-image",
+        help="base image (default: the Dockerfiles' PYTHON_IMAGE, or one made from Debian "
+        "packages when it cannot be pulled)",
+    )
+    source.add_argument(
+        "--debian-base",
+        action="store_true",
+        help="build on the Python base made here from Debian packages",
+    )
+    build_cmd.add_argument(
+        "--torch-index-url",
+        default="",
+        help="an index to take torch from besides PyPI, e.g. "
+        "https://download.pytorch.org/whl/cpu (with --worker-lock: a lock made against it)",
+    )
+    build_cmd.add_argument(
+        "--worker-lock",
+        default="requirements.lock",
+        help="the worker's lock file in images/worker/ (default: requirements.lock, PyPI's torch)",
+    )
+    build_cmd.add_argument(
+        "--force", action="store_true", help="build even when the inputs are unchanged"
+    )
+    build_cmd.add_argument(
+        "--no-pip-cache",
+        action="store_true",
+        help="do not mount the host's pip cache into the build",
+    )
+    build_cmd.add_argument(
+        "--ca-bundle",
+        help="CA bundle for pip inside the build (default: $PIP_CERT, $REQUESTS_CA_BUNDLE or "
+        "$SSL_CERT_FILE when set)",
+    )
+    build_cmd.set_defaults(func=_build)
+
+    base_cmd = commands.add_parser("base", help="make the Python base from Debian packages")
+    base_cmd.set_defaults(func=_base)
+
+    list_cmd = commands.add_parser("list", help="the images here, with sizes")
+    list_cmd.add_argument("images", **names)
+    list_cmd.set_defaults(func=_list)
+
+    save_cmd = commands.add_parser("save", help="write OCI archives, DIR/torchyard-NAME.tar")
+    save_cmd.add_argument("dir")
+    save_cmd.add_argument("images", **names)
+    save_cmd.set_defaults(func=_save)
+
+    containerd = commands.add_parser("load-containerd", help="import the images into containerd")
+    containerd.add_argument("images", **names)
+    containerd.add_argument(
+        "--address", default="/run/containerd/containerd.sock", help="containerd's socket"
+    )
+    containerd.add_argument(
+        "--namespace", default="k8s.io", help="containerd namespace (the kubelet's: k8s.io)"
+    )
+    containerd.set_defaults(func=_load_containerd)
+
+    kind = commands.add_parser("load-kind", help="load the images into a kind cluster")
+    kind.add_argument("images", **names)
+    kind.add_argument("--name", default="kind", help="the kind cluster (default: kind)")
+    kind.set_defaults(func=_load_kind)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ImageBuildError, tools.ToolError) as error:
+        print(f"images: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
