@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -116,8 +117,12 @@ class ControlPlane:
         start_timeout: float = 120.0,
         stop_grace: float = 10.0,
         apiserver_args: Sequence[str] = (),
+        address: str = "127.0.0.1",
     ) -> None:
         self.controllers = controllers
+        # Where the API server listens and what it advertises: loopback, or for the
+        # container node the node address that pods route to.
+        self.address = address
         self.apiserver_args = tuple(apiserver_args)
         self.start_timeout = start_timeout
         self.stop_grace = stop_grace
@@ -151,7 +156,7 @@ class ControlPlane:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self._ports['apiserver']}"
+        return f"https://{self.address}:{self._ports['apiserver']}"
 
     @property
     def etcd_url(self) -> str:
@@ -233,6 +238,24 @@ class ControlPlane:
         ):
             processes.stop(stage, self.stop_grace)
         self._children = []
+
+    @classmethod
+    def attach(cls, workdir: Path | None = None) -> ControlPlane | None:
+        """A handle on the detached control plane recorded in `workdir` (for kubectl),
+        or None if none is recorded."""
+        workdir = workdir or state_dir()
+        try:
+            state = json.loads((workdir / STATE_FILE).read_text())
+        except FileNotFoundError:
+            return None
+        cp = cls(workdir, address=urllib.parse.urlsplit(state["server"]).hostname or "")
+        cp._workdir = workdir
+        cp._ports = dict(state["ports"])
+        try:
+            cp._binaries = Binaries(**{k: Path(v) for k, v in state["binaries"].items()})
+        except TypeError:  # recorded by an older torchyard
+            cp._binaries = ensure_binaries()
+        return cp
 
     @staticmethod
     def stop_detached(workdir: Path | None = None, grace: float = 10.0) -> bool:
@@ -346,8 +369,9 @@ class ControlPlane:
         (d / "ca.crt").write_bytes(ca.cert_pem)
         _write_private(d / "ca.key", ca.key_pem)
         for name, pair in (
-            ("apiserver", pki.apiserver_serving_cert(ca)),
+            ("apiserver", pki.apiserver_serving_cert(ca, self.address)),
             ("admin", pki.admin_cert(ca)),
+            ("apiserver-kubelet-client", pki.apiserver_kubelet_client_cert(ca)),
         ):
             (d / f"{name}.crt").write_bytes(pair.cert_pem)
             _write_private(d / f"{name}.key", pair.key_pem)
@@ -436,14 +460,11 @@ class ControlPlane:
             f"--etcd-cafile={pki_dir / 'etcd-ca.crt'}",
             f"--etcd-certfile={pki_dir / 'apiserver-etcd-client.crt'}",
             f"--etcd-keyfile={pki_dir / 'apiserver-etcd-client.key'}",
-            "--bind-address=127.0.0.1",
+            f"--bind-address={self.address}",
             # Without it the API server looks for a host interface with a default route,
             # and fails to start in sandboxes that have none.
-            "--advertise-address=127.0.0.1",
-            # The `kubernetes` Service's endpoints may not be loopback addresses, so the
-            # reconciler would log a validation error every few seconds; in-cluster
-            # clients of a local cluster are told 127.0.0.1 directly.
-            "--endpoint-reconciler-type=none",
+            f"--advertise-address={self.address}",
+            *self._endpoint_reconciler(),
             f"--secure-port={self._ports['apiserver']}",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             f"--tls-cert-file={pki_dir / 'apiserver.crt'}",
@@ -460,6 +481,12 @@ class ControlPlane:
             f"--service-account-signing-key-file={pki_dir / 'sa.key'}",
             f"--service-cluster-ip-range={pki.SERVICE_CLUSTER_IP_RANGE}",
             "--allow-privileged=true",
+            # Towards kubelets (logs, exec): dial the node's InternalIP, check the
+            # kubelet's certificate against the cluster CA, present our own.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-certificate-authority={pki_dir / 'ca.crt'}",
+            f"--kubelet-client-certificate={pki_dir / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki_dir / 'apiserver-kubelet-client.key'}",
             *self.apiserver_args,
         )
         admin_tls = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
@@ -473,6 +500,14 @@ class ControlPlane:
         if self.controllers:
             self._start_controllers(admin_tls)
             self.timings["controllers"] = time.monotonic() - t0
+
+    def _endpoint_reconciler(self) -> list[str]:
+        if self.address.startswith("127."):
+            # The `kubernetes` Service's endpoints may not be loopback addresses, so the
+            # reconciler would log a validation error every few seconds; in-cluster
+            # clients of a loopback cluster are told 127.0.0.1 directly.
+            return ["--endpoint-reconciler-type=none"]
+        return []  # the default (lease) publishes the address pods route to
 
     def _start_controllers(self, admin_tls: ssl.SSLContext) -> None:
         assert self._ca is not None

@@ -1,0 +1,187 @@
+"""The container node, checked as a user would: real containers with cgroup limits and
+seccomp, a pod network, Services by name, the API server from a pod, `kubectl logs`,
+OOM kills, and a `local down` that leaves nothing behind. Tests run in file order; the
+last one stops the node."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.node import busybox
+from tests.node.conftest import NodeCluster, netns_names, veth_names
+from torchyard.local.node.layout import POD_CIDR
+
+pytestmark = pytest.mark.node
+
+RESTRICTED_NS = "node-restricted"
+MEMORY_LIMIT = 64 * 1024 * 1024
+
+
+def namespace(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}},
+    }
+
+
+def pod(
+    name: str,
+    script: str,
+    memory: str = "64Mi",
+    restart: str = "Never",
+    labels: dict[str, str] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    """A busybox pod that passes the restricted Pod Security level."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": RESTRICTED_NS, "labels": labels or {}},
+        "spec": {
+            "restartPolicy": restart,
+            "terminationGracePeriodSeconds": 1,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65532,
+                "runAsGroup": 65532,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "main",
+                    "image": busybox.IMAGE,
+                    "imagePullPolicy": "Never",
+                    "command": ["sh", "-c", script],
+                    "resources": {"limits": {"memory": memory, "cpu": "250m"}},
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+            **spec,
+        },
+    }
+
+
+def service(name: str, selector: dict[str, str], headless: bool = False) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "selector": selector,
+        "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+    }
+    if headless:
+        spec["clusterIP"] = "None"
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": RESTRICTED_NS},
+        "spec": spec,
+    }
+
+
+def running(p: dict[str, Any]) -> bool:
+    return p.get("status", {}).get("phase") == "Running"
+
+
+def finished(p: dict[str, Any]) -> bool:
+    return p.get("status", {}).get("phase") in ("Succeeded", "Failed")
+
+
+def test_a_restricted_pod_runs_in_a_real_container(node: NodeCluster) -> None:
+    node.apply(namespace(RESTRICTED_NS))
+    script = (
+        "id -u; grep Seccomp: /proc/self/status; "
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; "
+        "ls /; echo done; sleep 3600"
+    )
+    node.apply(pod("probe", script))
+    started = node.wait_pod("probe", RESTRICTED_NS, "probe Running", running)
+    assert ipaddress.ip_address(started["status"]["podIP"]) in ipaddress.ip_network(POD_CIDR)
+
+    # Read through the API server, which asks the kubelet: `kubectl logs` works.
+    lines = node.logs("probe", RESTRICTED_NS).split()
+    assert lines[0] == "65532"
+    assert lines[1:3] == ["Seccomp:", "2"]
+    assert int(lines[3]) == MEMORY_LIMIT
+    # Its own root file system, from the image: the machine's /usr is not there.
+    assert "bin" in lines and "usr" not in lines
+
+
+def test_services_resolve_by_name_and_route_between_pods(node: NodeCluster) -> None:
+    serve = "echo hello-from-web > /tmp/index.html; httpd -f -p 8080 -h /tmp"
+    node.apply(
+        pod("web", serve, labels={"app": "web"}),
+        service("web", {"app": "web"}),
+        # As a TrainingJob's rank 0: <hostname>.<subdomain> under a headless Service.
+        pod("rank0", serve, labels={"app": "ranks"}, hostname="rank0", subdomain="ranks"),
+        service("ranks", {"app": "ranks"}, headless=True),
+    )
+    node.wait_pod("web", RESTRICTED_NS, "web Running", running)
+    node.wait_pod("rank0", RESTRICTED_NS, "rank0 Running", running)
+    client = (
+        "for i in $(seq 60); do wget -q -T 2 -O /tmp/a http://web/index.html && "
+        "wget -q -T 2 -O /tmp/b http://rank0.ranks:8080/index.html && break; sleep 1; done; "
+        "echo web=$(cat /tmp/a) rank0=$(cat /tmp/b)"
+    )
+    node.apply(pod("client", client))
+    done = node.wait_pod("client", RESTRICTED_NS, "client to finish", finished)
+    assert done["status"]["phase"] == "Succeeded"
+    assert node.logs("client", RESTRICTED_NS).split() == [
+        "web=hello-from-web",
+        "rank0=hello-from-web",
+    ]
+
+
+def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(
+    node: NodeCluster,
+) -> None:
+    # /version is public; the answer (JSON with gitVersion) proves the API server spoke.
+    script = (
+        "for i in $(seq 30); do "
+        "wget -q -T 3 --no-check-certificate -O - https://kubernetes.default.svc/version "
+        "&& break; sleep 1; done"
+    )
+    node.apply(pod("api", script))
+    done = node.wait_pod("api", RESTRICTED_NS, "api client to finish", finished)
+    assert done["status"]["phase"] == "Succeeded", node.logs("api", RESTRICTED_NS)
+    assert '"gitVersion": "v1.35.4"' in node.logs("api", RESTRICTED_NS)
+
+
+def test_a_pod_over_its_memory_limit_is_oom_killed(node: NodeCluster) -> None:
+    node.apply(pod("hog", "dd if=/dev/zero of=/dev/null bs=200M count=1", memory="32Mi"))
+    done = node.wait_pod("hog", RESTRICTED_NS, "hog to be killed", finished)
+    terminated = done["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["reason"], terminated["exitCode"]) == ("OOMKilled", 137)
+
+
+def test_down_stops_everything_and_leaves_nothing_behind(node: NodeCluster) -> None:
+    root = node.workdir / "node"
+    down = node.torchyard("down")
+    assert down.returncode == 0, down.stderr
+    assert "stopped" in down.stdout
+
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(node.state) not in mounts
+    leftovers = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(node.state) in text:
+            leftovers.append(text)
+    assert leftovers == []
+    assert netns_names() <= node.netns_before
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "tynode0" not in links
+    assert veth_names() <= node.veths_before
+    nat = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True).stdout
+    assert "KUBE-SERVICES" not in nat and "10.245.0." not in nat
+    assert not (node.workdir / "node.json").exists()
+    assert root.is_dir()  # images and logs stay for the next `up`
