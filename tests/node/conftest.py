@@ -23,9 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.node import busybox
 from torchyard.local.controlplane import ControlPlane
-from torchyard.local.node import network
+from torchyard.local.node import busybox, network
 from torchyard.local.node.layout import Network
 
 

@@ -174,3 +174,26 @@ def test_missing_packages_are_named_once_each():
 def test_every_requirement_names_a_debian_package():
     assert all(r.package for r in packages.REQUIREMENTS)
     assert any(r.file.endswith("/bridge") for r in packages.REQUIREMENTS)
+
+
+def test_the_kubelets_iptables_chains_are_removed_jumps_first():
+    rules = "\n".join(
+        [
+            "-P INPUT ACCEPT",
+            "-N KUBE-FIREWALL",
+            "-N KUBE-KUBELET-CANARY",
+            "-N OTHER",
+            "-A INPUT -j KUBE-FIREWALL",
+            "-A OUTPUT -j KUBE-FIREWALL",
+            "-A OTHER -j ACCEPT",
+            '-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "x" -j DROP',
+        ]
+    )
+    assert sweep.kubelet_rule_commands("filter", rules) == [
+        ["-t", "filter", "-D", "INPUT", "-j", "KUBE-FIREWALL"],
+        ["-t", "filter", "-D", "OUTPUT", "-j", "KUBE-FIREWALL"],
+        ["-t", "filter", "-F", "KUBE-FIREWALL"],
+        ["-t", "filter", "-F", "KUBE-KUBELET-CANARY"],
+        ["-t", "filter", "-X", "KUBE-FIREWALL"],
+        ["-t", "filter", "-X", "KUBE-KUBELET-CANARY"],
+    ]

@@ -273,7 +273,7 @@ def ensure_coredns(log: Log = _stderr) -> Path:
         packages=".",
         ldflags="-s -w",
         target=cache_root() / f"coredns-{_digest(src)}",
-        estimate="about 3 minutes on 2 cores",
+        estimate="about 5 minutes on 2 cores",
     )
     path = recipe.target / "bin" / "coredns"
     _ensure_built(

@@ -28,7 +28,7 @@ from torchyard.local.build import Binaries, ensure_coredns
 from torchyard.local.controlplane import ControlPlane, _free_ports
 from torchyard.local.node import config, images, network, packages, sweep
 from torchyard.local.node.errors import NodeError
-from torchyard.local.node.layout import NODE_NAME, Layout, Network
+from torchyard.local.node.layout import NODE_NAME, PAUSE_IMAGE, Layout, Network
 from torchyard.local.processes import Child
 
 NODE_STATE = "node.json"
@@ -74,7 +74,7 @@ class ContainerNode:
             self._apply_rbac()
             self._start_containerd()
             self._mark("containerd", began)
-            if not images.has_image(self.layout.containerd_socket, "localhost/pause:3.10"):
+            if not images.has_image(self.layout.containerd_socket, PAUSE_IMAGE):
                 images.load(self.layout.containerd_socket, images.pause_archive())
             self._mark("pause image", began)
             self._start_kubelet()
@@ -250,13 +250,17 @@ def stop_detached(workdir: Path, cp: ControlPlane | None, net: Network = DEFAULT
     if cp is not None:
         sweep.delete_pods(cp, NODE_NAME)
     by_name = {c.name: c for c in children}
-    for stage in (("coredns", "kube-proxy"), ("kubelet",)):
-        processes.stop([by_name[n] for n in stage if n in by_name], 15.0)
+    # The pods are gone: nothing is left to stop gracefully, and the kubelet takes 15
+    # seconds and more to act on a SIGTERM.
+    for stage, grace in ((("coredns", "kube-proxy"), 5.0), (("kubelet",), 2.0)):
+        processes.stop([by_name[n] for n in stage if n in by_name], grace)
     if "kube-proxy" in by_name:
         sweep.kube_proxy_rules(Path(by_name["kube-proxy"].exe))
+    if "kubelet" in by_name:
+        sweep.kubelet_rules()
     if "containerd" in by_name:
         sweep.containers(layout.containerd_socket)
-        processes.stop([by_name["containerd"]], 15.0)
+        processes.stop([by_name["containerd"]], 10.0)
     sweep.mounts(layout.root)
     network.teardown(net)
     (workdir / NODE_STATE).unlink(missing_ok=True)

@@ -30,6 +30,44 @@ def kube_proxy_rules(kube_proxy: Path) -> None:
         subprocess.run([str(kube_proxy), "--cleanup"], capture_output=True, timeout=60)
 
 
+KUBELET_CHAINS = ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY")
+
+
+def kubelet_rule_commands(table: str, rules: str) -> list[list[str]]:
+    """The iptables arguments that remove the kubelet's own chains from one table, given
+    `iptables -t TABLE -S`: first the jumps into them, then the chains themselves.
+
+    The kubelet installs KUBE-FIREWALL (drops martian traffic to 127/8) and a canary
+    chain, and never removes them."""
+    jumps, chains = [], []
+    for line in rules.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "-N" and words[1] in KUBELET_CHAINS:
+            chains.append(words[1])
+        elif (
+            words[:1] == ["-A"]
+            and words[1] not in KUBELET_CHAINS
+            and any(f"-j {chain}" in line for chain in KUBELET_CHAINS)
+        ):
+            jumps.append(["-t", table, "-D", *words[1:]])
+    return [
+        *jumps,
+        *(["-t", table, "-F", chain] for chain in chains),
+        *(["-t", table, "-X", chain] for chain in chains),
+    ]
+
+
+def kubelet_rules() -> None:
+    """Remove the kubelet's chains (IPv4 and IPv6) from the filter, nat and mangle tables."""
+    for program in ("iptables", "ip6tables"):
+        for table in ("filter", "nat", "mangle"):
+            listing = subprocess.run([program, "-t", table, "-S"], capture_output=True, text=True)
+            if listing.returncode != 0:
+                continue
+            for args in kubelet_rule_commands(table, listing.stdout):
+                subprocess.run([program, *args], capture_output=True)
+
+
 def containers(socket: Path) -> None:
     """Kill and delete every task and container still in containerd's k8s.io namespace."""
 

@@ -1,4 +1,5 @@
-"""A small test image without a registry: Debian's static busybox in one layer.
+"""A small image without a registry, for trying the node and testing it: Debian's
+static busybox in one layer.
 
 `apt-get download busybox-static` fetches the package (no install), `dpkg-deb -x`
 unpacks it, and torchyard's own OCI writer makes the archive that `torchyard local
@@ -18,13 +19,13 @@ from torchyard.local.node.oci import Layer, image_archive
 IMAGE = "localhost/torchyard-test-busybox:1"
 APPLETS = (
     "sh", "cat", "id", "dd", "echo", "grep", "head", "httpd", "nslookup", "sleep",
-    "wget", "nc", "ls", "mkdir", "hostname",
+    "wget", "nc", "ls", "mkdir", "hostname", "seq", "env", "printf", "tr",
 )  # fmt: skip
 
 
 def archive() -> Path:
     cache = cache_root().parent / "test-images"
-    path = cache / "busybox.oci.tar"
+    path = cache / f"busybox-{len(APPLETS)}.oci.tar"
     if path.is_file():
         return path
     cache.mkdir(parents=True, exist_ok=True)
