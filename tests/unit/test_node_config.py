@@ -8,8 +8,11 @@ import tarfile
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from torchyard.local import pki
 from torchyard.local.node import config, oci, packages, sweep
+from torchyard.local.node.errors import NodeError
 from torchyard.local.node.layout import CNI_BIN_DIR, PAUSE_IMAGE, Layout, Network
 
 LAYOUT = Layout(Path("/state/torchyard/local/node"))
@@ -197,3 +200,10 @@ def test_the_kubelets_iptables_chains_are_removed_jumps_first():
         ["-t", "filter", "-X", "KUBE-FIREWALL"],
         ["-t", "filter", "-X", "KUBE-KUBELET-CANARY"],
     ]
+
+
+def test_without_root_missing_packages_are_one_clear_error(monkeypatch):
+    monkeypatch.setattr(packages.os, "geteuid", lambda: 1000)
+    needed = [packages.Requirement("/nonexistent/containerd", "containerd")]
+    with pytest.raises(NodeError, match="apt-get install -y --no-install-recommends containerd"):
+        packages.ensure(lambda _: None, needed)
