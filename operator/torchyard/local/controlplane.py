@@ -60,7 +60,7 @@ def state_dir() -> Path:
     return Path(base) / "torchyard" / "local"
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     # Hold all sockets open together so that the kernel hands out distinct ports. A port
     # can still be taken between close() and the component's bind; on loopback in a test
     # run that race is rare enough to accept.
@@ -74,14 +74,14 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _write_private(path: Path, data: bytes) -> Path:
+def write_private(path: Path, data: bytes) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return path
 
 
-def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
+def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
         with urllib.request.urlopen(url, context=context, timeout=2) as resp:
             return bool(resp.status == 200)
@@ -201,7 +201,7 @@ class ControlPlane:
                     self._start_components()
                     break
                 except ControlPlaneError as error:
-                    # Another process may take a port between _free_ports() and the
+                    # Another process may take a port between free_ports() and the
                     # component's bind (parallel test sessions do); pick new ports.
                     if not error.port_in_use or attempt == _START_ATTEMPTS:
                         raise
@@ -367,14 +367,14 @@ class ControlPlane:
         d.mkdir(mode=0o700, exist_ok=True)
         ca = self._ca = pki.new_ca()
         (d / "ca.crt").write_bytes(ca.cert_pem)
-        _write_private(d / "ca.key", ca.key_pem)
+        write_private(d / "ca.key", ca.key_pem)
         for name, pair in (
             ("apiserver", pki.apiserver_serving_cert(ca, self.address)),
             ("admin", pki.admin_cert(ca)),
             ("apiserver-kubelet-client", pki.apiserver_kubelet_client_cert(ca)),
         ):
             (d / f"{name}.crt").write_bytes(pair.cert_pem)
-            _write_private(d / f"{name}.key", pair.key_pem)
+            write_private(d / f"{name}.key", pair.key_pem)
         # etcd's CA signs etcd's certificate and the API server's towards it, nothing
         # else; its key is not kept.
         etcd_ca = pki.new_ca("torchyard-local-etcd-ca")
@@ -384,9 +384,9 @@ class ControlPlane:
             ("apiserver-etcd-client", pki.etcd_client_cert(etcd_ca)),
         ):
             (d / f"{name}.crt").write_bytes(pair.cert_pem)
-            _write_private(d / f"{name}.key", pair.key_pem)
+            write_private(d / f"{name}.key", pair.key_pem)
         sa_private, sa_public = pki.service_account_key_pair()
-        _write_private(d / "sa.key", sa_private)
+        write_private(d / "sa.key", sa_private)
         (d / "sa.pub").write_bytes(sa_public)
         kubeconfig.write(
             self.kubeconfig,
@@ -424,7 +424,7 @@ class ControlPlane:
 
     def _start_components(self) -> None:
         names = ("etcd", "apiserver", "controller-manager", "scheduler")
-        self._ports = dict(zip(names, _free_ports(len(names)), strict=True))
+        self._ports = dict(zip(names, free_ports(len(names)), strict=True))
         self._write_pki()
         pki_dir = self.workdir / "pki"
         t0 = time.monotonic()
@@ -451,7 +451,7 @@ class ControlPlane:
         etcd_tls.load_cert_chain(
             pki_dir / "apiserver-etcd-client.crt", pki_dir / "apiserver-etcd-client.key"
         )
-        self._wait("etcd /health", lambda: _http_ok(f"{etcd_url}/health", etcd_tls), [etcd])
+        self._wait("etcd /health", lambda: http_ok(f"{etcd_url}/health", etcd_tls), [etcd])
         self.timings["etcd"] = time.monotonic() - t0
 
         apiserver = self._spawn(
@@ -493,7 +493,7 @@ class ControlPlane:
         admin_tls.load_cert_chain(pki_dir / "admin.crt", pki_dir / "admin.key")
         self._wait(
             "kube-apiserver /readyz",
-            lambda: _http_ok(f"{self.server}/readyz", admin_tls),
+            lambda: http_ok(f"{self.server}/readyz", admin_tls),
             [apiserver, etcd],
         )
         self.timings["apiserver"] = time.monotonic() - t0
@@ -556,14 +556,14 @@ class ControlPlane:
         for child, port in ((kcm, kcm_port), (sched, sched_port)):
             self._wait(
                 f"{child.name} /healthz",
-                lambda port=port: _http_ok(f"https://127.0.0.1:{port}/healthz", insecure),
+                lambda port=port: http_ok(f"https://127.0.0.1:{port}/healthz", insecure),
                 [child],
             )
         # Pods cannot be created in a namespace before its `default` ServiceAccount
         # exists (ServiceAccount admission), so wait for the controllers to make it.
         self._wait(
             "the default ServiceAccount",
-            lambda: _http_ok(
+            lambda: http_ok(
                 f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", admin_tls
             ),
             [kcm],

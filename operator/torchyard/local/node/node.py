@@ -12,11 +12,8 @@ left (containers, mounts, the bridge) is swept.
 from __future__ import annotations
 
 import json
-import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +22,7 @@ import yaml
 from torchyard.local import kubeconfig, pki, processes
 from torchyard.local.agent.launcher import node_ready
 from torchyard.local.build import Binaries, ensure_coredns
-from torchyard.local.controlplane import ControlPlane, _free_ports
+from torchyard.local.controlplane import ControlPlane, free_ports, http_ok, write_private
 from torchyard.local.node import config, images, network, packages, sweep
 from torchyard.local.node.errors import NodeError
 from torchyard.local.node.layout import NODE_NAME, PAUSE_IMAGE, Layout, Network
@@ -102,7 +99,7 @@ class ContainerNode:
         (lay.pki / "ca.crt").write_bytes(ca.cert_pem)
         serving = pki.kubelet_serving_cert(ca, NODE_NAME, net.node_ip)
         (lay.pki / "kubelet.crt").write_bytes(serving.cert_pem)
-        _write_private(lay.pki / "kubelet.key", serving.key_pem)
+        write_private(lay.pki / "kubelet.key", serving.key_pem)
         for component, cert in (
             ("kubelet", pki.node_client_cert(ca, NODE_NAME)),
             ("kube-proxy", pki.client_cert(ca, pki.KUBE_PROXY_USER)),
@@ -190,31 +187,16 @@ class ContainerNode:
         child = self._spawn(
             "kube-proxy", [str(binaries.kube_proxy), f"--config={self.layout.kube_proxy_config}"]
         )
-        self._wait("kube-proxy /healthz", lambda: _http_ok("http://127.0.0.1:10256/healthz"), child)
+        self._wait("kube-proxy /healthz", lambda: http_ok("http://127.0.0.1:10256/healthz"), child)
 
     def _start_coredns(self, coredns: Path) -> None:
-        (ready_port,) = _free_ports(1)
+        (ready_port,) = free_ports(1)
         self.layout.corefile.write_text(config.corefile(self.layout, self.network, ready_port))
         child = self._spawn("coredns", [str(coredns), "-conf", str(self.layout.corefile)])
-        self._wait(
-            "CoreDNS /ready", lambda: _http_ok(f"http://127.0.0.1:{ready_port}/ready"), child
-        )
+        self._wait("CoreDNS /ready", lambda: http_ok(f"http://127.0.0.1:{ready_port}/ready"), child)
 
     def _mark(self, what: str, since: float) -> None:
         self.timings[what] = time.monotonic() - since
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.touch(mode=0o600)
-    path.write_bytes(data)
-
-
-def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
-    try:
-        with urllib.request.urlopen(url, context=context, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 # -- detached (torchyard local up / down) -------------------------------------------
