@@ -219,6 +219,12 @@ def _load_image(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
+    if not args.state_dir and container_node.read_children(state_dir()) is not None:
+        # The container node's kubelet serves logs through the API server.
+        flags = [f"-c={args.container}"] if args.container else []
+        flags += ["--previous"] * args.previous + ["--follow"] * args.follow
+        args.args = ["logs", args.pod, "-n", args.namespace, *flags]
+        return _kubectl(args)
     pods = Path(args.state_dir) / "pods" if args.state_dir else agent_dir() / "pods"
     try:
         path = agent_logs.log_file(pods, args.namespace, args.pod, args.container, args.previous)
@@ -310,7 +316,11 @@ def add_local_commands(commands: argparse._SubParsersAction) -> None:  # type: i
     down = sub.add_parser("down", help="stop everything `up` started")
     down.set_defaults(func=_guarded(_down))
 
-    logs = sub.add_parser("logs", help="a container's log (the node agent keeps them in files)")
+    logs = sub.add_parser(
+        "logs",
+        help="a container's log (the node agent keeps them in files; on the container node, "
+        "`kubectl logs`)",
+    )
     logs.add_argument("pod")
     logs.add_argument("-n", "--namespace", default="default")
     logs.add_argument("-c", "--container", default=None)
