@@ -1,8 +1,15 @@
-"""Pod start latency on the local node agent, and what the agent costs per pod.
+"""Pod start latency: the container node against the node agent, and node startup.
 
-    .venv/bin/python benchmarks/pod_start.py [--pods 20]     (as root)
+    .venv/bin/python benchmarks/pod_start.py [--pods 10]                  (as root)
+    .venv/bin/python benchmarks/pod_start.py --agent-detail [--pods 20]
 
-Starts its own control plane and agent (own bridge and subnet), then measures:
+By default, in one run: a control plane with the node agent, then a control plane with
+the container node (kubelet, containerd, runc, kube-proxy, CoreDNS), each timed from
+start to Ready, then created -> Running for the same shell command one pod at a time on
+each, and the command as a plain subprocess (the baseline). The container node's bridge
+is fixed (tynode0): no `local up --node=containers` may run at the same time.
+
+With --agent-detail: the node agent alone (own bridge and subnet), measuring:
 
 - created -> Running (as a watch sees it) and created -> the container's first output
   line, one pod at a time, then for a burst of pods created together;
@@ -32,9 +39,25 @@ from lightkube.resources.core_v1 import Pod
 from torchyard.images import WORKER_IMAGE
 from torchyard.local.agent import launcher
 from torchyard.local.controlplane import ControlPlane
+from torchyard.local.node import busybox
+from torchyard.local.node import images as node_images
+from torchyard.local.node import network as node_network
+from torchyard.local.node import node as container_node
+from torchyard.local.node.layout import Network
 
 NAMESPACE = "default"
 SCRIPT = "import time; print('up', flush=True); time.sleep(3600)"
+
+
+SHELL = ["sh", "-c", "echo up; exec sleep 3600"]
+
+
+def shell_pod(name: str, image: str) -> dict[str, Any]:
+    """The same tiny command on either node: sh exists in both images."""
+    manifest = pod_manifest(name)
+    container = manifest["spec"]["containers"][0]
+    container.update(image=image, command=SHELL, imagePullPolicy="Never")
+    return manifest
 
 
 def pod_manifest(name: str) -> dict[str, Any]:
@@ -178,13 +201,106 @@ async def measure(cp: ControlPlane, state: Path, agent_pid: int, pods: int) -> N
     )
 
 
+async def start_latency(cp: ControlPlane, image: str, pods: int) -> list[float]:
+    """created -> Running (as a watch sees it), one pod at a time, after one warm-up pod."""
+    client = AsyncClient(config=KubeConfig.from_file(str(cp.kubeconfig)))
+    watcher = Watcher(client)
+    watch = asyncio.ensure_future(watcher.run())
+    await asyncio.sleep(0.5)
+    await client.create(from_dict(shell_pod("warmup", image)))
+    await watcher.wait("warmup", 120)
+    latencies = []
+    for i in range(pods):
+        began = time.monotonic()
+        await client.create(from_dict(shell_pod(f"seq-{i}", image)))
+        latencies.append(await watcher.wait(f"seq-{i}") - began)
+    watch.cancel()
+    await client.close()
+    return latencies
+
+
+def agent_run(pods: int) -> tuple[float, list[float]]:
+    with ControlPlane(controllers=True) as cp:
+        state = Path(tempfile.mkdtemp(prefix="torchyard-bench-agent-"))
+        began = time.monotonic()
+        agent = launcher.start(
+            cp, state, node="torchyard-bench", extra=launcher.isolated_network_flags("tb")
+        )
+        startup = time.monotonic() - began
+        try:
+            return startup, asyncio.run(start_latency(cp, WORKER_IMAGE, pods))
+        finally:
+            launcher.stop(agent)
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def container_run(pods: int) -> tuple[dict[str, float], list[float]]:
+    net = Network()
+    if node_network.exists(net):
+        raise SystemExit("bridge tynode0 exists: `torchyard local down` the container node first")
+    state = Path(tempfile.mkdtemp(prefix="tyb-", dir="/tmp"))  # short: a socket lives there
+    archive = busybox.archive()
+    timings: dict[str, float] = {}
+    began = time.monotonic()
+    container_node.prepare_network(print, net)
+    cp = ControlPlane(state, address=net.node_ip).start()
+    timings["control plane"] = time.monotonic() - began
+    try:
+        node = container_node.ContainerNode(cp, state, net).start(print)
+        timings.update(node.timings)
+        node_images.load(node.layout.containerd_socket, archive)
+        return timings, asyncio.run(start_latency(cp, busybox.IMAGE, pods))
+    finally:
+        container_node.stop_detached(state, cp, net)
+        cp.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def baseline_run(pods: int) -> list[float]:
+    times = []
+    for _ in range(pods):
+        began = time.monotonic()
+        proc = subprocess.Popen(SHELL, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        times.append(time.monotonic() - began)
+        proc.kill()
+        proc.wait()
+    return times
+
+
+def compare(pods: int) -> None:
+    agent_startup, agent = agent_run(pods)
+    node_timings, containers = container_run(pods)
+    baseline = baseline_run(pods)
+    print(f"pod start latency, `{' '.join(SHELL)}`, {pods} pods one at a time:")
+    print(f"  node agent (processes):   created -> Running  {summary(agent)}")
+    print(f"  container node (kubelet): created -> Running  {summary(containers)}")
+    print(f"  plain subprocess:         start -> first line {summary(baseline)}")
+    print("node startup (start -> Ready):")
+    print(f"  node agent:      {agent_startup:.1f}s")
+    print(
+        f"  container node:  {node_timings['kube-proxy and CoreDNS']:.1f}s in all; cumulative: "
+        + ", ".join(f"{k} {v:.1f}s" for k, v in node_timings.items() if k != "coredns build")
+    )
+    print(f"  (its control plane on the node address: {node_timings['control plane']:.1f}s)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pods", type=int, default=20)
+    parser.add_argument("--pods", type=int, default=10)
+    parser.add_argument(
+        "--agent-detail",
+        action="store_true",
+        help="the node agent's own figures: bursts, memory and CPU per pod",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
-        print("the node agent needs root", file=sys.stderr)
+        print("both nodes need root", file=sys.stderr)
         return 2
+    if not args.agent_detail:
+        compare(args.pods)
+        return 0
     state = Path(tempfile.mkdtemp(prefix="torchyard-bench-agent-"))
     with ControlPlane(controllers=True) as cp:
         flags = launcher.isolated_network_flags("tb")

@@ -227,7 +227,7 @@ def test_a_port_taken_by_someone_else_is_retried(monkeypatch, component):
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
     picked: list[list[int]] = []
-    free_ports = controlplane._free_ports
+    free_ports = controlplane.free_ports
 
     def first_pick_is_taken(count: int) -> list[int]:
         ports = free_ports(count)
@@ -236,7 +236,7 @@ def test_a_port_taken_by_someone_else_is_retried(monkeypatch, component):
         picked.append(ports)
         return ports
 
-    monkeypatch.setattr(controlplane, "_free_ports", first_pick_is_taken)
+    monkeypatch.setattr(controlplane, "free_ports", first_pick_is_taken)
     try:
         with ControlPlane(controllers=False) as cp:
             assert cp.kubectl("get", "--raw", "/readyz").stdout.strip() == "ok"

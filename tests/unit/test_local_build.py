@@ -11,7 +11,10 @@ from torchyard.local import build
 from torchyard.local.build import Binaries, ControlPlaneBuildError
 
 REPO_SRC = Path(__file__).resolve().parents[2] / "controlplane"
-NAMES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"]
+NAMES = [
+    "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
+    "kubelet", "kube-proxy",
+]  # fmt: skip
 
 # Writes one executable per binary into the `-o` directory and records each call.
 FAKE_GO_OK = """#!/bin/sh
@@ -24,7 +27,7 @@ for b in NAMES; do
   chmod +x "$out/$b"
 done
 echo call >> "$FAKE_GO_CALLS"
-""".replace("NAMES", " ".join(NAMES))
+""".replace("NAMES", " ".join([*NAMES, "coredns"]))
 
 FAKE_GO_FAIL = """#!/bin/sh
 i=1
@@ -69,7 +72,7 @@ def test_cache_dir_is_keyed_by_version_under_xdg_cache(src, tmp_path):
     assert cache.name.startswith(f"{version}-")
 
 
-@pytest.mark.parametrize("edit", ["go.sum", "go.mod", "cmd/kubectl/main.go"])
+@pytest.mark.parametrize("edit", ["go.sum", "go.mod", "cmd/kubectl/main.go", "cmd/kubelet/main.go"])
 def test_cache_key_changes_when_a_pin_or_main_changes(src, edit):
     before = build.cache_dir()
     with (src / edit).open("a") as f:
@@ -163,9 +166,37 @@ sleep 0.6
 def test_a_long_build_says_how_far_it_has_got(src, tmp_path, monkeypatch):
     _fake_go(tmp_path, monkeypatch, FAKE_GO_SLOW)
     monkeypatch.setattr(build, "PROGRESS_SECONDS", 0.4)
-    monkeypatch.setattr(build._report_progress, "__defaults__", (0.4,))
+    monkeypatch.setattr(build._report_progress, "__defaults__", ("the control plane", 0.4))
     messages: list[str] = []
     build.ensure_binaries(log=messages.append)
     progress = [m for m in messages if "still building" in m]
     assert any("downloading the pinned Go modules (1 so far)" in m for m in progress)
     assert any("compiled 2 packages" in m for m in progress)
+
+
+def test_versions_are_stamped_into_the_binaries():
+    flags = build.version_ldflags("v1.35.4")
+    assert "-X k8s.io/component-base/version.gitVersion=v1.35.4" in flags
+    assert "-X k8s.io/component-base/version.gitMajor=1" in flags
+    assert "-X k8s.io/component-base/version.gitMinor=35" in flags
+    assert "-X k8s.io/client-go/pkg/version.gitVersion=v1.35.4" in flags
+    assert flags.startswith("-s -w ")
+
+
+def test_a_version_that_is_not_a_release_is_refused():
+    with pytest.raises(ControlPlaneBuildError, match="not a Kubernetes release"):
+        build.version_ldflags("master")
+
+
+def test_coredns_is_its_own_module_built_once_and_cached(src, tmp_path, monkeypatch):
+    calls = _fake_go(tmp_path, monkeypatch, FAKE_GO_OK)
+    first = build.ensure_coredns(log=lambda _: None)
+    assert first.name == "coredns" and first.parent.parent.name.startswith("coredns-")
+    assert build.ensure_coredns(log=lambda _: None) == first
+    assert calls.read_text().count("call") == 1
+    # CoreDNS's pins do not touch the control plane's cache key, nor the reverse.
+    before = build.cache_dir()
+    with (src / "coredns" / "go.sum").open("a") as f:
+        f.write("\n")
+    assert build.cache_dir() == before
+    assert build.ensure_coredns(log=lambda _: None) != first

@@ -15,9 +15,15 @@ from torchyard.local.agent import launcher
 from torchyard.local.agent import logs as agent_logs
 from torchyard.local.agent.config import is_root
 from torchyard.local.agent.podspec import ALLOW_PRIVILEGED_FLAG
-from torchyard.local.build import ControlPlaneBuildError, ensure_binaries
+from torchyard.local.build import ControlPlaneBuildError, ensure_binaries, ensure_coredns
 from torchyard.local.controlplane import ControlPlane, ControlPlaneError, state_dir
+from torchyard.local.node import images as node_images
+from torchyard.local.node import node as container_node
+from torchyard.local.node.errors import NodeError
+from torchyard.local.node.layout import Network
 from torchyard.local.stack import REPO_ROOT, install, start_operator, stop_operator
+
+NODES = ("agent", "containers", "none")
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -26,6 +32,11 @@ def _build(args: argparse.Namespace) -> int:
     print(f"control plane binaries ready in {time.monotonic() - began:.1f}s:")
     for name, path in vars(binaries).items():
         print(f"  {name}: {path}")
+    if not args.no_coredns:
+        began = time.monotonic()
+        coredns = ensure_coredns()
+        print(f"CoreDNS (for --node=containers) ready in {time.monotonic() - began:.1f}s:")
+        print(f"  coredns: {coredns}")
     return 0
 
 
@@ -41,12 +52,15 @@ def _up(args: argparse.Namespace) -> int:
             f"already running (state in {workdir}); `torchyard local down` first", file=sys.stderr
         )
         return 1
+    node = "none" if args.no_agent else args.node
+    if node == "containers":
+        return _up_containers(args, workdir)
     began = time.monotonic()
     cp = ControlPlane(workdir).start(detach=True)
     print(f"control plane up in {time.monotonic() - began:.1f}s at {cp.server}")
     try:
         install(cp, REPO_ROOT / "manifests" / "overlays" / "local")
-        if args.no_agent:
+        if node == "none":
             pass
         elif not is_root():
             print(
@@ -70,6 +84,49 @@ def _up(args: argparse.Namespace) -> int:
         launcher.stop_detached(workdir)
         ControlPlane.stop_detached(workdir)
         raise
+    _print_usage(cp)
+    return 0
+
+
+def _up_containers(args: argparse.Namespace, workdir: Path) -> int:
+    """The control plane on the node address, and the container node next to it."""
+    if not is_root():
+        print(
+            "the container node needs root (containerd, runc, a bridge, iptables): run "
+            "`sudo torchyard local up --node=containers`",
+            file=sys.stderr,
+        )
+        return 1
+
+    def say(message: str) -> None:
+        print(f"torchyard: {message}", file=sys.stderr, flush=True)
+
+    net = Network()
+    began = time.monotonic()
+    container_node.prepare_network(say, net)
+    cp = ControlPlane(workdir, address=net.node_ip).start(detach=True)
+    print(f"control plane up in {time.monotonic() - began:.1f}s at {cp.server}")
+    try:
+        install(cp, REPO_ROOT / "manifests" / "overlays" / "local")
+        began = time.monotonic()
+        node = container_node.ContainerNode(cp, workdir, net).start(say)
+        print(
+            f"container node up in {time.monotonic() - began:.1f}s: node "
+            f"{container_node.NODE_NAME} runs pods with containerd and runc "
+            f"(logs in {node.layout.root}); load images with `torchyard local load-image "
+            "ARCHIVE`"
+        )
+        if not args.no_operator:
+            pid = start_operator(cp, workdir)
+            print(f"operator running as pid {pid} (log: {workdir / 'operator.log'})")
+    except BaseException:
+        _stop_all(workdir)
+        raise
+    _print_usage(cp)
+    return 0
+
+
+def _print_usage(cp: ControlPlane) -> None:
     print(
         "The cluster keeps running. Use it with:\n"
         f"  export KUBECONFIG={cp.kubeconfig}\n"
@@ -78,7 +135,6 @@ def _up(args: argparse.Namespace) -> int:
         "  torchyard local logs POD -n NAMESPACE\n"
         "Stop everything with: torchyard local down"
     )
-    return 0
 
 
 def _quickstart(args: argparse.Namespace) -> int:
@@ -134,16 +190,41 @@ def _port_forward(args: argparse.Namespace) -> int:
     return 0
 
 
-def _down(args: argparse.Namespace) -> int:
-    workdir = state_dir()
+def _stop_all(workdir: Path) -> bool:
     operator = stop_operator(workdir)
     agent = launcher.stop_detached(workdir)
+    node = container_node.stop_detached(workdir, ControlPlane.attach(workdir))
     plane = ControlPlane.stop_detached(workdir)
-    print("stopped" if operator or agent or plane else "nothing was running")
+    return operator or agent or node or plane
+
+
+def _down(args: argparse.Namespace) -> int:
+    print("stopped" if _stop_all(state_dir()) else "nothing was running")
+    return 0
+
+
+def _load_image(args: argparse.Namespace) -> int:
+    workdir = state_dir()
+    if container_node.read_children(workdir) is None:
+        print(
+            "the container node is not running: `torchyard local up --node=containers` first",
+            file=sys.stderr,
+        )
+        return 1
+    socket = container_node.layout_for(workdir).containerd_socket
+    for archive in args.archives:
+        for name in node_images.load(socket, Path(archive)):
+            print(f"loaded {name}")
     return 0
 
 
 def _logs(args: argparse.Namespace) -> int:
+    if not args.state_dir and container_node.read_children(state_dir()) is not None:
+        # The container node's kubelet serves logs through the API server.
+        flags = [f"-c={args.container}"] if args.container else []
+        flags += ["--previous"] * args.previous + ["--follow"] * args.follow
+        args.args = ["logs", args.pod, "-n", args.namespace, *flags]
+        return _kubectl(args)
     pods = Path(args.state_dir) / "pods" if args.state_dir else agent_dir() / "pods"
     try:
         path = agent_logs.log_file(pods, args.namespace, args.pod, args.container, args.previous)
@@ -170,7 +251,7 @@ def _guarded(func: Command) -> Command:
     def run(args: argparse.Namespace) -> int:
         try:
             return int(func(args))
-        except (ControlPlaneBuildError, ControlPlaneError) as error:
+        except (ControlPlaneBuildError, ControlPlaneError, NodeError) as error:
             print(f"torchyard local {args.local_command}: {error}", file=sys.stderr)
             return 2
 
@@ -182,13 +263,25 @@ def add_local_commands(commands: argparse._SubParsersAction) -> None:  # type: i
     sub = local.add_subparsers(dest="local_command", required=True)
 
     build = sub.add_parser("build", help="build (or find cached) control plane binaries")
+    build.add_argument(
+        "--no-coredns",
+        action="store_true",
+        help="skip CoreDNS, which only the container node needs (about 5 minutes cold)",
+    )
     build.set_defaults(func=_guarded(_build))
 
     up = sub.add_parser(
         "up", help="start the control plane, the node agent and the operator, detached"
     )
     up.add_argument("--no-operator", action="store_true", help="do not start the operator")
-    up.add_argument("--no-agent", action="store_true", help="do not start the node agent")
+    up.add_argument(
+        "--node",
+        choices=NODES,
+        default="agent",
+        help="what runs pods: the node agent (processes, the default), a real kubelet with "
+        "containerd (containers; see docs/node.md), or nothing",
+    )
+    up.add_argument("--no-agent", action="store_true", help="the same as --node=none")
     up.add_argument(
         ALLOW_PRIVILEGED_FLAG,
         action="store_true",
@@ -212,10 +305,22 @@ def add_local_commands(commands: argparse._SubParsersAction) -> None:  # type: i
     forward.add_argument("-n", "--namespace", default="default")
     forward.set_defaults(func=_guarded(_port_forward))
 
+    load = sub.add_parser(
+        "load-image",
+        help="import OCI or docker archives (podman save --format oci-archive) into the "
+        "container node's containerd",
+    )
+    load.add_argument("archives", nargs="+", metavar="ARCHIVE")
+    load.set_defaults(func=_guarded(_load_image))
+
     down = sub.add_parser("down", help="stop everything `up` started")
     down.set_defaults(func=_guarded(_down))
 
-    logs = sub.add_parser("logs", help="a container's log (the node agent keeps them in files)")
+    logs = sub.add_parser(
+        "logs",
+        help="a container's log (the node agent keeps them in files; on the container node, "
+        "`kubectl logs`)",
+    )
     logs.add_argument("pod")
     logs.add_argument("-n", "--namespace", default="default")
     logs.add_argument("-c", "--container", default=None)

@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -59,7 +60,7 @@ def state_dir() -> Path:
     return Path(base) / "torchyard" / "local"
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     # Hold all sockets open together so that the kernel hands out distinct ports. A port
     # can still be taken between close() and the component's bind; on loopback in a test
     # run that race is rare enough to accept.
@@ -73,14 +74,14 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _write_private(path: Path, data: bytes) -> Path:
+def write_private(path: Path, data: bytes) -> Path:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return path
 
 
-def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
+def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
         with urllib.request.urlopen(url, context=context, timeout=2) as resp:
             return bool(resp.status == 200)
@@ -116,8 +117,12 @@ class ControlPlane:
         start_timeout: float = 120.0,
         stop_grace: float = 10.0,
         apiserver_args: Sequence[str] = (),
+        address: str = "127.0.0.1",
     ) -> None:
         self.controllers = controllers
+        # Where the API server listens and what it advertises: loopback, or for the
+        # container node the node address that pods route to.
+        self.address = address
         self.apiserver_args = tuple(apiserver_args)
         self.start_timeout = start_timeout
         self.stop_grace = stop_grace
@@ -151,7 +156,7 @@ class ControlPlane:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self._ports['apiserver']}"
+        return f"https://{self.address}:{self._ports['apiserver']}"
 
     @property
     def etcd_url(self) -> str:
@@ -196,7 +201,7 @@ class ControlPlane:
                     self._start_components()
                     break
                 except ControlPlaneError as error:
-                    # Another process may take a port between _free_ports() and the
+                    # Another process may take a port between free_ports() and the
                     # component's bind (parallel test sessions do); pick new ports.
                     if not error.port_in_use or attempt == _START_ATTEMPTS:
                         raise
@@ -233,6 +238,24 @@ class ControlPlane:
         ):
             processes.stop(stage, self.stop_grace)
         self._children = []
+
+    @classmethod
+    def attach(cls, workdir: Path | None = None) -> ControlPlane | None:
+        """A handle on the detached control plane recorded in `workdir` (for kubectl),
+        or None if none is recorded."""
+        workdir = workdir or state_dir()
+        try:
+            state = json.loads((workdir / STATE_FILE).read_text())
+        except FileNotFoundError:
+            return None
+        cp = cls(workdir, address=urllib.parse.urlsplit(state["server"]).hostname or "")
+        cp._workdir = workdir
+        cp._ports = dict(state["ports"])
+        try:
+            cp._binaries = Binaries(**{k: Path(v) for k, v in state["binaries"].items()})
+        except TypeError:  # recorded by an older torchyard
+            cp._binaries = ensure_binaries()
+        return cp
 
     @staticmethod
     def stop_detached(workdir: Path | None = None, grace: float = 10.0) -> bool:
@@ -344,13 +367,14 @@ class ControlPlane:
         d.mkdir(mode=0o700, exist_ok=True)
         ca = self._ca = pki.new_ca()
         (d / "ca.crt").write_bytes(ca.cert_pem)
-        _write_private(d / "ca.key", ca.key_pem)
+        write_private(d / "ca.key", ca.key_pem)
         for name, pair in (
-            ("apiserver", pki.apiserver_serving_cert(ca)),
+            ("apiserver", pki.apiserver_serving_cert(ca, self.address)),
             ("admin", pki.admin_cert(ca)),
+            ("apiserver-kubelet-client", pki.apiserver_kubelet_client_cert(ca)),
         ):
             (d / f"{name}.crt").write_bytes(pair.cert_pem)
-            _write_private(d / f"{name}.key", pair.key_pem)
+            write_private(d / f"{name}.key", pair.key_pem)
         # etcd's CA signs etcd's certificate and the API server's towards it, nothing
         # else; its key is not kept.
         etcd_ca = pki.new_ca("torchyard-local-etcd-ca")
@@ -360,9 +384,9 @@ class ControlPlane:
             ("apiserver-etcd-client", pki.etcd_client_cert(etcd_ca)),
         ):
             (d / f"{name}.crt").write_bytes(pair.cert_pem)
-            _write_private(d / f"{name}.key", pair.key_pem)
+            write_private(d / f"{name}.key", pair.key_pem)
         sa_private, sa_public = pki.service_account_key_pair()
-        _write_private(d / "sa.key", sa_private)
+        write_private(d / "sa.key", sa_private)
         (d / "sa.pub").write_bytes(sa_public)
         kubeconfig.write(
             self.kubeconfig,
@@ -400,7 +424,7 @@ class ControlPlane:
 
     def _start_components(self) -> None:
         names = ("etcd", "apiserver", "controller-manager", "scheduler")
-        self._ports = dict(zip(names, _free_ports(len(names)), strict=True))
+        self._ports = dict(zip(names, free_ports(len(names)), strict=True))
         self._write_pki()
         pki_dir = self.workdir / "pki"
         t0 = time.monotonic()
@@ -427,7 +451,7 @@ class ControlPlane:
         etcd_tls.load_cert_chain(
             pki_dir / "apiserver-etcd-client.crt", pki_dir / "apiserver-etcd-client.key"
         )
-        self._wait("etcd /health", lambda: _http_ok(f"{etcd_url}/health", etcd_tls), [etcd])
+        self._wait("etcd /health", lambda: http_ok(f"{etcd_url}/health", etcd_tls), [etcd])
         self.timings["etcd"] = time.monotonic() - t0
 
         apiserver = self._spawn(
@@ -436,14 +460,11 @@ class ControlPlane:
             f"--etcd-cafile={pki_dir / 'etcd-ca.crt'}",
             f"--etcd-certfile={pki_dir / 'apiserver-etcd-client.crt'}",
             f"--etcd-keyfile={pki_dir / 'apiserver-etcd-client.key'}",
-            "--bind-address=127.0.0.1",
+            f"--bind-address={self.address}",
             # Without it the API server looks for a host interface with a default route,
             # and fails to start in sandboxes that have none.
-            "--advertise-address=127.0.0.1",
-            # The `kubernetes` Service's endpoints may not be loopback addresses, so the
-            # reconciler would log a validation error every few seconds; in-cluster
-            # clients of a local cluster are told 127.0.0.1 directly.
-            "--endpoint-reconciler-type=none",
+            f"--advertise-address={self.address}",
+            *self._endpoint_reconciler(),
             f"--secure-port={self._ports['apiserver']}",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             f"--tls-cert-file={pki_dir / 'apiserver.crt'}",
@@ -460,19 +481,33 @@ class ControlPlane:
             f"--service-account-signing-key-file={pki_dir / 'sa.key'}",
             f"--service-cluster-ip-range={pki.SERVICE_CLUSTER_IP_RANGE}",
             "--allow-privileged=true",
+            # Towards kubelets (logs, exec): dial the node's InternalIP, check the
+            # kubelet's certificate against the cluster CA, present our own.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-certificate-authority={pki_dir / 'ca.crt'}",
+            f"--kubelet-client-certificate={pki_dir / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki_dir / 'apiserver-kubelet-client.key'}",
             *self.apiserver_args,
         )
         admin_tls = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
         admin_tls.load_cert_chain(pki_dir / "admin.crt", pki_dir / "admin.key")
         self._wait(
             "kube-apiserver /readyz",
-            lambda: _http_ok(f"{self.server}/readyz", admin_tls),
+            lambda: http_ok(f"{self.server}/readyz", admin_tls),
             [apiserver, etcd],
         )
         self.timings["apiserver"] = time.monotonic() - t0
         if self.controllers:
             self._start_controllers(admin_tls)
             self.timings["controllers"] = time.monotonic() - t0
+
+    def _endpoint_reconciler(self) -> list[str]:
+        if self.address.startswith("127."):
+            # The `kubernetes` Service's endpoints may not be loopback addresses, so the
+            # reconciler would log a validation error every few seconds; in-cluster
+            # clients of a loopback cluster are told 127.0.0.1 directly.
+            return ["--endpoint-reconciler-type=none"]
+        return []  # the default (lease) publishes the address pods route to
 
     def _start_controllers(self, admin_tls: ssl.SSLContext) -> None:
         assert self._ca is not None
@@ -521,14 +556,14 @@ class ControlPlane:
         for child, port in ((kcm, kcm_port), (sched, sched_port)):
             self._wait(
                 f"{child.name} /healthz",
-                lambda port=port: _http_ok(f"https://127.0.0.1:{port}/healthz", insecure),
+                lambda port=port: http_ok(f"https://127.0.0.1:{port}/healthz", insecure),
                 [child],
             )
         # Pods cannot be created in a namespace before its `default` ServiceAccount
         # exists (ServiceAccount admission), so wait for the controllers to make it.
         self._wait(
             "the default ServiceAccount",
-            lambda: _http_ok(
+            lambda: http_ok(
                 f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", admin_tls
             ),
             [kcm],

@@ -39,6 +39,12 @@ APISERVER_IPS: tuple[str, ...] = ("127.0.0.1", KUBERNETES_SERVICE_IP)
 ADMIN_USER, ADMIN_GROUPS = "torchyard-admin", ("system:masters",)
 CONTROLLER_MANAGER_USER = "system:kube-controller-manager"
 SCHEDULER_USER = "system:kube-scheduler"
+KUBE_PROXY_USER = "system:kube-proxy"  # bound to system:node-proxier
+NODES_GROUP = "system:nodes"
+# The API server's identity towards kubelets (kubeadm's name); torchyard binds it to
+# system:kubelet-api-admin for `kubectl logs` and `exec`.
+APISERVER_KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
+COREDNS_USER = "torchyard:coredns"
 
 # Backdate certificates so that a small clock skew between processes never makes a
 # fresh certificate "not yet valid".
@@ -172,9 +178,15 @@ def serving_cert(
     return _leaf(ca, subject, usages, san)
 
 
-def apiserver_serving_cert(ca: CertKey) -> CertKey:
-    """The kube-apiserver's serving certificate: loopback plus the in-cluster names."""
-    return serving_cert(ca, "kube-apiserver", APISERVER_DNS_NAMES, APISERVER_IPS)
+def apiserver_ips(address: str) -> tuple[str, ...]:
+    """The addresses the API server's certificate names: loopback, the `kubernetes`
+    Service and the address it listens on (a node address pods can route to)."""
+    return tuple(dict.fromkeys((*APISERVER_IPS, address)))
+
+
+def apiserver_serving_cert(ca: CertKey, address: str = "127.0.0.1") -> CertKey:
+    """The kube-apiserver's serving certificate: its addresses plus the in-cluster names."""
+    return serving_cert(ca, "kube-apiserver", APISERVER_DNS_NAMES, apiserver_ips(address))
 
 
 def client_cert(ca: CertKey, user: str, groups: Sequence[str] = ()) -> CertKey:
@@ -208,6 +220,20 @@ def controller_manager_cert(ca: CertKey) -> CertKey:
 
 def scheduler_cert(ca: CertKey) -> CertKey:
     return client_cert(ca, SCHEDULER_USER)
+
+
+def apiserver_kubelet_client_cert(ca: CertKey) -> CertKey:
+    return client_cert(ca, APISERVER_KUBELET_CLIENT_USER)
+
+
+def node_client_cert(ca: CertKey, node: str) -> CertKey:
+    """A kubelet's identity: the Node authorizer reads `system:node:<name>`."""
+    return client_cert(ca, f"system:node:{node}", (NODES_GROUP,))
+
+
+def kubelet_serving_cert(ca: CertKey, node: str, address: str) -> CertKey:
+    """The kubelet's serving certificate, for the address the API server dials."""
+    return serving_cert(ca, f"system:node:{node}", (node,), (address,))
 
 
 def service_account_key_pair() -> tuple[bytes, bytes]:

@@ -1,0 +1,28 @@
+// Command coredns is CoreDNS with only the plugins a local cluster's DNS needs: it
+// answers for Services and pods (kubernetes), forwards everything else (forward),
+// and says when it has synced (ready). Its own module, because CoreDNS pins newer
+// gRPC and OpenTelemetry than the Kubernetes release; sharing one go.mod would
+// rebuild the whole control plane against them.
+package main
+
+import (
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+
+	_ "github.com/coredns/coredns/plugin/bind"
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/forward"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/ready"
+)
+
+func init() {
+	// The order in which a query passes through the plugins (as plugin.cfg orders
+	// them upstream); only these may appear in a Corefile.
+	dnsserver.Directives = []string{"bind", "ready", "errors", "cache", "kubernetes", "forward"}
+}
+
+func main() {
+	coremain.Run()
+}
