@@ -324,7 +324,7 @@ def test_each_tool_names_the_packages_that_provide_it():
 
 def test_a_missing_tool_without_root_names_the_command_to_install_it(monkeypatch):
     monkeypatch.setattr(tools.shutil, "which", lambda name: None)
-    monkeypatch.setattr(tools.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
     with pytest.raises(tools.ToolError) as refused:
         tools.ensure(["mmdebstrap"], lambda message: None)
     assert "apt-get install -y mmdebstrap debian-archive-keyring" in str(refused.value)

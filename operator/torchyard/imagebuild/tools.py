@@ -6,10 +6,10 @@ they need with apt-get; otherwise they stop and name the packages to install.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from collections.abc import Callable, Sequence
+
+from torchyard import hostpackages
 
 PACKAGES: dict[str, tuple[str, ...]] = {
     # podman runs builds and containers with runc; the CNI plugins give build steps a
@@ -43,17 +43,9 @@ def ensure(tools: Sequence[str], log: Callable[[str], None]) -> None:
     if not absent:
         return
     packages = packages_for(absent)
-    install = ["apt-get", "install", "-y", *packages]
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise ToolError(
-            f"{', '.join(absent)} not found. Install them (Debian/Ubuntu, as root): "
-            f"apt-get update && {' '.join(install)}; then run this again."
-        )
-    log(f"installing {', '.join(packages)} with apt-get (for {', '.join(absent)})")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"], install):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise ToolError(f"`{' '.join(command)}` failed:\n{done.stdout[-2000:]}{done.stderr}")
+    try:
+        hostpackages.install(packages, log, needed_by=", ".join(absent))
+    except hostpackages.PackagesMissing as error:
+        raise ToolError(str(error)) from None
     if still := missing(absent):
         raise ToolError(f"{', '.join(still)} still not found after installing {packages}")

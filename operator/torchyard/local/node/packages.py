@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from torchyard import hostpackages
 from torchyard.local.node.errors import NodeError
 from torchyard.local.node.layout import CNI_BIN_DIR
 
@@ -62,7 +62,7 @@ def missing_packages(
 
 
 def install_command(packages: Sequence[str]) -> str:
-    return f"apt-get update && apt-get install -y --no-install-recommends {' '.join(packages)}"
+    return hostpackages.install_command(packages, recommends=False)
 
 
 def ensure(log: Log, requirements: Sequence[Requirement] = REQUIREMENTS) -> None:
@@ -71,17 +71,10 @@ def ensure(log: Log, requirements: Sequence[Requirement] = REQUIREMENTS) -> None
     packages = missing_packages(requirements, lambda f: locate(f) is not None)
     if not packages:
         return
-    command = install_command(packages)
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise NodeError(
-            f"the container node needs {', '.join(packages)}, which are not installed. "
-            f"Install them (Debian/Ubuntu: `sudo sh -c '{command}'`) and retry."
-        )
-    log(f"installing the container node's packages: {' '.join(packages)}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    result = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise NodeError(f"`{command}` failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    try:
+        hostpackages.install(packages, log, needed_by="the container node", recommends=False)
+    except hostpackages.PackagesMissing as error:
+        raise NodeError(str(error)) from None
     if still := missing_packages(requirements, lambda f: locate(f) is not None):
         raise NodeError(f"installed, but still missing: {', '.join(still)}")
 
