@@ -91,7 +91,8 @@ async def patch_status(
 ) -> dict[str, Any] | None:
     """Merge-patch status through the status subresource (the operator never writes spec)
     and return the object as written. With `resource_version`, only if the object is
-    still at that version: None when it has changed since (409 Conflict)."""
+    still at that version: None when it has changed since (409 Conflict), and None when
+    it is gone (404: deleted, with its namespace perhaps, while it was reconciled)."""
     patch: dict[str, Any] = {"status": status}
     if resource_version is not None:
         patch["metadata"] = {"resourceVersion": resource_version}
@@ -104,7 +105,7 @@ async def patch_status(
             patch_type=PatchType.MERGE,
         )
     except ApiError as error:
-        if resource_version is not None and error.status.code == 409:
+        if error.status.code == 404 or (resource_version is not None and error.status.code == 409):
             return None
         raise
     return written.to_dict()  # type: ignore[no-any-return]

@@ -85,10 +85,11 @@ async def finish(kind: Kind, obj: Admitted, events: Sequence[Event] = ()) -> Non
         written = await client.patch_status(
             kind, namespace, name, changed, resource_version=metadata.get("resourceVersion")
         )
-        if written is None:  # the copy was out of date: decide again from the API's
+        if written is None:  # the copy was out of date, or the object is gone
             fresh = await client.get_object(kind, namespace, name)
-            if fresh is not None:
-                objects.remember(kind.kind, fresh)
+            if fresh is None:
+                return  # deleted while it was reconciled: nothing left to report on
+            objects.remember(kind.kind, fresh)
             raise Stale(f"{kind.kind} {namespace}/{name} changed since it was read")
         objects.remember(kind.kind, written)
     for event in [*obj.events, *events]:
