@@ -25,13 +25,15 @@ NAMESPACE = "torchyard-demo"
 
 
 def readme_commands() -> list[list[str]]:
-    """The kubectl commands of the README's 'Install on a cluster' block that concern
-    the samples: applying them, and every wait."""
+    """The kubectl commands of the README's 'Install on a cluster' section (all its
+    shell blocks) that concern the samples: applying them, and every wait."""
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("## Install on a cluster") :]
-    block = section[section.index("```sh") + 5 : section.index("```", section.index("```sh") + 5)]
+    end = section.find("\n## ", 1)
+    section = section if end == -1 else section[:end]
+    blocks = [part.split("```", 1)[0] for part in section.split("```sh")[1:]]
     commands = []
-    for line in block.splitlines():
+    for line in "\n".join(blocks).splitlines():
         words = shlex.split(line.split("#", 1)[0])
         if words[:2] == ["kubectl", "wait"] or "manifests/samples" in words:
             commands.append(words[1:])
