@@ -102,10 +102,6 @@ def _wait_phase(cluster, namespace, name, phase, timeout=240):
     return _status(cluster, namespace, name)
 
 
-def _events(cluster, namespace, name, reason):
-    return events(cluster.cp, namespace, name, reason)
-
-
 def _start_client(cluster, namespace, stop):
     """A client of the model's Service that counts answers by version until `stop`."""
     url = _status(cluster, namespace, "digits-v1")["url"]
@@ -181,7 +177,7 @@ def test_an_artifact_naming_a_foreign_factory_is_never_served_and_v1_keeps_servi
     assert healthy["status"] == "False" and healthy["reason"] == "FactoryNotAllowed"
     assert "'os:system'" in healthy["message"] and "--allowed-factories" in healthy["message"]
     assert status.get("readyReplicas", 0) == 0
-    assert _events(cluster, namespace, "digits-v2", "FactoryNotAllowed")
+    assert events(cluster.cp, namespace, "digits-v2", "FactoryNotAllowed")
     v1 = _status(cluster, namespace, "digits-v1")
     assert v1["phase"] == "Serving" and v1["weight"] == 100
 
@@ -198,7 +194,7 @@ def test_promote_then_roll_back_the_serving_version(cluster, namespace, operator
     _apply(cluster, namespace, _version("2", artifacts["2"], promote=True))
     _wait_ready(cluster, namespace, "digits-v2")
     _wait_phase(cluster, namespace, "digits-v1", "Superseded", timeout=60)
-    assert _events(cluster, namespace, "digits-v2", "Promoted")
+    assert events(cluster.cp, namespace, "digits-v2", "Promoted")
 
     # Rolling back the version that serves restores the one before it.
     _apply(cluster, namespace, _version("2", artifacts["2"], rollback=True))
@@ -231,7 +227,7 @@ def test_pause_holds_the_step_and_rollback_returns_traffic_at_once(
     status = _status(cluster, namespace, "digits-v2")
     assert status["weight"] == 50 and status["currentStep"] == 0
     assert _condition(status, "Progressing")["reason"] == "Paused"
-    assert _events(cluster, namespace, "digits-v2", "Paused")
+    assert events(cluster.cp, namespace, "digits-v2", "Paused")
 
     rolled_back = _version("2", artifacts["2"], rollback=True, rollout={"steps": STEPS})
     _apply(cluster, namespace, rolled_back)
@@ -241,7 +237,7 @@ def test_pause_holds_the_step_and_rollback_returns_traffic_at_once(
     assert "version 1" in progressing["message"]
     stable = _status(cluster, namespace, "digits-v1")
     assert stable["phase"] == "Serving" and stable["weight"] == 100
-    assert _events(cluster, namespace, "digits-v2", "RolledBack")
+    assert events(cluster.cp, namespace, "digits-v2", "RolledBack")
 
 
 def test_analysis_promotes_v2_rolls_back_failing_v3_and_v2_never_fails_a_client(
@@ -258,7 +254,7 @@ def test_analysis_promotes_v2_rolls_back_failing_v3_and_v2_never_fails_a_client(
     _wait_ready(cluster, namespace, "digits-v2")
     v2 = _status(cluster, namespace, "digits-v2")
     assert v2["analysis"]["verdict"] == "Pass" and v2["analysis"]["requests"] >= 5
-    assert _events(cluster, namespace, "digits-v2", "StepCompleted")
+    assert events(cluster.cp, namespace, "digits-v2", "StepCompleted")
 
     # v3 answers every inference request with 500: rolled back after failureLimit
     # failed analyses, with the figures in the message.
