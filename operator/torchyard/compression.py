@@ -10,7 +10,7 @@ from torchyard.admission import Event
 from torchyard.api.compression import CompressionJobSpec
 from torchyard.conditions import find_condition, set_condition
 from torchyard.lineage import WAIT_SECONDS, Producer, gate
-from torchyard.podstatus import latest_outcome, pending_message
+from torchyard.podstatus import OOM_KILLED, latest_outcome, pending_message
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
@@ -221,9 +221,13 @@ def _failure(job_failed: dict[str, Any], pods: list[dict[str, Any]]) -> tuple[st
         )
     if job_reason == "PodFailurePolicy" and outcome is not None:
         return outcome.reason or "PermanentError", outcome.message
-    detail = f": last attempt said: {outcome.message}" if outcome and outcome.message else ""
+    detail = ""
+    if outcome and outcome.message:
+        detail = f": the last attempt (exit code {outcome.exit_code}) said: {outcome.message}"
     if job_reason == "BackoffLimitExceeded":
-        return "BackoffLimitExceeded", f"all retries (backoffLimit) failed{detail}"
+        # Out of memory is the cause a user can act on, so it is the reason.
+        reason = OOM_KILLED if outcome and outcome.reason == OOM_KILLED else job_reason
+        return reason, f"all retries (backoffLimit) failed{detail}"
     return job_reason, (job_failed.get("message") or "the Job failed") + detail
 
 

@@ -32,8 +32,25 @@ def pod_outcome(pod: dict[str, Any]) -> PodOutcome | None:
             pass
         reason = (result or {}).get("reason") or terminated.get("reason")
         text = (result or {}).get("message") or message.strip()[-1000:]
+        if reason == OOM_KILLED and not text:
+            text = _oom_message(pod, container.get("name"))
         return PodOutcome(terminated.get("exitCode"), reason, text, result)
     return None
+
+
+OOM_KILLED = "OOMKilled"
+"""The kubelet's reason for a container the kernel killed at its memory limit."""
+
+
+def _oom_message(pod: dict[str, Any], container: str | None) -> str:
+    limit = None
+    for spec in (pod.get("spec") or {}).get("containers") or []:
+        if spec.get("name") == container:
+            limit = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
+    over = f"its memory limit of {limit}" if limit else "its memory limit"
+    return (
+        f"OOMKilled: the worker needed more memory than {over}; raise spec.resources.limits.memory"
+    )
 
 
 def latest_outcome(pods: list[dict[str, Any]], phase: str) -> PodOutcome | None:

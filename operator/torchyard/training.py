@@ -16,7 +16,7 @@ from torchyard.admission import Event
 from torchyard.api.training import TrainingJobSpec
 from torchyard.conditions import set_condition
 from torchyard.lineage import WAIT_SECONDS, Producer, gate
-from torchyard.podstatus import pending_message, phase_of, pod_outcome
+from torchyard.podstatus import OOM_KILLED, pending_message, phase_of, pod_outcome
 from torchyard.resources.training import ATTEMPT_LABEL, REPLICA_LABEL, pod_name
 from torchyard.workloads.report import PERMANENT
 
@@ -266,11 +266,12 @@ def _on_failure(
         reason = (outcome.reason if outcome else None) or "PermanentError"
         return _fail(state, spec, current, reason, cause + " (a permanent error: not retried)")
     if restarts >= spec.backoff_limit:
+        oom = outcome is not None and outcome.reason == OOM_KILLED
         return _fail(
             state,
             spec,
             current,
-            "BackoffLimitExceeded",
+            OOM_KILLED if oom else "BackoffLimitExceeded",
             f"{cause}; all {spec.backoff_limit} restarts (backoffLimit) used",
         )
     message = (

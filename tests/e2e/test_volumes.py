@@ -159,7 +159,7 @@ def test_a_claim_belongs_to_its_pods_fs_group_and_no_other_user_of_the_node(clus
     volume = json.loads(
         cluster.cp.kubectl("get", "pv", claim["spec"]["volumeName"], "-o", "json").stdout
     )
-    path = Path(volume["spec"]["hostPath"]["path"])
+    path = Path(volume["spec"]["local"]["path"])
     st = path.stat()
     assert st.st_mode & 0o007 == 0, oct(st.st_mode)  # nothing for the node's other users
     assert st.st_gid == 65532 and st.st_mode & 0o2070 == 0o2070, (st.st_gid, oct(st.st_mode))

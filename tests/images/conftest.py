@@ -14,13 +14,16 @@ from tests.objects import REPO
 BUILD_TIMEOUT = 3600
 
 
-def images_command(*args: str, timeout: float = BUILD_TIMEOUT) -> subprocess.CompletedProcess[str]:
+def images_command(
+    *args: str, timeout: float = BUILD_TIMEOUT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """scripts/images with the given arguments; fails the test with its output if it fails."""
     done = subprocess.run(
         [str(REPO / "scripts" / "images"), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
     assert done.returncode == 0, (
         f"scripts/images {' '.join(args)}:\n{done.stdout[-4000:]}{done.stderr[-4000:]}"

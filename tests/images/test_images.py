@@ -66,9 +66,11 @@ def test_each_image_runs_as_the_uid_the_manifests_use(built, image):
     assert uid == WORKER_UID
     # By number: runAsNonRoot (the restricted Pod Security Standard) checks it.
     assert _inspect(image)["Config"]["User"] == f"{uid}:{gid}"
-    done = _run(image, "-c", "import os; print(os.getuid(), os.getgid())", entrypoint="python")
+    # Named too: kopf (its peering identity) and getpass look the user up by uid.
+    script = "import getpass, os; print(os.getuid(), os.getgid(), getpass.getuser())"
+    done = _run(image, "-c", script, entrypoint="python")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(uid), str(gid)]
+    assert done.stdout.split() == [str(uid), str(gid), "nonroot"]
 
 
 @pytest.fixture

@@ -97,7 +97,7 @@ def test_provisioner_serves_pending_claims_of_its_class_or_none():
     assert not wants_volume(claim(volumeName="pv-1"), "torchyard-local", "p")
 
 
-def test_volumes_are_pre_bound_pinned_host_paths(tmp_path):
+def test_volumes_are_pre_bound_local_volumes_pinned_to_the_node(tmp_path):
     path = claim_dir(tmp_path, claim())
     assert path == tmp_path / "ml" / "models-abcdef12"
     pv = volume_manifest(claim(), path, "n1", "torchyard.io/local-path")
@@ -106,7 +106,7 @@ def test_volumes_are_pre_bound_pinned_host_paths(tmp_path):
     assert spec["claimRef"]["uid"] == "abcdef12-3456"
     assert spec["capacity"] == {"storage": "5Gi"}
     assert spec["accessModes"] == ["ReadWriteMany"]
-    assert spec["hostPath"]["path"] == str(path)
+    assert spec["local"] == {"path": str(path)}
     term = spec["nodeAffinity"]["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]
     assert term["values"] == ["n1"]
 

@@ -153,6 +153,24 @@ def test_backoff_limit_carries_the_last_attempts_log():
     assert "out of memory" in failed["message"]
 
 
+def test_a_job_whose_last_attempt_ran_out_of_memory_fails_as_oomkilled():
+    job = _job(("Failed", "BackoffLimitExceeded"), failed=3)
+    pod = compression_job("minilm-int8", "team-a", _spec(resources={"limits": {"memory": "96Mi"}}))
+    oom = {
+        **_pod("Failed", created="2026-11-28T11:59:30Z"),
+        "spec": pod["spec"]["template"]["spec"],
+    }
+    oom["status"]["containerStatuses"] = [
+        {"name": "worker", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}
+    ]
+    decided = plan("minilm-int8", _spec(), {}, 1, job, [oom], NOW)
+    failed = find_condition(decided.status_patch["conditions"], "Failed")
+    assert failed["reason"] == "OOMKilled"
+    assert "exit code 137" in failed["message"]
+    assert "memory limit of 96Mi" in failed["message"]
+    assert "spec.resources.limits.memory" in failed["message"]
+
+
 def test_retry_in_progress_is_pending_with_reason_retrying():
     decided = plan("minilm-int8", _spec(), {}, 1, _job(failed=1), [_pod("Failed", 137)], NOW)
     assert decided.status_patch["phase"] == "Pending"

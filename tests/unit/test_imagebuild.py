@@ -365,3 +365,22 @@ def test_scripts_images_needs_only_the_standard_library():
     assert done.returncode == 0, done.stderr
     for command in ("build", "save", "load-containerd", "load-kind"):
         assert command in done.stdout
+
+
+CTR_LISTING = """\
+REF                                         TYPE                                       DIGEST      SIZE     PLATFORMS   LABELS
+ghcr.io/torchyard/torchyard-worker:v0.1.0   application/vnd.oci.image.manifest.v1+json sha256:ad1 3.2 GiB  linux/amd64 io.cri-containerd.image=managed,io.torchyard.image-id=6b786f
+ghcr.io/torchyard/torchyard-operator:v0.1.0 application/vnd.oci.image.manifest.v1+json sha256:5a0 89.3 MiB linux/amd64 io.cri-containerd.image=managed
+sha256:6b786f                               application/vnd.oci.image.manifest.v1+json sha256:ad1 3.2 GiB  linux/amd64 io.cri-containerd.image=managed
+"""  # noqa: E501
+
+
+def test_an_image_is_loaded_again_unless_containerd_has_that_very_build():
+    from torchyard.imagebuild.__main__ import loaded
+
+    worker, operator = "ghcr.io/torchyard/torchyard-worker:v0.1.0", IMAGES["operator"].tag
+    assert loaded(CTR_LISTING, worker, "6b786f")
+    assert not loaded(CTR_LISTING, worker, "6b786")  # a prefix is another build
+    assert not loaded(CTR_LISTING, worker, "0000aa")  # rebuilt since: import again
+    assert not loaded(CTR_LISTING, operator, "5a0")  # imported by hand, unlabelled
+    assert not loaded(CTR_LISTING, "sha256:6b786f", "6b786f")

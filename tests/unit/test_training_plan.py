@@ -107,6 +107,22 @@ def test_backoff_limit_exhausted_fails_with_the_failing_pods_reason():
     assert "CUDA error" in failed["message"]
 
 
+def test_a_replica_out_of_memory_on_the_last_attempt_fails_the_job_as_oomkilled():
+    spec = _spec(backoffLimit=1, resources={"limits": {"memory": "1Gi"}})
+    oom = training_pod("digits-ddp", "team-a", spec, 1, 1)
+    oom["status"] = {
+        "phase": "Failed",
+        "containerStatuses": [
+            {"name": "worker", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}
+        ],
+    }
+    decided = _plan({"phase": "Running", "restarts": 1}, [_pod(0, "Running", 1), oom], spec=spec)
+    failed = find_condition(decided.status_patch["conditions"], "Failed")
+    assert failed["reason"] == "OOMKilled"
+    assert "exit code 137" in failed["message"]
+    assert "memory limit of 1Gi" in failed["message"]
+
+
 def test_success_records_the_artifact_and_keeps_finished_pods():
     result = {
         "artifact": {"uri": "pvc://training/out", "digest": "sha256:" + "b" * 64},

@@ -24,7 +24,22 @@ def snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
             "labels": dict(metadata.get("labels") or {}),
         },
         "status": copy.deepcopy(dict(body.get("status") or {})),
+        # Of the spec, only the memory limits: a container killed at its limit is told
+        # with the limit it had (podstatus.pod_outcome).
+        "spec": {"containers": [_memory_limit(c) for c in _containers(body)]},
     }
+
+
+def _containers(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list((body.get("spec") or {}).get("containers") or [])
+
+
+def _memory_limit(container: Mapping[str, Any]) -> dict[str, Any]:
+    limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+    kept: dict[str, Any] = {"name": container.get("name")}
+    if limit is not None:
+        kept["resources"] = {"limits": {"memory": limit}}
+    return kept
 
 
 def changed_fields(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ base                   make the Python base from Debian packages (build does it 
 list                   the images here: tag, ID, size, input key
 save DIR [NAME...]     write each image as an OCI archive, DIR/torchyard-NAME.tar
 load-containerd        import the images into a containerd (a kubelet's node)
+load-local             import them into `torchyard local up --node=containers`' node
 load-kind              load the images into a kind cluster
 """
 
@@ -18,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from torchyard.imagebuild.build import (
 )
 from torchyard.imagebuild.inputs import INPUTS_LABEL
 from torchyard.imagebuild.report import format_size, summary
+from torchyard.local.node.layout import CONTAINERD_NAMESPACE
 
 
 def log(message: str) -> None:
@@ -131,13 +134,38 @@ def _save(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_containerd(args: argparse.Namespace) -> int:
+LOADED_LABEL = "io.torchyard.image-id"
+"""Set on each image imported into containerd: the podman image it came from."""
+
+
+def loaded(listing: str, tag: str, image_id: str) -> bool:
+    """Whether `ctr images ls` lists `tag` imported from this very image (by its label)."""
+    for line in listing.splitlines()[1:]:
+        fields = line.split()
+        if fields[:1] == [tag] and f"{LOADED_LABEL}={image_id}" in fields[-1].split(","):
+            return True
+    return False
+
+
+def load_into_containerd(address: str, namespace: str, names: Sequence[str]) -> None:
+    """Import each image unless containerd has it already: the worker's is gigabytes."""
     tools.ensure(["podman", "runc", "ctr"], log)
-    names = _names(args.images)
     _require_built(names)
+    ctr = ["ctr", f"--address={address}", f"--namespace={namespace}"]
     for name in names:
         tag = IMAGES[name].tag
-        ctr = ["ctr", f"--address={args.address}", f"--namespace={args.namespace}"]
+        found = podman.inspect(tag)
+        assert found is not None
+        image_id = str(found["Id"])
+        listing = subprocess.run([*ctr, "images", "ls"], capture_output=True, text=True)
+        if listing.returncode != 0:
+            raise ImageBuildError(
+                f"cannot list containerd's images at {address}:\n{listing.stderr}"
+            )
+        if loaded(listing.stdout, tag, image_id):
+            log(f"{tag} ({image_id[:12]}) is in containerd already ({address})")
+            continue
+        began = time.monotonic()
         # Streamed: the worker's archive is gigabytes.
         save = subprocess.Popen(podman.save_command(tag, None), stdout=subprocess.PIPE)
         imported = subprocess.run(
@@ -147,7 +175,35 @@ def _load_containerd(args: argparse.Namespace) -> int:
         save.stdout.close()
         if save.wait() != 0 or imported.returncode != 0:
             raise ImageBuildError(f"importing {tag} into containerd failed:\n{imported.stderr}")
-        log(f"{tag} imported into containerd ({args.address}, namespace {args.namespace})")
+        subprocess.run(
+            [*ctr, "images", "label", tag, f"{LOADED_LABEL}={image_id}"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        log(
+            f"{tag} imported into containerd ({address}, namespace {namespace}) "
+            f"in {time.monotonic() - began:.0f} s"
+        )
+
+
+def _load_containerd(args: argparse.Namespace) -> int:
+    load_into_containerd(args.address, args.namespace, _names(args.images))
+    return 0
+
+
+def _load_local(args: argparse.Namespace) -> int:
+    from torchyard.local.controlplane import state_dir
+    from torchyard.local.node.layout import Layout
+
+    # The layout alone: scripts/images runs on the system's Python, without the
+    # project's dependencies that the rest of torchyard.local.node imports.
+    socket = Layout(state_dir() / "node").containerd_socket
+    if not socket.is_socket():
+        raise ImageBuildError(
+            "the local container node is not running (no containerd at "
+            f"{socket}): `torchyard local up --node=containers` first"
+        )
+    load_into_containerd(str(socket), CONTAINERD_NAMESPACE, _names(args.images))
     return 0
 
 
@@ -240,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace", default="k8s.io", help="containerd namespace (the kubelet's: k8s.io)"
     )
     containerd.set_defaults(func=_load_containerd)
+
+    local = commands.add_parser(
+        "load-local", help="import the images into the local container node's containerd"
+    )
+    local.add_argument("images", **names)
+    local.set_defaults(func=_load_local)
 
     kind = commands.add_parser("load-kind", help="load the images into a kind cluster")
     kind.add_argument("images", **names)

@@ -144,10 +144,11 @@ def _quickstart(args: argparse.Namespace) -> int:
     if not (workdir / "state.json").exists():
         print("the local cluster is not running: `torchyard local up` first", file=sys.stderr)
         return 1
-    if not (workdir / launcher.AGENT_STATE).exists():
+    containers = container_node.read_children(workdir) is not None
+    if not containers and not (workdir / launcher.AGENT_STATE).exists():
         print(
-            "the node agent is not running, so no pod would ever run: `torchyard local up` "
-            "starts it when run as root (it makes network namespaces)",
+            "no node is running, so no pod would ever run: `torchyard local up` starts the "
+            "node agent when run as root (it makes network namespaces)",
             file=sys.stderr,
         )
         return 1
@@ -156,7 +157,8 @@ def _quickstart(args: argparse.Namespace) -> int:
         kubeconfig=workdir / "admin.kubeconfig",
         kubectl=ensure_binaries().kubectl,
         state=workdir / "quickstart",
-        pods_dir=agent_dir(workdir) / "pods",
+        # On the container node the kubelet serves logs through the API server.
+        pods_dir=None if containers else agent_dir(workdir) / "pods",
     )
     try:
         mission.run()

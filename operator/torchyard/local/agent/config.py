@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from torchyard.images import WORKER_IMAGE
+from torchyard.local.agent.provisioner import PROVISIONER, STORAGE_CLASS
 from torchyard.local.pki import SERVICE_CLUSTER_IP_RANGE
 
 DEFAULT_NODE = "torchyard-local"
@@ -42,7 +43,7 @@ class AgentConfig:
     cpus: int | None = None
     memory_bytes: int | None = None
     max_pods: int = 110
-    storage_class: str = "torchyard-local"
+    storage_class: str = STORAGE_CLASS
     labels: dict[str, str] = field(default_factory=dict)
     # Run privileged, hostPath, hostNetwork/hostPID/hostIPC and uid-0 pods, which reach
     # the node itself; refused (PrivilegesNotAllowed) unless set.
@@ -58,7 +59,7 @@ class AgentConfig:
 
     @property
     def provisioner(self) -> str:
-        return "torchyard.io/local-path"
+        return PROVISIONER
 
 
 def is_root() -> bool:

@@ -23,12 +23,11 @@ import yaml
 
 from torchyard.local import processes
 from torchyard.local.agent.config import DEFAULT_NODE
+from torchyard.local.agent.provisioner import PROVISIONER, STORAGE_CLASS
 from torchyard.local.controlplane import ControlPlane, ControlPlaneError
 from torchyard.local.processes import Child
 
 INFRA_USER = "torchyard:local-agent"
-STORAGE_CLASS = "torchyard-local"
-PROVISIONER = "torchyard.io/local-path"
 AGENT_STATE = "agent.json"
 
 

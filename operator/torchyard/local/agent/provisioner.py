@@ -4,26 +4,36 @@ The agent's StorageClass (default class, `torchyard.io/local-path`, made by the
 launcher) names an external provisioner, so kube-controller-manager's PV controller
 waits for one to create a volume. This is that provisioner, as Rancher's
 local-path-provisioner does it: for each pending claim of the class (or of no class)
-it creates a hostPath PersistentVolume, pre-bound to the claim through claimRef and
-pinned to this node; the PV controller then completes the binding and the scheduler
-places the claim's pods. When a claim goes, its volume is Released and, with reclaim
-policy Delete, the directory and the PersistentVolume go too.
+it creates a directory and a `local` PersistentVolume on it, pre-bound to the claim
+through claimRef and pinned to this node; the PV controller then completes the binding
+and the scheduler places the claim's pods. When a claim goes, its volume is Released
+and, with reclaim policy Delete, the directory and the PersistentVolume go too.
+
+`local`, not hostPath: a kubelet gives a local volume to the pod's fsGroup (it leaves
+hostPath alone), so a restricted pod running as uid 65532 can write its claim on the
+container node as on the node agent. The node agent runs it in-process; the container
+node runs it beside its kubelet (`python -m torchyard.local.agent.provisioner`).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
 import shutil
+import signal
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from torchyard.local.agent.informer import Informer
-from torchyard.local.agent.kube import Api
+from torchyard.local.agent.kube import Api, client
 
 log = logging.getLogger(__name__)
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
+PROVISIONER = "torchyard.io/local-path"
+STORAGE_CLASS = "torchyard-local"
 DEFAULT_SIZE = "1Gi"
 
 
@@ -59,7 +69,7 @@ def wants_volume(claim: dict[str, Any], storage_class: str, provisioner: str) ->
 def volume_manifest(
     claim: dict[str, Any], path: Path, node: str, provisioner: str
 ) -> dict[str, Any]:
-    """A hostPath PersistentVolume pre-bound to `claim` and pinned to `node`."""
+    """A local PersistentVolume on `path`, pre-bound to `claim` and pinned to `node`."""
     spec = claim.get("spec") or {}
     meta = claim["metadata"]
     size = ((spec.get("resources") or {}).get("requests") or {}).get("storage") or DEFAULT_SIZE
@@ -77,7 +87,7 @@ def volume_manifest(
             "persistentVolumeReclaimPolicy": "Delete",
             "storageClassName": spec.get("storageClassName") or "",
             "volumeMode": spec.get("volumeMode") or "Filesystem",
-            "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
+            "local": {"path": str(path)},
             "claimRef": {
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
@@ -104,6 +114,12 @@ def volume_manifest(
     }
 
 
+def volume_path(volume: dict[str, Any]) -> Path:
+    """The directory of a local (or hostPath) PersistentVolume; / when it names none."""
+    spec = volume.get("spec") or {}
+    return Path((spec.get("local") or spec.get("hostPath") or {}).get("path") or "/")
+
+
 def reclaimable(volume: dict[str, Any], provisioner: str, root: Path) -> Path | None:
     """The directory to delete for a Released volume of ours (never outside `root`)."""
     annotations = volume["metadata"].get("annotations") or {}
@@ -114,7 +130,7 @@ def reclaimable(volume: dict[str, Any], provisioner: str, root: Path) -> Path | 
         return None
     if spec.get("persistentVolumeReclaimPolicy") != "Delete":
         return None
-    path = Path((spec.get("hostPath") or {}).get("path") or "/").resolve()
+    path = volume_path(volume).resolve()
     if root.resolve() not in path.parents:
         return None
     return path
@@ -206,10 +222,7 @@ class Provisioner:
     def _collect_garbage(self) -> None:
         """Remove claim directories that no volume of ours names (the cluster they
         belonged to is gone: the local control plane starts with an empty etcd)."""
-        known = {
-            str(Path((v.get("spec") or {}).get("hostPath", {}).get("path", "")).resolve())
-            for v in self.volumes.objects.values()
-        }
+        known = {str(volume_path(v).resolve()) for v in self.volumes.objects.values()}
         if not self.root.is_dir():
             return
         for namespace in self.root.iterdir():
@@ -218,3 +231,39 @@ class Provisioner:
                     shutil.rmtree(directory, ignore_errors=True)
             if namespace.is_dir() and not any(namespace.iterdir()):
                 namespace.rmdir()
+
+
+async def _serve(kubeconfig: Path, root: Path, node: str, storage_class: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    api = Api(client(kubeconfig))
+    provisioner = Provisioner(api, root, node, storage_class, PROVISIONER)
+    task = loop.create_task(provisioner.run())
+    stopping = loop.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # an informer that ended for good: exit non-zero, say why
+    finally:
+        task.cancel()
+        await api.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The provisioner alone, for a node whose pods a kubelet runs (the container node)."""
+    parser = argparse.ArgumentParser(prog="python -m torchyard.local.agent.provisioner")
+    parser.add_argument("--kubeconfig", type=Path, required=True, help="volumes and claims")
+    parser.add_argument("--root", type=Path, required=True, help="where claims' directories go")
+    parser.add_argument("--node-name", required=True, help="the node the volumes are pinned to")
+    parser.add_argument("--storage-class", default=STORAGE_CLASS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    asyncio.run(_serve(args.kubeconfig, args.root, args.node_name, args.storage_class))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,9 @@
 """Where the container node keeps its files, and the addresses it uses.
 
 Everything lives under the local cluster's state directory (nothing under /etc or
-/var/lib), so that `local down` and a fresh `up` know exactly what is theirs.
+/var/lib), so that `local down` and a fresh `up` know exactly what is theirs; only
+containerd's image store is kept in the cache (~/.cache/torchyard/containerd), so
+that images loaded once outlive the cluster.
 """
 
 from __future__ import annotations
@@ -45,10 +47,13 @@ class Layout:
     """The node's directories and files under `root` (<state dir>/node)."""
 
     root: Path
+    image_store: Path | None = None
+    """containerd's root (images, snapshots) when kept apart from the node's state: the
+    worker image is gigabytes, and imported once it serves every later cluster."""
 
     @property
     def containerd_root(self) -> Path:
-        return self.root / "containerd" / "root"
+        return self.image_store or self.root / "containerd" / "root"
 
     @property
     def containerd_state(self) -> Path:
@@ -86,6 +91,11 @@ class Layout:
     @property
     def corefile(self) -> Path:
         return self.root / "Corefile"
+
+    @property
+    def claims(self) -> Path:
+        """The provisioner's directories, one per PersistentVolumeClaim."""
+        return self.root / "claims"
 
     @property
     def pki(self) -> Path:

@@ -3,16 +3,17 @@
 Order at start: host packages, the bridge (the node address must exist before the
 API server binds to it, so `up` calls `prepare_network()` before the control plane),
 then certificates and configs, containerd, the pause image, the kubelet (until its
-node is Ready), kube-proxy and CoreDNS. `stop_detached()` undoes it in reverse: the
-node's pods are deleted through the API first, so that the kubelet stops them the
-normal way (CNI DEL, volume unmounts), then each process stops, then whatever was
-left (containers, mounts, the bridge) is swept.
+node is Ready), kube-proxy, CoreDNS and the claims' provisioner. `stop_detached()`
+undoes it in reverse: the node's pods are deleted through the API first, so that the
+kubelet stops them the normal way (CNI DEL, volume unmounts), then each process stops,
+then whatever was left (containers, mounts, the bridge) is swept.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +21,9 @@ from pathlib import Path
 import yaml
 
 from torchyard.local import kubeconfig, pki, processes
+from torchyard.local.agent import launcher
 from torchyard.local.agent.launcher import node_ready
-from torchyard.local.build import Binaries, ensure_coredns
+from torchyard.local.build import Binaries, cache_root, ensure_coredns
 from torchyard.local.controlplane import ControlPlane, free_ports, http_ok, write_private
 from torchyard.local.node import config, images, network, packages, sweep
 from torchyard.local.node.errors import NodeError
@@ -34,7 +36,7 @@ Log = Callable[[str], None]
 
 
 def layout_for(workdir: Path) -> Layout:
-    return Layout(workdir / "node")
+    return Layout(workdir / "node", image_store=cache_root().parent / "containerd")
 
 
 def prepare_network(log: Log, net: Network = DEFAULT_NETWORK) -> None:
@@ -79,6 +81,7 @@ class ContainerNode:
             self._start_kube_proxy()
             self._start_coredns(coredns)
             self._mark("kube-proxy and CoreDNS", began)
+            self._start_provisioner()
         except BaseException:
             self.stop()
             raise
@@ -195,6 +198,17 @@ class ContainerNode:
         child = self._spawn("coredns", [str(coredns), "-conf", str(self.layout.corefile)])
         self._wait("CoreDNS /ready", lambda: http_ok(f"http://127.0.0.1:{ready_port}/ready"), child)
 
+    def _start_provisioner(self) -> None:
+        """PersistentVolumes for claims: the node agent's provisioner, as its own process."""
+        _, infra = launcher.prepare(self.cp, NODE_NAME)
+        self._spawn(
+            "provisioner",
+            [
+                sys.executable, "-m", "torchyard.local.agent.provisioner",
+                f"--kubeconfig={infra}", f"--root={self.layout.claims}", f"--node-name={NODE_NAME}",
+            ],
+        )  # fmt: skip
+
     def _mark(self, what: str, since: float) -> None:
         self.timings[what] = time.monotonic() - since
 
@@ -234,7 +248,7 @@ def stop_detached(workdir: Path, cp: ControlPlane | None, net: Network = DEFAULT
     by_name = {c.name: c for c in children}
     # The pods are gone: nothing is left to stop gracefully, and the kubelet takes 15
     # seconds and more to act on a SIGTERM.
-    for stage, grace in ((("coredns", "kube-proxy"), 5.0), (("kubelet",), 2.0)):
+    for stage, grace in ((("provisioner", "coredns", "kube-proxy"), 5.0), (("kubelet",), 2.0)):
         processes.stop([by_name[n] for n in stage if n in by_name], grace)
     if "kube-proxy" in by_name:
         sweep.kube_proxy_rules(Path(by_name["kube-proxy"].exe))

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 from lightkube import Client
 from lightkube.config.kubeconfig import KubeConfig
+from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import Pod
 
@@ -65,8 +66,9 @@ class Quickstart:
     kubectl: Path
     state: Path
     """Where the quickstart writes what it made (digits-v3.yaml, summary, rollout.html)."""
-    pods_dir: Path
-    """The node agent's pod directories, where the traffic clients' logs are."""
+    pods_dir: Path | None
+    """The node agent's pod directories, where the traffic clients' logs are; None: read
+    logs through the API server (a container node's kubelet serves them)."""
     out: Any = sys.stdout
     timeline: Timeline = field(default_factory=Timeline)
     began: float = field(default_factory=time.monotonic)
@@ -209,20 +211,36 @@ class Quickstart:
         return ", ".join(busy) or "the operator to act"
 
     def _read_traffic(self) -> None:
-        """New report lines of the traffic clients (their log files on the local node)."""
+        """New report lines of the traffic clients."""
         pods = self.client().list(Pod, namespace=NAMESPACE, labels=_selector(TRAFFIC_LABEL))
         for pod in pods:
-            name = pod.metadata.name
+            for text in self._new_log_lines(pod.metadata.name):
+                if text.startswith("{"):
+                    self.timeline.add_traffic(self.now(), text)
+
+    def _new_log_lines(self, name: str) -> list[str]:
+        """The complete lines a pod logged since the last call: from its log file on the
+        node agent, through the API server (the kubelet) on a container node."""
+        if self.pods_dir is None:
             try:
-                path = log_file(self.pods_dir, NAMESPACE, name, None, False)
-            except LogsError:
-                continue
-            with path.open() as log:
-                log.seek(self._traffic_read.get(str(path), 0))
-                for text in log:
-                    if text.endswith("\n") and text.startswith("{"):
-                        self.timeline.add_traffic(self.now(), text)
-                self._traffic_read[str(path)] = log.tell()
+                lines = list(self.client().log(name, namespace=NAMESPACE))
+            except ApiError:
+                return []  # not started yet
+            complete = [line for line in lines if line.endswith("\n")]
+            seen = self._traffic_read.get(name, 0)
+            self._traffic_read[name] = len(complete)
+            return complete[seen:]
+        try:
+            path = log_file(self.pods_dir, NAMESPACE, name, None, False)
+        except LogsError:
+            return []
+        offset = self._traffic_read.get(str(path), 0)
+        with path.open("rb") as log:
+            log.seek(offset)
+            data = log.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits
+        self._traffic_read[str(path)] = offset + len(complete)
+        return complete.decode(errors="replace").splitlines(keepends=True)
 
     # -- the end --------------------------------------------------------------------------
 
