@@ -21,7 +21,13 @@ from torchyard.local.node import images as node_images
 from torchyard.local.node import node as container_node
 from torchyard.local.node.errors import NodeError
 from torchyard.local.node.layout import Network
-from torchyard.local.stack import REPO_ROOT, install, start_operator, stop_operator
+from torchyard.local.stack import (
+    OPERATOR_STATE,
+    REPO_ROOT,
+    install,
+    start_operator,
+    stop_operator,
+)
 
 NODES = ("agent", "containers", "none")
 
@@ -113,8 +119,8 @@ def _up_containers(args: argparse.Namespace, workdir: Path) -> int:
         print(
             f"container node up in {time.monotonic() - began:.1f}s: node "
             f"{container_node.NODE_NAME} runs pods with containerd and runc "
-            f"(logs in {node.layout.root}); load images with `torchyard local load-image "
-            "ARCHIVE`"
+            f"(logs in {node.layout.root}); load torchyard's images with `scripts/images "
+            "load-local`, others with `torchyard local load-image ARCHIVE`"
         )
         if not args.no_operator:
             pid = start_operator(cp, workdir)
@@ -152,6 +158,14 @@ def _quickstart(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if not (workdir / OPERATOR_STATE).exists() and not _operator_deployed(workdir):
+        print(
+            "no operator is running, so nothing would ever act: install it "
+            "(`torchyard local kubectl apply --server-side -k manifests/base`, with the images "
+            "loaded by `scripts/images load-local`) or start it with `torchyard local up`",
+            file=sys.stderr,
+        )
+        return 1
     mission = Quickstart(
         repo=REPO_ROOT,
         kubeconfig=workdir / "admin.kubeconfig",
@@ -166,6 +180,15 @@ def _quickstart(args: argparse.Namespace) -> int:
         print(f"torchyard local quickstart: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _operator_deployed(workdir: Path) -> bool:
+    """Whether manifests/base's operator Deployment exists (installed as on a cluster)."""
+    command = [
+        str(ensure_binaries().kubectl), f"--kubeconfig={workdir / 'admin.kubeconfig'}",
+        "get", "deployment", "torchyard-operator", "-n", "torchyard-system", "-o", "name",
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, check=False).returncode == 0
 
 
 def _port_forward(args: argparse.Namespace) -> int:
