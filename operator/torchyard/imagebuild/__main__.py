@@ -193,11 +193,11 @@ def _load_containerd(args: argparse.Namespace) -> int:
 
 def _load_local(args: argparse.Namespace) -> int:
     from torchyard.local.controlplane import state_dir
-    from torchyard.local.node.layout import Layout
+    from torchyard.local.node.layout import layout_for
 
     # The layout alone: scripts/images runs on the system's Python, without the
     # project's dependencies that the rest of torchyard.local.node imports.
-    socket = Layout(state_dir() / "node").containerd_socket
+    socket = layout_for(state_dir()).containerd_socket
     if not socket.is_socket():
         raise ImageBuildError(
             "the local container node is not running (no containerd at "

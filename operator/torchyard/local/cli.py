@@ -184,11 +184,13 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 def _operator_deployed(workdir: Path) -> bool:
     """Whether manifests/base's operator Deployment exists (installed as on a cluster)."""
-    command = [
-        str(ensure_binaries().kubectl), f"--kubeconfig={workdir / 'admin.kubeconfig'}",
-        "get", "deployment", "torchyard-operator", "-n", "torchyard-system", "-o", "name",
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, check=False).returncode == 0
+    cp = ControlPlane.attach(workdir)
+    if cp is None:
+        return False
+    found = cp.kubectl(
+        "get", "deployment/torchyard-operator", "-n", "torchyard-system", check=False
+    )
+    return found.returncode == 0
 
 
 def _port_forward(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
+from torchyard.local.build import cache_root
+
 NODE_NAME = "torchyard-node"
 BRIDGE = "tynode0"
 POD_CIDR = "10.245.0.0/24"
@@ -106,3 +108,8 @@ class Layout:
 
     def log(self, component: str) -> Path:
         return self.root / f"{component}.log"
+
+
+def layout_for(workdir: Path) -> Layout:
+    """The container node's layout under a local cluster's state directory."""
+    return Layout(workdir / "node", image_store=cache_root().parent / "containerd")

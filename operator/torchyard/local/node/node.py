@@ -23,20 +23,16 @@ import yaml
 from torchyard.local import kubeconfig, pki, processes
 from torchyard.local.agent import launcher
 from torchyard.local.agent.launcher import node_ready
-from torchyard.local.build import Binaries, cache_root, ensure_coredns
+from torchyard.local.build import Binaries, ensure_coredns
 from torchyard.local.controlplane import ControlPlane, free_ports, http_ok, write_private
 from torchyard.local.node import config, images, network, packages, sweep
 from torchyard.local.node.errors import NodeError
-from torchyard.local.node.layout import NODE_NAME, PAUSE_IMAGE, Layout, Network
+from torchyard.local.node.layout import NODE_NAME, PAUSE_IMAGE, Network, layout_for
 from torchyard.local.processes import Child
 
 NODE_STATE = "node.json"
 DEFAULT_NETWORK = Network()
 Log = Callable[[str], None]
-
-
-def layout_for(workdir: Path) -> Layout:
-    return Layout(workdir / "node", image_store=cache_root().parent / "containerd")
 
 
 def prepare_network(log: Log, net: Network = DEFAULT_NETWORK) -> None:
