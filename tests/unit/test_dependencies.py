@@ -16,13 +16,14 @@ the one whose hash was locked; the locks must hold every declared pin.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.metadata
 import pkgutil
 import re
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -88,8 +89,14 @@ def _allowed(relative: str, at_module_level: bool) -> set[str]:
     return _declared()
 
 
+@functools.cache
+def _providers() -> Mapping[str, list[str]]:
+    # Scanning every installed distribution's files takes 0.3 s; once is enough.
+    return importlib.metadata.packages_distributions()
+
+
 def _distributions(module: str) -> set[str]:
-    found = importlib.metadata.packages_distributions().get(module)
+    found = _providers().get(module)
     assert found, f"no installed distribution provides the module {module!r}"
     return {_name(d) for d in found}
 
