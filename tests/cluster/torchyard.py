@@ -37,6 +37,20 @@ def install(cp: ControlPlane, kustomization: str = "manifests/base") -> None:
     )
 
 
+def wait_for(
+    cp: ControlPlane, namespace: str, ref: str, condition: str, timeout: float = 300
+) -> dict[str, Any]:
+    """`kubectl wait --for=condition=CONDITION REF` for up to `timeout` seconds, then the
+    object. kubectl's own clock decides; the process gets a margin beyond it, so that a
+    slow machine fails with kubectl's message, not with the wrapper's 120 s limit."""
+    cp.kubectl(
+        "wait", ref, "-n", namespace, f"--for=condition={condition}",
+        f"--timeout={timeout:.0f}s", timeout=timeout + 30,
+    )  # fmt: skip
+    kind, name = ref.split("/")
+    return get(cp, kind, name, "-n", namespace)
+
+
 def get(cp: ControlPlane, *args: str) -> dict[str, Any]:
     return json.loads(cp.kubectl("get", *args, "-o", "json").stdout)
 

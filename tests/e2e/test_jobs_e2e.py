@@ -19,6 +19,7 @@ import yaml
 from tests.cluster.torchyard import (
     events,
     get,
+    wait_for,
     wait_until,
 )
 from torchyard.api.common import DatasetSource
@@ -94,21 +95,13 @@ def _apply(cluster, namespace, obj):
     cluster.cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
 
 
-def _wait(cluster, namespace, ref, condition, timeout="300s"):
-    cluster.cp.kubectl(
-        "wait", ref, "-n", namespace, f"--for=condition={condition}", f"--timeout={timeout}"
-    )
-    kind, name = ref.split("/")
-    return get(cluster.cp, kind, name, "-n", namespace)
-
-
 def test_pruning_job_succeeds_and_its_registered_version_serves(
     cluster, namespace, operator, trained_model
 ):
     _claim(cluster, namespace, "models")
     register = {"registerAs": {"model": "digits", "version": "1"}}
     _apply(cluster, namespace, _compression("prune-digits", trained_model, **register))
-    job = _wait(cluster, namespace, "cjob/prune-digits", "Succeeded")
+    job = wait_for(cluster.cp, namespace, "cjob/prune-digits", "Succeeded")
     result = job["status"]["result"]
     published = _claim_path(cluster, namespace, "models") / "pruned"
     assert result["artifact"]["digest"] == compute_digest(published)
@@ -117,7 +110,7 @@ def test_pruning_job_succeeds_and_its_registered_version_serves(
     assert job["status"]["attempts"] == 1
 
     # registerAs: the artifact, with its digest, becomes the model's serving version.
-    version = _wait(cluster, namespace, "mv/digits-v1", "Ready", timeout="240s")
+    version = wait_for(cluster.cp, namespace, "mv/digits-v1", "Ready", 240)
     assert version["spec"]["artifact"]["digest"] == result["artifact"]["digest"]
     assert version["spec"]["artifact"]["uri"] == "pvc://models/pruned"
     assert version["status"]["phase"] == "Serving"
@@ -134,7 +127,7 @@ def test_quality_gate_failure_fails_at_once_and_publishes_nothing(
     job["spec"]["prune"] = {"kind": "unstructured", "sparsity": 0.97}
     job["spec"]["evaluation"]["maxDrop"] = 0.0
     _apply(cluster, namespace, job)
-    status = _wait(cluster, namespace, "cjob/too-sparse", "Failed")["status"]
+    status = wait_for(cluster.cp, namespace, "cjob/too-sparse", "Failed")["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "QualityGateFailed"
     assert status["attempts"] == 1
@@ -152,7 +145,7 @@ def test_a_published_output_is_never_replaced_by_another_job(
     first = _compression("first", trained_model)
     first["spec"]["prune"] = quick
     _apply(cluster, namespace, first)
-    done = _wait(cluster, namespace, "cjob/first", "Succeeded")
+    done = wait_for(cluster.cp, namespace, "cjob/first", "Succeeded")
     digest = done["status"]["result"]["artifact"]["digest"]
     published = _claim_path(cluster, namespace, "models") / "pruned"
     manifest = json.loads((published / "manifest.json").read_text())
@@ -165,7 +158,7 @@ def test_a_published_output_is_never_replaced_by_another_job(
     second = _compression("second", trained_model)
     second["spec"]["prune"] = {**quick, "sparsity": 0.3}
     _apply(cluster, namespace, second)
-    status = _wait(cluster, namespace, "cjob/second", "Failed", "180s")["status"]
+    status = wait_for(cluster.cp, namespace, "cjob/second", "Failed", 180)["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "OutputExists"
     assert "pvc://models/pruned" in failed["message"] and digest in failed["message"]
@@ -177,14 +170,14 @@ def test_a_published_output_is_never_replaced_by_another_job(
     third["spec"]["prune"] = {**quick, "sparsity": 0.3}
     third["spec"]["output"]["overwrite"] = True
     _apply(cluster, namespace, third)
-    replaced = _wait(cluster, namespace, "cjob/third", "Succeeded")["status"]["result"]
+    replaced = wait_for(cluster.cp, namespace, "cjob/third", "Succeeded")["status"]["result"]
     assert replaced["artifact"]["digest"] == compute_digest(published) != digest
 
 
 def test_missing_model_fails_fast_without_retries(cluster, namespace, operator):
     _claim(cluster, namespace, "models")
     _apply(cluster, namespace, _compression("no-model", "file:///opt/no-such-model/model.pt"))
-    status = _wait(cluster, namespace, "cjob/no-model", "Failed", "120s")["status"]
+    status = wait_for(cluster.cp, namespace, "cjob/no-model", "Failed", 120)["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "ModelNotFound"
     assert status["attempts"] == 1
@@ -195,7 +188,7 @@ def test_deadline_exceeded(cluster, namespace, operator, trained_model):
     job = _compression("slow", trained_model, activeDeadlineSeconds=2)
     job["spec"]["prune"]["fineTuneSteps"] = 100000
     _apply(cluster, namespace, job)
-    status = _wait(cluster, namespace, "cjob/slow", "Failed", "120s")["status"]
+    status = wait_for(cluster.cp, namespace, "cjob/slow", "Failed", 120)["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "DeadlineExceeded"
 
@@ -232,7 +225,7 @@ def test_two_replica_training_succeeds_with_an_artifact(
     job = _training("ddp", trained_model)
     job["spec"]["parallelism"]["mode"] = mode
     _apply(cluster, namespace, job)
-    job = _wait(cluster, namespace, "tjob/ddp", "Succeeded", "400s")
+    job = wait_for(cluster.cp, namespace, "tjob/ddp", "Succeeded", 400)
     published = _claim_path(cluster, namespace, "training") / "model"
     assert job["status"]["result"]["digest"] == compute_digest(published)
     restarting = [c for c in job["status"]["conditions"] if c["type"] == "Restarting"]
@@ -245,7 +238,7 @@ def test_killed_replica_restarts_from_checkpoint(cluster, namespace, operator, t
     # The last rank dies before step 15 (after the checkpoint at 10), once.
     job["spec"]["env"] = [{"name": "TORCHYARD_FAULT_AT_STEP", "value": "15"}]
     _apply(cluster, namespace, job)
-    done = _wait(cluster, namespace, "tjob/ddp-kill", "Succeeded", "500s")
+    done = wait_for(cluster.cp, namespace, "tjob/ddp-kill", "Succeeded", 500)
     assert done["status"]["restarts"] == 1
     assert events(cluster.cp, namespace, "ddp-kill", "Restarting")
 

@@ -17,6 +17,7 @@ import yaml
 from tests.cluster.torchyard import (
     events,
     get,
+    wait_for,
     wait_until,
 )
 from tests.e2e.conftest import python_pod
@@ -88,9 +89,7 @@ def _time(stamp):
 
 
 def _wait_ready(cluster, namespace, name):
-    cluster.cp.kubectl(
-        "wait", f"mv/{name}", "-n", namespace, "--for=condition=Ready", "--timeout=240s"
-    )
+    wait_for(cluster.cp, namespace, f"mv/{name}", "Ready", 240)
 
 
 def _wait_phase(cluster, namespace, name, phase, timeout=240):
@@ -127,9 +126,7 @@ def _stop_client(cluster, namespace, stop):
 
 def test_first_version_serves_and_is_ready(cluster, namespace, operator, artifacts):
     _apply(cluster, namespace, _version("1", artifacts["1"]))
-    cluster.cp.kubectl(
-        "wait", "mv/digits-v1", "-n", namespace, "--for=condition=Ready", "--timeout=240s"
-    )
+    _wait_ready(cluster, namespace, "digits-v1")
     status = _status(cluster, namespace, "digits-v1")
     assert status["phase"] == "Serving"
     assert status["weight"] == 100
@@ -141,9 +138,7 @@ def test_digest_mismatch_is_never_served_and_v1_keeps_serving(
     cluster, namespace, operator, artifacts
 ):
     _apply(cluster, namespace, _version("1", artifacts["1"]))
-    cluster.cp.kubectl(
-        "wait", "mv/digits-v1", "-n", namespace, "--for=condition=Ready", "--timeout=240s"
-    )
+    _wait_ready(cluster, namespace, "digits-v1")
     _apply(cluster, namespace, _version("2", artifacts["2"], digest="sha256:" + "0" * 64))
     wait_until(
         "v2 Failed",

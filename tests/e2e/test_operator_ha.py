@@ -19,6 +19,7 @@ from tests.cluster.torchyard import (
     get,
     install,
     operator_process,
+    wait_for,
     wait_until,
 )
 from torchyard.workloads.models import mlp
@@ -130,10 +131,7 @@ def _run_and_fail_over(cluster, namespace, model_uri, active, active_log, standb
     _apply(cluster, namespace, _training("after", model_uri))
 
     for name in ("before", "after"):
-        ref = f"tjob/{name}"
-        cluster.cp.kubectl(
-            "wait", ref, "-n", namespace, "--for=condition=Succeeded", "--timeout=400s"
-        )
+        wait_for(cluster.cp, namespace, f"tjob/{name}", "Succeeded", 400)
     before = get(cluster.cp, "tjob", "before", "-n", namespace)["status"]
     # Not lost, not duplicated: the same two pods ran the job to the end, no restart.
     assert before.get("restarts", 0) == 0

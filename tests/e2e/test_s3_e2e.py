@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from tests.cluster.torchyard import (
-    get,
+    wait_for,
     wait_until,
 )
 from tests.e2e.conftest import Cluster, python_pod
@@ -84,14 +84,6 @@ def _storage(s3: S3Server) -> dict[str, Any]:
 
 def _apply(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
     cluster.cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
-
-
-def _wait(cluster: Cluster, namespace: str, ref: str, condition: str, timeout: str = "300s"):
-    cluster.cp.kubectl(
-        "wait", ref, "-n", namespace, f"--for=condition={condition}", f"--timeout={timeout}"
-    )
-    kind, name = ref.split("/")
-    return get(cluster.cp, kind, name, "-n", namespace)
 
 
 def _published(s3: S3Server, uri: str, into: Path) -> tuple[str, str]:
@@ -169,7 +161,7 @@ def test_compression_job_reads_from_and_writes_to_s3(
         },
     }
     _apply(cluster, namespace, job)
-    done = _wait(cluster, namespace, "cjob/prune-from-s3", "Succeeded")
+    done = wait_for(cluster.cp, namespace, "cjob/prune-from-s3", "Succeeded")
 
     artifact = done["status"]["result"]["artifact"]
     assert artifact["uri"] == output
@@ -179,7 +171,7 @@ def test_compression_job_reads_from_and_writes_to_s3(
     # The registered version reads the artifact from s3 with the job's settings. (The
     # job may report Succeeded a moment before the version exists.)
     wait_until("the registered version", lambda: cluster.get("mv", "pruned-v1", namespace))
-    version = _wait(cluster, namespace, "mv/pruned-v1", "Ready", "240s")
+    version = wait_for(cluster.cp, namespace, "mv/pruned-v1", "Ready", 240)
     assert version["spec"]["artifact"]["uri"] == output
     assert version["spec"]["artifact"]["digest"] == artifact["digest"]
     assert version["spec"]["storage"] == _storage(s3)
@@ -204,7 +196,7 @@ def test_a_model_missing_on_s3_fails_naming_the_uri_without_leaking(
         },
     }
     _apply(cluster, namespace, job)
-    status = _wait(cluster, namespace, "cjob/no-model", "Failed", "120s")["status"]
+    status = wait_for(cluster.cp, namespace, "cjob/no-model", "Failed", 120)["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "ModelNotFound"
     assert missing in failed["message"]
@@ -229,7 +221,7 @@ def test_model_version_serves_an_artifact_from_s3(cluster, namespace, operator, 
         },
     }
     _apply(cluster, namespace, version)
-    served = _wait(cluster, namespace, "mv/digits-v1", "Ready", "240s")
+    served = wait_for(cluster.cp, namespace, "mv/digits-v1", "Ready", 240)
     assert served["status"]["phase"] == "Serving"
 
     script = (
@@ -273,7 +265,7 @@ def test_training_checkpoints_to_s3_and_resumes_after_a_killed_replica(
         },
     }
     _apply(cluster, namespace, job)
-    done = _wait(cluster, namespace, "tjob/ddp-s3", "Succeeded", "500s")
+    done = wait_for(cluster.cp, namespace, "tjob/ddp-s3", "Succeeded", 500)
 
     assert done["status"]["restarts"] == 1
     log = "".join(_pod_logs(cluster, namespace, "ddp-s3-worker-0").values())

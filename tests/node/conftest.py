@@ -84,8 +84,12 @@ def veth_names() -> set[str]:
 
 
 def netns_names() -> set[str]:
+    """The CNI's network namespaces (cni-<uuid>); the node agents of test sessions
+    running beside this one name theirs after their own prefixes."""
     directory = Path("/run/netns")
-    return {p.name for p in directory.iterdir()} if directory.is_dir() else set()
+    if not directory.is_dir():
+        return set()
+    return {p.name for p in directory.iterdir() if p.name.startswith("cni-")}
 
 
 @pytest.fixture(scope="module")
