@@ -38,8 +38,3 @@ def set_condition(
 
 def find_condition(conditions: Sequence[dict[str, Any]], type: str) -> dict[str, Any] | None:
     return next((c for c in conditions if c.get("type") == type), None)
-
-
-def condition_is(conditions: Sequence[dict[str, Any]], type: str, status: ConditionStatus) -> bool:
-    found = find_condition(conditions, type)
-    return found is not None and found.get("status") == status

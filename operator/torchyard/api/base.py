@@ -177,9 +177,6 @@ CODE_LOADING_ENV = (
 """Variables that make the interpreter or the loader run code from elsewhere: set in a
 spec's env they would get around the allowed factories, so they are refused."""
 
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
-
 QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
@@ -196,16 +193,12 @@ _SUFFIXES = {
 }
 
 
-def is_quantity(value: str | int) -> bool:
-    return isinstance(value, int) or re.fullmatch(QUANTITY_PATTERN, value) is not None
-
-
 def quantity_value(value: str | int) -> Fraction:
     """The exact value of a quantity (`500m` is 1/2, `1Ki` is 1024), as the API server's
     CEL `quantity()` compares them."""
     if isinstance(value, int):
         return Fraction(value)
-    if not is_quantity(value):
+    if re.fullmatch(QUANTITY_PATTERN, value) is None:
         raise ValueError(f"{value!r} is not a quantity")
     number = re.match(r"^[-+]?[0-9.]+", value)
     assert number is not None

@@ -27,7 +27,6 @@ whose digest covers it (no `../`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,10 +146,6 @@ def load_artifact(path: Path) -> nn.Module:
     state = load_file(str(path / WEIGHTS))
     _load_tensors(model, state)
     return model.eval()
-
-
-def manifest_json(path: Path) -> str:
-    return json.dumps(read_manifest(path), indent=2)
 
 
 def _build_base(path: Path, base: dict[str, Any]) -> nn.Module:

@@ -34,7 +34,7 @@ from torch.nn.utils import prune as torch_prune
 
 from torchyard.api.compression import PruneSpec
 from torchyard.workloads.artifacts import transform
-from torchyard.workloads.compress.modules import WEIGHTED, get_module, set_module, sparsity
+from torchyard.workloads.compress.modules import WEIGHTED, get_module, set_module
 
 # Modules that act on each unit separately: a unit's removal passes straight through.
 PASS_THROUGH = (
@@ -129,11 +129,6 @@ def finalize(model: nn.Module) -> nn.Module:
         if torch_prune.is_pruned(module) and isinstance(module, WEIGHTED):
             torch_prune.remove(module, "weight")
     return model
-
-
-def sparsity_report(model: nn.Module) -> dict[str, Any]:
-    overall, per_layer = sparsity(model)
-    return {"overall": round(overall, 4), "perLayer": per_layer}
 
 
 # -- structured: neurons and channels -----------------------------------------------------
