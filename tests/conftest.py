@@ -1,12 +1,14 @@
 """How the suite splits across test processes: `scripts/test` runs `pytest -n 2
---dist loadfile` (pytest-xdist, one process per core of the CI machine).
+--dist loadfile` (pytest-xdist: two processes, one per core of the CI machine); any
+other `--dist` that spreads tests (load, loadscope, ...) is grouped the same way.
 
-Each process has its own control plane and node agent (session fixtures; their ports,
-bridges and subnets never collide), so a test file runs whole on one process, with its
-module fixtures (an operator, a namespace walked through in order) set up once. The
-image builds and the container node share one process: both use podman's and
-containerd's stores, and the node's bridge tynode0 exists once per machine. That group
-is the longest, so it goes first, and the other process takes the files in turn.
+Each process has its own control plane and node agent (session fixtures on ports,
+bridges and subnets of their own, chosen at random among free ones), so a test file
+runs whole on one process, with its module fixtures (an operator, a namespace walked
+through in order) set up once. The image builds and the container node share one
+process: both use podman's and containerd's stores, and the node's bridge tynode0
+exists once per machine. That group is the longest, so it goes first, and the other
+process takes the files in turn.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    if config.getvalue("dist") != "loadfile":
+    if config.getoption("dist") in ("no", "each"):
         return None
     # xdist's `loadgroup` would do it from marks, but it tags node ids by assigning
     # item._nodeid, which pytest 9's node ids no longer read: a scheduler of our own.
