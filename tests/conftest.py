@@ -1,6 +1,6 @@
-"""How the suite splits across test processes: `scripts/test` runs `pytest -n 2
---dist loadfile` (pytest-xdist: two processes, one per core of the CI machine); any
-other `--dist` that spreads tests (load, loadscope, ...) is grouped the same way.
+"""How the suite splits across test processes when asked to: `scripts/test -n 2` (pytest-xdist:
+two processes, one per core of the CI machine; CI itself runs one). Every `--dist` that
+spreads tests (load, loadfile, loadscope, ...) is grouped the same way.
 
 Each process has its own control plane and node agent (session fixtures on ports,
 bridges and subnets of their own, chosen at random among free ones), so a test file
@@ -13,6 +13,7 @@ process takes the files in turn.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -28,6 +29,8 @@ def group_of(nodeid: str) -> str:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return  # one process: the files in their own order
     # Stable: every file keeps its order; only the containers group moves to the front.
     items.sort(key=lambda item: group_of(item.nodeid) != "containers")
 
