@@ -521,7 +521,15 @@ def _fetch_s3(fs: Any, uri: str, cache: Path) -> Path:
     try:
         staging.mkdir()
         with atomic.held(staging):
-            s3.download(fs, prefix, names, staging)
+            try:
+                s3.download(fs, prefix, names, staging)
+            except FileNotFoundError:
+                # A key listed a moment ago is gone: a publish began after DIGEST was
+                # read and removed the keys that the new artifact lacks.
+                raise StorageError(
+                    f"{uri}: incomplete or being replaced: a file went while it was "
+                    "downloaded; nothing was used. Retry once the writer has finished"
+                ) from None
             actual = compute_digest(staging)
             if actual != digest:
                 raise StorageError(

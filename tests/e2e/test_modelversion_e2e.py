@@ -21,6 +21,7 @@ from tests.cluster.torchyard import (
     wait_until,
 )
 from tests.e2e.conftest import python_pod
+from torchyard.resources.pods import owner_labels
 from torchyard.storage import describe
 from torchyard.workloads.artifacts import save_artifact
 from torchyard.workloads.models import mlp
@@ -167,7 +168,18 @@ def test_an_artifact_naming_a_foreign_factory_is_never_served_and_v1_keeps_servi
     _apply(cluster, namespace, _version("1", artifacts["1"]))
     _wait_ready(cluster, namespace, "digits-v1")
     _apply(cluster, namespace, _version("2", describe(f"file://{hostile}")))
-    status = _wait_phase(cluster, namespace, "digits-v2", "Failed")
+    _wait_phase(cluster, namespace, "digits-v2", "Failed")
+    serving_pods = ",".join(
+        f"{k}={v}" for k, v in owner_labels("ModelVersion", "digits-v2").items()
+    )
+    # A Failed version runs no pods: its status is read once they are gone, so that it
+    # is the lasting one, not the moment the pods still reported the refusal.
+    wait_until(
+        "v2's pods gone",
+        lambda: not get(cluster.cp, "pods", "-n", namespace, "-l", serving_pods)["items"],
+        timeout=120,
+    )
+    status = _status(cluster, namespace, "digits-v2")
     healthy = _condition(status, "Healthy")
     assert healthy["status"] == "False" and healthy["reason"] == "FactoryNotAllowed"
     assert "'os:system'" in healthy["message"] and "--allowed-factories" in healthy["message"]

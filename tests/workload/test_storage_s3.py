@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,6 +174,29 @@ def test_readers_during_replacements_get_a_whole_artifact_or_an_error(
         stop.set()
         thread.join()
     assert seen, f"every one of 40 reads was refused ({refused})"
+
+
+def test_a_reader_that_listed_keys_a_replacement_then_removed_is_told_it_is_being_replaced(
+    s3_env: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The interleaving that the test above meets only by chance, forced: the reader
+    has read DIGEST and listed the first artifact's keys when a publish removes the ones
+    the second artifact lacks, before the reader downloads them."""
+    uri = s3_env.uri("models/shrunk")
+    publish(uri, {"kept.bin": b"one", "dropped.bin": b"one"}, 1)
+    download = s3.download
+
+    def replaced_before_download(fs: Any, prefix: str, names: list[str], into: Path) -> None:
+        monkeypatch.setattr(s3, "download", download)
+        assert "dropped.bin" in names
+        publish(uri, {"kept.bin": b"two"}, 2)
+        download(fs, prefix, names, into)
+
+    monkeypatch.setattr(s3, "download", replaced_before_download)
+    with pytest.raises(StorageError, match="incomplete or being replaced"):
+        fetch(uri, cache=tmp_path)
+    assert not [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert read_manifest(fetch(uri, cache=tmp_path)) == {"version": 2}
 
 
 def test_a_second_job_is_refused_and_the_first_artifact_stays(s3_env: S3Server, tmp_path: Path):

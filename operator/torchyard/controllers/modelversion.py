@@ -399,6 +399,20 @@ def _pod_failure(pods: list[dict[str, Any]]) -> PodFailure | None:
     return None
 
 
+def _recorded_failure(status: dict[str, Any], phase: str) -> PodFailure | None:
+    """The failure a Failed version's pods reported, as its Healthy condition recorded it
+    when the version failed: a Failed version runs no pods, and their going must not
+    make it healthy again."""
+    if phase != "Failed":
+        return None
+    healthy = find_condition(status.get("conditions") or [], "Healthy") or {}
+    if healthy.get("status") != "False":
+        return None
+    return PodFailure(
+        str(healthy.get("reason") or "ServingFailed"), str(healthy.get("message") or "")
+    )
+
+
 async def _scrape_all(pods: list[dict[str, Any]]) -> dict[str, Scrape]:
     running = [
         (pod["metadata"]["name"], ip)
@@ -561,7 +575,7 @@ async def _finish(
     merged = {**status, **patch}
     ready = _ready(pods)
     phase = merged.get("phase") or "Pending"
-    failure = _pod_failure(pods)
+    failure = _pod_failure(pods) or _recorded_failure(status, phase)
     if ready:
         conditions = _set(
             conditions,
