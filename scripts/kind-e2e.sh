@@ -6,9 +6,15 @@
 # it behind a quality gate, and version 2 rolled out to 50 % under client traffic,
 # analysed and promoted. See docs/kind.md.
 #
-# Needs docker, kind, kubectl and python3 (only to read the image names).
+# Needs docker (or podman), kind, kubectl and python3 (to read the image names).
 #   KIND_CLUSTER_NAME  the cluster to create (torchyard-e2e); it must not exist yet
-#   KIND_NODE_IMAGE    kind's node image (kind's default)
+#   KIND_NODE_IMAGE    kind's node image (kind's default); `local`: the one
+#                      `scripts/images kind-node` makes here without a registry, with
+#                      images/kind-node/cluster.yaml as the cluster's config
+#   KIND_CONFIG        a kind cluster config file (none by default)
+#   KIND_EXPERIMENTAL_PROVIDER=podman  kind's podman provider: the images are built and
+#                      loaded with scripts/images, podman gets runc and the caller's
+#                      rlimits through $CONTAINERS_CONF (see docs/kind.md)
 #   KEEP_CLUSTER=1     keep the cluster at the end (it is deleted by default)
 #   SKIP_BUILD=1       use the images already in docker instead of building them
 #   TIMEOUT            how long each wait may take (300s)
@@ -24,9 +30,37 @@ step() { printf '\n== %s\n' "$*"; }
 k() { kubectl --context "kind-$cluster" "$@"; }
 kn() { k --namespace "$namespace" "$@"; }
 
-for tool in docker kind kubectl python3; do
+engine=docker
+if [ "${KIND_EXPERIMENTAL_PROVIDER:-}" = podman ]; then
+  engine=podman
+fi
+for tool in "$engine" kind kubectl python3; do
   command -v "$tool" >/dev/null || { echo "kind-e2e: $tool is not installed" >&2; exit 1; }
 done
+
+if [ "$engine" = podman ]; then
+  # kind runs podman itself, with podman's defaults: crun, which refuses a hybrid cgroup
+  # layout, and rlimits above what a root without CAP_SYS_RESOURCE may set (runc then
+  # fails with "error setting rlimits"). A config of our own fixes both for kind's calls.
+  # (podman starts conmon with at most 32768 processes: no container may have more.)
+  if [ -z "${CONTAINERS_CONF:-}" ]; then
+    capped() { if [ "$1" = unlimited ] || [ "$1" -gt "$2" ]; then echo "$2"; else echo "$1"; fi; }
+    CONTAINERS_CONF=$(mktemp --suffix=.conf)
+    cat >"$CONTAINERS_CONF" <<CONF
+[containers]
+default_ulimits = [
+  "nofile=$(capped "$(ulimit -Sn)" 1048576):$(capped "$(ulimit -Hn)" 1048576)",
+  "nproc=$(capped "$(ulimit -Su)" 32768):$(capped "$(ulimit -Hu)" 32768)",
+]
+[engine]
+runtime = "runc"
+CONF
+    export CONTAINERS_CONF
+  fi
+  # kind mounts /lib/modules into its nodes; a VM without kernel modules has none.
+  [ -d /lib/modules ] || mkdir -p /lib/modules || {
+    echo "kind-e2e: /lib/modules is missing (kind mounts it): create it as root" >&2; exit 1; }
+fi
 
 # The image names live in one place: operator/torchyard/images.py.
 images=$(PYTHONPATH=operator python3 -c \
@@ -36,7 +70,7 @@ worker_image=${images#* }
 
 cleanup() {
   local rc=$?
-  if [ "$rc" -ne 0 ] && [ "$created" = 1 ]; then
+  if [ "$rc" -ne 0 ] && [ "$created" = 1 ] && kubectl config get-contexts "kind-$cluster" >/dev/null 2>&1; then
     step "FAILED (exit $rc): what the cluster says"
     k get torchyard -A -o wide || true
     k get pods,jobs,deployments,services,pvc -n "$namespace" -o wide || true
@@ -67,18 +101,37 @@ fi
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   step "build $operator_image and $worker_image"
-  docker build -f images/operator/Dockerfile -t "$operator_image" .
-  docker build -f images/worker/Dockerfile -t "$worker_image" .
+  if [ "$engine" = podman ]; then
+    scripts/images build
+  else
+    docker build -f images/operator/Dockerfile -t "$operator_image" .
+    docker build -f images/worker/Dockerfile -t "$worker_image" .
+  fi
+fi
+
+node_image=${KIND_NODE_IMAGE:-}
+config=${KIND_CONFIG:-}
+if [ "$node_image" = local ]; then
+  step "the kind node image, made here from Debian packages and the pinned modules"
+  node_image=$(scripts/images kind-node | tail -n 1)
+  config=${config:-images/kind-node/cluster.yaml}
 fi
 
 step "create kind cluster $cluster"
 created=1
 create=(kind create cluster --name "$cluster" --wait 180s)
-if [ -n "${KIND_NODE_IMAGE:-}" ]; then
-  create+=(--image "$KIND_NODE_IMAGE")
+if [ -n "$node_image" ]; then
+  create+=(--image "$node_image")
+fi
+if [ -n "$config" ]; then
+  create+=(--config "$config")
 fi
 "${create[@]}"
-kind load docker-image --name "$cluster" "$operator_image" "$worker_image"
+if [ "$engine" = podman ]; then
+  scripts/images load-kind --name "$cluster"
+else
+  kind load docker-image --name "$cluster" "$operator_image" "$worker_image"
+fi
 
 step "install torchyard (manifests/base) and wait for the operator"
 k apply --server-side -k manifests/base

@@ -5,10 +5,10 @@ spreads tests (load, loadfile, loadscope, ...) is grouped the same way.
 Each process has its own control plane and node agent (session fixtures on ports,
 bridges and subnets of their own, chosen at random among free ones), so a test file
 runs whole on one process, with its module fixtures (an operator, a namespace walked
-through in order) set up once. The image builds and the container node share one
-process: both use podman's and containerd's stores, and the node's bridge tynode0
-exists once per machine. That group is the longest, so it goes first, and the other
-process takes the files in turn.
+through in order) set up once. The image builds, the kind e2e and the container node
+share one process: they use podman's and containerd's stores (kind runs the images the
+image tests build), and the node's bridge tynode0 exists once per machine. That group is
+the longest, so it goes first, and the other process takes the files in turn.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 # Test directories whose files form one group, run by one process.
-CONTAINERS = ("tests/images/", "tests/node/")
+CONTAINERS = ("tests/images/", "tests/kind/", "tests/node/")
 
 
 def group_of(nodeid: str) -> str:

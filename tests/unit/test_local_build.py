@@ -27,7 +27,7 @@ for b in NAMES; do
   chmod +x "$out/$b"
 done
 echo call >> "$FAKE_GO_CALLS"
-""".replace("NAMES", " ".join([*NAMES, "coredns"]))
+""".replace("NAMES", " ".join([*NAMES, "coredns", "kubeadm"]))
 
 FAKE_GO_FAIL = """#!/bin/sh
 i=1
@@ -188,15 +188,28 @@ def test_a_version_that_is_not_a_release_is_refused():
         build.version_ldflags("master")
 
 
-def test_coredns_is_its_own_module_built_once_and_cached(src, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["coredns", "kubeadm"])
+def test_a_module_of_its_own_is_built_once_and_cached_apart(src, tmp_path, monkeypatch, name):
+    ensure = {"coredns": build.ensure_coredns, "kubeadm": build.ensure_kubeadm}[name]
     calls = _fake_go(tmp_path, monkeypatch, FAKE_GO_OK)
-    first = build.ensure_coredns(log=lambda _: None)
-    assert first.name == "coredns" and first.parent.parent.name.startswith("coredns-")
-    assert build.ensure_coredns(log=lambda _: None) == first
+    first = ensure(log=lambda _: None)
+    assert first.name == name and first.parent.parent.name.startswith(f"{name}-")
+    assert ensure(log=lambda _: None) == first
     assert calls.read_text().count("call") == 1
-    # CoreDNS's pins do not touch the control plane's cache key, nor the reverse.
+    # Its pins do not touch the control plane's cache key, nor the reverse.
     before = build.cache_dir()
-    with (src / "coredns" / "go.sum").open("a") as f:
+    with (src / name / "go.sum").open("a") as f:
         f.write("\n")
     assert build.cache_dir() == before
-    assert build.ensure_coredns(log=lambda _: None) != first
+    assert ensure(log=lambda _: None) != first
+
+
+def _replace_block(go_mod: str) -> str:
+    return go_mod[go_mod.index("replace (") :].split("\n)\n")[0]
+
+
+def test_kubeadm_pins_the_same_release_and_staging_modules_as_the_control_plane():
+    control_plane = (REPO_SRC / "go.mod").read_text()
+    kubeadm = (REPO_SRC / "kubeadm" / "go.mod").read_text()
+    assert build.kubernetes_version(REPO_SRC / "kubeadm") == build.kubernetes_version(REPO_SRC)
+    assert _replace_block(kubeadm) == _replace_block(control_plane)

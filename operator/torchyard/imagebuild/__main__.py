@@ -9,6 +9,7 @@ save DIR [NAME...]     write each image as an OCI archive, DIR/torchyard-NAME.ta
 load-containerd        import the images into a containerd (a kubelet's node)
 load-local             import them into `torchyard local up --node=containers`' node
 load-kind              load the images into a kind cluster
+kind-node              make a kind node image without a registry (images/kind-node)
 """
 
 from __future__ import annotations
@@ -225,6 +226,18 @@ def _load_kind(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kind_node(args: argparse.Namespace) -> int:
+    from torchyard.imagebuild.kindnode import CLUSTER_CONFIG, build_node_image
+
+    tag = build_node_image(log, force=args.force)
+    log(
+        f"use it with: KIND_EXPERIMENTAL_PROVIDER=podman kind create cluster --image {tag} "
+        f"--config {CLUSTER_CONFIG}"
+    )
+    print(tag)  # last, alone on its line: scripts/kind-e2e.sh reads it
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/images",
@@ -307,6 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
     kind.add_argument("images", **names)
     kind.add_argument("--name", default="kind", help="the kind cluster (default: kind)")
     kind.set_defaults(func=_load_kind)
+
+    node = commands.add_parser(
+        "kind-node", help="make a kind node image here, without a registry (images/kind-node)"
+    )
+    node.add_argument("--force", action="store_true", help="make it even if up to date")
+    node.set_defaults(func=_kind_node)
     return parser
 
 

@@ -83,7 +83,9 @@ def source_dir() -> Path:
 
 def kubernetes_version(src: Path) -> str:
     """The k8s.io/kubernetes version that go.mod pins, e.g. 'v1.35.4'."""
-    match = re.search(r"^\s*k8s\.io/kubernetes\s+(v\S+)", (src / "go.mod").read_text(), re.M)
+    match = re.search(
+        r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\S+)", (src / "go.mod").read_text(), re.M
+    )
     if match is None:
         raise ControlPlaneBuildError(f"{src / 'go.mod'} does not require k8s.io/kubernetes")
     return match.group(1)
@@ -258,6 +260,26 @@ def ensure_binaries(log: Log = _stderr) -> Binaries:
     return binaries
 
 
+def ensure_kubeadm(log: Log = _stderr) -> Path:
+    """Return kubeadm of the pinned release, building it on first use.
+
+    Only the kind node image needs it (`scripts/images kind-node`), so it has a wrapper
+    module of its own (controlplane/kubeadm, like coredns/), and the control plane's
+    cache key stays as it is.
+    """
+    src = source_dir() / "kubeadm"
+    version = kubernetes_version(src)
+    recipe = _Recipe(
+        what=f"kubeadm {version}",
+        src=src,
+        packages=".",
+        ldflags=version_ldflags(version),
+        target=cache_root() / f"kubeadm-{cache_key(src)}",
+        estimate="about 2 minutes on 2 cores once the control plane is built",
+    )
+    return _ensure_one(recipe, "kubeadm", log)
+
+
 def ensure_coredns(log: Log = _stderr) -> Path:
     """Return the CoreDNS binary (controlplane/coredns), building it on first use."""
     prebuilt = os.environ.get(BINARIES_ENV)
@@ -275,7 +297,12 @@ def ensure_coredns(log: Log = _stderr) -> Path:
         target=cache_root() / f"coredns-{_digest(src)}",
         estimate="about 5 minutes on 2 cores",
     )
-    path = recipe.target / "bin" / "coredns"
+    return _ensure_one(recipe, "coredns", log)
+
+
+def _ensure_one(recipe: _Recipe, name: str, log: Log) -> Path:
+    """Build a recipe of one binary unless it is there; return the binary."""
+    path = recipe.target / "bin" / name
     _ensure_built(
         recipe, lambda: [] if path.is_file() and os.access(path, os.X_OK) else [path], log
     )

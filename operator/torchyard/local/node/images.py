@@ -33,23 +33,24 @@ def pause_source() -> Path:
     raise NodeError(f"`go mod download {module}` did not say where the module is")
 
 
-def pause_archive() -> Path:
-    """The pause image as an OCI archive, compiled with `gcc -Os -static` once per source."""
+def pause_archive(name: str = PAUSE_IMAGE) -> Path:
+    """The pause image under `name` as an OCI archive, compiled with `gcc -Os -static`
+    once per source and name."""
     source = pause_source()
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(source.read_bytes() + name.encode()).hexdigest()[:12]
     archive = cache_root() / f"pause-{digest}.oci.tar"
     if archive.is_file():
         return archive
     with tempfile.TemporaryDirectory() as tmp:
         binary = Path(tmp) / "pause"
-        version = PAUSE_IMAGE.rpartition(":")[2]
+        version = name.rpartition(":")[2]
         _run(
             ["gcc", "-Os", "-static", f"-DVERSION=v{version}", "-o", str(binary), str(source)],
             "compiling the pause image",
         )
         _run(["strip", str(binary)], "stripping pause")
         layer = Layer(files={"pause": (binary.read_bytes(), 0o755)})
-        data = image_archive(PAUSE_IMAGE, [layer], entrypoint=["/pause"], user="65535:65535")
+        data = image_archive(name, [layer], entrypoint=["/pause"], user="65535:65535")
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_suffix(f".{os.getpid()}.partial")
     partial.write_bytes(data)
