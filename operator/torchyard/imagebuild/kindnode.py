@@ -232,7 +232,7 @@ def _components(context: Path, base_image: str, versions: Versions, log: Log) ->
     return [*control_plane_tags(versions), coredns_tag(versions), PROVISIONER_IMAGE, HELPER_IMAGE]
 
 
-def _node_context(context: Path, versions: Versions, log: Log) -> None:
+def _node_context(context: Path, log: Log) -> None:
     kind_files = _go_module_dir(KIND_MODULE, KIND_VERSION) / "images" / "base" / "files"
     shutil.copytree(kind_files, context / "kind", ignore=shutil.ignore_patterns("LICENSES"))
     shutil.copytree(CONTEXT / "torchyard", context / "torchyard")
@@ -304,7 +304,7 @@ def build_node_image(log: Log, force: bool = False) -> str:
             context = Path(scratch) / "context"
             components = Path(scratch) / "components"
             preload = _components(components, base_image, versions, log)
-            _node_context(context, versions, log)
+            _node_context(context, log)
             ids = [str((podman.inspect(name) or {})["Id"]) for name in preload]
             pause = pause_archive(PAUSE_IMAGE)
             key = tree_key(
