@@ -114,7 +114,7 @@ class Server:
             time.sleep(0.1)
 
     def counters(self) -> Any:
-        from torchyard.rollout.analysis import Counters
+        from torchyard.plans.rollout.analysis import Counters
 
         url = f"http://127.0.0.1:{self.port}/metrics"
         with urllib.request.urlopen(url, timeout=30) as response:
@@ -359,7 +359,7 @@ class Phase:
     peak_rss_mib: float
     abuse: dict[str, dict[str, int]]
     analysed: Any
-    """What the rollout analysis reads of the phase (torchyard.rollout.analysis.Counters):
+    """What the rollout analysis reads of the phase (torchyard.plans.rollout.analysis.Counters):
     requests less the client's mistakes, 5xx, and the server's latency histogram."""
     server_cpu: float
     """The server's CPU seconds per second of the phase: well under 1 while its clients
@@ -382,7 +382,7 @@ class Phase:
         ]
 
     def _analysis(self) -> list[str]:
-        from torchyard.rollout.analysis import quantile
+        from torchyard.plans.rollout.analysis import quantile
 
         p99 = quantile(0.99, self.analysed.latency_buckets)
         return [

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.cluster.torchyard import Session
 from torchyard.local.controlplane import ControlPlane
 
 
@@ -37,3 +38,9 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
         time.sleep(0.1)
     yield name
     control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def session(control_plane: ControlPlane, namespace: str) -> Session:
+    """The test's namespace, as tests.cluster.torchyard.Session drives it."""
+    return Session(control_plane, namespace)

@@ -7,15 +7,12 @@ what the operator creates, how it reports a job that cannot start, and clean-up.
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
-    get,
     install,
     running_operator,
-    wait_until,
 )
 from tests.objects import sample
 
@@ -29,17 +26,13 @@ def operator(control_plane, tmp_path_factory):
         yield log
 
 
-def test_child_job_is_created_owned_labelled_and_restricted(control_plane, namespace, operator):
-    control_plane.kubectl(
-        "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"
+def test_child_job_is_created_owned_labelled_and_restricted(session, operator):
+    session.cp.kubectl(
+        "label", "namespace", session.namespace, "pod-security.kubernetes.io/enforce=restricted"
     )
-    job = sample("CompressionJob")
-    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(job))
-    child = wait_until(
-        "the child Job",
-        lambda: get(control_plane, "jobs", "-n", namespace)["items"],
-    )[0]
-    owner = get(control_plane, "cjob", "minilm-int8", "-n", namespace)
+    session.apply(sample("CompressionJob"))
+    child = session.wait("the child Job", lambda: session.objects("jobs"))[0]
+    owner = session.get("cjob", "minilm-int8")
     (reference,) = child["metadata"]["ownerReferences"]
     assert reference["uid"] == owner["metadata"]["uid"]
     assert reference["controller"] is True
@@ -48,44 +41,34 @@ def test_child_job_is_created_owned_labelled_and_restricted(control_plane, names
         "torchyard.io/compressionjob": "minilm-int8",
     }
     # The controller-manager creates the pod: it passed the restricted admission.
-    wait_until(
-        "the compression pod",
-        lambda: get(
-            control_plane, "pods", "-n", namespace, "-l", "torchyard.io/compressionjob=minilm-int8"
-        )["items"],
+    session.wait(
+        "the compression pod", lambda: session.pods("torchyard.io/compressionjob=minilm-int8")
     )
 
 
-def test_job_that_cannot_start_says_why(control_plane, namespace, operator):
-    job = sample("CompressionJob")
-    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(job))
+def test_job_that_cannot_start_says_why(session, operator):
+    session.apply(sample("CompressionJob"))
 
     def says_why():
-        status = get(control_plane, "cjob", "minilm-int8", "-n", namespace).get("status", {})
+        status = session.get("cjob", "minilm-int8").get("status", {})
         running = [c for c in status.get("conditions", []) if c["type"] == "Running"]
         return running and "not scheduled" in running[0]["message"] and running[0]
 
-    condition = wait_until("a Running=False condition saying why", says_why)
+    condition = session.wait("a Running=False condition saying why", says_why)
     assert condition["status"] == "False"
-    status = get(control_plane, "cjob", "minilm-int8", "-n", namespace)["status"]
+    status = session.get("cjob", "minilm-int8")["status"]
     assert status["phase"] == "Pending"
-    events = get(
-        control_plane, "events", "-n", namespace, "--field-selector=involvedObject.name=minilm-int8"
-    )["items"]
+    events = session.objects("events", "--field-selector=involvedObject.name=minilm-int8")
     assert {"Accepted", "JobCreated"} <= {event["reason"] for event in events}
 
 
-def test_deleting_the_compression_job_removes_its_job_and_pods(control_plane, namespace, operator):
-    job = sample("CompressionJob")
-    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(job))
-    wait_until("the child Job", lambda: get(control_plane, "jobs", "-n", namespace)["items"])
-    control_plane.kubectl("delete", "cjob", "minilm-int8", "-n", namespace, "--wait=true")
-    wait_until(
+def test_deleting_the_compression_job_removes_its_job_and_pods(session, operator):
+    session.apply(sample("CompressionJob"))
+    session.wait("the child Job", lambda: session.objects("jobs"))
+    session.kubectl("delete", "cjob", "minilm-int8", "--wait=true")
+    session.wait(
         "garbage collection of the Job and its pods",
-        lambda: (
-            not get(control_plane, "jobs", "-n", namespace)["items"]
-            and not get(control_plane, "pods", "-n", namespace)["items"]
-        ),
+        lambda: not session.objects("jobs") and not session.objects("pods"),
         timeout=90,
     )
 
@@ -109,44 +92,33 @@ def _condition(obj: dict, kind: str) -> dict:
     )
 
 
-def test_a_job_waits_for_the_job_that_writes_its_model_and_fails_with_it(
-    control_plane, namespace, operator
-):
+def test_a_job_waits_for_the_job_that_writes_its_model_and_fails_with_it(session, operator):
     """The consumer waits (no Job created) while the producer runs, and fails naming why
     once the producer has failed. (Applied in the same instant, the consumer may start
     before the producer is seen; its pod then finds no model and it goes back to
     waiting: the e2e samples test and the planner's unit tests cover that path.)"""
-    control_plane.kubectl(
-        "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(sample("TrainingJob"))
-    )
-    wait_until(
-        "the producer accepted",
-        lambda: get(control_plane, "tjob", "digits-train", "-n", namespace).get("status"),
-    )
-    consumer = _pruning_of("pvc://models/digits/v1")  # the producer's output
-    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(consumer))
-    waiting = wait_until(
+    session.apply(sample("TrainingJob"))
+    session.wait("the producer accepted", lambda: session.get("tjob", "digits-train").get("status"))
+    session.apply(_pruning_of("pvc://models/digits/v1"))  # the producer's output
+    waiting = session.wait(
         "the consumer waiting for its input",
         lambda: (
-            (job := get(control_plane, "cjob", "digits-pruned", "-n", namespace))
+            (job := session.get("cjob", "digits-pruned"))
             and _condition(job, "Created").get("reason") == "WaitingForInput"
             and job
         ),
     )
     assert "TrainingJob/digits-train" in _condition(waiting, "Created")["message"]
     assert waiting["status"]["input"]["producedBy"] == "TrainingJob/digits-train"
-    assert not get(control_plane, "jobs", "-n", namespace)["items"]
+    assert not session.objects("jobs")
 
     # The producer fails (as its pods would make it; no node runs them here).
-    control_plane.kubectl(
-        "patch", "tjob", "digits-train", "-n", namespace, "--subresource=status",
-        "--type=merge", "-p",
-        '{"status":{"phase":"Failed","message":"replica 1 failed with exit code 137"}}',
-    )  # fmt: skip
-    failed = wait_until(
+    failing = {"phase": "Failed", "message": "replica 1 failed with exit code 137"}
+    session.patch_status("tjob", "digits-train", failing)
+    failed = session.wait(
         "the consumer failing with its producer",
         lambda: (
-            (job := get(control_plane, "cjob", "digits-pruned", "-n", namespace))
+            (job := session.get("cjob", "digits-pruned"))
             and job["status"].get("phase") == "Failed"
             and job
         ),
@@ -154,4 +126,4 @@ def test_a_job_waits_for_the_job_that_writes_its_model_and_fails_with_it(
     reason = _condition(failed, "Failed")
     assert reason["reason"] == "InputFailed"
     assert "exit code 137" in reason["message"]
-    assert not get(control_plane, "jobs", "-n", namespace)["items"]
+    assert not session.objects("jobs")

@@ -25,13 +25,16 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.builders import pod, resource_quota
 from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
     api_requests,
+    apply,
     events,
     get,
     install,
+    list_pods,
     running_operator,
     wait_until,
 )
@@ -50,18 +53,8 @@ def operator(control_plane, tmp_path_factory):
         yield log
 
 
-def _apply(cp, namespace: str, obj: dict[str, Any]) -> None:
-    cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
-
-
 def _quota(cp, namespace: str, hard: dict[str, str]) -> None:
-    quota = {
-        "apiVersion": "v1",
-        "kind": "ResourceQuota",
-        "metadata": {"name": "tenant", "namespace": namespace},
-        "spec": {"hard": hard},
-    }
-    _apply(cp, namespace, quota)
+    apply(cp, namespace, resource_quota("tenant", namespace, hard).obj())
 
     # Admission uses the usage the quota controller computed: wait for it.
     def computed() -> bool:
@@ -97,10 +90,6 @@ def _maybe(cp, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
     return json.loads(found.stdout) if found.returncode == 0 else None
 
 
-def _pods(cp, namespace: str, selector: str) -> list[dict[str, Any]]:
-    return get(cp, "pods", "-n", namespace, "-l", selector)["items"]
-
-
 def _no_traceback(log) -> None:
     text = log.read_text()
     assert "Traceback" not in text, text[text.index("Traceback") - 2000 :][:6000]
@@ -108,7 +97,7 @@ def _no_traceback(log) -> None:
 
 def _bystander_job(cp, namespace: str) -> None:
     """A CompressionJob of the same tenant: its Job is created and it reports."""
-    _apply(cp, namespace, sample("CompressionJob"))
+    apply(cp, namespace, sample("CompressionJob"))
     wait_until(
         "the tenant's other job reconciled (its Job created)",
         lambda: (
@@ -131,7 +120,7 @@ def test_a_quota_refusing_training_pods_is_reported_backs_off_and_recovers(
     # The other job's pod (500m) fits; each replica of this one (1 CPU) does not.
     _quota(cp, namespace, {"requests.cpu": "600m"})
     _bystander_job(cp, namespace)
-    _apply(cp, namespace, _hungry_training_job())
+    apply(cp, namespace, _hungry_training_job())
     created = _says(cp, namespace, "tjob", "digits-train", "Created", "FailedCreate")
     assert "exceeded quota" in created["message"] and "raise the quota" in created["message"]
     status = get(cp, "tjob", "digits-train", "-n", namespace)["status"]
@@ -151,7 +140,7 @@ def test_a_quota_refusing_training_pods_is_reported_backs_off_and_recovers(
     _quota(cp, namespace, {"requests.cpu": "4"})
     wait_until(
         "both replicas created once the quota allows them",
-        lambda: len(_pods(cp, namespace, "torchyard.io/trainingjob=digits-train")) == 2,
+        lambda: len(list_pods(cp, namespace, "torchyard.io/trainingjob=digits-train")) == 2,
         timeout=330,  # at most the longest pause (5 minutes) after the quota changed
     )
     wait_until(
@@ -168,17 +157,17 @@ def test_a_quota_refusing_the_compression_job_and_then_its_pod_is_reported(
 ):
     cp = control_plane
     _quota(cp, namespace, {"count/jobs.batch": "0"})
-    _apply(cp, namespace, sample("CompressionJob"))
+    apply(cp, namespace, sample("CompressionJob"))
     created = _says(cp, namespace, "cjob", "minilm-int8", "Created", "FailedCreate")
     assert "cannot create Job minilm-int8-compress" in created["message"]
     assert "exceeded quota" in created["message"]
     assert _warnings(cp, namespace, "minilm-int8", "FailedCreate")
     assert not get(cp, "jobs", "-n", namespace)["items"]
     # The tenant's other object is reconciled meanwhile.
-    _apply(cp, namespace, sample("TrainingJob"))
+    apply(cp, namespace, sample("TrainingJob"))
     wait_until(
         "the tenant's training job reconciled",
-        lambda: len(_pods(cp, namespace, "torchyard.io/trainingjob=digits-train")) == 2,
+        lambda: len(list_pods(cp, namespace, "torchyard.io/trainingjob=digits-train")) == 2,
     )
 
     # The Job is allowed now, its pod is not (the training job holds both pods): the
@@ -201,7 +190,7 @@ def test_a_missing_service_account_is_reported_until_it_exists(control_plane, na
     cp = control_plane
     job = sample("TrainingJob")
     job["spec"]["serviceAccountName"] = "trainer"
-    _apply(cp, namespace, job)
+    apply(cp, namespace, job)
     created = _says(cp, namespace, "tjob", "digits-train", "Created", "FailedCreate")
     assert "trainer" in created["message"]
     assert "Create the ServiceAccount" in created["message"]
@@ -210,7 +199,7 @@ def test_a_missing_service_account_is_reported_until_it_exists(control_plane, na
     cp.kubectl("create", "serviceaccount", "trainer", "-n", namespace)
     wait_until(
         "the replicas created once the ServiceAccount exists",
-        lambda: len(_pods(cp, namespace, "torchyard.io/trainingjob=digits-train")) == 2,
+        lambda: len(list_pods(cp, namespace, "torchyard.io/trainingjob=digits-train")) == 2,
         timeout=90,
     )
     _no_traceback(operator)
@@ -225,7 +214,7 @@ def test_an_invalid_pod_is_reported_and_a_fixed_spec_is_tried_at_once(
     cp = control_plane
     job = sample("TrainingJob")
     job["spec"]["resources"]["requests"]["example.com/widget"] = "1"
-    _apply(cp, namespace, job)
+    apply(cp, namespace, job)
     created = _says(cp, namespace, "tjob", "digits-train", "Created", "FailedCreate")
     assert "is invalid" in created["message"]
     assert "resources.limits: Required value" in created["message"]
@@ -235,10 +224,10 @@ def test_an_invalid_pod_is_reported_and_a_fixed_spec_is_tried_at_once(
     time.sleep(12)  # refused again 10 s after the first: the next try is 20 s away
     job["spec"]["resources"]["limits"] = {"example.com/widget": "1"}
     fixed = time.monotonic()
-    _apply(cp, namespace, job)
+    apply(cp, namespace, job)
     wait_until(
         "the replicas of the fixed spec",
-        lambda: len(_pods(cp, namespace, "torchyard.io/trainingjob=digits-train")) == 2,
+        lambda: len(list_pods(cp, namespace, "torchyard.io/trainingjob=digits-train")) == 2,
         timeout=60,
     )
     took = time.monotonic() - fixed
@@ -269,9 +258,9 @@ def test_a_users_deployment_named_like_a_serving_one_is_left_alone(
     cp = control_plane
     # Even carrying the labels a serving Deployment has.
     labels = {"torchyard.io/modelversion": "minilm-v1", "torchyard.io/model": "minilm"}
-    _apply(cp, namespace, _users_deployment("minilm-v1-serving", labels))
+    apply(cp, namespace, _users_deployment("minilm-v1-serving", labels))
     mine = get(cp, "deployment", "minilm-v1-serving", "-n", namespace)
-    _apply(cp, namespace, sample("ModelVersion"))
+    apply(cp, namespace, sample("ModelVersion"))
     ready = _says(cp, namespace, "mv", "minilm-v1", "Ready", "Conflict")
     assert "Deployment minilm-v1-serving already exists" in ready["message"]
     assert "Delete or rename" in ready["message"]
@@ -281,7 +270,7 @@ def test_a_users_deployment_named_like_a_serving_one_is_left_alone(
     other = sample("ModelVersion")
     other["metadata"] = {"name": "other-v1"}
     other["spec"]["model"] = "other"
-    _apply(cp, namespace, other)
+    apply(cp, namespace, other)
     deployment = wait_until(
         "the other version's Deployment",
         lambda: get(cp, "deployments", "-n", namespace, "-l", "torchyard.io/model=other")["items"],
@@ -309,12 +298,7 @@ def test_a_users_deployment_named_like_a_serving_one_is_left_alone(
 
 
 def _stray_pod(name: str, labels: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"containers": [{"name": "worker", "image": "example.com/stray:1"}]},
-    }
+    return pod(name).labels(labels).container(image="example.com/stray:1").obj()
 
 
 def _set_phase(
@@ -359,26 +343,26 @@ def _set_phase(
 def test_a_stray_pod_with_a_jobs_labels_is_ignored(control_plane, namespace, operator):
     cp = control_plane
     selector = "torchyard.io/trainingjob=digits-train"
-    _apply(cp, namespace, sample("TrainingJob"))
-    wait_until("two replica pods", lambda: len(_pods(cp, namespace, selector)) == 2)
-    replicas = {p["metadata"]["uid"] for p in _pods(cp, namespace, selector)}
+    apply(cp, namespace, sample("TrainingJob"))
+    wait_until("two replica pods", lambda: len(list_pods(cp, namespace, selector)) == 2)
+    replicas = {p["metadata"]["uid"] for p in list_pods(cp, namespace, selector)}
     labels = {
         "app.kubernetes.io/managed-by": "torchyard",
         "torchyard.io/trainingjob": "digits-train",
         "torchyard.io/replica-index": "0",
         "torchyard.io/attempt": "0",
     }
-    _apply(cp, namespace, _stray_pod("intruder", labels))
+    apply(cp, namespace, _stray_pod("intruder", labels))
     _set_phase(cp, namespace, "intruder", "Failed", exit_code=1)  # would restart the gang
     stray_cjob = {"torchyard.io/compressionjob": "minilm-int8"}
-    _apply(cp, namespace, _stray_pod("intruder-2", stray_cjob))
+    apply(cp, namespace, _stray_pod("intruder-2", stray_cjob))
     _set_phase(cp, namespace, "intruder-2", "Running")  # would make the job Running
     _bystander_job(cp, namespace)
 
     time.sleep(5)
     job = get(cp, "tjob", "digits-train", "-n", namespace)
     assert job["status"].get("restarts", 0) == 0 and job["status"]["phase"] == "Pending"
-    assert {p["metadata"]["uid"] for p in _pods(cp, namespace, selector)} >= replicas
+    assert {p["metadata"]["uid"] for p in list_pods(cp, namespace, selector)} >= replicas
     assert get(cp, "cjob", "minilm-int8", "-n", namespace)["status"]["phase"] == "Pending"
     assert get(cp, "pod", "intruder", "-n", namespace)["status"]["phase"] == "Failed"
 
@@ -395,8 +379,8 @@ def test_a_stray_pod_with_a_jobs_labels_is_ignored(control_plane, namespace, ope
 
 def test_a_pod_holding_a_replicas_name_is_a_conflict(control_plane, namespace, operator):
     cp = control_plane
-    _apply(cp, namespace, _stray_pod("digits-train-worker-1", {"app": "mine"}))
-    _apply(cp, namespace, sample("TrainingJob"))
+    apply(cp, namespace, _stray_pod("digits-train-worker-1", {"app": "mine"}))
+    apply(cp, namespace, sample("TrainingJob"))
     created = _says(cp, namespace, "tjob", "digits-train", "Created", "Conflict")
     assert "Pod digits-train-worker-1 already exists" in created["message"]
     assert "no owner" in created["message"]
@@ -408,7 +392,7 @@ def test_a_pod_holding_a_replicas_name_is_a_conflict(control_plane, namespace, o
     cp.kubectl("delete", "pod", "digits-train-worker-1", "-n", namespace, "--wait=true")
     wait_until(
         "the replica created once its name is free",
-        lambda: len(_pods(cp, namespace, "torchyard.io/trainingjob=digits-train")) == 2,
+        lambda: len(list_pods(cp, namespace, "torchyard.io/trainingjob=digits-train")) == 2,
         timeout=90,
     )
     _no_traceback(operator)
@@ -427,7 +411,7 @@ def test_a_training_job_named_like_a_models_service_comes_second(
     """The model's Service `digits-model` first; a TrainingJob `digits-model` would
     take it as its headless Service: Conflict on the job, the Service untouched."""
     cp = control_plane
-    _apply(cp, namespace, _digits_version())
+    apply(cp, namespace, _digits_version())
     service = wait_until(
         "the model's Service",
         lambda: _maybe(cp, "service", "digits-model", namespace),
@@ -436,12 +420,12 @@ def test_a_training_job_named_like_a_models_service_comes_second(
     assert [ref["uid"] for ref in service["metadata"]["ownerReferences"]] == [version_uid]
     job = sample("TrainingJob")
     job["metadata"]["name"] = "digits-model"
-    _apply(cp, namespace, job)
+    apply(cp, namespace, job)
     created = _says(cp, namespace, "tjob", "digits-model", "Created", "Conflict")
     assert "Service digits-model already exists" in created["message"]
     assert "ModelVersion/digits-v1" in created["message"]
     time.sleep(3)
-    assert not _pods(cp, namespace, "torchyard.io/trainingjob=digits-model")
+    assert not list_pods(cp, namespace, "torchyard.io/trainingjob=digits-model")
     after = get(cp, "service", "digits-model", "-n", namespace)
     assert after["metadata"]["resourceVersion"] == service["metadata"]["resourceVersion"]
     _bystander_job(cp, namespace)
@@ -456,12 +440,12 @@ def test_a_models_service_named_like_a_training_jobs_comes_second(
     cp = control_plane
     job = sample("TrainingJob")
     job["metadata"]["name"] = "digits-model"
-    _apply(cp, namespace, job)
+    apply(cp, namespace, job)
     headless = wait_until(
         "the job's headless Service",
         lambda: _maybe(cp, "service", "digits-model", namespace),
     )
-    _apply(cp, namespace, _digits_version())
+    apply(cp, namespace, _digits_version())
     ready = _says(cp, namespace, "mv", "digits-v1", "Ready", "Conflict")
     assert "Service digits-model already exists" in ready["message"]
     assert "TrainingJob/digits-model" in ready["message"]
@@ -471,7 +455,7 @@ def test_a_models_service_named_like_a_training_jobs_comes_second(
     assert after["spec"]["clusterIP"] == "None"
     wait_until(
         "the job still reconciled (its pods)",
-        lambda: len(_pods(cp, namespace, "torchyard.io/trainingjob=digits-model")) == 2,
+        lambda: len(list_pods(cp, namespace, "torchyard.io/trainingjob=digits-model")) == 2,
     )
     _no_traceback(operator)
 
@@ -482,7 +466,7 @@ def test_a_stray_ready_pod_with_a_versions_labels_does_not_serve_it(
     """A pod labelled as a version's serving pod, Running and Ready, is not counted as
     one (nor scraped for the analysis): it does not belong to the version's Deployment."""
     cp = control_plane
-    _apply(cp, namespace, sample("ModelVersion"))
+    apply(cp, namespace, sample("ModelVersion"))
     wait_until(
         "the version's Deployment", lambda: _maybe(cp, "deployment", "minilm-v1-serving", namespace)
     )
@@ -492,7 +476,7 @@ def test_a_stray_ready_pod_with_a_versions_labels_does_not_serve_it(
         "torchyard.io/model": "minilm",
         "torchyard.io/serving": "true",
     }
-    _apply(cp, namespace, _stray_pod("impostor", labels))
+    apply(cp, namespace, _stray_pod("impostor", labels))
     _set_phase(cp, namespace, "impostor", "Running", ready=True)
     _bystander_job(cp, namespace)
     time.sleep(6)  # three ticks of the version's clock
@@ -522,9 +506,9 @@ def test_a_model_service_of_an_earlier_release_is_adopted_not_a_conflict(
             "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
         },
     }
-    _apply(cp, namespace, earlier)
+    apply(cp, namespace, earlier)
     cluster_ip = get(cp, "service", "minilm-model", "-n", namespace)["spec"]["clusterIP"]
-    _apply(cp, namespace, sample("ModelVersion"))
+    apply(cp, namespace, sample("ModelVersion"))
     uid = get(cp, "mv", "minilm-v1", "-n", namespace)["metadata"]["uid"]
     adopted = wait_until(
         "the Service owned by the version",
@@ -597,9 +581,9 @@ def test_a_refused_registration_is_reported_and_retried(control_plane, namespace
     policy is gone."""
     cp = control_plane
     policy = _refuse_new_versions(cp, namespace)
-    _apply(cp, namespace, sample("TrainingJob"))
+    apply(cp, namespace, sample("TrainingJob"))
     selector = "torchyard.io/trainingjob=digits-train"
-    wait_until("two replica pods", lambda: len(_pods(cp, namespace, selector)) == 2)
+    wait_until("two replica pods", lambda: len(list_pods(cp, namespace, selector)) == 2)
     artifact = {"uri": "pvc://models/digits/v1", "digest": "sha256:" + "ab" * 32, "bytes": 1}
     result = json.dumps({"artifact": artifact, "steps": 10, "finalLoss": 0.1})
     for replica in (1, 0):
@@ -631,7 +615,7 @@ def test_a_quota_refusing_the_serving_deployment_and_then_its_pods_is_reported(
 ):
     cp = control_plane
     _quota(cp, namespace, {"count/deployments.apps": "0"})
-    _apply(cp, namespace, sample("ModelVersion"))
+    apply(cp, namespace, sample("ModelVersion"))
     ready = _says(cp, namespace, "mv", "minilm-v1", "Ready", "FailedCreate")
     assert "cannot create Deployment minilm-v1-serving" in ready["message"]
     assert "exceeded quota" in ready["message"] and "raise the quota" in ready["message"]

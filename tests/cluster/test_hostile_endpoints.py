@@ -27,15 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
+    apply,
     events,
     free_port,
     get,
     install,
+    list_pods,
     operator_process,
     wait_until,
 )
@@ -117,14 +118,6 @@ def _servers(behaviours: list[str], port: int) -> Iterator[dict[str, HostileServ
         yield {b: stack.enter_context(HostileServer(b, _loopback(), port)) for b in behaviours}
 
 
-def _apply(control_plane, namespace: str, obj: dict[str, Any]) -> None:
-    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
-
-
-def _pods(control_plane, namespace: str, selector: str) -> list[dict[str, Any]]:
-    return get(control_plane, "pods", "-n", namespace, "-l", selector)["items"]
-
-
 def _run_pod(control_plane, namespace: str, name: str, ip: str) -> None:
     """What a kubelet would write once the pod's container runs and is ready."""
     status = {
@@ -181,16 +174,18 @@ def _training_job(name: str) -> dict[str, Any]:
 def _start_jobs(control_plane, namespace: str, names: list[str]) -> None:
     """Apply a job per name and wait for its two pods."""
     for name in names:
-        _apply(control_plane, namespace, _training_job(name))
+        apply(control_plane, namespace, _training_job(name))
     for name in names:
         selector = f"torchyard.io/trainingjob={name}"
-        wait_until(f"{name}'s pods", lambda s=selector: len(_pods(control_plane, namespace, s)) > 1)
+        wait_until(
+            f"{name}'s pods", lambda s=selector: len(list_pods(control_plane, namespace, s)) > 1
+        )
 
 
 def _run_jobs(control_plane, namespace: str, jobs: dict[str, str]) -> None:
     """Run each job's pods; replica 0 answers at the address given."""
     for name, ip in jobs.items():
-        for pod in _pods(control_plane, namespace, f"torchyard.io/trainingjob={name}"):
+        for pod in list_pods(control_plane, namespace, f"torchyard.io/trainingjob={name}"):
             pod_name = pod["metadata"]["name"]
             replica0 = pod_name.endswith("-worker-0")
             _run_pod(control_plane, namespace, pod_name, ip if replica0 else "127.0.0.1")
@@ -230,10 +225,10 @@ def test_hostile_progress_endpoints_cost_the_operator_nothing(control_plane, nam
             timeout=30,
         )
         # And reconciles go on: a new job gets its pods.
-        _apply(control_plane, namespace, _training_job("after"))
+        apply(control_plane, namespace, _training_job("after"))
         wait_until(
             "the new job's pods",
-            lambda: len(_pods(control_plane, namespace, "torchyard.io/trainingjob=after")) == 2,
+            lambda: len(list_pods(control_plane, namespace, "torchyard.io/trainingjob=after")) == 2,
         )
 
         for behaviour, words in PROGRESS_REFUSED.items():
@@ -274,12 +269,12 @@ def _model_version(model: str, version: str, analysed: bool) -> dict[str, Any]:
 def _serve(control_plane, namespace: str, models: dict[str, str], version: str) -> None:
     """Apply `version` of each model and wait for its serving pod (not yet ready)."""
     for model in models:
-        _apply(control_plane, namespace, _model_version(model, version, version != "1"))
+        apply(control_plane, namespace, _model_version(model, version, version != "1"))
     for model in models:
         selector = f"torchyard.io/modelversion={model}-v{version}"
         wait_until(
             f"{model}-v{version}'s pod",
-            lambda s=selector: _pods(control_plane, namespace, s),
+            lambda s=selector: list_pods(control_plane, namespace, s),
             timeout=60,
         )
 
@@ -288,7 +283,7 @@ def _ready(control_plane, namespace: str, models: dict[str, str], version: str) 
     """Make each model's `version` pod ready, answering at the address given."""
     for model, ip in models.items():
         selector = f"torchyard.io/modelversion={model}-v{version}"
-        pods = _pods(control_plane, namespace, selector)
+        pods = list_pods(control_plane, namespace, selector)
         _run_pod(control_plane, namespace, pods[0]["metadata"]["name"], ip)
 
 

@@ -11,15 +11,16 @@ An artifact's own manifest is read only inside pods: the workload tests
 from __future__ import annotations
 
 import pytest
-import yaml
 
 from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
+    apply,
     events,
     free_port,
     get,
     install,
+    list_pods,
     operator_process,
     wait_until,
 )
@@ -38,12 +39,6 @@ def operator(control_plane, tmp_path_factory):
     liveness = f"--liveness=http://127.0.0.1:{free_port()}/healthz"
     with operator_process(kubeconfig, log, liveness, f"--allowed-factories={ADMINISTRATORS}"):
         yield log
-
-
-def _apply(control_plane, namespace, obj, check=True):
-    return control_plane.kubectl(
-        "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj), check=check
-    )
 
 
 def _training(name: str, factory: str) -> dict:
@@ -73,10 +68,6 @@ def _refused(control_plane, namespace, kind, name):
     return accepted
 
 
-def _pods(control_plane, namespace, selector):
-    return get(control_plane, "pods", "-n", namespace, "-l", selector)["items"]
-
-
 def _no_tracebacks(log):
     assert "Traceback" not in log.read_text()
 
@@ -88,8 +79,8 @@ def _no_tracebacks(log):
 def test_a_training_job_with_a_foreign_factory_is_refused_and_starts_nothing(
     control_plane, namespace, operator, factory
 ):
-    _apply(control_plane, namespace, _training("hostile", factory))
-    _apply(control_plane, namespace, _training("honest", "acme.models:resnet"))
+    apply(control_plane, namespace, _training("hostile", factory))
+    apply(control_plane, namespace, _training("honest", "acme.models:resnet"))
     accepted = _refused(control_plane, namespace, "tjob", "hostile")
     assert accepted["reason"] == "FactoryNotAllowed"
     message = accepted["message"]
@@ -100,9 +91,9 @@ def test_a_training_job_with_a_foreign_factory_is_refused_and_starts_nothing(
     # The tenant's honest job is reconciled as usual: its pods exist.
     wait_until(
         "the honest job's two pods",
-        lambda: len(_pods(control_plane, namespace, "torchyard.io/trainingjob=honest")) == 2,
+        lambda: len(list_pods(control_plane, namespace, "torchyard.io/trainingjob=honest")) == 2,
     )
-    assert _pods(control_plane, namespace, "torchyard.io/trainingjob=hostile") == []
+    assert list_pods(control_plane, namespace, "torchyard.io/trainingjob=hostile") == []
     assert control_plane.kubectl(
         "get", "service", "hostile", "-n", namespace, check=False
     ).returncode
@@ -124,7 +115,7 @@ def test_a_distillation_student_with_a_foreign_factory_is_refused(
         },
         "dataset": {"uri": "builtin://sentences"},
     }
-    _apply(control_plane, namespace, job)
+    apply(control_plane, namespace, job)
     accepted = _refused(control_plane, namespace, "cjob", "hostile-student")
     assert accepted["reason"] == "FactoryNotAllowed"
     assert "spec.distill.student.factory" in accepted["message"]
@@ -138,11 +129,11 @@ def test_a_distillation_student_with_a_foreign_factory_is_refused(
 def test_the_administrators_factory_runs_and_every_pod_carries_the_list(
     control_plane, namespace, operator
 ):
-    _apply(control_plane, namespace, _training("allowed", "acme.models:resnet"))
+    apply(control_plane, namespace, _training("allowed", "acme.models:resnet"))
     pods = wait_until(
         "two pods of the allowed job",
         lambda: (
-            (p := _pods(control_plane, namespace, "torchyard.io/trainingjob=allowed"))
+            (p := list_pods(control_plane, namespace, "torchyard.io/trainingjob=allowed"))
             and len(p) == 2
             and p
         ),
@@ -169,6 +160,6 @@ def test_a_tenant_cannot_widen_the_list_through_its_env(
     for key in place[:-1]:
         target = target.setdefault(key, {})
     target[place[-1]] = [{"name": "TORCHYARD_ALLOWED_FACTORIES", "value": "os:*"}]
-    result = _apply(control_plane, namespace, obj, check=False)
+    result = apply(control_plane, namespace, obj, check=False)
     assert result.returncode != 0 and field in result.stderr, result.stderr
     assert "TORCHYARD_ALLOWED_FACTORIES" in result.stderr

@@ -30,6 +30,7 @@ import yaml
 from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
+    apply,
     free_port,
     get,
     install,
@@ -80,10 +81,6 @@ def operator_log(plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) 
         yield log
 
 
-def _apply(cp: ControlPlane, namespace: str, obj: dict) -> None:
-    cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
-
-
 def _children(cp: ControlPlane, namespace: str, job: str) -> list[dict]:
     found = []
     for kind in ("pods", "services"):
@@ -96,7 +93,7 @@ def test_the_operator_reconciles_its_namespaces_and_never_touches_another(plane,
     job = sample("TrainingJob")
     name = job["metadata"]["name"]
     for namespace in (*TENANTS, OUTSIDER):
-        _apply(plane, namespace, job)
+        apply(plane, namespace, job)
     for namespace in TENANTS:
         plane.kubectl(
             "wait", f"tjob/{name}", "-n", namespace, "--for=condition=Accepted", "--timeout=60s"
@@ -150,7 +147,7 @@ def test_the_operator_identity_reaches_nothing_outside_its_grants(
 def test_blocking_an_owners_deletion_needs_update_on_its_finalizers(plane, operator_log):
     namespace = TENANTS[0]
     job = sample("TrainingJob")
-    _apply(plane, namespace, job)
+    apply(plane, namespace, job)
     owner = get(plane, "tjob", job["metadata"]["name"], "-n", namespace)
     # an identity with the tenant Role's rules, less the one on finalizers
     (role,) = [

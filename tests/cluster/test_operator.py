@@ -7,11 +7,11 @@ import time
 import urllib.request
 
 import pytest
-import yaml
 
 from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
+    apply,
     free_port,
     get,
     install,
@@ -33,10 +33,6 @@ def operator(control_plane, tmp_path_factory):
         yield liveness, metrics
 
 
-def _apply(control_plane, namespace, obj):
-    return control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
-
-
 def _accepted(control_plane, namespace, kind, name, timeout="60s"):
     control_plane.kubectl(
         "wait",
@@ -53,7 +49,7 @@ def _accepted(control_plane, namespace, kind, name, timeout="60s"):
 def test_operator_accepts_each_kind_and_reports_status(control_plane, namespace, operator, kind):
     obj = sample(kind)
     name = obj["metadata"]["name"]
-    _apply(control_plane, namespace, obj)
+    apply(control_plane, namespace, obj)
     current = _accepted(control_plane, namespace, kind, name)
     status = current["status"]
     # No node runs pods here: jobs wait, a first ModelVersion is deploying.
@@ -80,10 +76,10 @@ def test_operator_accepts_each_kind_and_reports_status(control_plane, namespace,
 
 def test_spec_change_updates_observed_generation(control_plane, namespace, operator):
     job = sample("TrainingJob")
-    _apply(control_plane, namespace, job)
+    apply(control_plane, namespace, job)
     _accepted(control_plane, namespace, "TrainingJob", "digits-train")
     job["spec"]["hyperparameters"]["epochs"] = 7
-    _apply(control_plane, namespace, job)
+    apply(control_plane, namespace, job)
 
     def observed_two():
         current = get(control_plane, "tjob", "digits-train", "-n", namespace)
@@ -95,7 +91,7 @@ def test_spec_change_updates_observed_generation(control_plane, namespace, opera
 
 def test_operator_never_writes_spec_and_reapply_changes_nothing(control_plane, namespace, operator):
     version = sample("ModelVersion")
-    _apply(control_plane, namespace, version)
+    apply(control_plane, namespace, version)
     _accepted(control_plane, namespace, "ModelVersion", "minilm-v1")
     before = _settled(control_plane, namespace)
     managers = {entry["manager"] for entry in before["metadata"]["managedFields"]}
@@ -103,7 +99,7 @@ def test_operator_never_writes_spec_and_reapply_changes_nothing(control_plane, n
     for entry in before["metadata"]["managedFields"]:
         if "f:spec" in json.dumps(entry.get("fieldsV1", {})):
             assert entry["manager"].startswith("kubectl"), entry
-    again = _apply(control_plane, namespace, version)
+    again = apply(control_plane, namespace, version)
     assert "unchanged" in again.stdout
     after = get(control_plane, "mv", "minilm-v1", "-n", namespace)
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
@@ -129,7 +125,7 @@ def test_liveness_endpoint_answers(operator):
 
 def test_metrics_count_reconciles_per_kind(control_plane, namespace, operator):
     _, port = operator
-    _apply(control_plane, namespace, sample("CompressionJob"))
+    apply(control_plane, namespace, sample("CompressionJob"))
     _accepted(control_plane, namespace, "CompressionJob", "minilm-int8")
 
     def scraped():

@@ -14,8 +14,11 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from tests.objects import REPO
 from torchyard.local.controlplane import ControlPlane
@@ -55,6 +58,18 @@ def get(cp: ControlPlane, *args: str) -> dict[str, Any]:
     return json.loads(cp.kubectl("get", *args, "-o", "json").stdout)
 
 
+def apply(
+    cp: ControlPlane, namespace: str, obj: dict[str, Any], check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`kubectl apply` one object (a builder's obj(), a sample) in `namespace`."""
+    return cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj), check=check)
+
+
+def list_pods(cp: ControlPlane, namespace: str, selector: str) -> list[dict[str, Any]]:
+    """The pods of `namespace` that match a label selector."""
+    return get(cp, "pods", "-n", namespace, "-l", selector)["items"]
+
+
 def wait_until(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
     """Poll until check() returns something truthy; fail naming what never happened."""
     deadline = time.monotonic() + timeout
@@ -78,6 +93,49 @@ def events(
         lambda: get(cp, "events", "-n", namespace, selector)["items"],
         timeout=timeout,
     )
+
+
+@dataclass(frozen=True)
+class Session:
+    """One namespace of the control plane, as a test drives it: the harness's calls
+    bound to (control plane, namespace), in place of passing both to each helper."""
+
+    cp: ControlPlane
+    namespace: str
+
+    def kubectl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`kubectl ARGS` in the namespace (delete, create, ...)."""
+        return self.cp.kubectl(*args, "-n", self.namespace)
+
+    def apply(self, obj: dict[str, Any], check: bool = True) -> subprocess.CompletedProcess[str]:
+        return apply(self.cp, self.namespace, obj, check)
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        return get(self.cp, kind, name, "-n", self.namespace)
+
+    def objects(self, kind: str, *selectors: str) -> list[dict[str, Any]]:
+        """The objects of a kind, or those a `--field-selector=...` or `-l ...` picks."""
+        return get(self.cp, kind, "-n", self.namespace, *selectors)["items"]
+
+    def pods(self, selector: str) -> list[dict[str, Any]]:
+        return list_pods(self.cp, self.namespace, selector)
+
+    def events(self, name: str, reason: str, timeout: float = 30.0) -> list[dict[str, Any]]:
+        return events(self.cp, self.namespace, name, reason, timeout)
+
+    def wait(self, what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
+        """wait_until: poll check() until it returns something truthy."""
+        return wait_until(what, check, timeout)
+
+    def wait_for(self, ref: str, condition: str, timeout: float = 300) -> dict[str, Any]:
+        """wait_for: until the object REF has CONDITION, then the object."""
+        return wait_for(self.cp, self.namespace, ref, condition, timeout)
+
+    def patch_status(self, kind: str, name: str, status: dict[str, Any]) -> None:
+        """Merge `status` into the object's status, as its controller (or, for a pod,
+        its kubelet: no node runs the pods here) would write it."""
+        patch = json.dumps({"status": status})
+        self.kubectl("patch", kind, name, "--subresource=status", "--type=merge", "-p", patch)
 
 
 def free_port() -> int:

@@ -25,6 +25,7 @@ import yaml
 from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
+    Session,
     install,
     running_operator,
 )
@@ -209,3 +210,9 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
         time.sleep(0.1)
     yield name
     cluster.cp.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def session(cluster: Cluster, namespace: str) -> Session:
+    """The test's namespace, as tests.cluster.torchyard.Session drives it."""
+    return Session(cluster.cp, namespace)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from tests.cluster.torchyard import (
+    apply,
     events,
     get,
     wait_for,
@@ -91,16 +91,12 @@ def _compression(name, model_uri, **spec):
     }
 
 
-def _apply(cluster, namespace, obj):
-    cluster.cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
-
-
 def test_pruning_job_succeeds_and_its_registered_version_serves(
     cluster, namespace, operator, trained_model
 ):
     _claim(cluster, namespace, "models")
     register = {"registerAs": {"model": "digits", "version": "1"}}
-    _apply(cluster, namespace, _compression("prune-digits", trained_model, **register))
+    apply(cluster.cp, namespace, _compression("prune-digits", trained_model, **register))
     job = wait_for(cluster.cp, namespace, "cjob/prune-digits", "Succeeded")
     result = job["status"]["result"]
     published = _claim_path(cluster, namespace, "models") / "pruned"
@@ -126,7 +122,7 @@ def test_quality_gate_failure_fails_at_once_and_publishes_nothing(
     job = _compression("too-sparse", trained_model)
     job["spec"]["prune"] = {"kind": "unstructured", "sparsity": 0.97}
     job["spec"]["evaluation"]["maxDrop"] = 0.0
-    _apply(cluster, namespace, job)
+    apply(cluster.cp, namespace, job)
     status = wait_for(cluster.cp, namespace, "cjob/too-sparse", "Failed")["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "QualityGateFailed"
@@ -144,7 +140,7 @@ def test_a_published_output_is_never_replaced_by_another_job(
     quick = {"kind": "unstructured", "sparsity": 0.5}
     first = _compression("first", trained_model)
     first["spec"]["prune"] = quick
-    _apply(cluster, namespace, first)
+    apply(cluster.cp, namespace, first)
     done = wait_for(cluster.cp, namespace, "cjob/first", "Succeeded")
     digest = done["status"]["result"]["artifact"]["digest"]
     published = _claim_path(cluster, namespace, "models") / "pruned"
@@ -157,7 +153,7 @@ def test_a_published_output_is_never_replaced_by_another_job(
 
     second = _compression("second", trained_model)
     second["spec"]["prune"] = {**quick, "sparsity": 0.3}
-    _apply(cluster, namespace, second)
+    apply(cluster.cp, namespace, second)
     status = wait_for(cluster.cp, namespace, "cjob/second", "Failed", 180)["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "OutputExists"
@@ -169,14 +165,14 @@ def test_a_published_output_is_never_replaced_by_another_job(
     third = _compression("third", trained_model)
     third["spec"]["prune"] = {**quick, "sparsity": 0.3}
     third["spec"]["output"]["overwrite"] = True
-    _apply(cluster, namespace, third)
+    apply(cluster.cp, namespace, third)
     replaced = wait_for(cluster.cp, namespace, "cjob/third", "Succeeded")["status"]["result"]
     assert replaced["artifact"]["digest"] == compute_digest(published) != digest
 
 
 def test_missing_model_fails_fast_without_retries(cluster, namespace, operator):
     _claim(cluster, namespace, "models")
-    _apply(cluster, namespace, _compression("no-model", "file:///opt/no-such-model/model.pt"))
+    apply(cluster.cp, namespace, _compression("no-model", "file:///opt/no-such-model/model.pt"))
     status = wait_for(cluster.cp, namespace, "cjob/no-model", "Failed", 120)["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "ModelNotFound"
@@ -187,7 +183,7 @@ def test_deadline_exceeded(cluster, namespace, operator, trained_model):
     _claim(cluster, namespace, "models")
     job = _compression("slow", trained_model, activeDeadlineSeconds=2)
     job["spec"]["prune"]["fineTuneSteps"] = 100000
-    _apply(cluster, namespace, job)
+    apply(cluster.cp, namespace, job)
     status = wait_for(cluster.cp, namespace, "cjob/slow", "Failed", 120)["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "DeadlineExceeded"
@@ -224,7 +220,7 @@ def test_two_replica_training_succeeds_with_an_artifact(
     _claim(cluster, namespace, "training")
     job = _training("ddp", trained_model)
     job["spec"]["parallelism"]["mode"] = mode
-    _apply(cluster, namespace, job)
+    apply(cluster.cp, namespace, job)
     job = wait_for(cluster.cp, namespace, "tjob/ddp", "Succeeded", 400)
     published = _claim_path(cluster, namespace, "training") / "model"
     assert job["status"]["result"]["digest"] == compute_digest(published)
@@ -237,7 +233,7 @@ def test_killed_replica_restarts_from_checkpoint(cluster, namespace, operator, t
     job = _training("ddp-kill", trained_model)
     # The last rank dies before step 15 (after the checkpoint at 10), once.
     job["spec"]["env"] = [{"name": "TORCHYARD_FAULT_AT_STEP", "value": "15"}]
-    _apply(cluster, namespace, job)
+    apply(cluster.cp, namespace, job)
     done = wait_for(cluster.cp, namespace, "tjob/ddp-kill", "Succeeded", 500)
     assert done["status"]["restarts"] == 1
     assert events(cluster.cp, namespace, "ddp-kill", "Restarting")
@@ -248,7 +244,7 @@ def test_running_job_reports_live_progress_in_status(cluster, namespace, operato
     _claim(cluster, namespace, "training")
     job = _training("ddp-long", trained_model)
     job["spec"]["hyperparameters"].update(epochs=1000, maxSteps=100_000)
-    _apply(cluster, namespace, job)
+    apply(cluster.cp, namespace, job)
 
     def reported():
         status = get(cluster.cp, "tjob", "ddp-long", "-n", namespace).get("status") or {}

@@ -12,9 +12,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.cluster.torchyard import (
+    apply,
     events,
     get,
     wait_for,
@@ -73,10 +73,6 @@ def _version(version, artifact, digest=None, **spec):
     }
 
 
-def _apply(cluster, namespace, obj):
-    cluster.cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
-
-
 def _status(cluster, namespace, name):
     return get(cluster.cp, "mv", name, "-n", namespace).get("status", {})
 
@@ -126,7 +122,7 @@ def _stop_client(cluster, namespace, stop):
 
 
 def test_first_version_serves_and_is_ready(cluster, namespace, operator, artifacts):
-    _apply(cluster, namespace, _version("1", artifacts["1"]))
+    apply(cluster.cp, namespace, _version("1", artifacts["1"]))
     _wait_ready(cluster, namespace, "digits-v1")
     status = _status(cluster, namespace, "digits-v1")
     assert status["phase"] == "Serving"
@@ -138,9 +134,9 @@ def test_first_version_serves_and_is_ready(cluster, namespace, operator, artifac
 def test_digest_mismatch_is_never_served_and_v1_keeps_serving(
     cluster, namespace, operator, artifacts
 ):
-    _apply(cluster, namespace, _version("1", artifacts["1"]))
+    apply(cluster.cp, namespace, _version("1", artifacts["1"]))
     _wait_ready(cluster, namespace, "digits-v1")
-    _apply(cluster, namespace, _version("2", artifacts["2"], digest="sha256:" + "0" * 64))
+    apply(cluster.cp, namespace, _version("2", artifacts["2"], digest="sha256:" + "0" * 64))
     wait_until(
         "v2 Failed",
         lambda: _status(cluster, namespace, "digits-v2").get("phase") == "Failed",
@@ -165,9 +161,9 @@ def test_an_artifact_naming_a_foreign_factory_is_never_served_and_v1_keeps_servi
     manifest.write_text(json.dumps(content))
     for path in [hostile, *hostile.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    _apply(cluster, namespace, _version("1", artifacts["1"]))
+    apply(cluster.cp, namespace, _version("1", artifacts["1"]))
     _wait_ready(cluster, namespace, "digits-v1")
-    _apply(cluster, namespace, _version("2", describe(f"file://{hostile}")))
+    apply(cluster.cp, namespace, _version("2", describe(f"file://{hostile}")))
     _wait_phase(cluster, namespace, "digits-v2", "Failed")
     serving_pods = ",".join(
         f"{k}={v}" for k, v in owner_labels("ModelVersion", "digits-v2").items()
@@ -190,21 +186,21 @@ def test_an_artifact_naming_a_foreign_factory_is_never_served_and_v1_keeps_servi
 
 
 def test_promote_then_roll_back_the_serving_version(cluster, namespace, operator, artifacts):
-    _apply(cluster, namespace, _version("1", artifacts["1"]))
+    apply(cluster.cp, namespace, _version("1", artifacts["1"]))
     _wait_ready(cluster, namespace, "digits-v1")
-    _apply(cluster, namespace, _version("2", artifacts["2"]))
+    apply(cluster.cp, namespace, _version("2", artifacts["2"]))
     wait_until(
         "v2 at its first step",
         lambda: _status(cluster, namespace, "digits-v2").get("phase") in ("Progressing", "Paused"),
         timeout=120,
     )
-    _apply(cluster, namespace, _version("2", artifacts["2"], promote=True))
+    apply(cluster.cp, namespace, _version("2", artifacts["2"], promote=True))
     _wait_ready(cluster, namespace, "digits-v2")
     _wait_phase(cluster, namespace, "digits-v1", "Superseded", timeout=60)
     assert events(cluster.cp, namespace, "digits-v2", "Promoted")
 
     # Rolling back the version that serves restores the one before it.
-    _apply(cluster, namespace, _version("2", artifacts["2"], rollback=True))
+    apply(cluster.cp, namespace, _version("2", artifacts["2"], rollback=True))
     status = _wait_phase(cluster, namespace, "digits-v2", "RolledBack", timeout=60)
     _wait_ready(cluster, namespace, "digits-v1")
     restored = _status(cluster, namespace, "digits-v1")
@@ -220,9 +216,11 @@ def test_promote_then_roll_back_the_serving_version(cluster, namespace, operator
 def test_pause_holds_the_step_and_rollback_returns_traffic_at_once(
     cluster, namespace, operator, artifacts
 ):
-    _apply(cluster, namespace, _version("1", artifacts["1"]))
+    apply(cluster.cp, namespace, _version("1", artifacts["1"]))
     _wait_ready(cluster, namespace, "digits-v1")
-    _apply(cluster, namespace, _version("2", artifacts["2"], paused=True, rollout={"steps": STEPS}))
+    apply(
+        cluster.cp, namespace, _version("2", artifacts["2"], paused=True, rollout={"steps": STEPS})
+    )
     wait_until(
         "v2 paused at 50 % with a ready pod",
         lambda: (
@@ -237,7 +235,7 @@ def test_pause_holds_the_step_and_rollback_returns_traffic_at_once(
     assert events(cluster.cp, namespace, "digits-v2", "Paused")
 
     rolled_back = _version("2", artifacts["2"], rollback=True, rollout={"steps": STEPS})
-    _apply(cluster, namespace, rolled_back)
+    apply(cluster.cp, namespace, rolled_back)
     status = _wait_phase(cluster, namespace, "digits-v2", "RolledBack", timeout=60)
     progressing = _condition(status, "Progressing")
     assert progressing["reason"] == "ManualRollback"
@@ -251,13 +249,13 @@ def test_analysis_promotes_v2_rolls_back_failing_v3_and_v2_never_fails_a_client(
     cluster, namespace, operator, artifacts, root
 ):
     rollout = {"steps": STEPS, "analysis": FAST_ANALYSIS}
-    _apply(cluster, namespace, _version("1", artifacts["1"]))
+    apply(cluster.cp, namespace, _version("1", artifacts["1"]))
     _wait_ready(cluster, namespace, "digits-v1")
     stop = root / f"stop-{namespace}"
     _start_client(cluster, namespace, stop)
 
     # v2 passes an analysis of the client's real traffic at 50 % and is promoted.
-    _apply(cluster, namespace, _version("2", artifacts["2"], rollout=rollout))
+    apply(cluster.cp, namespace, _version("2", artifacts["2"], rollout=rollout))
     _wait_ready(cluster, namespace, "digits-v2")
     v2 = _status(cluster, namespace, "digits-v2")
     assert v2["analysis"]["verdict"] == "Pass" and v2["analysis"]["requests"] >= 5
@@ -266,7 +264,7 @@ def test_analysis_promotes_v2_rolls_back_failing_v3_and_v2_never_fails_a_client(
     # v3 answers every inference request with 500: rolled back after failureLimit
     # failed analyses, with the figures in the message.
     faulty = {"replicas": 1, "env": [{"name": "TORCHYARD_FAULT_RATE", "value": "1.0"}]}
-    _apply(cluster, namespace, _version("3", artifacts["3"], rollout=rollout, serving=faulty))
+    apply(cluster.cp, namespace, _version("3", artifacts["3"], rollout=rollout, serving=faulty))
     v3 = _wait_phase(cluster, namespace, "digits-v3", "RolledBack")
     progressing = _condition(v3, "Progressing")
     assert progressing["reason"] == "AnalysisFailed"

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
+    apply,
     get,
     install,
     operator_process,
@@ -58,10 +58,6 @@ def _training(name, model_uri):
             "output": {"uri": f"pvc://training/{name}/model"},
         },
     }
-
-
-def _apply(cluster, namespace, obj):
-    cluster.cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
 
 
 def _pods(cluster, namespace, job):
@@ -109,7 +105,7 @@ def _peers(cluster) -> int:
 
 def _run_and_fail_over(cluster, namespace, model_uri, active, active_log, standby_log):
     touched = f"/namespaces/{namespace}/"
-    _apply(cluster, namespace, _training("before", model_uri))
+    apply(cluster.cp, namespace, _training("before", model_uri))
     wait_until(
         "both pods of the first job",
         lambda: len(_pods(cluster, namespace, "before")) == 2,
@@ -128,7 +124,7 @@ def _run_and_fail_over(cluster, namespace, model_uri, active, active_log, standb
         lambda: RESUMED in standby_log.read_text(),
         timeout=LIFETIME * 4,
     )
-    _apply(cluster, namespace, _training("after", model_uri))
+    apply(cluster.cp, namespace, _training("after", model_uri))
 
     for name in ("before", "after"):
         wait_for(cluster.cp, namespace, f"tjob/{name}", "Succeeded", 400)

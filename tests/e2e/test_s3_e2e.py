@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 import torch
-import yaml
 
 from tests.cluster.torchyard import (
+    apply,
     wait_for,
     wait_until,
 )
@@ -80,10 +80,6 @@ def _credentials(cluster: Cluster, namespace: str, s3: S3Server) -> None:
 
 def _storage(s3: S3Server) -> dict[str, Any]:
     return {"s3": {"endpoint": s3.endpoint, "region": s3.region, "credentialsSecret": SECRET}}
-
-
-def _apply(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
-    cluster.cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
 
 
 def _published(s3: S3Server, uri: str, into: Path) -> tuple[str, str]:
@@ -160,7 +156,7 @@ def test_compression_job_reads_from_and_writes_to_s3(
             "backoffLimit": 1,
         },
     }
-    _apply(cluster, namespace, job)
+    apply(cluster.cp, namespace, job)
     done = wait_for(cluster.cp, namespace, "cjob/prune-from-s3", "Succeeded")
 
     artifact = done["status"]["result"]["artifact"]
@@ -195,7 +191,7 @@ def test_a_model_missing_on_s3_fails_naming_the_uri_without_leaking(
             "storage": _storage(s3),
         },
     }
-    _apply(cluster, namespace, job)
+    apply(cluster.cp, namespace, job)
     status = wait_for(cluster.cp, namespace, "cjob/no-model", "Failed", 120)["status"]
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "ModelNotFound"
@@ -220,7 +216,7 @@ def test_model_version_serves_an_artifact_from_s3(cluster, namespace, operator, 
             "storage": _storage(s3),
         },
     }
-    _apply(cluster, namespace, version)
+    apply(cluster.cp, namespace, version)
     served = wait_for(cluster.cp, namespace, "mv/digits-v1", "Ready", 240)
     assert served["status"]["phase"] == "Serving"
 
@@ -264,7 +260,7 @@ def test_training_checkpoints_to_s3_and_resumes_after_a_killed_replica(
             "env": [{"name": "TORCHYARD_FAULT_AT_STEP", "value": "15"}],
         },
     }
-    _apply(cluster, namespace, job)
+    apply(cluster.cp, namespace, job)
     done = wait_for(cluster.cp, namespace, "tjob/ddp-s3", "Succeeded", 500)
 
     assert done["status"]["restarts"] == 1

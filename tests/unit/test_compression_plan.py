@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from tests.builders import batch_job, pod
 from tests.objects import sample
 from torchyard.api.compression import CompressionJobSpec
-from torchyard.compression import plan
 from torchyard.conditions import find_condition
+from torchyard.plans.compression import plan
 from torchyard.resources.compression import compression_job
 from torchyard.validation import parse_spec
 
@@ -19,37 +20,11 @@ def _spec(**changes) -> CompressionJobSpec:
     return parse_spec(CompressionJobSpec, sample("CompressionJob")["spec"] | changes)
 
 
-def _job(*conditions, active=0, failed=0, succeeded=0, **status):
-    return {
-        "metadata": {"name": "minilm-int8-compress"},
-        "status": {
-            "active": active,
-            "failed": failed,
-            "succeeded": succeeded,
-            "startTime": "2026-11-28T11:59:00Z",
-            "conditions": [
-                {"type": type, "status": "True", "reason": reason, "message": ""}
-                for type, reason in conditions
-            ],
-            **status,
-        },
-    }
-
-
-def _pod(phase, exit_code=None, message=None, created="2026-11-28T11:59:00Z"):
-    statuses = []
-    if exit_code is not None:
-        statuses = [
-            {
-                "name": "worker",
-                "state": {"terminated": {"exitCode": exit_code, "message": message or ""}},
-            }
-        ]
-    return {
-        "metadata": {"name": f"pod-{created}", "creationTimestamp": created},
-        "status": {"phase": phase, "containerStatuses": statuses},
-    }
-
+JOB = batch_job("minilm-int8-compress").status(startTime="2026-11-28T11:59:00Z")
+"""The child Job as the Job controller started it: each test clone()s it and adds what
+became of its pods."""
+ATTEMPT = pod("minilm-int8-compress-a").created("2026-11-28T11:59:00Z")
+"""The pod of the Job's first attempt, likewise."""
 
 RESULT = {
     "artifact": {"uri": "pvc://models/out", "digest": "sha256:" + "a" * 64, "bytes": 1000},
@@ -68,46 +43,48 @@ def test_without_a_child_job_one_is_created():
 
 
 def test_unschedulable_pod_says_why_instead_of_hanging():
-    pod = {
-        "metadata": {"name": "minilm-int8-compress-x"},
-        "status": {
-            "phase": "Pending",
-            "conditions": [
-                {"type": "PodScheduled", "status": "False", "message": "0/0 nodes are available"}
-            ],
-        },
-    }
-    decided = plan("minilm-int8", _spec(), {}, 1, _job(active=1), [pod], NOW)
+    job = JOB.clone().status(active=1).obj()
+    pending = (
+        pod("minilm-int8-compress-x")
+        .phase("Pending")
+        .condition("PodScheduled", "Unschedulable", "0/0 nodes are available", status="False")
+    )
+    decided = plan("minilm-int8", _spec(), {}, 1, job, [pending.obj()], NOW)
     assert decided.status_patch["phase"] == "Pending"
     running = find_condition(decided.status_patch["conditions"], "Running")
     assert "0/0 nodes are available" in running["message"]
 
 
 def test_running_pod_makes_the_job_running_once():
-    first = plan("minilm-int8", _spec(), {}, 1, _job(active=1), [_pod("Running")], NOW)
+    job, running = JOB.clone().status(active=1).obj(), ATTEMPT.clone().phase("Running").obj()
+    first = plan("minilm-int8", _spec(), {}, 1, job, [running], NOW)
     assert first.status_patch["phase"] == "Running"
     assert first.status_patch["attempts"] == 1
     assert first.status_patch["startTime"] == "2026-11-28T11:59:00Z"
     assert [e.reason for e in first.events] == ["Running"]
-    again = plan(
-        "minilm-int8", _spec(), first.status_patch, 1, _job(active=1), [_pod("Running")], NOW
-    )
+    again = plan("minilm-int8", _spec(), first.status_patch, 1, job, [running], NOW)
     assert again.events == []
 
 
 def test_a_finished_pod_keeps_the_job_running_until_its_job_completes():
-    running = plan("minilm-int8", _spec(), {}, 1, _job(active=1), [_pod("Running")], NOW)
+    job = JOB.clone().status(active=1).obj()
+    attempt = ATTEMPT.clone().phase("Running")
+    running = plan("minilm-int8", _spec(), {}, 1, job, [attempt.obj()], NOW)
     # The pod has exited 0; the Job controller has not yet marked the Job Complete.
-    finished = _pod("Succeeded", exit_code=0, message=json.dumps(RESULT))
-    between = plan("minilm-int8", _spec(), running.status_patch, 1, _job(active=1), [finished], NOW)
+    finished = attempt.phase("Succeeded").terminated(0, message=json.dumps(RESULT)).obj()
+    between = plan("minilm-int8", _spec(), running.status_patch, 1, job, [finished], NOW)
     assert between.status_patch["phase"] == "Running"
     assert between.events == []
 
 
 def test_success_copies_the_workload_result_into_status():
-    job = _job(("Complete", "Completed"), succeeded=1, completionTime="2026-11-28T12:00:00Z")
-    pods = [_pod("Succeeded", 0, json.dumps(RESULT))]
-    decided = plan("minilm-int8", _spec(), {"phase": "Running"}, 1, job, pods, NOW)
+    job = (
+        JOB.clone()
+        .condition("Complete", "Completed")
+        .status(succeeded=1, completionTime="2026-11-28T12:00:00Z")
+    )
+    pods = [ATTEMPT.clone().phase("Succeeded").terminated(0, message=json.dumps(RESULT)).obj()]
+    decided = plan("minilm-int8", _spec(), {"phase": "Running"}, 1, job.obj(), pods, NOW)
     status = decided.status_patch
     assert status["phase"] == "Succeeded"
     assert status["result"]["artifact"]["digest"] == RESULT["artifact"]["digest"]
@@ -124,8 +101,9 @@ def test_permanent_failure_reports_the_workload_reason_and_figures():
         "before": {"metric": 0.97},
         "after": {"metric": 0.92},
     }
-    job = _job(("Failed", "PodFailurePolicy"), failed=1)
-    decided = plan("minilm-int8", _spec(), {}, 1, job, [_pod("Failed", 3, json.dumps(gate))], NOW)
+    job = JOB.clone().condition("Failed", "PodFailurePolicy").status(failed=1).obj()
+    failed_pod = ATTEMPT.clone().phase("Failed").terminated(3, message=json.dumps(gate)).obj()
+    decided = plan("minilm-int8", _spec(), {}, 1, job, [failed_pod], NOW)
     status = decided.status_patch
     assert status["phase"] == "Failed"
     failed = find_condition(status["conditions"], "Failed")
@@ -137,7 +115,7 @@ def test_permanent_failure_reports_the_workload_reason_and_figures():
 
 
 def test_deadline_exceeded_is_named():
-    job = _job(("Failed", "DeadlineExceeded"), failed=1)
+    job = JOB.clone().condition("Failed", "DeadlineExceeded").status(failed=1).obj()
     decided = plan("minilm-int8", _spec(), {}, 1, job, [], NOW)
     assert find_condition(decided.status_patch["conditions"], "Failed")["reason"] == (
         "DeadlineExceeded"
@@ -145,8 +123,9 @@ def test_deadline_exceeded_is_named():
 
 
 def test_backoff_limit_carries_the_last_attempts_log():
-    job = _job(("Failed", "BackoffLimitExceeded"), failed=3)
-    pods = [_pod("Failed", 137, "Killed: out of memory", "2026-11-28T11:59:30Z")]
+    job = JOB.clone().condition("Failed", "BackoffLimitExceeded").status(failed=3).obj()
+    last = pod("minilm-int8-compress-c").created("2026-11-28T11:59:30Z").phase("Failed")
+    pods = [last.terminated(137, message="Killed: out of memory").obj()]
     decided = plan("minilm-int8", _spec(), {}, 1, job, pods, NOW)
     failed = find_condition(decided.status_patch["conditions"], "Failed")
     assert failed["reason"] == "BackoffLimitExceeded"
@@ -154,16 +133,18 @@ def test_backoff_limit_carries_the_last_attempts_log():
 
 
 def test_a_job_whose_last_attempt_ran_out_of_memory_fails_as_oomkilled():
-    job = _job(("Failed", "BackoffLimitExceeded"), failed=3)
-    pod = compression_job("minilm-int8", "team-a", _spec(resources={"limits": {"memory": "96Mi"}}))
-    oom = {
-        **_pod("Failed", created="2026-11-28T11:59:30Z"),
-        "spec": pod["spec"]["template"]["spec"],
-    }
-    oom["status"]["containerStatuses"] = [
-        {"name": "worker", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}
-    ]
-    decided = plan("minilm-int8", _spec(), {}, 1, job, [oom], NOW)
+    job = JOB.clone().condition("Failed", "BackoffLimitExceeded").status(failed=3).obj()
+    child = compression_job(
+        "minilm-int8", "team-a", _spec(resources={"limits": {"memory": "96Mi"}})
+    )
+    oom = (
+        pod("minilm-int8-compress-c")
+        .created("2026-11-28T11:59:30Z")
+        .spec(**child["spec"]["template"]["spec"])
+        .phase("Failed")
+        .terminated(137, reason="OOMKilled")
+    )
+    decided = plan("minilm-int8", _spec(), {}, 1, job, [oom.obj()], NOW)
     failed = find_condition(decided.status_patch["conditions"], "Failed")
     assert failed["reason"] == "OOMKilled"
     assert "exit code 137" in failed["message"]
@@ -172,7 +153,9 @@ def test_a_job_whose_last_attempt_ran_out_of_memory_fails_as_oomkilled():
 
 
 def test_retry_in_progress_is_pending_with_reason_retrying():
-    decided = plan("minilm-int8", _spec(), {}, 1, _job(failed=1), [_pod("Failed", 137)], NOW)
+    job = JOB.clone().status(failed=1).obj()
+    failed_pod = ATTEMPT.clone().phase("Failed").terminated(137).obj()
+    decided = plan("minilm-int8", _spec(), {}, 1, job, [failed_pod], NOW)
     assert decided.status_patch["phase"] == "Pending"
     assert find_condition(decided.status_patch["conditions"], "Running")["reason"] == "Retrying"
 

@@ -21,7 +21,7 @@ from torchyard.controllers import podhttp
 from torchyard.controllers.podhttp import Refused
 from torchyard.controllers.progress import LIMITS, fetch_progress, progress_status
 from torchyard.controllers.scrape import scrape_pods
-from torchyard.rollout import (
+from torchyard.plans.rollout import (
     Counters,
     Observed,
     RolloutState,
@@ -31,7 +31,7 @@ from torchyard.rollout import (
     measure,
     read_counters,
 )
-from torchyard.rollout.analysis import MetricsError
+from torchyard.plans.rollout.analysis import MetricsError
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

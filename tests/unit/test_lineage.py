@@ -6,17 +6,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from tests.builders import PodBuilder, batch_job, pod, training_job
 from tests.objects import sample
 from torchyard.api.compression import CompressionJobSpec
 from torchyard.api.modelversion import RegisterAs
 from torchyard.api.training import TrainingJobSpec
-from torchyard.compression import plan as compression_plan
 from torchyard.conditions import find_condition
-from torchyard.lineage import Producer, find_producer, gate, output_uri, producer
+from torchyard.plans.compression import plan as compression_plan
+from torchyard.plans.lineage import Producer, find_producer, gate, output_uri, producer
+from torchyard.plans.training import plan as training_plan
 from torchyard.resources.compression import compression_job
 from torchyard.resources.registration import model_version
 from torchyard.resources.training import training_pod
-from torchyard.training import plan as training_plan
 from torchyard.validation import parse_spec
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -39,24 +40,16 @@ def _trainer(phase: str | None, digest: str | None = None, message: str | None =
     return Producer("TrainingJob", "digits-train", phase, digest, message)
 
 
-def _failed_permanently(reason: str) -> dict:
-    """A pod status whose worker exited with the permanent code, saying `reason`."""
+def _failed_permanently(replica: PodBuilder, reason: str) -> dict:
+    """The pod, its worker exited with the permanent code saying `reason`."""
     said = json.dumps({"reason": reason, "message": "not there"})
-    return {
-        "phase": "Failed",
-        "containerStatuses": [
-            {"name": "worker", "state": {"terminated": {"exitCode": 3, "message": said}}}
-        ],
-    }
+    return replica.phase("Failed").terminated(3, message=said).obj()
 
 
 def _failed_job(reason: str):
-    job = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": reason}]}}
-    pod = {
-        "metadata": {"name": "p", "creationTimestamp": "2026-11-28T11:59:00Z"},
-        "status": _failed_permanently("ModelNotFound"),
-    }
-    return job, [pod]
+    failed = batch_job("digits-pruned-compress", "ns").condition("Failed", reason).obj()
+    model_not_found = pod("p", "ns").created("2026-11-28T11:59:00Z")
+    return failed, [_failed_permanently(model_not_found, "ModelNotFound")]
 
 
 def test_a_job_whose_model_another_job_writes_waits_for_it():
@@ -167,9 +160,8 @@ def test_a_training_replica_that_found_no_model_yet_waits_instead_of_failing():
     spec = _training(model={"uri": "pvc://models/digits/v2", "format": "torchyard"})
     pods = []
     for replica in (0, 1):
-        pod = training_pod("fine-tune", "ns", spec, replica, 0)
-        pod["status"] = _failed_permanently("ModelUnavailable")
-        pods.append(pod)
+        created = PodBuilder.wrap(training_pod("fine-tune", "ns", spec, replica, 0))
+        pods.append(_failed_permanently(created, "ModelUnavailable"))
     producing = Producer("CompressionJob", "digits-pruned", "Running", None, None)
     status = {"phase": "Running", "startTime": "2026-11-28T11:59:00Z"}
     decided = training_plan("fine-tune", spec, status, 1, pods, True, NOW, producer=producing)
@@ -180,11 +172,13 @@ def test_a_training_replica_that_found_no_model_yet_waits_instead_of_failing():
 
 
 def test_producers_are_found_by_normalised_output_uri_and_never_the_job_itself():
-    body = {
-        "metadata": {"name": "digits-train"},
-        "spec": {"output": {"uri": "pvc://models/./digits/v1/"}},
-        "status": {"phase": "Succeeded", "result": {"uri": TRAINED, "digest": DIGEST}},
-    }
+    body = (
+        training_job("digits-train", "ns")
+        .spec(output={"uri": "pvc://models/./digits/v1/"})
+        .phase("Succeeded")
+        .status(result={"uri": TRAINED, "digest": DIGEST})
+        .obj()
+    )
     assert output_uri(body) == TRAINED
     found = producer("TrainingJob", body)
     assert found.digest == DIGEST and found.ref == "TrainingJob/digits-train"

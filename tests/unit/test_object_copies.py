@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
+from tests.builders import training_job
 from torchyard.controllers import objects
 
 
 def _body(version: str, phase: str) -> dict:
-    return {
-        "apiVersion": "torchyard.io/v1alpha1",
-        "kind": "TrainingJob",
-        "metadata": {
-            "name": "job",
-            "namespace": "ns",
-            "uid": "u",
-            "generation": 1,
-            "resourceVersion": version,
-            "managedFields": [{"manager": "kubectl"}],
-            "annotations": {"torchyard.io/last-handled-configuration": "{...}"},
-        },
-        "spec": {"suspend": False},
-        "status": {"phase": phase},
-    }
+    """The job as the API server returns it, with the bookkeeping reconciles never read."""
+    return (
+        training_job("job", "ns")
+        .uid("u")
+        .generation(1)
+        .resource_version(version)
+        .managed_by("kubectl")
+        .annotation("torchyard.io/last-handled-configuration", "{...}")
+        .spec(suspend=False)
+        .phase(phase)
+        .obj()
+    )
 
 
 def test_compact_keeps_what_reconciles_read_and_drops_bookkeeping():

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
+from tests.builders import pod
 from torchyard.controllers.children import snapshot
 from torchyard.podstatus import OOM_KILLED, pod_outcome
 
 
 def _killed_pod(limits: dict[str, str]) -> dict:
-    return {
-        "metadata": {"name": "job-abc", "namespace": "team-a", "uid": "u1"},
-        "spec": {
-            "containers": [{"name": "worker", "image": "w", "resources": {"limits": limits}}],
-            "volumes": [{"name": "tmp", "emptyDir": {}}],
-        },
-        "status": {
-            "phase": "Failed",
-            "containerStatuses": [
-                {"name": "worker", "state": {"terminated": {"exitCode": 137, "reason": OOM_KILLED}}}
-            ],
-        },
-    }
+    return (
+        pod("job-abc", "team-a")
+        .uid("u1")
+        .container(limits=limits)
+        .empty_dir("tmp")
+        .phase("Failed")
+        .terminated(137, reason=OOM_KILLED)
+        .obj()
+    )
 
 
 def test_a_container_killed_at_its_memory_limit_is_told_with_the_limit_and_the_fix():
@@ -44,9 +41,8 @@ def test_an_oom_kill_without_a_limit_still_says_what_to_change():
 
 
 def test_a_workload_s_own_termination_message_wins_over_the_kubelet_s_reason():
-    pod = _killed_pod({"memory": "1Gi"})
-    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
-    terminated["message"] = '{"reason": "ModelNotFound", "message": "no model at pvc://m/x"}'
-    outcome = pod_outcome(pod)
+    said = '{"reason": "ModelNotFound", "message": "no model at pvc://m/x"}'
+    killed = pod("job-abc", "team-a").phase("Failed").terminated(137, OOM_KILLED, said).obj()
+    outcome = pod_outcome(killed)
     assert outcome is not None
     assert (outcome.reason, outcome.message) == ("ModelNotFound", "no model at pvc://m/x")

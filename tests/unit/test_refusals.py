@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.builders import deployment, pod, service
 from torchyard.controllers.children import owned_entry
 from torchyard.refusals import (
     CONFLICT,
@@ -80,13 +81,13 @@ def test_only_answers_about_the_object_itself_are_refusals(code, object_to_fix):
 
 
 def test_a_taken_name_names_the_object_and_its_owner():
-    holder = {"metadata": {"ownerReferences": [{"kind": "TrainingJob", "name": "digits-model"}]}}
+    holder = service("digits-model", "ns").owned_by("TrainingJob", "digits-model").obj()
     refusal = taken("Service", "digits-model", holder, "model digits's ModelVersions")
     assert refusal.reason == CONFLICT
     assert "Service digits-model already exists" in refusal.message
     assert "TrainingJob/digits-model" in refusal.message
     assert "untouched" in refusal.message and "Delete or rename" in refusal.message
-    unowned = taken("Deployment", "v1-serving", {"metadata": {}}, "ModelVersion v1")
+    unowned = taken("Deployment", "v1-serving", deployment("v1-serving").obj(), "ModelVersion v1")
     assert "no owner" in unowned.message
 
 
@@ -97,26 +98,15 @@ def test_pods_a_controller_cannot_create_are_a_failed_create():
 
 
 def test_ownership_is_by_uid_and_only_the_controller_keys_an_index():
-    pod = {
-        "metadata": {
-            "name": "job-worker-0",
-            "uid": "p1",
-            "labels": {"torchyard.io/trainingjob": "job"},
-            "ownerReferences": [
-                {"kind": "TrainingJob", "name": "job", "uid": "u1", "controller": True}
-            ],
-        }
-    }
-    assert owned_by(pod, {"u1"}) and not owned_by(pod, {"u2"})
-    assert controller_uid(pod, "TrainingJob") == "u1"
-    assert controller_uid(pod, "Job") is None
-    assert list(owned_entry("TrainingJob", "ns", pod)) == [("ns", "u1")]
-    stray = {"metadata": {"name": "job-worker-0", "labels": pod["metadata"]["labels"]}}
-    assert owned_entry("TrainingJob", "ns", stray) == {}  # labels alone make no child
-    not_controller = {
-        "metadata": {"ownerReferences": [{"kind": "TrainingJob", "uid": "u1", "controller": False}]}
-    }
-    assert owned_entry("TrainingJob", "ns", not_controller) == {}
+    replica = pod("job-worker-0", "ns").uid("p1").label("torchyard.io/trainingjob", "job")
+    child = replica.clone().owned_by("TrainingJob", "job", "u1").obj()
+    assert owned_by(child, {"u1"}) and not owned_by(child, {"u2"})
+    assert controller_uid(child, "TrainingJob") == "u1"
+    assert controller_uid(child, "Job") is None
+    assert list(owned_entry("TrainingJob", "ns", child)) == [("ns", "u1")]
+    assert owned_entry("TrainingJob", "ns", replica.obj()) == {}  # labels alone make no child
+    not_controller = replica.clone().owned_by("TrainingJob", "job", "u1", controller=False)
+    assert owned_entry("TrainingJob", "ns", not_controller.obj()) == {}
 
 
 def test_the_condition_says_it_and_the_warning_is_posted_only_when_it_is_news():

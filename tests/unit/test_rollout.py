@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from torchyard.api.modelversion import AnalysisSpec, ModelVersionSpec, version_key
-from torchyard.rollout import (
+from torchyard.plans.rollout import (
     Counters,
     Measurement,
     Observed,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from torchyard.rollout import Counters
+from torchyard.plans.rollout import Counters
 from torchyard.workloads.serve.limits import ENV, Limits, limits_from_env, too_deep
 
 

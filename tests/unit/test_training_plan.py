@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from tests.builders import PodBuilder
 from tests.objects import sample
 from torchyard.api.training import TrainingJobSpec
-from torchyard.conditions import find_condition
+from torchyard.conditions import EndOfLife, end_of_life, find_condition, set_condition
+from torchyard.controllers.jobs import wording_only
+from torchyard.plans.training import plan
 from torchyard.resources.training import headless_service, training_pod
-from torchyard.training import plan
 from torchyard.validation import parse_spec
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -19,14 +21,9 @@ def _spec(**changes) -> TrainingJobSpec:
     return parse_spec(TrainingJobSpec, sample("TrainingJob")["spec"] | changes)
 
 
-def _pod(replica, phase, attempt=0, exit_code=None, message=""):
-    pod = training_pod("digits-ddp", "team-a", _spec(), replica, attempt)
-    pod["status"] = {"phase": phase}
-    if exit_code is not None:
-        pod["status"]["containerStatuses"] = [
-            {"name": "worker", "state": {"terminated": {"exitCode": exit_code, "message": message}}}
-        ]
-    return pod
+def _replica(replica: int, attempt: int = 0) -> PodBuilder:
+    """The pod the controller creates for `replica`: each test says what became of it."""
+    return PodBuilder.wrap(training_pod("digits-ddp", "team-a", _spec(), replica, attempt))
 
 
 def _plan(status=None, pods=(), spec=None, service=True, now=NOW):
@@ -47,7 +44,10 @@ def test_a_new_job_gets_its_service_and_every_replica():
 
 
 def test_a_replica_missing_from_a_running_gang_is_listed_as_being_created():
-    decided = _plan({"phase": "Pending", "startTime": "2026-11-28T11:00:00Z"}, [_pod(0, "Running")])
+    decided = _plan(
+        {"phase": "Pending", "startTime": "2026-11-28T11:00:00Z"},
+        [_replica(0).phase("Running").obj()],
+    )
     assert decided.create_replicas == [1]
     assert [r.get("phase") for r in decided.status_patch["replicaStatuses"]] == [
         "Running",
@@ -56,7 +56,7 @@ def test_a_replica_missing_from_a_running_gang_is_listed_as_being_created():
 
 
 def test_all_replicas_running_makes_the_job_running_with_one_event():
-    pods = [_pod(0, "Running"), _pod(1, "Running")]
+    pods = [_replica(i).phase("Running").obj() for i in (0, 1)]
     first = _plan(pods=pods)
     assert first.status_patch["phase"] == "Running"
     assert [e.reason for e in first.events] == ["Running"]
@@ -65,7 +65,10 @@ def test_all_replicas_running_makes_the_job_running_with_one_event():
 
 
 def test_one_failed_replica_restarts_the_whole_gang():
-    pods = [_pod(0, "Running"), _pod(1, "Failed", exit_code=137, message="Killed")]
+    pods = [
+        _replica(0).phase("Running").obj(),
+        _replica(1).phase("Failed").terminated(137, message="Killed").obj(),
+    ]
     decided = _plan({"phase": "Running", "startTime": "2026-11-28T11:00:00Z"}, pods)
     assert decided.status_patch["phase"] == "Restarting"
     assert decided.status_patch["restarts"] == 1
@@ -78,7 +81,7 @@ def test_one_failed_replica_restarts_the_whole_gang():
 
 def test_next_attempt_waits_until_the_old_pods_are_gone():
     status = {"phase": "Restarting", "restarts": 1, "startTime": "2026-11-28T11:00:00Z"}
-    leftover = [_pod(0, "Running", attempt=0)]
+    leftover = [_replica(0, attempt=0).phase("Running").obj()]
     decided = _plan(status, leftover)
     assert decided.delete_pods == ["digits-ddp-worker-0"]
     assert decided.create_replicas == []
@@ -89,7 +92,10 @@ def test_next_attempt_waits_until_the_old_pods_are_gone():
 
 def test_a_permanent_error_fails_at_once():
     gate = json.dumps({"reason": "ModelNotFound", "message": "no model at pvc://x"})
-    pods = [_pod(0, "Failed", exit_code=3, message=gate), _pod(1, "Running")]
+    pods = [
+        _replica(0).phase("Failed").terminated(3, message=gate).obj(),
+        _replica(1).phase("Running").obj(),
+    ]
     decided = _plan({"phase": "Running"}, pods)
     assert decided.status_patch["phase"] == "Failed"
     assert "restarts" not in decided.status_patch
@@ -100,7 +106,10 @@ def test_a_permanent_error_fails_at_once():
 
 def test_backoff_limit_exhausted_fails_with_the_failing_pods_reason():
     spec = _spec(backoffLimit=1)
-    pods = [_pod(0, "Failed", attempt=1, exit_code=1, message="CUDA error"), _pod(1, "Running", 1)]
+    pods = [
+        _replica(0, attempt=1).phase("Failed").terminated(1, message="CUDA error").obj(),
+        _replica(1, attempt=1).phase("Running").obj(),
+    ]
     decided = _plan({"phase": "Running", "restarts": 1}, pods, spec=spec)
     failed = find_condition(decided.status_patch["conditions"], "Failed")
     assert failed["reason"] == "BackoffLimitExceeded"
@@ -109,14 +118,10 @@ def test_backoff_limit_exhausted_fails_with_the_failing_pods_reason():
 
 def test_a_replica_out_of_memory_on_the_last_attempt_fails_the_job_as_oomkilled():
     spec = _spec(backoffLimit=1, resources={"limits": {"memory": "1Gi"}})
-    oom = training_pod("digits-ddp", "team-a", spec, 1, 1)
-    oom["status"] = {
-        "phase": "Failed",
-        "containerStatuses": [
-            {"name": "worker", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}
-        ],
-    }
-    decided = _plan({"phase": "Running", "restarts": 1}, [_pod(0, "Running", 1), oom], spec=spec)
+    oom = PodBuilder.wrap(training_pod("digits-ddp", "team-a", spec, 1, 1))
+    oom.phase("Failed").terminated(137, reason="OOMKilled")
+    pods = [_replica(0, attempt=1).phase("Running").obj(), oom.obj()]
+    decided = _plan({"phase": "Running", "restarts": 1}, pods, spec=spec)
     failed = find_condition(decided.status_patch["conditions"], "Failed")
     assert failed["reason"] == "OOMKilled"
     assert "exit code 137" in failed["message"]
@@ -130,8 +135,8 @@ def test_success_records_the_artifact_and_keeps_finished_pods():
         "finalLoss": 0.12,
     }
     pods = [
-        _pod(0, "Succeeded", exit_code=0, message=json.dumps(result)),
-        _pod(1, "Succeeded", exit_code=0),
+        _replica(0).phase("Succeeded").terminated(0, message=json.dumps(result)).obj(),
+        _replica(1).phase("Succeeded").terminated(0).obj(),
     ]
     decided = _plan({"phase": "Running"}, pods)
     assert decided.status_patch["phase"] == "Succeeded"
@@ -141,7 +146,7 @@ def test_success_records_the_artifact_and_keeps_finished_pods():
 
 
 def test_suspend_removes_pods_and_resume_starts_again():
-    pods = [_pod(0, "Running"), _pod(1, "Running")]
+    pods = [_replica(i).phase("Running").obj() for i in (0, 1)]
     suspended = _plan({"phase": "Running"}, pods, spec=_spec(suspend=True))
     assert suspended.status_patch["phase"] == "Suspended"
     assert len(suspended.delete_pods) == 2
@@ -153,7 +158,7 @@ def test_suspend_removes_pods_and_resume_starts_again():
 def test_deadline_fires_from_start_time():
     spec = _spec(activeDeadlineSeconds=600)
     status = {"phase": "Running", "startTime": "2026-11-28T11:55:00Z"}
-    pods = [_pod(0, "Running"), _pod(1, "Running")]
+    pods = [_replica(i).phase("Running").obj() for i in (0, 1)]
     before = _plan(status, pods, spec=spec)
     assert before.requeue_after == 300
     after = _plan(status, pods, spec=spec, now=NOW + timedelta(seconds=301))
@@ -177,7 +182,7 @@ def test_values_stored_before_the_api_capped_them_never_overflow():
         update={"active_deadline_seconds": 9_000_000_000_000, "ttl_seconds_after_finished": 10**14}
     )
     running = {"phase": "Running", "startTime": "2026-11-28T11:55:00Z"}
-    pods = [_pod(0, "Running"), _pod(1, "Running")]
+    pods = [_replica(i).phase("Running").obj() for i in (0, 1)]
     decided = _plan(running, pods, spec=huge)
     assert decided.requeue_after == 9_000_000_000_000 - 300
     assert decided.status_patch.get("phase") != "Failed"
@@ -219,3 +224,36 @@ def test_progress_report_becomes_status_and_a_summary():
         "loss": 0.5,
         "samplesPerSecond": 900.0,
     }
+
+
+def test_a_finished_job_lives_its_ttl_then_is_deleted_and_a_huge_ttl_never_raises():
+    done = "2026-11-28T11:59:00Z"
+    assert end_of_life(None, done, NOW) == EndOfLife(delete=False, delay=None)
+    assert end_of_life(120, done, NOW).delay == 60.0
+    assert end_of_life(60, done, NOW).delete
+    assert end_of_life(2**62, done, NOW).delay > 0
+
+
+def test_a_condition_set_again_keeps_its_place():
+    first = set_condition(
+        [], type="Accepted", status="True", reason="A", message="", generation=1, now=NOW
+    )
+    both = set_condition(
+        first, type="Running", status="False", reason="B", message="", generation=1, now=NOW
+    )
+    again = set_condition(
+        both, type="Accepted", status="True", reason="A", message="x", generation=1, now=NOW
+    )
+    assert [c["type"] for c in again] == ["Accepted", "Running"]
+
+
+def test_only_news_is_written_at_once_wording_waits():
+    replicas = [{"index": 0, "pod": "p-0", "phase": "Pending"}]
+    stored = {"phase": "Pending", "message": "waiting", "replicaStatuses": replicas}
+    running = [{"index": 0, "pod": "p-0", "phase": "Running"}]
+    quiet = frozenset({"message"})
+    assert wording_only(stored, {"message": "not scheduled"}, quiet)
+    assert wording_only(stored, {"replicaStatuses": running}, quiet)
+    assert not wording_only(stored, {"phase": "Running"}, quiet)
+    assert not wording_only(stored, {"replicaStatuses": [{"index": 0, "pod": "p-1"}]}, quiet)
+    assert not wording_only(stored, {"message": "waiting"}, quiet)  # nothing to write

@@ -33,7 +33,7 @@ from tests.workload.serving import (
     text,
 )
 from torchyard.api.modelversion import AnalysisSpec
-from torchyard.rollout import Counters, analyse, measure
+from torchyard.plans.rollout import Counters, analyse, measure
 from torchyard.storage import describe
 from torchyard.workloads.serve.limits import Limits
 

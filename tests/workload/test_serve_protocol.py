@@ -20,7 +20,7 @@ from tests.workload.serving import (
     small_mlp,
     text,
 )
-from torchyard.rollout import Counters
+from torchyard.plans.rollout import Counters
 from torchyard.workloads.serve.server import VERSION_HEADER
 
 

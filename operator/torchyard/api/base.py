@@ -72,12 +72,19 @@ def cel_rules(*rules: Cel) -> dict[str, Any]:
     return {"x-kubernetes-validations": [rule.render() for rule in rules]}
 
 
-def _rfc3339(value: datetime) -> str:
+def rfc3339(value: datetime) -> str:
+    """A time as the API stores it (metav1.Time): RFC 3339, UTC, whole seconds."""
     return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-Timestamp = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str, when_used="json")]
+Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str, when_used="json")]
 """A point in time, serialised as RFC 3339 in UTC with whole seconds (like metav1.Time)."""
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 time from the API (a `Z` or an offset), as an aware datetime in UTC;
+    ValueError when it is not one."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def now() -> datetime:

@@ -7,7 +7,7 @@ bodies: a pod's spec is large, and the operator never reads it back.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from torchyard.refusals import controller_uid
@@ -53,14 +53,19 @@ class CreatedChildren:
     runs between a create and its watch event sees the child missing and creates it
     again: a refused request (409) per child, most of them at scale."""
 
-    def __init__(self, patience: float = 60.0) -> None:
+    def __init__(
+        self,
+        patience: float = 60.0,
+        snap: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
         self.patience = patience
+        self._snap = snap or snapshot
         self._created: dict[tuple[str, str], dict[str, tuple[float, dict[str, Any]]]] = {}
 
     def record(self, owner: tuple[str, str], manifests: list[dict[str, Any]], at: float) -> None:
         pending = self._created.setdefault(owner, {})
         for manifest in manifests:
-            pending[manifest["metadata"]["name"]] = (at, snapshot(manifest))
+            pending[manifest["metadata"]["name"]] = (at, self._snap(manifest))
 
     def with_created(
         self, owner: tuple[str, str], watched: list[dict[str, Any]], at: float

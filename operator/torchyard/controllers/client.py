@@ -111,6 +111,24 @@ async def patch_status(
     return written.to_dict()  # type: ignore[no-any-return]
 
 
+async def set_finalizers(
+    kind: Kind, namespace: str, name: str, finalizers: list[str], resource_version: str
+) -> dict[str, Any] | None:
+    """Replace the object's finalizers, only if it is still at `resource_version`: the
+    list is replaced whole, so another writer's change must not be lost. The object as
+    written, or None when it changed since (409) or is gone (404)."""
+    patch = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
+    try:
+        written = await api().patch(
+            RESOURCES[kind.kind], name, patch, namespace=namespace, patch_type=PatchType.MERGE
+        )
+    except ApiError as error:
+        if error.status.code in (404, 409):
+            return None
+        raise
+    return written.to_dict()  # type: ignore[no-any-return]
+
+
 async def delete_object(kind: Kind, namespace: str, name: str) -> None:
     try:
         await api().delete(RESOURCES[kind.kind], name, namespace=namespace)

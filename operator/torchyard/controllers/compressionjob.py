@@ -10,44 +10,35 @@ change handlers or timers, for the reasons given in torchyard.controllers.traini
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import kopf
-from pydantic import TypeAdapter
 
 from torchyard.admission import Event
-from torchyard.api.base import GROUP, VERSION, Timestamp, now
+from torchyard.api.base import GROUP, VERSION, parse_time
 from torchyard.api.compression import CompressionJobSpec
 from torchyard.api.kinds import COMPRESSION_JOB
-from torchyard.compression import TERMINAL, plan
-from torchyard.controllers import client, objects
+from torchyard.conditions import Conditions
+from torchyard.controllers import client, jobs, objects
 from torchyard.controllers.children import owned_entry
-from torchyard.controllers.queue import NewGenerations, WorkQueue, next_look, soonest
-from torchyard.controllers.reconciler import (
-    Admitted,
-    admitted,
-    finish,
-    forget,
-    just_succeeded,
-    producer_of,
-    register,
-    registration_refused,
-)
-from torchyard.lineage import output_entry
-from torchyard.refusals import Backoff, Refusal, on_status, pods_refused
+from torchyard.controllers.queue import NewGenerations, WorkQueue
+from torchyard.controllers.reconciler import Admitted
+from torchyard.plans.compression import Plan, plan
+from torchyard.plans.lineage import Producer, output_entry
+from torchyard.plans.names import TERMINAL, Phase
+from torchyard.refusals import Backoff, Refusal, pods_refused
 from torchyard.resources.compression import compression_job
-from torchyard.validation import parse_spec
 
 OWNER_LABEL = f"{GROUP}/compressionjob"
 PLURAL = COMPRESSION_JOB.plural
-RESYNC_SECONDS = 60.0
-"""A safety net: every unfinished job is reconciled at least this often."""
 queue = WorkQueue(COMPRESSION_JOB.kind)
 refused_creates = Backoff()
 """Jobs whose child Job the API server refused, until it is tried again."""
 POD_GRACE = 3.0
 """Seconds a new child Job may be without a pod before the operator asks why."""
-_TIME = TypeAdapter(Timestamp)
 pod_looks = Backoff(first=5.0)
 """Jobs whose child Job has no pod: when to look for the Job controller's reason again."""
 new_generations = NewGenerations()
@@ -64,7 +55,7 @@ async def compression_jobs(
 async def compression_outputs(
     namespace: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], Any]:
-    """Each job by the artifact it writes, for the jobs that read it (torchyard.lineage)."""
+    """Each job by the artifact it writes, for the jobs that read it (torchyard.plans.lineage)."""
     return output_entry(COMPRESSION_JOB.kind, namespace, body)
 
 
@@ -118,39 +109,65 @@ async def reconcile(
     pods_index: kopf.Index,
     outputs: tuple[kopf.Index, ...] = (),
 ) -> float | None:
-    """Act on the plan for one job; return seconds until it must be looked at again.
-    `outputs` are the job kinds' indexes by the artifact each job writes."""
-    key = (namespace, name)
-    indexed = objects_index.get(key, [])
-    async with admitted(COMPRESSION_JOB, namespace, name, indexed) as obj:
-        if obj is None or not obj.valid:
-            _forget(namespace, name)
-            if obj is not None:
-                await finish(COMPRESSION_JOB, obj)
-            return None
-        spec = parse_spec(CompressionJobSpec, obj.body["spec"])
-        children = list(jobs_index.get((namespace, str(obj.body["metadata"].get("uid"))), []))
-        child = children[0] if children else None
-        pods = list(pods_index.get((namespace, child["metadata"]["uid"]), [])) if child else []
-        decided = plan(
-            name,
-            spec,
-            {**obj.status, **obj.patch},
-            obj.generation,
-            child,
-            pods,
-            now(),
-            producer=producer_of(namespace, spec.model.uri, (COMPRESSION_JOB.kind, name), outputs),
+    """Act on the plan for one job (torchyard.controllers.jobs); return seconds until it
+    must be looked at again. `outputs` are the job kinds' indexes by the artifact each
+    job writes."""
+    indexes = jobs.Indexes(objects_index, (jobs_index, pods_index), outputs)
+    return await jobs.reconcile(KIND, namespace, name, indexes)
+
+
+@dataclass(frozen=True)
+class _Observed:
+    child: dict[str, Any] | None
+    pods: list[dict[str, Any]]
+
+
+class _CompressionJobs(jobs.JobKind):
+    kind = COMPRESSION_JOB
+    terminal = TERMINAL
+    # The attempt counted and its start time, from the child Job: facts that are as
+    # true when written with the next news.
+    quiet = frozenset({"message", "attempts", "startTime"})
+
+    def observe(self, obj: Admitted, children: Sequence[kopf.Index]) -> _Observed:
+        jobs_index, pods_index = children
+        metadata = obj.body["metadata"]
+        found = list(jobs_index.get((metadata["namespace"], str(metadata.get("uid"))), []))
+        child = found[0] if found else None
+        if child is None:
+            return _Observed(None, [])
+        return _Observed(
+            child, list(pods_index.get((metadata["namespace"], child["metadata"]["uid"]), []))
         )
-        if decided.delete_object:
-            _forget(namespace, name)
-            await client.delete_object(COMPRESSION_JOB, namespace, name)
-            return None
-        events = list(decided.events)
-        patch = dict(decided.status_patch)
+
+    def plan(
+        self,
+        obj: Admitted,
+        spec: CompressionJobSpec,
+        status: dict[str, Any],
+        observed: _Observed,
+        when: datetime,
+        producer: Producer | None,
+    ) -> Plan:
+        name = obj.body["metadata"]["name"]
+        child, pods = observed.child, observed.pods
+        return plan(name, spec, status, obj.generation, child, pods, when, producer=producer)
+
+    async def act(
+        self,
+        obj: Admitted,
+        spec: CompressionJobSpec,
+        decided: Plan,
+        observed: _Observed,
+        patch: dict[str, Any],
+        events: list[Event],
+    ) -> list[float | None]:
+        metadata = obj.body["metadata"]
+        key = (metadata["namespace"], metadata["name"])
+        child = observed.child
         if decided.delete_job and child:
-            await client.delete_child_job(namespace, child["metadata"]["name"])
-        retries = [decided.requeue_after]
+            await client.delete_child_job(metadata["namespace"], child["metadata"]["name"])
+        retries: list[float | None] = []
         if decided.create_job:
             if decided.model_digest and not spec.model.digest:
                 model = spec.model.model_copy(update={"digest": decided.model_digest})
@@ -158,20 +175,24 @@ async def reconcile(
             retries.append(await _create_job(obj, spec, patch, events))
         else:
             refused_creates.forget(key)
-        if child is not None and not pods and patch.get("phase") == "Pending":
+        if child is not None and not observed.pods and patch.get("phase") == Phase.PENDING:
             retries.append(await _pods_refused(obj, child, patch, events))
         else:
             pod_looks.forget(key)
-        status = {**obj.status, **obj.patch}
-        if just_succeeded(obj.status, patch) or registration_refused(status):
-            result = patch.get("result") or status.get("result") or {}
-            said, again = await register(COMPRESSION_JOB, obj, spec, result.get("artifact"), patch)
-            events += said
-            retries.append(again)
-        obj.patch.update(patch)
-        await finish(COMPRESSION_JOB, obj, events)
-        phase = obj.patch.get("phase", obj.status.get("phase"))
-        return next_look(phase in TERMINAL, soonest(*retries), RESYNC_SECONDS)
+        return retries
+
+    def artifact(self, status: Mapping[str, Any]) -> dict[str, Any] | None:
+        return (status.get("result") or {}).get("artifact")
+
+    def forget(self, key: tuple[str, str]) -> None:
+        refused_creates.forget(key)
+        pod_looks.forget(key)
+
+    def after(self, obj: Admitted, phase: str | None, observed: _Observed) -> None:
+        """Nothing: a CompressionJob's progress is its child Job's."""
+
+
+KIND = _CompressionJobs()
 
 
 async def _create_job(
@@ -212,7 +233,7 @@ async def _pods_refused(
     key = (metadata["namespace"], metadata["name"])
     clock = time.monotonic()
     created = child["metadata"].get("creationTimestamp")
-    age = (now() - _TIME.validate_python(created)).total_seconds() if created else POD_GRACE
+    age = (obj.now - parse_time(created)).total_seconds() if created else POD_GRACE
     if age < POD_GRACE:  # its pod is normally there by now: no list for a healthy job
         return POD_GRACE - age
     if pod_looks.pausing(key, obj.generation, clock):
@@ -231,17 +252,13 @@ def _say(
     patch: dict[str, Any], obj: Admitted, condition: str, refusal: Refusal, events: list[Event]
 ) -> None:
     """Put a refusal into the status patch: the condition False, the message."""
-    conditions = list(patch.get("conditions") or obj.patch.get("conditions") or [])
-    stored = obj.status.get("conditions") or []
-    patch["conditions"], warnings = on_status(
-        conditions, condition, refusal, obj.generation, now(), stored
+    conditions = Conditions(
+        patch.get("conditions") or obj.patch.get("conditions") or [],
+        obj.generation,
+        obj.now,
+        obj.status.get("conditions") or [],
     )
+    conditions.refused(condition, refusal)
+    patch["conditions"] = conditions.list
     patch["message"] = refusal.message
-    events += warnings
-
-
-def _forget(namespace: str, name: str) -> None:
-    """Drop what is kept about a job that is gone."""
-    refused_creates.forget((namespace, name))
-    pod_looks.forget((namespace, name))
-    forget(COMPRESSION_JOB, namespace, name)
+    events += conditions.events

@@ -21,7 +21,15 @@ def compact(body: Mapping[str, Any]) -> dict[str, Any]:
     """What reconciles read: identity, spec and status. Not managedFields nor kopf's
     annotations (a copy of the whole spec), which would double what the index holds."""
     metadata = body.get("metadata") or {}
-    kept = ("name", "namespace", "uid", "generation", "resourceVersion", "deletionTimestamp")
+    kept = (
+        "name",
+        "namespace",
+        "uid",
+        "generation",
+        "resourceVersion",
+        "deletionTimestamp",
+        "finalizers",
+    )
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),

@@ -23,14 +23,14 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 import httpx2
 from lightkube.core.exceptions import ApiError
 
-from torchyard.api.base import now
+from torchyard.api.base import now, parse_time, rfc3339
 from torchyard.api.kinds import TRAINING_JOB
 from torchyard.controllers import client, objects, podhttp
 from torchyard.controllers.podhttp import Refused
@@ -108,10 +108,9 @@ def _timestamp(value: Any) -> str | None:
     if not isinstance(value, str) or not _RFC3339.fullmatch(value):
         return None
     try:
-        when = datetime.fromisoformat(value).astimezone(UTC)
+        return rfc3339(parse_time(value))
     except (ValueError, OverflowError):
         return None
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def poll_period(running: int, interval: float, max_rate: float) -> float:
@@ -220,7 +219,7 @@ def warning_event(
 ) -> dict[str, Any]:
     """A core/v1 Warning Event about `owner`, as `kubectl describe` shows it."""
     metadata = owner["metadata"]
-    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = rfc3339(when)
     return {
         "apiVersion": "v1",
         "kind": "Event",

@@ -8,7 +8,8 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -18,14 +19,15 @@ from torchyard.api.base import now
 from torchyard.api.compression import CompressionJobSpec
 from torchyard.api.kinds import Kind
 from torchyard.api.training import TrainingJobSpec
-from torchyard.conditions import find_condition, set_condition
+from torchyard.conditions import Conditions, find_condition
 from torchyard.controllers import client, objects
 from torchyard.controllers.children import changed_fields
 from torchyard.controllers.queue import Stale
 from torchyard.factories import allowed_factories
-from torchyard.lineage import Producer, find_producer
 from torchyard.metrics import reconciling
-from torchyard.refusals import FAILED_CREATE, Backoff, on_status
+from torchyard.plans.lineage import Producer, find_producer
+from torchyard.plans.names import Phase
+from torchyard.refusals import FAILED_CREATE, Backoff
 from torchyard.resources.registration import model_version
 from torchyard.storage import normalize_uri
 
@@ -43,6 +45,8 @@ class Admitted:
     patch: dict[str, Any]
     events: list[Event]
     valid: bool
+    now: datetime = field(default_factory=lambda: now())
+    """The reconcile's time, read once: every time it writes is this one."""
 
     @property
     def generation(self) -> int:
@@ -70,16 +74,20 @@ async def _read(
         return None
     status = dict(body.get("status") or {})
     generation = int(body["metadata"]["generation"])
-    verdict = admit(kind, body.get("spec") or {}, status, generation, now(), allowed_factories())
+    when = now()
+    verdict = admit(kind, body.get("spec") or {}, status, generation, when, allowed_factories())
     accepted = find_condition(verdict.status_patch["conditions"], ACCEPTED) or {}
     valid = accepted.get("status") == "True"
-    return Admitted(body, status, dict(verdict.status_patch), list(verdict.events), valid)
+    return Admitted(body, status, dict(verdict.status_patch), list(verdict.events), valid, when)
 
 
-async def finish(kind: Kind, obj: Admitted, events: Sequence[Event] = ()) -> None:
-    """Write what changed in status, then post the Events."""
+async def finish(
+    kind: Kind, obj: Admitted, events: Sequence[Event] = (), *, write: bool = True
+) -> None:
+    """Write what changed in status (unless it waits: torchyard.controllers.jobs), then
+    post the Events."""
     metadata = obj.body["metadata"]
-    changed = changed_fields(obj.status, obj.patch)
+    changed = changed_fields(obj.status, obj.patch) if write else {}
     if changed:
         namespace, name = metadata["namespace"], metadata["name"]
         written = await client.patch_status(
@@ -126,20 +134,19 @@ async def register(
         service_account_name=spec.service_account_name,
     )
     name = manifest["metadata"]["name"]
-    conditions = list(patch.get("conditions") or obj.patch.get("conditions") or [])
+    conditions = Conditions(
+        patch.get("conditions") or obj.patch.get("conditions") or [],
+        obj.generation,
+        obj.now,
+        obj.status.get("conditions") or [],
+    )
     try:
         created = await client.create(manifest)
     except client.Refused as refused:
         retry = registrations.refused(key, obj.generation, refused.refusal, clock)
-        patch["conditions"], events = on_status(
-            conditions,
-            REGISTERED,
-            refused.refusal,
-            obj.generation,
-            now(),
-            obj.status.get("conditions") or [],
-        )
-        return events, retry
+        conditions.refused(REGISTERED, refused.refusal)
+        patch["conditions"] = conditions.list
+        return conditions.events, retry
     registrations.forget(key)
     if created:
         said = f"registered ModelVersion {name}"
@@ -147,22 +154,15 @@ async def register(
     else:
         said = f"ModelVersion {name} already exists; choose another registerAs.version"
         event = Event("Warning", "RegistrationConflict", said)
-    patch["conditions"] = set_condition(
-        conditions,
-        type=REGISTERED,
-        status="True" if created else "False",
-        reason=event.reason,
-        message=said,
-        generation=obj.generation,
-        now=now(),
-    )
+    conditions.set(REGISTERED, "True" if created else "False", event.reason, said)
+    patch["conditions"] = conditions.list
     return [event], None
 
 
 def registration_refused(status: dict[str, Any]) -> bool:
     """A succeeded job whose registerAs create was refused: it tries again."""
     found = find_condition(status.get("conditions") or [], REGISTERED) or {}
-    return status.get("phase") == "Succeeded" and found.get("reason") == FAILED_CREATE
+    return status.get("phase") == Phase.SUCCEEDED and found.get("reason") == FAILED_CREATE
 
 
 def forget(kind: Kind, namespace: str, name: str) -> None:
@@ -172,13 +172,13 @@ def forget(kind: Kind, namespace: str, name: str) -> None:
 
 def just_succeeded(status: dict[str, Any], patch: dict[str, Any]) -> bool:
     """The patch moves a job into Succeeded (once: later reconciles see it there)."""
-    return patch.get("phase") == "Succeeded" and status.get("phase") != "Succeeded"
+    return patch.get("phase") == Phase.SUCCEEDED and status.get("phase") != Phase.SUCCEEDED
 
 
 def producer_of(
     namespace: str, model_uri: str | None, consumer: tuple[str, str], outputs: Iterable[kopf.Index]
 ) -> Producer | None:
-    """The job in `namespace` that writes `model_uri` (torchyard.lineage), from the job
+    """The job in `namespace` that writes `model_uri` (torchyard.plans.lineage), from the job
     kinds' indexes by output URI."""
     if model_uri is None:
         return None

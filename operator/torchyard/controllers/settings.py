@@ -9,7 +9,6 @@ import kopf
 from lightkube.generic_resource import create_global_resource
 
 from torchyard.api.base import GROUP
-from torchyard.api.kinds import MODEL_VERSION
 from torchyard.controllers import client
 
 # kopf's peering object, so that the client can create it (manifests/components/peering
@@ -19,18 +18,13 @@ ClusterKopfPeering = create_global_resource(
 )
 
 
-class ChangeHandledDiffBase(kopf.AnnotationsDiffBaseStorage):
-    """kopf's diff base, built only for the kinds with change handlers (ModelVersion).
+class NoDiffBase(kopf.AnnotationsDiffBaseStorage):
+    """kopf's diff base, never built: no kind has kopf change handlers (every controller
+    runs on torchyard's work queue), and kopf builds it from a deep copy of every body
+    it receives, pods included; at scale that copy was the operator's largest cost."""
 
-    kopf builds it from a deep copy of every body it receives, pods included, to tell
-    which changes its on.create/on.update handlers must see. Only ModelVersion has
-    such handlers; for every other kind the copy was the operator's largest single cost
-    at scale, and an empty essence changes nothing (no handler reads it)."""
-
-    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
-        if body.get("kind") != MODEL_VERSION.kind:
-            return kopf.BodyEssence()
-        return super().build(body=body, extra_fields=extra_fields)
+    def build(self, *, body: kopf.Body, **_: Any) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
 
 
 @kopf.on.startup()
@@ -41,15 +35,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 10
     # Keep kopf's bookkeeping under our own prefix; the operator never writes spec.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = ChangeHandledDiffBase(
+    settings.persistence.diffbase_storage = NoDiffBase(
         prefix=GROUP, key="last-handled-configuration"
     )
+    # kopf puts no finalizer on anything now; objects from older releases carry this one,
+    # which kopf removes from the jobs and the ModelVersion controller replaces.
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    # A ModelVersion's timer that is in the middle of a reconcile when the version is
-    # deleted keeps the finalizer until kopf looks again, and nothing else wakes it: by
-    # default a minute later, which made deleting a namespace take over a minute on a
-    # busy node, where reconciles are slow and often under way. A look costs one patch.
-    settings.background.cancellation_polling = 1.0
     # kopf would post an Event for every handler's "succeeded" log line: an API write per
     # handler run at scale, and noise in `kubectl describe` beside torchyard's own Events.
     settings.posting.level = logging.WARNING

@@ -15,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -22,35 +25,25 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Pod
 
 from torchyard.admission import Event
-from torchyard.api.base import GROUP, VERSION, now
+from torchyard.api.base import GROUP, VERSION
 from torchyard.api.kinds import TRAINING_JOB
 from torchyard.api.training import TrainingJobSpec
-from torchyard.conditions import set_condition
-from torchyard.controllers import client, objects
+from torchyard.conditions import Conditions
+from torchyard.controllers import client, jobs, objects
 from torchyard.controllers.children import CreatedChildren, owned_entry
 from torchyard.controllers.health import supervisor
 from torchyard.controllers.progress import ProgressPoller
-from torchyard.controllers.queue import NewGenerations, WorkQueue, next_look, soonest
-from torchyard.controllers.reconciler import (
-    admitted,
-    finish,
-    forget,
-    just_succeeded,
-    producer_of,
-    register,
-    registration_refused,
-)
+from torchyard.controllers.queue import NewGenerations, WorkQueue
+from torchyard.controllers.reconciler import Admitted
 from torchyard.controllers.supervisor import Policy
-from torchyard.lineage import output_entry
-from torchyard.refusals import Backoff, Refusal, controller_uid, on_status, was_refused
+from torchyard.plans.lineage import Producer, output_entry
+from torchyard.plans.names import TERMINAL, Phase
+from torchyard.plans.training import TrainingPlan, plan
+from torchyard.refusals import Backoff, Refusal, controller_uid, was_refused
 from torchyard.resources.training import REPLICA_LABEL, headless_service, training_pod
-from torchyard.training import TERMINAL, TrainingPlan, plan
-from torchyard.validation import parse_spec
 
 OWNER_LABEL = f"{GROUP}/trainingjob"
 PLURAL = TRAINING_JOB.plural
-RESYNC_SECONDS = 60.0
-"""A safety net: every unfinished job is reconciled at least this often."""
 queue = WorkQueue(TRAINING_JOB.kind)
 new_generations = NewGenerations()
 progress = ProgressPoller()
@@ -70,7 +63,7 @@ async def training_jobs(
 
 @kopf.index(GROUP, VERSION, PLURAL)
 async def training_outputs(namespace: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
-    """Each job by the artifact it writes, for the jobs that read it (torchyard.lineage)."""
+    """Each job by the artifact it writes, for the jobs that read it (torchyard.plans.lineage)."""
     return output_entry(TRAINING_JOB.kind, namespace, body)
 
 
@@ -132,63 +125,78 @@ async def reconcile(
     services_index: kopf.Index,
     outputs: tuple[kopf.Index, ...] = (),
 ) -> float | None:
-    """Act on the plan for one job; return seconds until it must be looked at again.
-    `outputs` are the job kinds' indexes by the artifact each job writes."""
-    key = (namespace, name)
-    async with admitted(TRAINING_JOB, namespace, name, jobs_index.get(key, [])) as obj:
-        if obj is None or not obj.valid:
-            progress.untrack(key)
-            created_pods.forget(key)
-            refused_creates.forget(key)
-            forget(TRAINING_JOB, namespace, name)
-            if obj is not None:
-                await finish(TRAINING_JOB, obj)
-            return None
-        spec = parse_spec(TrainingJobSpec, obj.body["spec"])
-        owned = (namespace, str(obj.body["metadata"].get("uid")))
+    """Act on the plan for one job (torchyard.controllers.jobs); return seconds until it
+    must be looked at again. `outputs` are the job kinds' indexes by the artifact each
+    job writes."""
+    indexes = jobs.Indexes(jobs_index, (pods_index, services_index), outputs)
+    return await jobs.reconcile(KIND, namespace, name, indexes)
+
+
+@dataclass(frozen=True)
+class _Observed:
+    pods: list[dict[str, Any]]
+    service_exists: bool
+
+
+class _TrainingJobs(jobs.JobKind):
+    kind = TRAINING_JOB
+    terminal = TERMINAL
+
+    def observe(self, obj: Admitted, children: Sequence[kopf.Index]) -> _Observed:
+        pods_index, services_index = children
+        metadata = obj.body["metadata"]
+        key = (metadata["namespace"], metadata["name"])
+        owned = (metadata["namespace"], str(metadata.get("uid")))
         pods = created_pods.with_created(key, list(pods_index.get(owned, [])), time.monotonic())
-        service_exists = bool(list(services_index.get(owned, [])))
-        status = {**obj.status, **obj.patch}
-        decided = plan(
-            name,
-            spec,
-            status,
-            obj.generation,
-            pods,
-            service_exists,
-            now(),
-            producer=producer_of(namespace, spec.model.uri, (TRAINING_JOB.kind, name), outputs),
-        )
-        if decided.delete_object:
-            progress.untrack(key)
-            created_pods.forget(key)
-            refused_creates.forget(key)
-            forget(TRAINING_JOB, namespace, name)
-            await client.delete_object(TRAINING_JOB, namespace, name)
-            return None
-        events = list(decided.events)
+        return _Observed(pods, bool(list(services_index.get(owned, []))))
+
+    def plan(
+        self,
+        obj: Admitted,
+        spec: TrainingJobSpec,
+        status: dict[str, Any],
+        observed: _Observed,
+        when: datetime,
+        producer: Producer | None,
+    ) -> TrainingPlan:
+        name = obj.body["metadata"]["name"]
+        pods, service = observed.pods, observed.service_exists
+        return plan(name, spec, status, obj.generation, pods, service, when, producer=producer)
+
+    async def act(
+        self,
+        obj: Admitted,
+        spec: TrainingJobSpec,
+        decided: TrainingPlan,
+        observed: _Observed,
+        patch: dict[str, Any],
+        events: list[Event],
+    ) -> list[float | None]:
+        namespace = obj.body["metadata"]["namespace"]
         for pod_name in decided.delete_pods:
             with contextlib.suppress(ApiError):  # already gone
                 await client.api().delete(Pod, pod_name, namespace=namespace)
-        attempt = int(decided.status_patch.get("restarts", status.get("restarts") or 0))
-        spec = _pinned(spec, {**status, **decided.status_patch})
-        patch = dict(decided.status_patch)
-        retries = [await _create_children(obj.body, spec, decided, attempt, patch, events)]
-        if just_succeeded(obj.status, patch) or registration_refused(status):
-            artifact = patch.get("result") or status.get("result")
-            said, again = await register(TRAINING_JOB, obj, spec, artifact, patch)
-            events += said
-            retries.append(again)
-        obj.patch.update(patch)
-        await finish(TRAINING_JOB, obj, events)
-        phase = obj.patch.get("phase", obj.status.get("phase"))
-        _follow_progress(key, phase, pods, {**obj.status, **obj.patch}, obj.body)
-        planned = soonest(decided.requeue_after, *retries)
-        return next_look(phase in TERMINAL, planned, RESYNC_SECONDS)
+        status = {**obj.status, **obj.patch, **patch}
+        attempt = int(status.get("restarts") or 0)
+        pinned = _pinned(spec, status)
+        return [await _create_children(obj, pinned, decided, attempt, patch, events)]
+
+    def forget(self, key: tuple[str, str]) -> None:
+        progress.untrack(key)
+        created_pods.forget(key)
+        refused_creates.forget(key)
+
+    def after(self, obj: Admitted, phase: str | None, observed: _Observed) -> None:
+        metadata = obj.body["metadata"]
+        key = (metadata["namespace"], metadata["name"])
+        _follow_progress(key, phase, observed.pods, {**obj.status, **obj.patch}, obj.body)
+
+
+KIND = _TrainingJobs()
 
 
 async def _create_children(
-    job: dict[str, Any],
+    obj: Admitted,
     spec: TrainingJobSpec,
     decided: TrainingPlan,
     attempt: int,
@@ -198,15 +206,14 @@ async def _create_children(
     """Create the Service and pods the plan asks for, unless a refused create is still
     pausing (torchyard.refusals). A refusal goes into `patch` (Created=False) and
     `events`; returns the seconds until the next try, None when nothing is refused."""
+    job = obj.body
     metadata = job["metadata"]
-    namespace, name = metadata["namespace"], metadata["name"]
-    key = (namespace, name)
+    key = (metadata["namespace"], metadata["name"])
     clock = time.monotonic()
     if not decided.create_replicas and not decided.create_service:
         refused_creates.forget(key)
         return None
-    generation = int(metadata["generation"])
-    refusal = refused_creates.held(key, generation, clock)
+    refusal = refused_creates.held(key, obj.generation, clock)
     retry = refused_creates.wait(key, clock) if refusal is not None else None
     if refusal is None:
         count, refusal = await _create(job, spec, decided, attempt)
@@ -215,28 +222,26 @@ async def _create_children(
                 Event("Normal", "PodsCreated", f"created {count} pods for attempt {attempt}")
             )
         if refusal is not None:
-            retry = refused_creates.refused(key, generation, refusal, clock)
-    conditions = list(patch.get("conditions") or job.get("status", {}).get("conditions") or [])
+            retry = refused_creates.refused(key, obj.generation, refusal, clock)
+    conditions = Conditions(
+        patch.get("conditions") or obj.status.get("conditions") or [],
+        obj.generation,
+        obj.now,
+        obj.status.get("conditions") or [],
+    )
     if refusal is not None:
-        stored = (job.get("status") or {}).get("conditions") or []
-        patch["conditions"], warnings = on_status(
-            conditions, "Created", refusal, generation, now(), stored
-        )
+        conditions.refused("Created", refusal)
         patch["message"] = refusal.message
-        events += warnings
-    elif was_refused(conditions, "Created"):
+    elif was_refused(conditions.list, "Created"):
         refused_creates.forget(key)
-        patch["conditions"] = set_condition(
-            conditions,
-            type="Created",
-            status="True",
-            reason="PodsCreated",
-            message=f"attempt {attempt}: {spec.parallelism.replicas} pods and the headless Service",
-            generation=generation,
-            now=now(),
-        )
+        replicas = spec.parallelism.replicas
+        said = f"attempt {attempt}: {replicas} pods and the headless Service"
+        conditions.set("Created", "True", "PodsCreated", said)
     else:
         refused_creates.forget(key)
+        return retry
+    patch["conditions"] = conditions.list
+    events += conditions.events
     return retry
 
 
@@ -292,7 +297,7 @@ def _follow_progress(
     """Poll replica 0's progress while the job runs."""
     leader = next((p for p in pods if p["metadata"]["labels"].get(REPLICA_LABEL) == "0"), None)
     pod_ip = ((leader or {}).get("status") or {}).get("podIP")
-    if phase == "Running" and pod_ip:
+    if phase == Phase.RUNNING and pod_ip:
         progress.track(key, pod_ip, status, body)
     else:
         progress.untrack(key)

@@ -1,4 +1,4 @@
-"""The server's Prometheus metrics; the names are torchyard.rollout.analysis's, which the
+"""The server's Prometheus metrics; the names are torchyard.plans.rollout.analysis's, which the
 rollout analysis and the example alert rules read."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-from torchyard.rollout.analysis import (
+from torchyard.plans.rollout.analysis import (
     BATCH_SIZE,
     ERRORS,
     IN_FLIGHT,

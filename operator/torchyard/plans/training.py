@@ -13,16 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from torchyard.admission import Event
+from torchyard.api.base import ConditionStatus, rfc3339
 from torchyard.api.training import TrainingJobSpec
-from torchyard.conditions import set_condition
-from torchyard.lineage import WAIT_SECONDS, Producer, gate
+from torchyard.conditions import Conditions, end_of_life, seconds_left
+from torchyard.plans.lineage import WAIT_SECONDS, Producer, gate
+from torchyard.plans.names import TERMINAL, Phase, Reason
 from torchyard.podstatus import OOM_KILLED, pending_message, phase_of, pod_outcome
 from torchyard.resources.training import ATTEMPT_LABEL, REPLICA_LABEL, pod_name
 from torchyard.workloads.report import PERMANENT
-
-TERMINAL = ("Succeeded", "Failed")
-MODEL_UNAVAILABLE = "ModelUnavailable"
-"""The workload's reason when the starting model cannot be loaded (workloads.train.inputs)."""
 
 
 @dataclass(frozen=True)
@@ -44,48 +42,25 @@ def _name(pod: dict[str, Any]) -> str:
     return str(pod["metadata"]["name"])
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
-def _seconds_left(since: str, seconds: int, now: datetime) -> float:
-    """Seconds from `now` until `seconds` after the moment `since`. In seconds, not
-    dates: since + seconds overflows datetime for a huge value (one stored before the
-    API capped it), and a planner must never raise."""
-    return seconds - (now - _parse(since)).total_seconds()
-
-
 class _Status:
     """Accumulates a status patch and Events while the planner walks the cases."""
 
     def __init__(self, status: dict[str, Any], generation: int, now: datetime) -> None:
         self.before = status
-        self.conditions = list(status.get("conditions") or [])
+        self.conditions = Conditions(status.get("conditions") or [], generation, now)
         self.patch: dict[str, Any] = {"observedGeneration": generation}
         self.events: list[Event] = []
         self.generation = generation
         self.now = now
 
-    def condition(self, type: str, state: str, reason: str, message: str) -> None:
-        self.conditions = set_condition(
-            self.conditions,
-            type=type,
-            status=state,  # type: ignore[arg-type]
-            reason=reason,
-            message=message,
-            generation=self.generation,
-            now=self.now,
-        )
+    def condition(self, type: str, state: ConditionStatus, reason: str, message: str) -> None:
+        self.conditions.set(type, state, reason, message)
 
     def phase(self, phase: str, message: str, event: tuple[str, str] | None = None) -> None:
         """Enter `phase`; the Event is posted only on the transition."""
         if event and self.before.get("phase") != phase:
             self.events.append(Event(event[0], event[1], message))  # type: ignore[arg-type]
-        self.patch.update(phase=phase, message=message, conditions=self.conditions)
+        self.patch.update(phase=phase, message=message, conditions=self.conditions.list)
 
 
 def plan(
@@ -100,10 +75,10 @@ def plan(
     producer: Producer | None = None,
 ) -> TrainingPlan:
     """The next move of a TrainingJob. `producer` is the job in the namespace that writes
-    this job's starting model, if any (torchyard.lineage): the first pods are created
+    this job's starting model, if any (torchyard.plans.lineage): the first pods are created
     only once it has succeeded."""
     state = _Status(status, generation, now)
-    phase = status.get("phase") or "Pending"
+    phase = status.get("phase") or Phase.PENDING
     restarts = int(status.get("restarts") or 0)
     replicas = spec.parallelism.replicas
 
@@ -119,22 +94,20 @@ def plan(
             ("Normal", "Suspended"),
         )
         return TrainingPlan(state.patch, state.events, delete_pods=[_name(p) for p in pods])
-    if phase == "Suspended":
+    if phase == Phase.SUSPENDED:
         state.condition("Suspended", "False", "Resumed", "resumed from the last checkpoint")
         state.events.append(Event("Normal", "Resumed", "resuming from the last checkpoint"))
 
     started = status.get("startTime")
-    requeue = None
-    if started and spec.active_deadline_seconds is not None:
-        requeue = _seconds_left(started, spec.active_deadline_seconds, now)
-        if requeue <= 0:
-            return _fail(
-                state,
-                spec,
-                pods,
-                "DeadlineExceeded",
-                f"ran longer than activeDeadlineSeconds={spec.active_deadline_seconds}",
-            )
+    requeue = seconds_left(spec.active_deadline_seconds, started, now)
+    if requeue is not None and requeue <= 0:
+        return _fail(
+            state,
+            spec,
+            pods,
+            Reason.DEADLINE_EXCEEDED,
+            f"ran longer than activeDeadlineSeconds={spec.active_deadline_seconds}",
+        )
 
     if not started and not pods:
         waiting = _wait_for_input(state, spec, producer)
@@ -164,7 +137,7 @@ def plan(
         return _succeed(state, spec, by_replica[0], current)
 
     if missing and not started:
-        state.patch["startTime"] = _stamp(now)
+        state.patch["startTime"] = rfc3339(now)
     if missing and len(missing) == replicas:
         state.condition(
             "Created",
@@ -197,7 +170,7 @@ def plan(
             f"{len(running)}/{replicas} replicas running; {waiting}",
         )
         state.phase(
-            "Restarting" if restarts and phase == "Restarting" else "Pending",
+            "Restarting" if restarts and phase == Phase.RESTARTING else "Pending",
             f"{len(running)}/{replicas} replicas running; {waiting}",
         )
     return TrainingPlan(
@@ -216,11 +189,11 @@ def _wait_for_input(
     started = gate(spec.model, producer)
     state.patch["input"] = started.input
     if started.failure is not None:
-        return _fail(state, spec, [], "InputFailed", started.failure)
+        return _fail(state, spec, [], Reason.INPUT_FAILED, started.failure)
     if started.waiting is None:
         return None
-    state.condition("Created", "False", "WaitingForInput", started.waiting)
-    state.phase("Pending", started.waiting, ("Normal", "WaitingForInput"))
+    state.condition("Created", "False", Reason.WAITING_FOR_INPUT, started.waiting)
+    state.phase(Phase.PENDING, started.waiting, ("Normal", Reason.WAITING_FOR_INPUT))
     return TrainingPlan(state.patch, state.events, requeue_after=WAIT_SECONDS)
 
 
@@ -236,7 +209,7 @@ def _replica_statuses(
         if pod is not None:
             entry.update(pod=_name(pod), phase=phase_of(pod))
         elif creating and index in creating:
-            entry.update(pod=creating[index], phase="Pending")
+            entry.update(pod=creating[index], phase=Phase.PENDING)
         statuses.append(entry)
     return statuses
 
@@ -254,8 +227,8 @@ def _on_failure(
     code = outcome.exit_code if outcome else None
     said = f": {outcome.message}" if outcome and outcome.message else ""
     cause = f"replica {replica} ({_name(pod)}) failed with exit code {code}{said}"
-    missing = outcome is not None and outcome.reason == MODEL_UNAVAILABLE
-    if code == PERMANENT and missing and producer is not None and producer.phase != "Failed":
+    missing = outcome is not None and outcome.reason == Reason.MODEL_UNAVAILABLE
+    if code == PERMANENT and missing and producer is not None and producer.phase != Phase.FAILED:
         # Applied together, the job may start before its producer is even seen: what it
         # found missing is on its way, so start over once it is there.
         state.patch["startTime"] = None
@@ -263,7 +236,7 @@ def _on_failure(
         assert waiting is not None
         return replace(waiting, delete_pods=[_name(p) for p in current])
     if code == PERMANENT:
-        reason = (outcome.reason if outcome else None) or "PermanentError"
+        reason = (outcome.reason if outcome else None) or Reason.PERMANENT_ERROR
         return _fail(state, spec, current, reason, cause + " (a permanent error: not retried)")
     if restarts >= spec.backoff_limit:
         oom = outcome is not None and outcome.reason == OOM_KILLED
@@ -271,7 +244,7 @@ def _on_failure(
             state,
             spec,
             current,
-            OOM_KILLED if oom else "BackoffLimitExceeded",
+            OOM_KILLED if oom else Reason.BACKOFF_LIMIT_EXCEEDED,
             f"{cause}; all {spec.backoff_limit} restarts (backoffLimit) used",
         )
     message = (
@@ -281,7 +254,7 @@ def _on_failure(
     state.condition("Restarting", "True", "ReplicaFailed", message)
     state.condition("Running", "False", "Restarting", message)
     state.patch["restarts"] = restarts + 1
-    state.phase("Restarting", message)
+    state.phase(Phase.RESTARTING, message)
     state.events.append(Event("Warning", "Restarting", message))
     return TrainingPlan(state.patch, state.events, delete_pods=[_name(p) for p in current])
 
@@ -291,14 +264,16 @@ def _fail(
 ) -> TrainingPlan:
     state.condition("Running", "False", reason, message)
     state.condition("Failed", "True", reason, message)
-    state.patch["completionTime"] = _stamp(state.now)
-    state.phase("Failed", message, ("Warning", reason))
+    state.patch["completionTime"] = rfc3339(state.now)
+    state.phase(Phase.FAILED, message, ("Warning", reason))
     doomed = _cleanup(spec, pods, every_running=True)
     return TrainingPlan(
         state.patch,
         state.events,
         delete_pods=doomed,
-        requeue_after=_ttl_delay(spec, state.patch["completionTime"], state.now),
+        requeue_after=seconds_left(
+            spec.ttl_seconds_after_finished, state.patch["completionTime"], state.now
+        ),
     )
 
 
@@ -320,13 +295,15 @@ def _succeed(
         state.patch["input"] = {**(state.before.get("input") or {}), **result["input"]}
     state.condition("Running", "False", "Succeeded", "all replicas finished")
     state.condition("Succeeded", "True", "Trained", message)
-    state.patch["completionTime"] = _stamp(state.now)
-    state.phase("Succeeded", message, ("Normal", "Succeeded"))
+    state.patch["completionTime"] = rfc3339(state.now)
+    state.phase(Phase.SUCCEEDED, message, ("Normal", "Succeeded"))
     return TrainingPlan(
         state.patch,
         state.events,
         delete_pods=_cleanup(spec, pods, False),
-        requeue_after=_ttl_delay(spec, state.patch["completionTime"], state.now),
+        requeue_after=seconds_left(
+            spec.ttl_seconds_after_finished, state.patch["completionTime"], state.now
+        ),
     )
 
 
@@ -342,15 +319,8 @@ def _cleanup(spec: TrainingJobSpec, pods: list[dict[str, Any]], every_running: b
 def _after_the_end(
     spec: TrainingJobSpec, status: dict[str, Any], pods: list[dict[str, Any]], now: datetime
 ) -> TrainingPlan:
-    doomed = _cleanup(spec, pods, status.get("phase") == "Failed")
-    completion = status.get("completionTime")
-    delay = _ttl_delay(spec, completion, now) if completion else None
-    if delay is not None and delay <= 0:
+    ending = end_of_life(spec.ttl_seconds_after_finished, status.get("completionTime"), now)
+    if ending.delete:
         return TrainingPlan({}, delete_object=True)
-    return TrainingPlan({}, delete_pods=doomed, requeue_after=delay)
-
-
-def _ttl_delay(spec: TrainingJobSpec, completion: str, now: datetime) -> float | None:
-    if spec.ttl_seconds_after_finished is None:
-        return None
-    return _seconds_left(completion, spec.ttl_seconds_after_finished, now)
+    doomed = _cleanup(spec, pods, status.get("phase") == Phase.FAILED)
+    return TrainingPlan({}, delete_pods=doomed, requeue_after=ending.delay)

@@ -3,13 +3,15 @@
 - analysis: serving pods' metrics -> a window's figures -> Pass, Fail or Inconclusive;
 - replicas: traffic weights approximated by replica ratios;
 - steps: the next move of one version (steps, pauses, promotion, rollback);
-- roles: which of a model's versions serves, rolls out, or is retired.
+- roles: which of a model's versions serves, rolls out, or is retired;
+- model: all of the above for a model's versions at once (plan_model), what the
+  ModelVersion controller applies.
 
 No I/O anywhere: the controller passes in what it read and the time, and applies the
 result.
 """
 
-from torchyard.rollout.analysis import (
+from torchyard.plans.rollout.analysis import (
     Analysis,
     Counters,
     Measurement,
@@ -19,15 +21,29 @@ from torchyard.rollout.analysis import (
     measure,
     read_counters,
 )
-from torchyard.rollout.replicas import ReplicaPlan, effective_weight, replica_plan, replicas_for
-from torchyard.rollout.roles import (
+from torchyard.plans.rollout.model import (
+    ModelObserved,
+    ModelPlan,
+    VersionObserved,
+    VersionPlan,
+    Window,
+    candidate_of,
+    plan_model,
+)
+from torchyard.plans.rollout.replicas import (
+    ReplicaPlan,
+    effective_weight,
+    replica_plan,
+    replicas_for,
+)
+from torchyard.plans.rollout.roles import (
     Retirement,
     Roles,
     VersionView,
     assign_roles,
     retirement_message,
 )
-from torchyard.rollout.steps import (
+from torchyard.plans.rollout.steps import (
     FINAL_PHASES,
     Observed,
     PodFailure,
@@ -42,6 +58,8 @@ __all__ = [
     "Analysis",
     "Counters",
     "Measurement",
+    "ModelObserved",
+    "ModelPlan",
     "Observed",
     "PodFailure",
     "ReplicaPlan",
@@ -51,12 +69,17 @@ __all__ = [
     "RolloutState",
     "Scrape",
     "Unreadable",
+    "VersionObserved",
+    "VersionPlan",
     "VersionView",
+    "Window",
     "analyse",
     "assign_roles",
+    "candidate_of",
     "decide",
     "effective_weight",
     "measure",
+    "plan_model",
     "read_counters",
     "replica_plan",
     "replicas_for",

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from torchyard.api.common import ModelSource
+from torchyard.plans.names import Phase
 from torchyard.storage import normalize_uri
 
-SUCCEEDED = "Succeeded"
-FAILED = "Failed"
 WAIT_SECONDS = 5.0
 """How often a waiting job looks at its producer again."""
 
@@ -86,7 +85,7 @@ def find_producer(
     found = [p for p in candidates if (p.kind, p.name) != consumer]
     if not found:
         return None
-    return next((p for p in found if p.phase not in (SUCCEEDED, FAILED)), found[0])
+    return next((p for p in found if p.phase not in (Phase.SUCCEEDED, Phase.FAILED)), found[0])
 
 
 @dataclass(frozen=True)
@@ -115,14 +114,14 @@ def gate(model: ModelSource, producer: Producer | None) -> InputGate:
     if producer is None:
         return InputGate(_compact(described))
     described["producedBy"] = producer.ref
-    if producer.phase == FAILED:
+    if producer.phase == Phase.FAILED:
         said = f": {producer.message}" if producer.message else ""
         return InputGate(
             _compact(described),
             failure=f"model {model.uri} was to be written by {producer.ref}, which failed"
             f"{said}; fix and re-run {producer.ref}, then re-create this job",
         )
-    if producer.phase != SUCCEEDED:
+    if producer.phase != Phase.SUCCEEDED:
         return InputGate(
             _compact(described),
             waiting=f"waiting for {producer.ref} (phase {producer.phase or 'Pending'}) to "

@@ -29,21 +29,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from torchyard.admission import Event
-from torchyard.api.base import Timestamp
+from torchyard.api.base import parse_time, rfc3339
 from torchyard.api.modelversion import ModelVersionPhase, ModelVersionSpec, RolloutStep
-from torchyard.rollout.analysis import Analysis, Measurement, analyse
-from torchyard.rollout.replicas import replicas_for
+from torchyard.plans.rollout.analysis import Analysis, Measurement, analyse
+from torchyard.plans.rollout.replicas import replicas_for
 
 FINAL_PHASES = ("Superseded", "RolledBack", "Failed")
 STEP_START_FIELD = "stepStartTime"
 """status field the step's start is kept in (ModelVersionStatus.step_start_time)."""
 POLL_SECONDS = 5.0
 """How soon to look again while waiting for pods (their changes also wake the controller)."""
-
-_TIME = TypeAdapter(Timestamp)
 
 
 @dataclass(frozen=True)
@@ -76,7 +72,7 @@ class RolloutState:
         return cls(
             phase=status.get("phase"),
             step=int(status.get("currentStep") or 0),
-            step_started=None if started is None else _TIME.validate_python(started),
+            step_started=None if started is None else parse_time(started),
             failures=int((status.get("analysis") or {}).get("failures") or 0),
             analysis=Analysis.from_status(status.get("analysis")),
         )
@@ -85,7 +81,7 @@ class RolloutState:
         """The status fields this state lives in (wire form, camelCase)."""
         patch: dict[str, Any] = {"phase": self.phase, "currentStep": self.step}
         if self.step_started is not None:
-            patch[STEP_START_FIELD] = _TIME.dump_python(self.step_started, mode="json")
+            patch[STEP_START_FIELD] = rfc3339(self.step_started)
         if self.analysis is not None:
             patch["analysis"] = self.analysis.to_status(self.failures)
         return patch

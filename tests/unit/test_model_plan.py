@@ -1,0 +1,236 @@
+"""A model's plan (rollout.plan_model): what the ModelVersion controller applies, decided
+from what it read, without a cluster. Each test feeds the plan's status back as the
+controller's write would, and checks what a user would see in `kubectl get mv`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.builders import model_version, pod
+from torchyard.api.modelversion import ModelVersionSpec
+from torchyard.plans.rollout.analysis import Counters
+from torchyard.plans.rollout.model import (
+    HANDOVER_LIMIT_SECONDS,
+    PERMANENT_EXIT,
+    ModelObserved,
+    ModelPlan,
+    VersionObserved,
+    Window,
+    candidate_of,
+    plan_model,
+)
+from torchyard.refusals import Refusal
+
+T0 = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+DIGEST = "sha256:" + "a" * 64
+
+
+class Model:
+    """The model's versions as the watch holds them, and their pods; `plan` decides and
+    stores the plan's status as the controller's write would."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[str, dict[str, Any]] = {}
+        self.pods: dict[str, list[dict[str, Any]]] = {}
+        self.refusals: dict[str, Refusal] = {}
+
+    def add(self, version: str, replicas: int = 1, **spec: Any) -> str:
+        artifact = {"uri": f"file:///models/digits-{version}", "digest": DIGEST}
+        body = (
+            model_version("digits", version, "ns")
+            .uid(f"u{version}")
+            .generation(1)
+            .spec(artifact=artifact, serving={"replicas": replicas}, **spec)
+            .status()  # none written yet
+            .obj()
+        )
+        name = body["metadata"]["name"]
+        self.bodies[name] = body
+        self.pods[name] = []
+        return name
+
+    def ready(self, name: str, count: int = 1) -> None:
+        self.pods[name] = [
+            pod(f"{name}-{i}").ready().status(podIP="10.0.0.1").obj() for i in range(count)
+        ]
+
+    def delete(self, name: str, at: datetime) -> None:
+        self.bodies[name]["metadata"]["deletionTimestamp"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def observed(self, now: datetime, window: Window | None = None) -> ModelObserved:
+        versions = []
+        for name, body in self.bodies.items():
+            try:
+                spec: ModelVersionSpec | None = ModelVersionSpec.model_validate(body["spec"])
+            except ValueError:
+                spec = None
+            versions.append(VersionObserved(body, spec, self.pods[name], self.refusals.get(name)))
+        return ModelObserved(versions, now, window)
+
+    def plan(self, now: datetime, window: Window | None = None) -> ModelPlan:
+        plan = plan_model(self.observed(now, window))
+        for version in plan.versions:
+            body = self.bodies[version.name]
+            body["status"] = {**body["status"], **version.status}
+        return plan
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.bodies[name]["status"]
+
+    def condition(self, name: str, type: str) -> dict[str, Any]:
+        return next(c for c in self.status(name)["conditions"] if c["type"] == type)
+
+
+def _serving_model() -> Model:
+    """digits v1 serving with one ready pod."""
+    model = Model()
+    model.add("1")
+    model.plan(T0)
+    model.ready("digits-v1")
+    model.plan(T0 + timedelta(seconds=5))  # serves
+    model.plan(T0 + timedelta(seconds=6))  # and is the model's stable version
+    assert model.status("digits-v1")["phase"] == "Serving"
+    assert model.status("digits-v1")["stableVersion"] == "1"
+    return model
+
+
+def test_the_first_version_deploys_and_serves_once_its_pods_are_ready():
+    model = Model()
+    name = model.add("1", replicas=2)
+    plan = model.plan(T0)
+    assert plan.version(name).replicas == 2
+    assert model.status(name)["phase"] == "Progressing"
+    assert model.condition(name, "Available")["message"] == "0/2 serving pods ready"
+    model.ready(name, 2)
+    plan = model.plan(T0 + timedelta(seconds=3))
+    assert model.status(name)["phase"] == "Serving"
+    assert model.condition(name, "Ready")["status"] == "True"
+    assert [e.reason for e in plan.version(name).events] == ["Serving"]
+
+
+def test_a_settled_model_writes_nothing_and_asks_for_no_timer():
+    """Steady state: the same observations plan no status change, no Event, no
+    requeue: the controller makes no API write until something changes."""
+    model = _serving_model()
+    plan = model.plan(T0 + timedelta(minutes=10))
+    assert [(v.status, v.events) for v in plan.versions] == [({}, ())]
+    assert plan.requeue_after is None and plan.version("digits-v1").replicas == 1
+
+
+def test_one_clock_read_stamps_every_time_the_plan_writes():
+    model = Model()
+    model.add("1")
+    later = T0 + timedelta(seconds=42)
+    model.plan(later)
+    stamps = {c["lastTransitionTime"] for c in model.status("digits-v1")["conditions"]}
+    assert stamps == {"2026-12-03T08:00:42Z"}
+
+
+def test_a_candidate_gets_its_weight_and_its_analysis_window_begins():
+    model = _serving_model()
+    name = model.add("2", replicas=2, rollout={"steps": [{"setWeight": 50}]})
+    t = T0 + timedelta(minutes=1)
+    plan = model.plan(t)
+    assert candidate_of(model.observed(t).versions) == name
+    assert plan.version(name).replicas == 1
+    model.ready(name)
+    counters = {f"{name}-0": Counters(requests=100.0)}
+    plan = model.plan(t + timedelta(seconds=1), Window(None, counters))
+    assert plan.window_start == counters  # the next analysis measures from here
+    assert model.status(name)["weight"] == 50 and model.status("digits-v1")["weight"] == 50
+
+
+def test_a_timed_pause_asks_to_be_woken_when_it_ends():
+    model = _serving_model()
+    steps = [{"setWeight": 0}, {"pause": {"durationSeconds": 30}}, {"setWeight": 0}]
+    name = model.add("2", rollout={"steps": steps})
+    t = T0 + timedelta(minutes=1)
+    for second in range(3):
+        plan = model.plan(t + timedelta(seconds=second))
+    assert model.status(name)["currentStep"] == 1
+    started = datetime.fromisoformat(model.status(name)["stepStartTime"].replace("Z", "+00:00"))
+    assert plan.requeue_after == pytest.approx(30 - (t + timedelta(seconds=2) - started).seconds)
+    model.plan(started + timedelta(seconds=30))
+    assert model.status(name)["currentStep"] > 1  # the pause is over
+
+
+def test_deleting_the_serving_version_keeps_its_pods_until_the_restored_one_is_ready():
+    model = _serving_model()
+    model.add("2", promote=True)
+    model.ready("digits-v2")
+    for _ in range(3):  # v2 is promoted, serves, and is the stable version
+        model.plan(T0 + timedelta(minutes=2))
+    assert model.status("digits-v2")["phase"] == "Serving"
+    assert model.status("digits-v1")["phase"] == "Superseded"
+    model.pods["digits-v1"] = []
+    deleted = T0 + timedelta(minutes=3)
+    model.delete("digits-v2", deleted)
+
+    plan = model.plan(deleted + timedelta(seconds=5))
+    assert plan.release == () and plan.version("digits-v1").replicas == 1
+    assert plan.version("digits-v2") is None  # a leaving version's Deployment stays as it is
+    assert plan.requeue_after == pytest.approx(HANDOVER_LIMIT_SECONDS - 5)
+    model.ready("digits-v1")
+    assert model.plan(deleted + timedelta(seconds=9)).release == ("digits-v2",)
+
+
+def test_a_leaving_version_goes_anyway_after_the_handover_limit():
+    model = _serving_model()
+    model.add("2", promote=True)
+    model.ready("digits-v2")
+    for _ in range(3):
+        model.plan(T0 + timedelta(minutes=1))
+    assert model.status("digits-v2")["phase"] == "Serving"
+    model.pods["digits-v1"] = []
+    model.delete("digits-v2", T0 + timedelta(minutes=2))
+    later = T0 + timedelta(minutes=2, seconds=HANDOVER_LIMIT_SECONDS)
+    assert model.plan(later).release == ("digits-v2",)
+
+
+def test_a_failed_version_stays_unhealthy_once_its_pods_are_gone():
+    """A Failed version runs no pods: the verdict its pods gave outlasts them."""
+    model = _serving_model()
+    name = model.add("2")
+    said = {"reason": "FactoryNotAllowed", "message": "factory 'os:system' is not allowed"}
+    ended = (
+        pod(f"{name}-0")
+        .ready(False)
+        .status(podIP="10.0.0.1")
+        .terminated(PERMANENT_EXIT, message=json.dumps(said))
+    )
+    model.pods[name] = [ended.obj()]
+    model.plan(T0 + timedelta(minutes=1))
+    assert model.status(name)["phase"] == "Failed"
+    failed = model.condition(name, "Healthy")
+    assert (failed["status"], failed["reason"]) == ("False", "FactoryNotAllowed")
+    model.pods[name] = []
+    plan = model.plan(T0 + timedelta(minutes=2))
+    assert model.condition(name, "Healthy") == failed and not plan.version(name).healthy
+
+
+def test_an_invalid_version_gets_only_the_admission_verdict():
+    model = _serving_model()
+    name = model.add("2")
+    model.bodies[name]["spec"]["serving"] = {"replicas": -1}
+    plan = model.plan(T0 + timedelta(minutes=1))
+    assert plan.version(name).replicas is None
+    assert model.status(name)["phase"] == "Failed"
+    assert model.condition(name, "Accepted")["status"] == "False"
+    assert "serving.replicas" in model.condition(name, "Accepted")["message"]
+    assert model.status("digits-v1")["phase"] == "Serving"
+
+
+def test_a_refused_deployment_is_said_in_ready_once():
+    model = Model()
+    name = model.add("1")
+    model.refusals[name] = Refusal("FailedCreate", "exceeded quota: pods=0; raise the quota")
+    first = model.plan(T0)
+    assert model.condition(name, "Ready")["reason"] == "FailedCreate"
+    assert "raise the quota" in model.condition(name, "Ready")["message"]
+    assert [e.type for e in first.version(name).events].count("Warning") == 1
+    again = model.plan(T0 + timedelta(seconds=10))
+    assert [e.type for e in again.version(name).events].count("Warning") == 0

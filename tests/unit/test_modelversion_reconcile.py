@@ -1,0 +1,210 @@
+"""The ModelVersion controller's glue, against a fake API: which requests one reconcile
+of a model makes, what status it writes, which Events it posts, and that it reads the
+clock once. The decisions themselves are tested in test_model_plan.py; the controller
+against a real API server in tests/cluster/test_modelversion_controller.py."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+import pytest
+
+from torchyard.controllers import client, modelversion, objects
+from torchyard.controllers.children import CreatedChildren
+from torchyard.controllers.modelversion import FINALIZER, KOPF_FINALIZER, Indexes
+
+T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+SPEC = {
+    "model": "digits",
+    "artifact": {"uri": "pvc://models/digits", "digest": "sha256:" + "c" * 64},
+    "serving": {"replicas": 1},
+}
+
+
+@dataclass
+class FakeApi:
+    """The objects a reconcile reads (as the watches would hold them) and the requests
+    it makes, applied to those objects as the API server would."""
+
+    versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    service_owners: list[str] | None = None
+    requests: list[tuple[str, ...]] = field(default_factory=list)
+    events: list[tuple[str, str]] = field(default_factory=list)
+    clock_reads: int = 0
+    revision: int = 1
+
+    def version(self, version: str, phase: str | None = None, **spec: Any) -> str:
+        name = f"digits-v{version}"
+        self.versions[name] = {
+            "apiVersion": "torchyard.io/v1alpha1",
+            "kind": "ModelVersion",
+            "metadata": {
+                "name": name,
+                "namespace": "ns",
+                "uid": f"uid-{name}",
+                "generation": 1,
+                "resourceVersion": "1",
+            },
+            "spec": {**SPEC, "version": version, **spec},
+            "status": {"phase": phase} if phase else {},
+        }
+        return name
+
+    def ready_pod(self, name: str) -> None:
+        self.pods[name] = [
+            {
+                "metadata": {"name": f"{name}-pod", "namespace": "ns"},
+                "status": {
+                    "phase": "Running",
+                    "podIP": "10.0.0.7",
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            }
+        ]
+
+    def indexes(self) -> Indexes:
+        deployments = {("ns", f"uid-{n}"): [d] for n, d in self.deployments.items()}
+        replicasets = {("ns", f"dep-{n}"): [f"rs-{n}"] for n in self.deployments}
+        pods = {("ns", f"rs-{n}"): p for n, p in self.pods.items()}
+        services = (
+            {("ns", "digits-model"): [{"owners": self.service_owners, "labels": {}}]}
+            if self.service_owners is not None
+            else {}
+        )
+        versions = {("ns", "digits"): [copy.deepcopy(v) for v in self.versions.values()]}
+        return Indexes(versions, pods, replicasets, deployments, services)  # type: ignore[arg-type]
+
+    def _bump(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.revision += 1
+        body["metadata"]["resourceVersion"] = str(self.revision)
+        return body
+
+    async def create_child(self, manifest: dict[str, Any], **_: Any) -> bool:
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        self.requests.append(("create", kind, name))
+        if kind == "Service":
+            self.service_owners = [r["uid"] for r in manifest["metadata"]["ownerReferences"]]
+        else:
+            version = name.removesuffix("-serving")
+            self.deployments[version] = {
+                "metadata": {
+                    "name": name,
+                    "uid": f"dep-{version}",
+                    "annotations": dict(manifest["metadata"]["annotations"]),
+                },
+                "spec": {"replicas": manifest["spec"]["replicas"]},
+                "status": {},
+            }
+        return True
+
+    async def patch_status(
+        self, kind: Any, namespace: str, name: str, status: dict[str, Any], rv: str | None
+    ) -> dict[str, Any] | None:
+        self.requests.append(("patch status", name, *sorted(status)))
+        body = self.versions[name]
+        if rv != body["metadata"]["resourceVersion"]:
+            return None  # 409: the write was decided from an old copy
+        body["status"] = {**body["status"], **status}
+        return self._bump(body)
+
+    async def set_finalizers(
+        self, kind: Any, namespace: str, name: str, finalizers: list[str], rv: str
+    ) -> dict[str, Any] | None:
+        self.requests.append(("finalizers", name, *finalizers))
+        body = self.versions[name]
+        if rv != body["metadata"]["resourceVersion"]:
+            return None
+        body["metadata"]["finalizers"] = finalizers
+        return self._bump(body)
+
+    async def add_service_owners(self, namespace: str, name: str, refs: list[Any]) -> None:
+        self.requests.append(("add owners", name, *(r["name"] for r in refs)))
+
+    def now(self) -> datetime:
+        self.clock_reads += 1
+        return T0 + timedelta(seconds=self.clock_reads)
+
+    def reconcile(self) -> float | None:
+        self.requests.clear()
+        self.events.clear()
+        self.clock_reads = 0
+        return asyncio.run(modelversion.reconcile_model("ns", "digits", self.indexes()))
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
+    fake = FakeApi()
+    monkeypatch.setattr(client, "create_child", fake.create_child)
+    monkeypatch.setattr(client, "patch_status", fake.patch_status)
+    monkeypatch.setattr(client, "set_finalizers", fake.set_finalizers)
+    monkeypatch.setattr(client, "add_service_owners", fake.add_service_owners)
+    monkeypatch.setattr(modelversion, "now", fake.now)
+    monkeypatch.setattr(
+        kopf, "event", lambda body, type, reason, message: fake.events.append((type, reason))
+    )
+    # What earlier tests' reconciles wrote and created must not be taken for news.
+    monkeypatch.setattr(objects, "_written", {})
+    monkeypatch.setattr(
+        modelversion, "created_deployments", CreatedChildren(snap=modelversion.deployment_entry)
+    )
+    return fake
+
+
+def test_a_new_version_gets_its_service_deployment_status_and_finalizer(api: FakeApi):
+    api.version("1")
+    assert api.reconcile() is not None  # deploying: looked at again
+    assert api.requests[:2] == [
+        ("create", "Service", "digits-model"),
+        ("create", "Deployment", "digits-v1-serving"),
+    ]
+    assert api.requests[2][:2] == ("patch status", "digits-v1")
+    assert api.requests[3] == ("finalizers", "digits-v1", FINALIZER)
+    assert api.events == [("Normal", "Accepted"), ("Normal", "Deploying")]
+    assert api.versions["digits-v1"]["status"]["phase"] == "Progressing"
+
+
+def test_one_reconcile_reads_the_clock_once(api: FakeApi):
+    api.version("1")
+    api.reconcile()
+    assert api.clock_reads == 1
+    stamps = {c["lastTransitionTime"] for c in api.versions["digits-v1"]["status"]["conditions"]}
+    assert stamps == {"2026-12-03T09:00:01Z"}
+
+
+def test_a_settled_model_makes_no_request(api: FakeApi):
+    api.version("1")
+    api.reconcile()
+    api.ready_pod("digits-v1")
+    for _ in range(2):  # serves, then is recorded as the stable version
+        api.reconcile()
+    assert api.versions["digits-v1"]["status"]["phase"] == "Serving"
+    assert api.reconcile() is None
+    assert (api.requests, api.events) == ([], [])
+
+
+def test_an_older_release_finalizer_is_replaced(api: FakeApi):
+    name = api.version("1")
+    api.versions[name]["metadata"]["finalizers"] = [KOPF_FINALIZER, "example.com/keep"]
+    api.reconcile()
+    assert ("finalizers", name, "example.com/keep", FINALIZER) in api.requests
+
+
+def test_a_leaving_serving_version_is_let_go_once_the_restored_one_is_ready(api: FakeApi):
+    old = api.version("1", phase="Superseded")
+    new = api.version("2", phase="Serving")
+    api.versions[new]["metadata"]["finalizers"] = [FINALIZER]
+    api.versions[new]["metadata"]["deletionTimestamp"] = "2026-12-03T08:59:00Z"
+    api.reconcile()
+    assert not [r for r in api.requests if r[:2] == ("finalizers", new)]
+    assert api.deployments[old]["spec"]["replicas"] == 1  # restored
+    api.ready_pod(old)
+    api.reconcile()
+    assert ("finalizers", new) in [r[:2] for r in api.requests]
+    assert api.versions[new]["metadata"]["finalizers"] == []
