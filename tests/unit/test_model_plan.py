@@ -173,7 +173,11 @@ def test_deleting_the_serving_version_keeps_its_pods_until_the_restored_one_is_r
     plan = model.plan(deleted + timedelta(seconds=5))
     assert plan.release == () and plan.version("digits-v1").replicas == 1
     assert plan.version("digits-v2") is None  # a leaving version's Deployment stays as it is
-    assert plan.requeue_after == pytest.approx(HANDOVER_LIMIT_SECONDS - 5)
+    assert model.status("digits-v1")["phase"] == "Serving"
+    assert plan.requeue_after == 0  # v1 took over: the next plan follows from that at once
+    plan = model.plan(deleted + timedelta(seconds=6))
+    assert plan.release == ()
+    assert plan.requeue_after == pytest.approx(HANDOVER_LIMIT_SECONDS - 6)
     model.ready("digits-v1")
     assert model.plan(deleted + timedelta(seconds=9)).release == ("digits-v2",)
 

@@ -17,6 +17,9 @@ import pytest
 from torchyard.controllers import client, modelversion, objects
 from torchyard.controllers.children import CreatedChildren
 from torchyard.controllers.modelversion import FINALIZER, KOPF_FINALIZER, Indexes
+from torchyard.controllers.queue import Stale
+from torchyard.plans.rollout import Counters
+from torchyard.refusals import Backoff, Refusal
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 SPEC = {
@@ -208,3 +211,50 @@ def test_a_leaving_serving_version_is_let_go_once_the_restored_one_is_ready(api:
     api.reconcile()
     assert ("finalizers", new) in [r[:2] for r in api.requests]
     assert api.versions[new]["metadata"]["finalizers"] == []
+
+
+def test_a_refused_model_service_is_tried_again_on_a_timer(api: FakeApi, monkeypatch):
+    """On a settled model nothing else would wake it: the refusal's pause does."""
+    api.version("1")
+    api.reconcile()
+    api.ready_pod("digits-v1")
+    for _ in range(2):
+        api.reconcile()
+    assert api.reconcile() is None  # settled
+
+    async def refused(manifest: dict[str, Any], **_: Any) -> bool:
+        raise client.Refused(Refusal("FailedCreate", "exceeded quota: services=0"))
+
+    monkeypatch.setattr(client, "create_child", refused)
+    monkeypatch.setattr(modelversion, "refused_creates", Backoff())
+    api.service_owners = None  # deleted by hand
+    delay = api.reconcile()
+    ready = next(
+        c for c in api.versions["digits-v1"]["status"]["conditions"] if c["type"] == "Ready"
+    )
+    assert (ready["status"], ready["reason"]) == ("False", "FailedCreate")
+    assert delay == pytest.approx(10.0, abs=1.0)  # the first pause of refusals.Backoff
+
+
+def test_a_write_that_lost_a_race_keeps_the_analysis_window(api: FakeApi, monkeypatch):
+    """A 409 on the candidate's status means planning again from a fresh copy: the
+    window the analysis measures from must not move before that plan."""
+    api.version("1", phase="Serving")
+    api.ready_pod("digits-v1")
+    api.version("2", rollout={"steps": [{"setWeight": 50}]})
+    start = {"digits-v2-pod": Counters(requests=10.0)}
+    monkeypatch.setattr(modelversion, "windows", modelversion.Windows())
+    modelversion.windows.keep(("ns", "digits"), "digits-v2", start)
+
+    async def conflict(*args: Any) -> None:
+        return None
+
+    monkeypatch.setattr(client, "patch_status", conflict)
+    monkeypatch.setattr(client, "get_object", lambda *args: _found(api.versions[args[2]]))
+    with pytest.raises(Stale):
+        api.reconcile()
+    assert modelversion.windows.start(("ns", "digits"), "digits-v2") == start
+
+
+async def _found(body: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(body)

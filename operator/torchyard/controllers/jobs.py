@@ -211,7 +211,7 @@ async def reconcile(job: JobKind, namespace: str, name: str, indexes: Indexes) -
             retries.append(again)
         obj.patch.update(patch)
         news = bool(events or obj.events) or not wording_only(obj.status, obj.patch, job.quiet)
-        hold = settling.wait(key, not news, time.monotonic())
+        hold = settling.wait((job.kind.kind, *key), not news, time.monotonic())
         await finish(job.kind, obj, events, write=hold is None)
         retries.append(hold)
         phase = obj.patch.get("phase", obj.status.get("phase"))  # held: the same phase
@@ -221,5 +221,5 @@ async def reconcile(job: JobKind, namespace: str, name: str, indexes: Indexes) -
 
 def _forget(job: JobKind, key: Key) -> None:
     job.forget(key)
-    settling.forget(key)
+    settling.forget((job.kind.kind, *key))
     forget(job.kind, *key)

@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -30,7 +31,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.types import PatchType
 
-from torchyard.api.base import GROUP, VERSION, now
+from torchyard.api.base import GROUP, VERSION
 from torchyard.api.kinds import MODEL_VERSION
 from torchyard.api.modelversion import ModelVersionSpec
 from torchyard.conditions import find_condition
@@ -65,8 +66,9 @@ PLURAL = MODEL_VERSION.plural
 FINALIZER = f"{GROUP}/serving-handover"
 """Keeps a deleted serving version's pods until the restored version has a ready one."""
 KOPF_FINALIZER = f"{GROUP}/finalizer"
-"""kopf's, put on by releases whose ModelVersion handlers were kopf change handlers;
-replaced by FINALIZER, since no kopf handler would ever remove it now."""
+"""kopf's, put on by releases whose ModelVersion handlers were kopf change handlers. kopf
+strips it by itself now that no handler needs it; the controller replaces it in the same
+write that adds FINALIZER, so an upgraded version is never without a hand-over."""
 TEMPLATE_HASH = f"{GROUP}/template-hash"
 """On each serving Deployment: the pod template it was last given, so an unchanged one
 is not patched again."""
@@ -79,6 +81,13 @@ new_generations = NewGenerations()
 refused_creates = Backoff()
 """Deployments and model Services whose create was refused, keyed (namespace, model,
 version name or SERVICE_KEY), until they are tried again; forgotten with the model."""
+
+
+def now() -> datetime:
+    """The reconcile's time, to the microsecond: what it writes is in whole seconds (the
+    API's), but a pause due at 12:00:05 must be looked at then, not up to a second later
+    as a clock read in whole seconds would have it."""
+    return datetime.now(UTC)
 
 
 def deployment_entry(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -240,7 +249,9 @@ async def close_scraper(**_: Any) -> None:
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={MODEL_LABEL: kopf.PRESENT})
+@kopf.on.event("apps", "v1", "replicasets", labels={MODEL_LABEL: kopf.PRESENT})
 @kopf.on.event("v1", "pods", labels={MODEL_LABEL: kopf.PRESENT})
+@kopf.on.event("v1", "services", labels={MODEL_LABEL: kopf.PRESENT})
 async def serving_child_changed(namespace: str, labels: kopf.Labels, **kwargs: Any) -> None:
     await _queue(namespace, labels[MODEL_LABEL], kwargs)
 
@@ -282,7 +293,9 @@ async def _reconcile(
     clock = time.monotonic()
     specs = {b["metadata"]["name"]: _spec(b) for b in bodies}
     live = [b for b in bodies if not b["metadata"].get("deletionTimestamp")]
-    service_refusal = await _model_service(namespace, model, bodies, live, indexes)
+    valid = [b for b in bodies if specs[b["metadata"]["name"]] is not None]
+    serving = [b for b in live if specs[b["metadata"]["name"]] is not None]
+    service_refusal = await _model_service(namespace, model, valid, serving, indexes)
     versions = [
         VersionObserved(
             body=body,
@@ -300,20 +313,23 @@ async def _reconcile(
         pods = next(v.pods for v in versions if v.name == candidate)
         window = Window(windows.start(key, candidate), await _scrape_running(pods))
     plan = plan_model(ModelObserved(versions, now(), window))
-    windows.keep(key, candidate, plan.window_start)
     await _release([v.body for v in versions if v.name in plan.release])
     retries = [await _scale(v, plan, model, indexes) for v in versions if not v.deleting]
     stale = [await _write(v, plan) for v in versions if not v.deleting]
-    _count(key, versions, plan)
     if any(stale):
+        # Planned again at once from fresh copies: the analysis window and the metrics
+        # stay as they were, or the analysis just made would be lost and counted twice.
         raise Stale(f"a ModelVersion of model {model} in {namespace} changed since it was read")
+    windows.keep(key, candidate, plan.window_start)
+    _count(key, versions, plan)
     refused_creates.forget_where(
         lambda k: (
             k[:2] != key or k[2] == SERVICE_KEY or k[2] in {b["metadata"]["name"] for b in live}
         )
     )
     under_way = candidate is not None or len(live) < len(bodies)
-    planned = soonest(plan.requeue_after, *retries)
+    service_retry = refused_creates.wait((*key, SERVICE_KEY), clock) if service_refusal else None
+    planned = soonest(plan.requeue_after, service_retry, *retries)
     return soonest(planned, RESYNC_SECONDS) if under_way else planned
 
 
@@ -413,8 +429,7 @@ async def _write(version: VersionObserved, plan: ModelPlan) -> bool:
             MODEL_VERSION, namespace, name, planned.status, metadata.get("resourceVersion")
         )
         if written is None:
-            await _refresh(namespace, name)
-            return True
+            return await _refresh(namespace, name)  # changed, or gone
         objects.remember(MODEL_VERSION.kind, written)
         body = written
     for event in planned.events:
@@ -428,8 +443,7 @@ async def _write(version: VersionObserved, plan: ModelPlan) -> bool:
             body["metadata"]["resourceVersion"],
         )
         if written is None:
-            await _refresh(namespace, name)
-            return True
+            return await _refresh(namespace, name)
         objects.remember(MODEL_VERSION.kind, written)
     return False
 
@@ -460,15 +474,19 @@ async def _release(leaving: list[dict[str, Any]]) -> None:
             wanted,
             metadata["resourceVersion"],
         )
-        if written is None:
-            await _refresh(metadata["namespace"], metadata["name"])
+        if written is not None:
+            objects.remember(MODEL_VERSION.kind, written)
+        elif await _refresh(metadata["namespace"], metadata["name"]):
             raise Stale(f"ModelVersion {metadata['namespace']}/{metadata['name']} changed")
+        # else: gone already, which is what releasing it was for
 
 
-async def _refresh(namespace: str, name: str) -> None:
+async def _refresh(namespace: str, name: str) -> bool:
+    """Read the version again after a refused write; False when it is gone."""
     fresh = await client.get_object(MODEL_VERSION, namespace, name)
     if fresh is not None:
         objects.remember(MODEL_VERSION.kind, fresh)
+    return fresh is not None
 
 
 _versions_seen: dict[tuple[str, str], set[str]] = {}

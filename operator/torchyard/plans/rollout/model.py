@@ -219,13 +219,17 @@ def plan_model(observed: ModelObserved) -> ModelPlan:
             draft.events.append(Event("Normal", retired.reason, message))
     plans = [_version_plan(v, drafts.get(v.name), now) for v in observed.versions if not v.deleting]
     release, handover = _releases(observed, roles, stable_ready)
+    # Roles follow from phases: a version that changes phase here (the first one
+    # serving, a promoted one taking over) changes what the others should do, which
+    # the next plan decides from the phases written now, at once.
+    moved = any("phase" in plan.status for plan in plans)
     return ModelPlan(
         versions=tuple(plans),
         release=release,
         window_start=candidate.window_start,
         analysis=candidate.analysis,
         rollbacks=(*candidate.rollbacks, *rollbacks),
-        requeue_after=_soonest(candidate.requeue_after, handover),
+        requeue_after=_soonest(candidate.requeue_after, handover, 0.0 if moved else None),
     )
 
 
