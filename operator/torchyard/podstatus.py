@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ class PodOutcome:
     result: dict[str, Any] | None
 
 
-def pod_outcome(pod: dict[str, Any]) -> PodOutcome | None:
+def pod_outcome(pod: Mapping[str, Any]) -> PodOutcome | None:
     """The terminated state of the pod's worker container, if it has ended."""
     for container in (pod.get("status") or {}).get("containerStatuses") or []:
         terminated = (container.get("state") or {}).get("terminated")
@@ -42,7 +43,7 @@ OOM_KILLED = "OOMKilled"
 """The kubelet's reason for a container the kernel killed at its memory limit."""
 
 
-def _oom_message(pod: dict[str, Any], container: str | None) -> str:
+def _oom_message(pod: Mapping[str, Any], container: str | None) -> str:
     limit = None
     for spec in (pod.get("spec") or {}).get("containers") or []:
         if spec.get("name") == container:
@@ -53,7 +54,7 @@ def _oom_message(pod: dict[str, Any], container: str | None) -> str:
     )
 
 
-def latest_outcome(pods: list[dict[str, Any]], phase: str) -> PodOutcome | None:
+def latest_outcome(pods: Sequence[Mapping[str, Any]], phase: str) -> PodOutcome | None:
     ended = [p for p in pods if (p.get("status") or {}).get("phase") == phase]
     ended.sort(key=lambda p: p["metadata"].get("creationTimestamp", ""))
     for pod in reversed(ended):
@@ -63,7 +64,7 @@ def latest_outcome(pods: list[dict[str, Any]], phase: str) -> PodOutcome | None:
     return None
 
 
-def pending_message(pods: list[dict[str, Any]], retrying: bool) -> str:
+def pending_message(pods: Sequence[Mapping[str, Any]], retrying: bool) -> str:
     for pod in pods:
         for container in (pod.get("status") or {}).get("containerStatuses") or []:
             waiting = (container.get("state") or {}).get("waiting")
@@ -76,5 +77,5 @@ def pending_message(pods: list[dict[str, Any]], retrying: bool) -> str:
     return "retrying after a failed attempt" if retrying else "waiting for the pod to start"
 
 
-def phase_of(pod: dict[str, Any]) -> str:
+def phase_of(pod: Mapping[str, Any]) -> str:
     return str((pod.get("status") or {}).get("phase") or "Pending")

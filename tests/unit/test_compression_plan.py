@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tests.builders import batch_job, pod
 from tests.objects import sample
 from torchyard.api.compression import CompressionJobSpec
 from torchyard.conditions import find_condition
-from torchyard.plans.compression import plan
+from torchyard.plans.compression import CompressionObserved, plan
 from torchyard.resources.compression import compression_job
 from torchyard.validation import parse_spec
 
@@ -18,6 +19,12 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 def _spec(**changes) -> CompressionJobSpec:
     return parse_spec(CompressionJobSpec, sample("CompressionJob")["spec"] | changes)
+
+
+def _observe(**changes) -> CompressionObserved:
+    """A new job with no child Job yet, seen at NOW; each test names what it changes."""
+    new = CompressionObserved("minilm-int8", _spec(), {}, 1, None, [], NOW)
+    return replace(new, **changes)
 
 
 JOB = batch_job("minilm-int8-compress").status(startTime="2026-11-28T11:59:00Z")
@@ -37,7 +44,7 @@ RESULT = {
 
 
 def test_without_a_child_job_one_is_created():
-    decided = plan("minilm-int8", _spec(), {}, 1, None, [], NOW)
+    decided = plan(_observe())
     assert decided.create_job
     assert decided.status_patch["phase"] == "Pending"
 
@@ -49,7 +56,7 @@ def test_unschedulable_pod_says_why_instead_of_hanging():
         .phase("Pending")
         .condition("PodScheduled", "Unschedulable", "0/0 nodes are available", status="False")
     )
-    decided = plan("minilm-int8", _spec(), {}, 1, job, [pending.obj()], NOW)
+    decided = plan(_observe(job=job, pods=[pending.obj()]))
     assert decided.status_patch["phase"] == "Pending"
     running = find_condition(decided.status_patch["conditions"], "Running")
     assert "0/0 nodes are available" in running["message"]
@@ -57,22 +64,22 @@ def test_unschedulable_pod_says_why_instead_of_hanging():
 
 def test_running_pod_makes_the_job_running_once():
     job, running = JOB.clone().status(active=1).obj(), ATTEMPT.clone().phase("Running").obj()
-    first = plan("minilm-int8", _spec(), {}, 1, job, [running], NOW)
+    first = plan(_observe(job=job, pods=[running]))
     assert first.status_patch["phase"] == "Running"
     assert first.status_patch["attempts"] == 1
     assert first.status_patch["startTime"] == "2026-11-28T11:59:00Z"
     assert [e.reason for e in first.events] == ["Running"]
-    again = plan("minilm-int8", _spec(), first.status_patch, 1, job, [running], NOW)
+    again = plan(_observe(status=first.status_patch, job=job, pods=[running]))
     assert again.events == []
 
 
 def test_a_finished_pod_keeps_the_job_running_until_its_job_completes():
     job = JOB.clone().status(active=1).obj()
     attempt = ATTEMPT.clone().phase("Running")
-    running = plan("minilm-int8", _spec(), {}, 1, job, [attempt.obj()], NOW)
+    running = plan(_observe(job=job, pods=[attempt.obj()]))
     # The pod has exited 0; the Job controller has not yet marked the Job Complete.
     finished = attempt.phase("Succeeded").terminated(0, message=json.dumps(RESULT)).obj()
-    between = plan("minilm-int8", _spec(), running.status_patch, 1, job, [finished], NOW)
+    between = plan(_observe(status=running.status_patch, job=job, pods=[finished]))
     assert between.status_patch["phase"] == "Running"
     assert between.events == []
 
@@ -84,7 +91,7 @@ def test_success_copies_the_workload_result_into_status():
         .status(succeeded=1, completionTime="2026-11-28T12:00:00Z")
     )
     pods = [ATTEMPT.clone().phase("Succeeded").terminated(0, message=json.dumps(RESULT)).obj()]
-    decided = plan("minilm-int8", _spec(), {"phase": "Running"}, 1, job.obj(), pods, NOW)
+    decided = plan(_observe(status={"phase": "Running"}, job=job.obj(), pods=pods))
     status = decided.status_patch
     assert status["phase"] == "Succeeded"
     assert status["result"]["artifact"]["digest"] == RESULT["artifact"]["digest"]
@@ -103,7 +110,7 @@ def test_permanent_failure_reports_the_workload_reason_and_figures():
     }
     job = JOB.clone().condition("Failed", "PodFailurePolicy").status(failed=1).obj()
     failed_pod = ATTEMPT.clone().phase("Failed").terminated(3, message=json.dumps(gate)).obj()
-    decided = plan("minilm-int8", _spec(), {}, 1, job, [failed_pod], NOW)
+    decided = plan(_observe(job=job, pods=[failed_pod]))
     status = decided.status_patch
     assert status["phase"] == "Failed"
     failed = find_condition(status["conditions"], "Failed")
@@ -116,7 +123,7 @@ def test_permanent_failure_reports_the_workload_reason_and_figures():
 
 def test_deadline_exceeded_is_named():
     job = JOB.clone().condition("Failed", "DeadlineExceeded").status(failed=1).obj()
-    decided = plan("minilm-int8", _spec(), {}, 1, job, [], NOW)
+    decided = plan(_observe(job=job))
     assert find_condition(decided.status_patch["conditions"], "Failed")["reason"] == (
         "DeadlineExceeded"
     )
@@ -126,7 +133,7 @@ def test_backoff_limit_carries_the_last_attempts_log():
     job = JOB.clone().condition("Failed", "BackoffLimitExceeded").status(failed=3).obj()
     last = pod("minilm-int8-compress-c").created("2026-11-28T11:59:30Z").phase("Failed")
     pods = [last.terminated(137, message="Killed: out of memory").obj()]
-    decided = plan("minilm-int8", _spec(), {}, 1, job, pods, NOW)
+    decided = plan(_observe(job=job, pods=pods))
     failed = find_condition(decided.status_patch["conditions"], "Failed")
     assert failed["reason"] == "BackoffLimitExceeded"
     assert "out of memory" in failed["message"]
@@ -144,7 +151,7 @@ def test_a_job_whose_last_attempt_ran_out_of_memory_fails_as_oomkilled():
         .phase("Failed")
         .terminated(137, reason="OOMKilled")
     )
-    decided = plan("minilm-int8", _spec(), {}, 1, job, [oom.obj()], NOW)
+    decided = plan(_observe(job=job, pods=[oom.obj()]))
     failed = find_condition(decided.status_patch["conditions"], "Failed")
     assert failed["reason"] == "OOMKilled"
     assert "exit code 137" in failed["message"]
@@ -155,7 +162,7 @@ def test_a_job_whose_last_attempt_ran_out_of_memory_fails_as_oomkilled():
 def test_retry_in_progress_is_pending_with_reason_retrying():
     job = JOB.clone().status(failed=1).obj()
     failed_pod = ATTEMPT.clone().phase("Failed").terminated(137).obj()
-    decided = plan("minilm-int8", _spec(), {}, 1, job, [failed_pod], NOW)
+    decided = plan(_observe(job=job, pods=[failed_pod]))
     assert decided.status_patch["phase"] == "Pending"
     assert find_condition(decided.status_patch["conditions"], "Running")["reason"] == "Retrying"
 
@@ -163,10 +170,10 @@ def test_retry_in_progress_is_pending_with_reason_retrying():
 def test_ttl_deletes_the_finished_job_on_time():
     spec = _spec(ttlSecondsAfterFinished=60)
     finished = {"phase": "Succeeded", "completionTime": "2026-11-28T12:00:00Z"}
-    early = plan("minilm-int8", spec, finished, 1, None, [], NOW + timedelta(seconds=30))
+    early = plan(_observe(spec=spec, status=finished, now=NOW + timedelta(seconds=30)))
     assert not early.delete_object
     assert early.requeue_after == 30
-    late = plan("minilm-int8", spec, finished, 1, None, [], NOW + timedelta(seconds=61))
+    late = plan(_observe(spec=spec, status=finished, now=NOW + timedelta(seconds=61)))
     assert late.delete_object
 
 
@@ -174,7 +181,7 @@ def test_a_ttl_stored_before_the_api_capped_it_never_overflows():
     # model_copy does not validate: a spec as an object stored before the maxima existed.
     spec = _spec().model_copy(update={"ttl_seconds_after_finished": 100_000_000_000_000})
     finished = {"phase": "Succeeded", "completionTime": "2026-11-28T12:00:00Z"}
-    decided = plan("minilm-int8", spec, finished, 1, None, [], NOW + timedelta(seconds=30))
+    decided = plan(_observe(spec=spec, status=finished, now=NOW + timedelta(seconds=30)))
     assert not decided.delete_object
     assert decided.requeue_after == 100_000_000_000_000 - 30
 
@@ -189,7 +196,7 @@ def test_the_pod_knows_its_job_so_a_retry_recognises_its_own_artifact():
 
 
 def test_finished_job_is_never_restarted():
-    decided = plan("minilm-int8", _spec(), {"phase": "Failed"}, 1, None, [], NOW)
+    decided = plan(_observe(status={"phase": "Failed"}))
     assert not decided.create_job and decided.status_patch == {}
 
 

@@ -4,6 +4,7 @@ with it, or reads exactly what it wrote (pure decisions)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from tests.builders import PodBuilder, batch_job, pod, training_job
@@ -12,8 +13,10 @@ from torchyard.api.compression import CompressionJobSpec
 from torchyard.api.modelversion import RegisterAs
 from torchyard.api.training import TrainingJobSpec
 from torchyard.conditions import find_condition
+from torchyard.plans.compression import CompressionObserved
 from torchyard.plans.compression import plan as compression_plan
 from torchyard.plans.lineage import Producer, find_producer, gate, output_uri, producer
+from torchyard.plans.training import TrainingObserved
 from torchyard.plans.training import plan as training_plan
 from torchyard.resources.compression import compression_job
 from torchyard.resources.registration import model_version
@@ -36,6 +39,13 @@ def _pruning(**changes) -> CompressionJobSpec:
     return parse_spec(CompressionJobSpec, spec | changes)
 
 
+def _observe_compression(**changes) -> CompressionObserved:
+    """The pruning job, new (no child Job yet) and seen at NOW; each test names what it
+    changes."""
+    new = CompressionObserved("digits-pruned", _pruning(), {}, 1, None, [], NOW)
+    return replace(new, **changes)
+
+
 def _trainer(phase: str | None, digest: str | None = None, message: str | None = None):
     return Producer("TrainingJob", "digits-train", phase, digest, message)
 
@@ -53,9 +63,7 @@ def _failed_job(reason: str):
 
 
 def test_a_job_whose_model_another_job_writes_waits_for_it():
-    decided = compression_plan(
-        "digits-pruned", _pruning(), {}, 1, None, [], NOW, producer=_trainer("Running")
-    )
+    decided = compression_plan(_observe_compression(producer=_trainer("Running")))
     assert not decided.create_job
     assert decided.status_patch["phase"] == "Pending"
     created = find_condition(decided.status_patch["conditions"], "Created")
@@ -67,9 +75,7 @@ def test_a_job_whose_model_another_job_writes_waits_for_it():
 
 
 def test_it_starts_pinned_to_the_digest_its_producer_reported():
-    decided = compression_plan(
-        "digits-pruned", _pruning(), {}, 1, None, [], NOW, producer=_trainer("Succeeded", DIGEST)
-    )
+    decided = compression_plan(_observe_compression(producer=_trainer("Succeeded", DIGEST)))
     assert decided.create_job and decided.model_digest == DIGEST
     assert decided.status_patch["input"] == {
         "uri": TRAINED,
@@ -82,16 +88,14 @@ def test_a_digest_in_the_spec_wins_over_the_producers():
     mine = "sha256:" + "c" * 64
     spec = _pruning(model={"uri": TRAINED, "format": "torchyard", "digest": mine})
     decided = compression_plan(
-        "digits-pruned", spec, {}, 1, None, [], NOW, producer=_trainer("Succeeded", DIGEST)
+        _observe_compression(spec=spec, producer=_trainer("Succeeded", DIGEST))
     )
     assert decided.model_digest == mine
 
 
 def test_a_failed_producer_fails_the_job_at_once_saying_why():
     producer_failed = _trainer("Failed", message="replica 1 failed with exit code 137")
-    decided = compression_plan(
-        "digits-pruned", _pruning(), {}, 1, None, [], NOW, producer=producer_failed
-    )
+    decided = compression_plan(_observe_compression(producer=producer_failed))
     assert decided.status_patch["phase"] == "Failed"
     failed = find_condition(decided.status_patch["conditions"], "Failed")
     assert failed["reason"] == "InputFailed"
@@ -101,14 +105,9 @@ def test_a_failed_producer_fails_the_job_at_once_saying_why():
 def test_a_job_that_started_before_its_producer_was_seen_waits_and_runs_again():
     job, pods = _failed_job("PodFailurePolicy")
     decided = compression_plan(
-        "digits-pruned",
-        _pruning(),
-        {"phase": "Running"},
-        1,
-        job,
-        pods,
-        NOW,
-        producer=_trainer("Running"),
+        _observe_compression(
+            status={"phase": "Running"}, job=job, pods=pods, producer=_trainer("Running")
+        )
     )
     assert decided.delete_job
     assert decided.status_patch["phase"] == "Pending"
@@ -120,7 +119,7 @@ def test_a_job_that_started_before_its_producer_was_seen_waits_and_runs_again():
 def test_a_missing_model_nobody_writes_still_fails_at_once():
     job, pods = _failed_job("PodFailurePolicy")
     decided = compression_plan(
-        "digits-pruned", _pruning(), {"phase": "Running"}, 1, job, pods, NOW, producer=None
+        _observe_compression(status={"phase": "Running"}, job=job, pods=pods, producer=None)
     )
     assert not decided.delete_job
     assert decided.status_patch["phase"] == "Failed"
@@ -141,8 +140,15 @@ def _training(**changes) -> TrainingJobSpec:
     return parse_spec(TrainingJobSpec, sample("TrainingJob")["spec"] | changes)
 
 
+def _observe_training(**changes) -> TrainingObserved:
+    """A new TrainingJob (no Service, no pods yet) seen at NOW; each test names what it
+    changes."""
+    new = TrainingObserved("fine-tune", _training(), {}, 1, [], False, NOW)
+    return replace(new, **changes)
+
+
 def test_a_training_job_from_scratch_names_its_factory_as_input():
-    decided = training_plan("digits-train", _training(), {}, 1, [], False, NOW)
+    decided = training_plan(_observe_training(name="digits-train"))
     assert decided.create_replicas == [0, 1]
     assert decided.status_patch["input"] == {"factory": "torchyard.workloads.models:mlp"}
 
@@ -150,7 +156,7 @@ def test_a_training_job_from_scratch_names_its_factory_as_input():
 def test_a_training_job_waits_for_the_job_that_writes_its_starting_model():
     spec = _training(model={"uri": "pvc://models/digits/v2", "format": "torchyard"})
     producing = Producer("CompressionJob", "digits-pruned", "Running", None, None)
-    decided = training_plan("fine-tune", spec, {}, 1, [], False, NOW, producer=producing)
+    decided = training_plan(_observe_training(spec=spec, producer=producing))
     assert not decided.create_replicas and not decided.create_service
     assert decided.status_patch["phase"] == "Pending"
     assert "CompressionJob/digits-pruned" in decided.status_patch["message"]
@@ -164,7 +170,11 @@ def test_a_training_replica_that_found_no_model_yet_waits_instead_of_failing():
         pods.append(_failed_permanently(created, "ModelUnavailable"))
     producing = Producer("CompressionJob", "digits-pruned", "Running", None, None)
     status = {"phase": "Running", "startTime": "2026-11-28T11:59:00Z"}
-    decided = training_plan("fine-tune", spec, status, 1, pods, True, NOW, producer=producing)
+    decided = training_plan(
+        _observe_training(
+            spec=spec, status=status, pods=pods, service_exists=True, producer=producing
+        )
+    )
     assert decided.status_patch["phase"] == "Pending"
     assert decided.status_patch["startTime"] is None  # the gate is looked at again
     assert sorted(decided.delete_pods) == ["fine-tune-worker-0", "fine-tune-worker-1"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tests.builders import PodBuilder
@@ -10,7 +11,7 @@ from tests.objects import sample
 from torchyard.api.training import TrainingJobSpec
 from torchyard.conditions import EndOfLife, end_of_life, find_condition, set_condition
 from torchyard.controllers.jobs import wording_only
-from torchyard.plans.training import plan
+from torchyard.plans.training import TrainingObserved, plan
 from torchyard.resources.training import headless_service, training_pod
 from torchyard.validation import parse_spec
 
@@ -26,12 +27,15 @@ def _replica(replica: int, attempt: int = 0) -> PodBuilder:
     return PodBuilder.wrap(training_pod("digits-ddp", "team-a", _spec(), replica, attempt))
 
 
-def _plan(status=None, pods=(), spec=None, service=True, now=NOW):
-    return plan("digits-ddp", spec or _spec(), status or {}, 1, list(pods), service, now)
+def _observe(**changes) -> TrainingObserved:
+    """A new job whose Service exists and that has no pods yet, seen at NOW; each test
+    names what it changes."""
+    new = TrainingObserved("digits-ddp", _spec(), {}, 1, [], True, NOW)
+    return replace(new, **changes)
 
 
 def test_a_new_job_gets_its_service_and_every_replica():
-    decided = _plan(service=False)
+    decided = plan(_observe(service_exists=False))
     assert decided.create_service
     assert decided.create_replicas == [0, 1]
     assert decided.status_patch["phase"] == "Pending"
@@ -44,9 +48,11 @@ def test_a_new_job_gets_its_service_and_every_replica():
 
 
 def test_a_replica_missing_from_a_running_gang_is_listed_as_being_created():
-    decided = _plan(
-        {"phase": "Pending", "startTime": "2026-11-28T11:00:00Z"},
-        [_replica(0).phase("Running").obj()],
+    decided = plan(
+        _observe(
+            status={"phase": "Pending", "startTime": "2026-11-28T11:00:00Z"},
+            pods=[_replica(0).phase("Running").obj()],
+        )
     )
     assert decided.create_replicas == [1]
     assert [r.get("phase") for r in decided.status_patch["replicaStatuses"]] == [
@@ -57,11 +63,11 @@ def test_a_replica_missing_from_a_running_gang_is_listed_as_being_created():
 
 def test_all_replicas_running_makes_the_job_running_with_one_event():
     pods = [_replica(i).phase("Running").obj() for i in (0, 1)]
-    first = _plan(pods=pods)
+    first = plan(_observe(pods=pods))
     assert first.status_patch["phase"] == "Running"
     assert [e.reason for e in first.events] == ["Running"]
     assert [r["phase"] for r in first.status_patch["replicaStatuses"]] == ["Running", "Running"]
-    assert _plan(first.status_patch, pods).events == []
+    assert plan(_observe(status=first.status_patch, pods=pods)).events == []
 
 
 def test_one_failed_replica_restarts_the_whole_gang():
@@ -69,7 +75,9 @@ def test_one_failed_replica_restarts_the_whole_gang():
         _replica(0).phase("Running").obj(),
         _replica(1).phase("Failed").terminated(137, message="Killed").obj(),
     ]
-    decided = _plan({"phase": "Running", "startTime": "2026-11-28T11:00:00Z"}, pods)
+    decided = plan(
+        _observe(status={"phase": "Running", "startTime": "2026-11-28T11:00:00Z"}, pods=pods)
+    )
     assert decided.status_patch["phase"] == "Restarting"
     assert decided.status_patch["restarts"] == 1
     assert sorted(decided.delete_pods) == ["digits-ddp-worker-0", "digits-ddp-worker-1"]
@@ -82,10 +90,10 @@ def test_one_failed_replica_restarts_the_whole_gang():
 def test_next_attempt_waits_until_the_old_pods_are_gone():
     status = {"phase": "Restarting", "restarts": 1, "startTime": "2026-11-28T11:00:00Z"}
     leftover = [_replica(0, attempt=0).phase("Running").obj()]
-    decided = _plan(status, leftover)
+    decided = plan(_observe(status=status, pods=leftover))
     assert decided.delete_pods == ["digits-ddp-worker-0"]
     assert decided.create_replicas == []
-    clean = _plan(status, [])
+    clean = plan(_observe(status=status))
     assert clean.create_replicas == [0, 1]
     assert clean.status_patch["phase"] == "Restarting"
 
@@ -96,7 +104,7 @@ def test_a_permanent_error_fails_at_once():
         _replica(0).phase("Failed").terminated(3, message=gate).obj(),
         _replica(1).phase("Running").obj(),
     ]
-    decided = _plan({"phase": "Running"}, pods)
+    decided = plan(_observe(status={"phase": "Running"}, pods=pods))
     assert decided.status_patch["phase"] == "Failed"
     assert "restarts" not in decided.status_patch
     failed = find_condition(decided.status_patch["conditions"], "Failed")
@@ -110,7 +118,7 @@ def test_backoff_limit_exhausted_fails_with_the_failing_pods_reason():
         _replica(0, attempt=1).phase("Failed").terminated(1, message="CUDA error").obj(),
         _replica(1, attempt=1).phase("Running").obj(),
     ]
-    decided = _plan({"phase": "Running", "restarts": 1}, pods, spec=spec)
+    decided = plan(_observe(spec=spec, status={"phase": "Running", "restarts": 1}, pods=pods))
     failed = find_condition(decided.status_patch["conditions"], "Failed")
     assert failed["reason"] == "BackoffLimitExceeded"
     assert "CUDA error" in failed["message"]
@@ -121,7 +129,7 @@ def test_a_replica_out_of_memory_on_the_last_attempt_fails_the_job_as_oomkilled(
     oom = PodBuilder.wrap(training_pod("digits-ddp", "team-a", spec, 1, 1))
     oom.phase("Failed").terminated(137, reason="OOMKilled")
     pods = [_replica(0, attempt=1).phase("Running").obj(), oom.obj()]
-    decided = _plan({"phase": "Running", "restarts": 1}, pods, spec=spec)
+    decided = plan(_observe(spec=spec, status={"phase": "Running", "restarts": 1}, pods=pods))
     failed = find_condition(decided.status_patch["conditions"], "Failed")
     assert failed["reason"] == "OOMKilled"
     assert "exit code 137" in failed["message"]
@@ -138,7 +146,7 @@ def test_success_records_the_artifact_and_keeps_finished_pods():
         _replica(0).phase("Succeeded").terminated(0, message=json.dumps(result)).obj(),
         _replica(1).phase("Succeeded").terminated(0).obj(),
     ]
-    decided = _plan({"phase": "Running"}, pods)
+    decided = plan(_observe(status={"phase": "Running"}, pods=pods))
     assert decided.status_patch["phase"] == "Succeeded"
     assert decided.status_patch["result"]["digest"] == result["artifact"]["digest"]
     assert decided.delete_pods == []  # cleanPodPolicy Running: nothing is running
@@ -147,10 +155,10 @@ def test_success_records_the_artifact_and_keeps_finished_pods():
 
 def test_suspend_removes_pods_and_resume_starts_again():
     pods = [_replica(i).phase("Running").obj() for i in (0, 1)]
-    suspended = _plan({"phase": "Running"}, pods, spec=_spec(suspend=True))
+    suspended = plan(_observe(spec=_spec(suspend=True), status={"phase": "Running"}, pods=pods))
     assert suspended.status_patch["phase"] == "Suspended"
     assert len(suspended.delete_pods) == 2
-    resumed = _plan(suspended.status_patch, [], spec=_spec(suspend=False))
+    resumed = plan(_observe(spec=_spec(suspend=False), status=suspended.status_patch))
     assert resumed.create_replicas == [0, 1]
     assert "Resumed" in [e.reason for e in resumed.events]
 
@@ -159,9 +167,9 @@ def test_deadline_fires_from_start_time():
     spec = _spec(activeDeadlineSeconds=600)
     status = {"phase": "Running", "startTime": "2026-11-28T11:55:00Z"}
     pods = [_replica(i).phase("Running").obj() for i in (0, 1)]
-    before = _plan(status, pods, spec=spec)
+    before = plan(_observe(spec=spec, status=status, pods=pods))
     assert before.requeue_after == 300
-    after = _plan(status, pods, spec=spec, now=NOW + timedelta(seconds=301))
+    after = plan(_observe(spec=spec, status=status, pods=pods, now=NOW + timedelta(seconds=301)))
     assert after.status_patch["phase"] == "Failed"
     assert find_condition(after.status_patch["conditions"], "Failed")["reason"] == (
         "DeadlineExceeded"
@@ -172,8 +180,8 @@ def test_deadline_fires_from_start_time():
 def test_ttl_deletes_the_finished_job():
     spec = _spec(ttlSecondsAfterFinished=10)
     done = {"phase": "Succeeded", "completionTime": "2026-11-28T12:00:00Z"}
-    assert _plan(done, spec=spec, now=NOW + timedelta(seconds=5)).requeue_after == 5
-    assert _plan(done, spec=spec, now=NOW + timedelta(seconds=11)).delete_object
+    assert plan(_observe(spec=spec, status=done, now=NOW + timedelta(seconds=5))).requeue_after == 5
+    assert plan(_observe(spec=spec, status=done, now=NOW + timedelta(seconds=11))).delete_object
 
 
 def test_values_stored_before_the_api_capped_them_never_overflow():
@@ -183,11 +191,11 @@ def test_values_stored_before_the_api_capped_them_never_overflow():
     )
     running = {"phase": "Running", "startTime": "2026-11-28T11:55:00Z"}
     pods = [_replica(i).phase("Running").obj() for i in (0, 1)]
-    decided = _plan(running, pods, spec=huge)
+    decided = plan(_observe(spec=huge, status=running, pods=pods))
     assert decided.requeue_after == 9_000_000_000_000 - 300
     assert decided.status_patch.get("phase") != "Failed"
     done = {"phase": "Succeeded", "completionTime": "2026-11-28T12:00:00Z"}
-    finished = _plan(done, spec=huge, now=NOW + timedelta(seconds=5))
+    finished = plan(_observe(spec=huge, status=done, now=NOW + timedelta(seconds=5)))
     assert finished.requeue_after == 10**14 - 5 and not finished.delete_object
 
 

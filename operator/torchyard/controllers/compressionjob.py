@@ -26,7 +26,7 @@ from torchyard.controllers import client, jobs, objects
 from torchyard.controllers.children import owned_entry
 from torchyard.controllers.queue import NewGenerations, WorkQueue
 from torchyard.controllers.reconciler import Admitted
-from torchyard.plans.compression import Plan, plan
+from torchyard.plans.compression import CompressionObserved, Plan, plan
 from torchyard.plans.lineage import Producer, output_entry
 from torchyard.plans.names import TERMINAL, Phase
 from torchyard.refusals import Backoff, Refusal, pods_refused
@@ -149,9 +149,18 @@ class _CompressionJobs(jobs.JobKind):
         when: datetime,
         producer: Producer | None,
     ) -> Plan:
-        name = obj.body["metadata"]["name"]
-        child, pods = observed.child, observed.pods
-        return plan(name, spec, status, obj.generation, child, pods, when, producer=producer)
+        return plan(
+            CompressionObserved(
+                name=obj.body["metadata"]["name"],
+                spec=spec,
+                status=status,
+                generation=obj.generation,
+                job=observed.child,
+                pods=observed.pods,
+                now=when,
+                producer=producer,
+            )
+        )
 
     async def act(
         self,

@@ -38,7 +38,7 @@ from torchyard.controllers.reconciler import Admitted
 from torchyard.controllers.supervisor import Policy
 from torchyard.plans.lineage import Producer, output_entry
 from torchyard.plans.names import TERMINAL, Phase
-from torchyard.plans.training import TrainingPlan, plan
+from torchyard.plans.training import TrainingObserved, TrainingPlan, plan
 from torchyard.refusals import Backoff, Refusal, controller_uid, was_refused
 from torchyard.resources.training import REPLICA_LABEL, headless_service, training_pod
 
@@ -159,9 +159,18 @@ class _TrainingJobs(jobs.JobKind):
         when: datetime,
         producer: Producer | None,
     ) -> TrainingPlan:
-        name = obj.body["metadata"]["name"]
-        pods, service = observed.pods, observed.service_exists
-        return plan(name, spec, status, obj.generation, pods, service, when, producer=producer)
+        return plan(
+            TrainingObserved(
+                name=obj.body["metadata"]["name"],
+                spec=spec,
+                status=status,
+                generation=obj.generation,
+                pods=observed.pods,
+                service_exists=observed.service_exists,
+                now=when,
+                producer=producer,
+            )
+        )
 
     async def act(
         self,

@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from torchyard.admission import Event
 from torchyard.api.base import rfc3339
-from torchyard.api.compression import CompressionJobSpec
+from torchyard.api.compression import CompressionJobSpec, JobPhase
 from torchyard.conditions import Conditions, end_of_life, find_condition, seconds_left
 from torchyard.plans.lineage import WAIT_SECONDS, Producer, gate
 from torchyard.plans.names import TERMINAL, Phase, Reason
 from torchyard.podstatus import OOM_KILLED, latest_outcome, pending_message
+
+
+@dataclass(frozen=True)
+class CompressionObserved:
+    """What the controller saw of a CompressionJob and its children just now."""
+
+    name: str
+    spec: CompressionJobSpec
+    status: Mapping[str, Any]
+    """The job's status as read (wire form, camelCase)."""
+    generation: int
+    job: Mapping[str, Any] | None
+    """The child batch/v1 Job; None before it is created."""
+    pods: Sequence[Mapping[str, Any]]
+    """The child Job's pods."""
+    now: datetime
+    producer: Producer | None = None
+    """The job in the namespace that writes this job's model, if any
+    (torchyard.plans.lineage)."""
+
+    @property
+    def phase(self) -> JobPhase:
+        return self.status.get("phase") or Phase.PENDING
 
 
 @dataclass(frozen=True)
@@ -30,7 +54,7 @@ class Plan:
     requeue_after: float | None = None
 
 
-def _job_condition(job: dict[str, Any], type: str) -> dict[str, Any] | None:
+def _job_condition(job: Mapping[str, Any], type: str) -> dict[str, Any] | None:
     found = find_condition((job.get("status") or {}).get("conditions") or [], type)
     return found if found and found.get("status") == "True" else None
 
@@ -43,26 +67,18 @@ def _result_block(result: dict[str, Any] | None) -> dict[str, Any] | None:
     return block or None
 
 
-def plan(
-    name: str,
-    spec: CompressionJobSpec,
-    status: dict[str, Any],
-    generation: int,
-    job: dict[str, Any] | None,
-    pods: list[dict[str, Any]],
-    now: datetime,
-    *,
-    producer: Producer | None = None,
-) -> Plan:
-    """Map the child Job's state onto the CompressionJob, and say what to do next.
-    `producer` is the job in the namespace that writes this job's model, if any
-    (torchyard.plans.lineage): the child Job is created only once it has succeeded."""
-    conditions = Conditions(status.get("conditions") or [], generation, now)
+def plan(observed: CompressionObserved) -> Plan:
+    """Map the child Job's state onto the CompressionJob, and say what to do next. The
+    child Job is created only once the job that writes this job's model
+    (`observed.producer`), if any, has succeeded."""
+    spec, status, job, pods = observed.spec, observed.status, observed.job, observed.pods
+    now, producer = observed.now, observed.producer
+    conditions = Conditions(status.get("conditions") or [], observed.generation, now)
     condition = conditions.set
-    phase = status.get("phase") or Phase.PENDING
+    phase = observed.phase
     ttl = spec.ttl_seconds_after_finished
     stamp = rfc3339(now)
-    patch: dict[str, Any] = {"observedGeneration": generation}
+    patch: dict[str, Any] = {"observedGeneration": observed.generation}
     events: list[Event] = []
 
     if phase in TERMINAL:
@@ -84,7 +100,7 @@ def plan(
         if started.waiting is not None:
             return _wait_for_input(patch, conditions, events, started.waiting)
         # The controller posts the JobCreated Event once the create call succeeded.
-        condition("Created", "True", "JobCreated", f"created Job {name}-compress")
+        condition("Created", "True", "JobCreated", f"created Job {observed.name}-compress")
         patch.update(phase=Phase.PENDING, conditions=conditions.list, message="waiting for the pod")
         return Plan(patch, events, create_job=True, model_digest=started.digest)
 
@@ -180,12 +196,12 @@ def _wait_for_input(
     return Plan(patch, events, requeue_after=WAIT_SECONDS)
 
 
-def _after_the_end(spec: CompressionJobSpec, status: dict[str, Any], now: datetime) -> Plan:
+def _after_the_end(spec: CompressionJobSpec, status: Mapping[str, Any], now: datetime) -> Plan:
     ending = end_of_life(spec.ttl_seconds_after_finished, status.get("completionTime"), now)
     return Plan({}, [], delete_object=ending.delete, requeue_after=ending.delay)
 
 
-def _failure(job_failed: dict[str, Any], pods: list[dict[str, Any]]) -> tuple[str, str]:
+def _failure(job_failed: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     """Reason and message of a failed child Job, from the pod that said most about it."""
     outcome = latest_outcome(pods, "Failed")
     job_reason = job_failed.get("reason") or "Failed"

@@ -8,19 +8,43 @@ rendezvous, and a pod left over from before an operator restart is never duplica
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from torchyard.admission import Event
 from torchyard.api.base import ConditionStatus, rfc3339
-from torchyard.api.training import TrainingJobSpec
+from torchyard.api.training import TrainingJobSpec, TrainingPhase
 from torchyard.conditions import Conditions, end_of_life, seconds_left
 from torchyard.plans.lineage import WAIT_SECONDS, Producer, gate
 from torchyard.plans.names import TERMINAL, Phase, Reason
 from torchyard.podstatus import OOM_KILLED, pending_message, phase_of, pod_outcome
 from torchyard.resources.training import ATTEMPT_LABEL, REPLICA_LABEL, pod_name
 from torchyard.workloads.report import PERMANENT
+
+
+@dataclass(frozen=True)
+class TrainingObserved:
+    """What the controller saw of a TrainingJob and its children just now."""
+
+    name: str
+    spec: TrainingJobSpec
+    status: Mapping[str, Any]
+    """The job's status as read (wire form, camelCase)."""
+    generation: int
+    pods: Sequence[Mapping[str, Any]]
+    """The job's pods, of every attempt."""
+    service_exists: bool
+    """Whether the job's headless Service exists."""
+    now: datetime
+    producer: Producer | None = None
+    """The job in the namespace that writes this job's starting model, if any
+    (torchyard.plans.lineage)."""
+
+    @property
+    def phase(self) -> TrainingPhase:
+        return self.status.get("phase") or Phase.PENDING
 
 
 @dataclass(frozen=True)
@@ -34,18 +58,18 @@ class TrainingPlan:
     requeue_after: float | None = None
 
 
-def _label(pod: dict[str, Any], key: str) -> int:
+def _label(pod: Mapping[str, Any], key: str) -> int:
     return int(((pod.get("metadata") or {}).get("labels") or {}).get(key, -1))
 
 
-def _name(pod: dict[str, Any]) -> str:
+def _name(pod: Mapping[str, Any]) -> str:
     return str(pod["metadata"]["name"])
 
 
 class _Status:
     """Accumulates a status patch and Events while the planner walks the cases."""
 
-    def __init__(self, status: dict[str, Any], generation: int, now: datetime) -> None:
+    def __init__(self, status: Mapping[str, Any], generation: int, now: datetime) -> None:
         self.before = status
         self.conditions = Conditions(status.get("conditions") or [], generation, now)
         self.patch: dict[str, Any] = {"observedGeneration": generation}
@@ -63,22 +87,13 @@ class _Status:
         self.patch.update(phase=phase, message=message, conditions=self.conditions.list)
 
 
-def plan(
-    name: str,
-    spec: TrainingJobSpec,
-    status: dict[str, Any],
-    generation: int,
-    pods: list[dict[str, Any]],
-    service_exists: bool,
-    now: datetime,
-    *,
-    producer: Producer | None = None,
-) -> TrainingPlan:
-    """The next move of a TrainingJob. `producer` is the job in the namespace that writes
-    this job's starting model, if any (torchyard.plans.lineage): the first pods are created
-    only once it has succeeded."""
-    state = _Status(status, generation, now)
-    phase = status.get("phase") or Phase.PENDING
+def plan(observed: TrainingObserved) -> TrainingPlan:
+    """The next move of a TrainingJob. The first pods are created only once the job that
+    writes its starting model (`observed.producer`), if any, has succeeded."""
+    spec, status, pods, now = observed.spec, observed.status, observed.pods, observed.now
+    producer = observed.producer
+    state = _Status(status, observed.generation, now)
+    phase = observed.phase
     restarts = int(status.get("restarts") or 0)
     replicas = spec.parallelism.replicas
 
@@ -131,7 +146,7 @@ def plan(
     missing = [index for index in range(replicas) if index not in by_replica]
     # The pods this reconcile creates are named now, not in one more write when they appear.
     state.patch["replicaStatuses"] = _replica_statuses(
-        replicas, current, {index: pod_name(name, index) for index in missing}
+        replicas, current, {index: pod_name(observed.name, index) for index in missing}
     )
     if len(by_replica) == replicas and all(phase_of(p) == "Succeeded" for p in current):
         return _succeed(state, spec, by_replica[0], current)
@@ -176,7 +191,7 @@ def plan(
     return TrainingPlan(
         state.patch,
         state.events,
-        create_service=not service_exists,
+        create_service=not observed.service_exists,
         create_replicas=missing,
         requeue_after=requeue,
     )
@@ -198,7 +213,7 @@ def _wait_for_input(
 
 
 def _replica_statuses(
-    replicas: int, pods: list[dict[str, Any]], creating: dict[int, str] | None = None
+    replicas: int, pods: Sequence[Mapping[str, Any]], creating: dict[int, str] | None = None
 ) -> list[dict[str, Any]]:
     """One entry per replica: its pod and phase; `creating` are pods about to be created."""
     by_replica = {_label(p, REPLICA_LABEL): p for p in pods}
@@ -218,8 +233,8 @@ def _on_failure(
     state: _Status,
     spec: TrainingJobSpec,
     restarts: int,
-    pod: dict[str, Any],
-    current: list[dict[str, Any]],
+    pod: Mapping[str, Any],
+    current: Sequence[Mapping[str, Any]],
     producer: Producer | None,
 ) -> TrainingPlan:
     outcome = pod_outcome(pod)
@@ -260,7 +275,11 @@ def _on_failure(
 
 
 def _fail(
-    state: _Status, spec: TrainingJobSpec, pods: list[dict[str, Any]], reason: str, message: str
+    state: _Status,
+    spec: TrainingJobSpec,
+    pods: Sequence[Mapping[str, Any]],
+    reason: str,
+    message: str,
 ) -> TrainingPlan:
     state.condition("Running", "False", reason, message)
     state.condition("Failed", "True", reason, message)
@@ -278,7 +297,10 @@ def _fail(
 
 
 def _succeed(
-    state: _Status, spec: TrainingJobSpec, leader: dict[str, Any], pods: list[dict[str, Any]]
+    state: _Status,
+    spec: TrainingJobSpec,
+    leader: Mapping[str, Any],
+    pods: Sequence[Mapping[str, Any]],
 ) -> TrainingPlan:
     outcome = pod_outcome(leader)
     result = (outcome.result if outcome else None) or {}
@@ -307,7 +329,9 @@ def _succeed(
     )
 
 
-def _cleanup(spec: TrainingJobSpec, pods: list[dict[str, Any]], every_running: bool) -> list[str]:
+def _cleanup(
+    spec: TrainingJobSpec, pods: Sequence[Mapping[str, Any]], every_running: bool
+) -> list[str]:
     """Pods to delete when the job ends, per cleanPodPolicy."""
     if spec.clean_pod_policy == "All":
         return [_name(p) for p in pods]
@@ -317,7 +341,10 @@ def _cleanup(spec: TrainingJobSpec, pods: list[dict[str, Any]], every_running: b
 
 
 def _after_the_end(
-    spec: TrainingJobSpec, status: dict[str, Any], pods: list[dict[str, Any]], now: datetime
+    spec: TrainingJobSpec,
+    status: Mapping[str, Any],
+    pods: Sequence[Mapping[str, Any]],
+    now: datetime,
 ) -> TrainingPlan:
     ending = end_of_life(spec.ttl_seconds_after_finished, status.get("completionTime"), now)
     if ending.delete:
