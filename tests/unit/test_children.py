@@ -18,3 +18,15 @@ def test_created_children_count_until_the_watch_shows_them():
     assert created.with_created(owner, seen, at=102.0) == seen  # no double count
     created.record(owner, [replica_1], at=100.0)
     assert created.with_created(owner, watched, at=161.0) == watched  # never seen: given up
+
+
+def test_what_an_owner_deleted_meanwhile_created_is_dropped_after_the_patience():
+    created = CreatedChildren(patience=60)
+    created.record(("ns", "gone"), [pod("gone-serving-x", "ns").obj()], at=100.0)
+    created.record(("ns", "here"), [pod("here-serving-y", "ns").obj()], at=150.0)
+    created.expire(at=161.0)
+    assert created.with_created(("ns", "gone"), [], at=161.0) == []
+    assert [c["metadata"]["name"] for c in created.with_created(("ns", "here"), [], 161.0)] == [
+        "here-serving-y"
+    ]
+    assert len(created) == 1  # nothing kept for the owner that is gone

@@ -62,6 +62,10 @@ class CreatedChildren:
         self._snap = snap or snapshot
         self._created: dict[tuple[str, str], dict[str, tuple[float, dict[str, Any]]]] = {}
 
+    def __len__(self) -> int:
+        """Owners with children created and not seen yet."""
+        return len(self._created)
+
     def record(self, owner: tuple[str, str], manifests: list[dict[str, Any]], at: float) -> None:
         pending = self._created.setdefault(owner, {})
         for manifest in manifests:
@@ -86,6 +90,16 @@ class CreatedChildren:
 
     def forget(self, owner: tuple[str, str]) -> None:
         self._created.pop(owner, None)
+
+    def expire(self, at: float) -> None:
+        """Drop what was created more than `patience` ago, whoever owns it: an owner
+        deleted before the watch showed its child is never asked about again."""
+        for owner, pending in list(self._created.items()):
+            for name, (created, _) in list(pending.items()):
+                if at - created > self.patience:
+                    del pending[name]
+            if not pending:
+                del self._created[owner]
 
 
 def owned_entry(

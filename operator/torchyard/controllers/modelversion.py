@@ -291,6 +291,7 @@ async def _reconcile(
 ) -> float | None:
     namespace, model = key
     clock = time.monotonic()
+    created_deployments.expire(clock)
     specs = {b["metadata"]["name"]: _spec(b) for b in bodies}
     live = [b for b in bodies if not b["metadata"].get("deletionTimestamp")]
     valid = [b for b in bodies if specs[b["metadata"]["name"]] is not None]
