@@ -17,9 +17,11 @@ import pytest
 
 from tests.builders import PodBuilder
 from tests.objects import sample
+from torchyard.api.kinds import TRAINING_JOB
 from torchyard.api.training import TrainingJobSpec
 from torchyard.controllers import client, objects, reconciler, trainingjob
 from torchyard.controllers.children import CreatedChildren
+from torchyard.resources.registration import REGISTERED_BY
 from torchyard.resources.training import training_pod
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -172,3 +174,37 @@ def test_a_settled_job_writes_nothing(api: FakeApi):
     api.reconcile()
     api.reconcile()
     assert (api.requests, api.events) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("made_by", "want"),
+    [
+        ("trainingjob.digits-train", ("Registered", "True")),
+        ("trainingjob.someone-else", ("RegistrationConflict", "False")),
+    ],
+)
+def test_a_model_version_that_exists_already_is_ours_only_if_this_job_made_it(
+    monkeypatch: pytest.MonkeyPatch, made_by: str, want: tuple[str, str]
+):
+    """This job's own registration, whose Succeeded write then lost a race, is no conflict."""
+    existing: dict[str, Any] = {}
+
+    async def create(manifest: dict[str, Any]) -> bool:
+        existing.update(copy.deepcopy(manifest))
+        existing["metadata"]["labels"][REGISTERED_BY] = made_by
+        return False  # 409: there already
+
+    async def get_object(kind: Any, namespace: str, name: str) -> dict[str, Any]:
+        return existing
+
+    monkeypatch.setattr(client, "create", create)
+    monkeypatch.setattr(client, "get_object", get_object)
+    job = _job()
+    obj = reconciler.Admitted(job, {}, {}, [], True, T0)
+    artifact = {"uri": "pvc://models/digits-trained", "digest": "sha256:" + "d" * 64}
+    patch: dict[str, Any] = {}
+    spec = TrainingJobSpec.model_validate(job["spec"])
+    events, _ = asyncio.run(reconciler.register(TRAINING_JOB, obj, spec, artifact, patch))
+    registered = next(c for c in patch["conditions"] if c["type"] == "Registered")
+    assert (registered["reason"], registered["status"]) == want
+    assert [e.reason for e in events] == [want[0]]

@@ -17,7 +17,7 @@ import kopf
 from torchyard.admission import ACCEPTED, Event, admit
 from torchyard.api.base import now
 from torchyard.api.compression import CompressionJobSpec
-from torchyard.api.kinds import Kind
+from torchyard.api.kinds import MODEL_VERSION, Kind
 from torchyard.api.training import TrainingJobSpec
 from torchyard.conditions import Conditions, find_condition
 from torchyard.controllers import client, objects
@@ -28,7 +28,7 @@ from torchyard.metrics import reconciling
 from torchyard.plans.lineage import Producer, find_producer
 from torchyard.plans.names import Phase
 from torchyard.refusals import FAILED_CREATE, Backoff
-from torchyard.resources.registration import model_version
+from torchyard.resources.registration import REGISTERED_BY, model_version
 from torchyard.storage import normalize_uri
 
 REGISTERED = "Registered"
@@ -148,6 +148,10 @@ async def register(
         patch["conditions"] = conditions.list
         return conditions.events, retry
     registrations.forget(key)
+    if not created:
+        # Ours already when this job registered it and its Succeeded write then lost a
+        # race (409): the reconcile that follows must not call that a conflict.
+        created = await _registered_by(manifest, metadata["namespace"], name)
     if created:
         said = f"registered ModelVersion {name}"
         event = Event("Normal", "Registered", said)
@@ -157,6 +161,18 @@ async def register(
     conditions.set(REGISTERED, "True" if created else "False", event.reason, said)
     patch["conditions"] = conditions.list
     return [event], None
+
+
+async def _registered_by(manifest: dict[str, Any], namespace: str, name: str) -> bool:
+    """Whether the existing ModelVersion `name` is the one `manifest` describes: made by
+    the same job (its registered-by label) for the same artifact digest."""
+    found = await client.get_object(MODEL_VERSION, namespace, name)
+    if found is None:
+        return False
+    label = (found["metadata"].get("labels") or {}).get(REGISTERED_BY)
+    digest = ((found.get("spec") or {}).get("artifact") or {}).get("digest")
+    wanted = manifest["metadata"]["labels"].get(REGISTERED_BY)
+    return label == wanted and digest == manifest["spec"]["artifact"]["digest"]
 
 
 def registration_refused(status: dict[str, Any]) -> bool:
