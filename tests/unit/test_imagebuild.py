@@ -384,3 +384,15 @@ def test_an_image_is_loaded_again_unless_containerd_has_that_very_build():
     assert not loaded(CTR_LISTING, worker, "0000aa")  # rebuilt since: import again
     assert not loaded(CTR_LISTING, operator, "5a0")  # imported by hand, unlabelled
     assert not loaded(CTR_LISTING, "sha256:6b786f", "6b786f")
+
+
+def test_only_containerds_lost_snapshot_race_is_imported_again():
+    from torchyard.imagebuild.__main__ import lost_snapshot
+
+    race = (
+        'ctr: failed to prepare extraction snapshot "extract-73338788-V7IQ sha256:e4e8": '
+        "parent snapshot sha256:6dfa does not exist: not found"
+    )
+    assert lost_snapshot(race)
+    assert not lost_snapshot("ctr: unrecognized image format")
+    assert not lost_snapshot("ctr: failed to connect: connection refused")

@@ -148,6 +148,29 @@ def loaded(listing: str, tag: str, image_id: str) -> bool:
     return False
 
 
+IMPORT_ATTEMPTS = 3
+"""containerd 1.6 can lose a layer's snapshot to its garbage collector while an import
+unpacks the next one ("parent snapshot ... does not exist", containerd #3787): the
+content is there, and an import again unpacks what is missing."""
+
+
+def lost_snapshot(stderr: str) -> bool:
+    """Whether an import failed for containerd's lost-snapshot race, worth another try."""
+    return "failed to prepare extraction snapshot" in stderr and "does not exist" in stderr
+
+
+def _import(ctr: Sequence[str], tag: str) -> tuple[bool, subprocess.CompletedProcess[str]]:
+    """`podman save | ctr images import -`: whether the save went well, and the import."""
+    # Streamed: the worker's archive is gigabytes.
+    save = subprocess.Popen(podman.save_command(tag, None), stdout=subprocess.PIPE)
+    imported = subprocess.run(
+        [*ctr, "images", "import", "-"], stdin=save.stdout, capture_output=True, text=True
+    )
+    assert save.stdout is not None
+    save.stdout.close()
+    return save.wait() == 0, imported
+
+
 def load_into_containerd(address: str, namespace: str, names: Sequence[str]) -> None:
     """Import each image unless containerd has it already: the worker's is gigabytes."""
     tools.ensure(["podman", "runc", "ctr"], log)
@@ -167,15 +190,13 @@ def load_into_containerd(address: str, namespace: str, names: Sequence[str]) -> 
             log(f"{tag} ({image_id[:12]}) is in containerd already ({address})")
             continue
         began = time.monotonic()
-        # Streamed: the worker's archive is gigabytes.
-        save = subprocess.Popen(podman.save_command(tag, None), stdout=subprocess.PIPE)
-        imported = subprocess.run(
-            [*ctr, "images", "import", "-"], stdin=save.stdout, capture_output=True, text=True
-        )
-        assert save.stdout is not None
-        save.stdout.close()
-        if save.wait() != 0 or imported.returncode != 0:
-            raise ImageBuildError(f"importing {tag} into containerd failed:\n{imported.stderr}")
+        for attempt in range(1, IMPORT_ATTEMPTS + 1):
+            saved, imported = _import(ctr, tag)
+            if saved and imported.returncode == 0:
+                break
+            if not saved or not lost_snapshot(imported.stderr) or attempt == IMPORT_ATTEMPTS:
+                raise ImageBuildError(f"importing {tag} into containerd failed:\n{imported.stderr}")
+            log(f"importing {tag}: containerd lost a snapshot while unpacking; again")
         subprocess.run(
             [*ctr, "images", "label", tag, f"{LOADED_LABEL}={image_id}"],
             check=True,
