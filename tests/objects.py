@@ -144,6 +144,25 @@ INVALID: tuple[Invalid, ...] = (
     ),
     Invalid("two-students", "CompressionJob", _distill_both_students, "spec.distill"),
     Invalid(
+        "search-mode",
+        "CompressionJob",
+        _set("quantize", {"mode": "weight_only", "search": {}}),
+        "spec.quantize.search",
+    ),
+    Invalid("search-gate", "CompressionJob", _set("evaluation", _DELETE), "spec.evaluation"),
+    Invalid(
+        "search-trials",
+        "CompressionJob",
+        _set("quantize.search", {"maxTrials": 0}),
+        "spec.quantize.search.maxTrials",
+    ),
+    Invalid(
+        "min-cosine-metric",
+        "CompressionJob",
+        _set("evaluation.metric", "accuracy"),
+        "spec.evaluation.minCosine",
+    ),
+    Invalid(
         "output-is-input",
         "CompressionJob",
         _output_is_input,

@@ -97,6 +97,9 @@ def test_each_digest_matches_along_the_chain_and_status_tells_the_lineage(cluste
     # The figures a user reads: smaller and no worse than the gate allows.
     assert pruned["result"]["compressionRatio"] > 2 and pruned["result"]["metricDrop"] <= 0.02
     assert quantized["result"]["compressionRatio"] > 3.5
+    assert quantized["result"]["minCosine"] >= 0.98
+    assert quantized["result"]["search"]["trials"] >= 1
+    assert quantized["result"]["measuredOn"]["dataset"] == "builtin://sentences (test)"
     assert quantized["input"]["uri"] == "builtin://all-minilm-l6-v2"
     assert quantized["input"]["digest"] == versions["minilm-v1"]["spec"]["artifact"]["digest"]
 

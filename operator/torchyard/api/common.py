@@ -71,7 +71,7 @@ class ModelSource(ApiModel, json_schema_extra=cel_rules(*FACTORY_RULES)):
         return self
 
 
-BUILTIN_DATASETS = ("digits", "breast_cancer", "wine", "iris", "sentences")
+BUILTIN_DATASETS = ("digits", "breast_cancer", "wine", "iris", "sentences", "varied-text")
 
 DATASET_URI_PATTERN = (
     r"^(builtin://(" + "|".join(BUILTIN_DATASETS) + r")"
@@ -85,7 +85,9 @@ class DatasetSource(ApiModel):
 
     uri: DatasetUri
     """builtin://NAME for a dataset that ships with the worker image (digits, breast_cancer,
-    wine, iris: scikit-learn's bundled sets; sentences: a small text corpus), or
+    wine, iris: scikit-learn's bundled sets; sentences: a small English text corpus;
+    varied-text: code, logs, chat, long paragraphs, German and Spanish, for held-out
+    checks of text encoders), or
     file:///, pvc://CLAIM/ or s3:// for a .pt/.safetensors file of tensors."""
     split: Literal["train", "test", "all"] = "train"
     """Which split to use; bundled sets are split 80/20 with a fixed seed."""

@@ -56,7 +56,31 @@ _CALIBRATION_REQUIRED = Cel(
 )
 
 
-class QuantizeSpec(ApiModel, json_schema_extra=cel_rules(_CALIBRATION_REQUIRED)):
+class QuantizeSearch(ApiModel):
+    """Try quantization configurations until one passes the quality gate.
+
+    Candidates go from the fastest to the most faithful: no smoothing, SmoothQuant
+    smoothing at rising strengths, then the layers that lose most computed one step more
+    faithfully (static -> dynamic -> float; their weights stay int8, so the model stays
+    as small). Each is judged on the quarter of the sample data it was not fitted on; the
+    first that passes spec.evaluation's maxDrop (and minCosine) is kept."""
+
+    max_trials: int = Field(default=8, ge=1, le=64)
+    """Configurations to try at most."""
+    time_budget_seconds: int = Field(default=900, ge=10, le=86_400)
+    """No trial starts when it would end after this many seconds of searching."""
+
+
+_SEARCH_MODES = Cel(
+    rule="!has(self.search) || self.mode == 'dynamic' || self.mode == 'static'",
+    message="search applies to modes dynamic and static (weight_only, fp16 and bf16 have "
+    "nothing to search): remove search or change mode",
+    field_path=".search",
+    reason="FieldValueForbidden",
+)
+
+
+class QuantizeSpec(ApiModel, json_schema_extra=cel_rules(_CALIBRATION_REQUIRED, _SEARCH_MODES)):
     """Quantization: store and compute with fewer bits."""
 
     mode: Literal["dynamic", "weight_only", "static", "fp16", "bf16"] = "dynamic"
@@ -66,12 +90,18 @@ class QuantizeSpec(ApiModel, json_schema_extra=cel_rules(_CALIBRATION_REQUIRED))
     granularity: Literal["per_channel", "per_tensor"] = "per_channel"
     """Scale per output channel (higher fidelity) or one per tensor."""
     calibration: DatasetSource | None = None
-    """Samples that static quantization observes to choose activation ranges."""
+    """Samples that static quantization observes to choose activation ranges (and that
+    smoothing and the search fit on; default: evaluation.dataset's train split)."""
+    search: QuantizeSearch | None = None
+    """Search for the fastest configuration that passes the quality gate (needs
+    spec.evaluation); without it one configuration is built."""
 
     @model_validator(mode="after")
     def _static_needs_calibration(self) -> QuantizeSpec:
         if self.mode == "static" and self.calibration is None:
             raise ValueError(f"calibration: {_CALIBRATION_REQUIRED.message}")
+        if self.search is not None and self.mode not in ("dynamic", "static"):
+            raise ValueError(f"search: {_SEARCH_MODES.message}")
         return self
 
 
@@ -116,7 +146,15 @@ class DistillSpec(ApiModel, json_schema_extra=cel_rules(_ONE_STUDENT)):
         return self
 
 
-class EvaluationSpec(ApiModel):
+_MIN_COSINE_METRIC = Cel(
+    rule="!has(self.minCosine) || self.metric == 'cosine'",
+    message="minCosine applies to metric cosine: remove it or set metric: cosine",
+    field_path=".minCosine",
+    reason="FieldValueForbidden",
+)
+
+
+class EvaluationSpec(ApiModel, json_schema_extra=cel_rules(_MIN_COSINE_METRIC)):
     """How quality is measured before and after, and how much loss is acceptable."""
 
     dataset: DatasetSource
@@ -127,6 +165,15 @@ class EvaluationSpec(ApiModel):
     max_drop: float = Field(default=0.01, ge=0.0, le=1.0)
     """Largest acceptable drop of the metric (absolute, 0.01 = one point). A larger drop
     fails the job with QualityGateFailed and publishes no artifact."""
+    min_cosine: float | None = Field(default=None, ge=-1.0, le=1.0)
+    """metric cosine only: every sample's cosine to the original model must reach this
+    (a mean can hide a few ruined samples); below it the job fails QualityGateFailed."""
+
+    @model_validator(mode="after")
+    def _min_cosine_needs_cosine(self) -> EvaluationSpec:
+        if self.min_cosine is not None and self.metric != "cosine":
+            raise ValueError(f"minCosine: {_MIN_COSINE_METRIC.message}")
+        return self
 
 
 def _method_block_rules() -> list[Cel]:
@@ -152,6 +199,13 @@ def _method_block_rules() -> list[Cel]:
 
 
 _METHOD_RULES = _method_block_rules()
+_SEARCH_NEEDS_GATE = Cel(
+    rule="!has(self.quantize) || !has(self.quantize.search) || has(self.evaluation)",
+    message="quantize.search needs evaluation: the search keeps the first configuration "
+    "that passes evaluation.maxDrop",
+    field_path=".evaluation",
+    reason="FieldValueRequired",
+)
 _OUTPUT_DIFFERS = Cel(
     rule=overlap_rule("self.output.uri", "self.model.uri"),
     message="output.uri must differ from model.uri, and neither may lie inside the other: "
@@ -170,7 +224,10 @@ _OUTPUT_NOT_STUDENT = Cel(
 
 
 class CompressionJobSpec(
-    RunPolicy, json_schema_extra=cel_rules(*_METHOD_RULES, _OUTPUT_DIFFERS, _OUTPUT_NOT_STUDENT)
+    RunPolicy,
+    json_schema_extra=cel_rules(
+        *_METHOD_RULES, _SEARCH_NEEDS_GATE, _OUTPUT_DIFFERS, _OUTPUT_NOT_STUDENT
+    ),
 ):
     """Desired state of a CompressionJob."""
 
@@ -211,6 +268,8 @@ class CompressionJobSpec(
                     f"{method}: {method} is set but method is not {method}: "
                     "remove it or change method"
                 )
+        if self.quantize and self.quantize.search and self.evaluation is None:
+            raise ValueError(f"evaluation: {_SEARCH_NEEDS_GATE.message}")
         if overlaps(self.output.uri, self.model.uri):
             raise ValueError(f"output.uri: {_OUTPUT_DIFFERS.message}")
         student = self.distill.student if self.distill else None
@@ -234,6 +293,32 @@ class Figures(ApiModel):
     """Fraction of weights that are zero."""
 
 
+class MeasuredOn(ApiModel):
+    """The data and the machine the figures come from."""
+
+    dataset: str | None = Field(default=None, max_length=512)
+    """URI and split of the evaluation data (never used to fit or choose anything)."""
+    samples: int | None = Field(default=None, ge=0)
+    """Samples the metric was computed over."""
+    latency_batch: str | None = Field(default=None, max_length=64)
+    """Shape of the batch latency was timed on, e.g. "32 x 41 tokens"."""
+    threads: int | None = Field(default=None, ge=0)
+    """CPU threads the model ran with."""
+    cpu: str | None = Field(default=None, max_length=256)
+    """What the CPU offers the kernels: vector ISA, int8 (VNNI) and bf16 support."""
+
+
+class SearchSummary(ApiModel):
+    """What the accuracy-aware search tried (every trial's figures are in the manifest)."""
+
+    trials: int | None = Field(default=None, ge=0)
+    """Configurations tried."""
+    chosen: str | None = Field(default=None, max_length=256)
+    """The configuration published."""
+    reason: str | None = Field(default=None, max_length=256)
+    """Why the search stopped there."""
+
+
 class CompressionResult(ApiModel):
     """What the job produced and measured."""
 
@@ -249,6 +334,12 @@ class CompressionResult(ApiModel):
     """before.latencyMs / after.latencyMs."""
     metric_drop: float | None = None
     """before.metric - after.metric."""
+    min_cosine: float | None = None
+    """metric cosine: the lowest cosine of any one sample to the original model."""
+    measured_on: MeasuredOn | None = None
+    """The data and the machine the figures come from."""
+    search: SearchSummary | None = None
+    """quantize.search: what was tried and what was kept."""
 
 
 JobPhase = Literal["Pending", "Running", "Succeeded", "Failed"]

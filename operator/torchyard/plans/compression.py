@@ -62,7 +62,17 @@ def _job_condition(job: Mapping[str, Any], type: str) -> dict[str, Any] | None:
 def _result_block(result: dict[str, Any] | None) -> dict[str, Any] | None:
     if not result:
         return None
-    keys = ("artifact", "before", "after", "compressionRatio", "speedup", "metricDrop")
+    keys = (
+        "artifact",
+        "before",
+        "after",
+        "compressionRatio",
+        "speedup",
+        "metricDrop",
+        "minCosine",
+        "measuredOn",
+        "search",
+    )
     block = {key: result[key] for key in keys if result.get(key) is not None}
     return block or None
 

@@ -14,7 +14,7 @@ from torchyard.storage import StorageError, fetch
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 TABULAR = ("digits", "breast_cancer", "wine", "iris")
-TEXT = ("sentences",)
+TEXT = ("sentences", "varied-text")
 UNLABELLED = -1
 """Label of a sample without a label in a tensor file: distillation learns from it
 through the teacher's soft targets only (a few labels plus a larger transfer set)."""
@@ -86,7 +86,7 @@ def load_dataset(source: DatasetSource) -> Dataset:
     parsed = urlparse(source.uri)
     data: Dataset
     if parsed.scheme == "builtin" and parsed.netloc in TEXT:
-        data = _sentences(source.split)
+        data = _text(parsed.netloc, source.split)
     elif parsed.scheme == "builtin":
         data = _builtin(parsed.netloc, source.split)
     else:
@@ -101,10 +101,12 @@ def _split(count: int, split: str) -> torch.Tensor:
     return {"train": order[:cut], "test": order[cut:], "all": order}[split]
 
 
-def _sentences(split: str) -> TextData:
+def _text(name: str, split: str) -> TextData:
     from torchyard.workloads.text import SENTENCES
+    from torchyard.workloads.varied_text import VARIED_TEXT
 
-    return TextData(tuple(SENTENCES[int(index)] for index in _split(len(SENTENCES), split)))
+    corpus = SENTENCES if name == "sentences" else VARIED_TEXT
+    return TextData(tuple(corpus[int(index)] for index in _split(len(corpus), split)))
 
 
 def _builtin(name: str, split: str) -> TensorData:

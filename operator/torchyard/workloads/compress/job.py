@@ -27,6 +27,7 @@ from torchyard.storage import Artifact
 from torchyard.validation import InvalidSpec, parse_spec
 from torchyard.workloads.artifacts import FORMAT, output_is_free, save_artifact
 from torchyard.workloads.compress import distill as distillation
+from torchyard.workloads.compress.attention import choose_attention
 from torchyard.workloads.compress.evaluate import (
     BATCH_SIZE,
     Adapter,
@@ -42,7 +43,9 @@ from torchyard.workloads.compress.evaluate import (
 from torchyard.workloads.compress.fit import label_loss, match_loss, train
 from torchyard.workloads.compress.modules import sparsity
 from torchyard.workloads.compress.prune import prune
+from torchyard.workloads.compress.qmodules import describe_cpu
 from torchyard.workloads.compress.quantize import quantize
+from torchyard.workloads.compress.search import Target, search
 from torchyard.workloads.compress.source import Source, open_source
 from torchyard.workloads.datasets import (
     Dataset,
@@ -118,16 +121,25 @@ def run(spec: CompressionJobSpec) -> dict[str, Any]:
     except ValueError as error:  # the method does not apply to this model
         raise PermanentError("UnsupportedModel", str(error)) from None
 
+    batch = _latency_batch(adapter, source.model, test)
+    if batch is not None:
+        transforms, attention = choose_attention(compressed.model, adapter, batch)
+        compressed.transforms += transforms
+        if attention:
+            compressed.details["attention"] = attention
+
     log.info("measuring the compressed model")
     reference = original.outputs if original is not None else None
     changed = _quality(compressed.model, adapter, test, metric, reference)
-    batch = _latency_batch(adapter, source.model, test)
     latencies: list[float | None] = [None, None]
     if batch is not None:
         latencies = list(median_latencies_ms([source.model, compressed.model], adapter, batch))
     before = figures(source.model, latencies[0], original.metric if original else None)
     after = figures(compressed.model, latencies[1], changed.metric if changed else None)
     result = _result(spec, compressed.model, before, after, changed)
+    result["measuredOn"] = _measured_on(spec, test, batch)
+    if "searchSummary" in compressed.details:
+        result["search"] = compressed.details.pop("searchSummary")
     _gate(spec, result, before, after)
     artifact = _publish(spec, compressed, before, after, test)
     result["artifact"] = {
@@ -143,15 +155,31 @@ def run(spec: CompressionJobSpec) -> dict[str, Any]:
 def _gate(
     spec: CompressionJobSpec, result: dict[str, Any], before: Figures, after: Figures
 ) -> None:
-    """Refuse a model whose metric fell by more than maxDrop: nothing is published."""
-    if spec.evaluation is None or result["metricDrop"] <= spec.evaluation.max_drop:
+    """Refuse a model whose metric fell by more than maxDrop, or one sample of which fell
+    below minCosine: nothing is published."""
+    if spec.evaluation is None:
         return
+    evaluation, problems = spec.evaluation, []
+    if result["metricDrop"] > evaluation.max_drop:
+        problems.append(
+            f"{evaluation.metric} fell from {before.metric:.4f} to {after.metric:.4f} "
+            f"(drop {result['metricDrop']:.4f} > maxDrop {evaluation.max_drop})"
+        )
+    lowest = result.get("minCosine")
+    if evaluation.min_cosine is not None and lowest is not None and lowest < evaluation.min_cosine:
+        problems.append(
+            f"a sample's cosine fell to {lowest:.4f} (< minCosine {evaluation.min_cosine})"
+        )
+    if not problems:
+        return
+    tried = result.get("search")
+    searched = (
+        f"; the search tried {tried['trials']} configurations ({tried['reason']})" if tried else ""
+    )
     raise PermanentError(
         "QualityGateFailed",
-        f"{spec.evaluation.metric} fell from {before.metric:.4f} to {after.metric:.4f} "
-        f"(drop {result['metricDrop']:.4f} > maxDrop {spec.evaluation.max_drop}); "
-        f"size {before.bytes} -> {after.bytes} bytes, latency {before.latency_ms} -> "
-        f"{after.latency_ms} ms; no artifact was published",
+        f"{'; '.join(problems)}; size {before.bytes} -> {after.bytes} bytes, latency "
+        f"{before.latency_ms} -> {after.latency_ms} ms{searched}; no artifact was published",
         details=result,
     )
 
@@ -197,7 +225,13 @@ def _compress(spec: CompressionJobSpec, source: Source, adapter: Adapter) -> Com
     if spec.method == "quantize":
         assert spec.quantize is not None
         samples = _calibration(spec, adapter)
-        quantized = quantize(source.model, spec.quantize, adapter, samples)
+        if spec.quantize.search is not None:
+            assert spec.evaluation is not None and samples is not None  # the API ensures it
+            evaluation = spec.evaluation
+            target = Target(evaluation.metric, evaluation.max_drop, evaluation.min_cosine)
+            quantized = search(source.model, spec.quantize, adapter, samples, target)
+        else:
+            quantized = quantize(source.model, spec.quantize, adapter, samples)
         return Compressed(quantized.model, source, quantized.transforms, quantized.details)
     if spec.method == "prune":
         assert spec.prune is not None
@@ -307,6 +341,23 @@ def _latency_batch(adapter: Adapter, model: nn.Module, test: Dataset | None) -> 
     if first is None:
         return None
     return torch.randn(BATCH_SIZE, first.in_features, generator=torch.Generator().manual_seed(0))
+
+
+def _measured_on(
+    spec: CompressionJobSpec, test: Dataset | None, batch: Batch | None
+) -> dict[str, Any]:
+    """Where the figures come from: the data, the batch timed, the machine."""
+    measured: dict[str, Any] = {"threads": torch.get_num_threads(), "cpu": describe_cpu()}
+    if spec.evaluation is not None and test is not None:
+        dataset = spec.evaluation.dataset
+        measured["dataset"] = f"{dataset.uri} ({dataset.split})"[:512]
+        measured["samples"] = len(test)
+    if isinstance(batch, dict):
+        rows, tokens = batch["input_ids"].shape[:2]
+        measured["latencyBatch"] = f"{rows} x {tokens} tokens"
+    elif isinstance(batch, torch.Tensor):
+        measured["latencyBatch"] = " x ".join(str(size) for size in batch.shape)
+    return measured
 
 
 def _quality(

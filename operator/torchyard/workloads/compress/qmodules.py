@@ -21,7 +21,9 @@ same artifact, same numbers up to activation rounding, only slower.
 
 from __future__ import annotations
 
+import functools
 import warnings
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -30,10 +32,48 @@ from torch import nn
 
 Compute = Literal["dynamic", "weight_only", "static"]
 QMAX = 127
-# fbgemm multiplies uint8 activations by int8 weights in int16 pairs on AVX2; 7-bit
-# activations keep 2 * 127 * 127 below the int16 limit (no silent saturation).
-REDUCE_RANGE = True
-ACTIVATION_QMAX = 127 if REDUCE_RANGE else 255
+# Static layers store their activation qparams in the artifact, which may be served on
+# any CPU: they keep the 7-bit range that is safe everywhere (see full_range_activations).
+ACTIVATION_QMAX = 127
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux); empty where /proc/cpuinfo cannot tell."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def full_range_activations() -> bool:
+    """Whether dynamic int8 layers may quantize activations to all 8 bits on this CPU.
+
+    Without VNNI, fbgemm multiplies uint8 activations by int8 weights in int16 pairs
+    (vpmaddubsw), which saturates silently unless activations keep 7 bits. With
+    AVX512-VNNI (vpdpbusd) products accumulate in int32, so the 8th bit is free: on
+    MiniLM it lifts the minimum cosine on held-out text from 0.89 to 0.96 at the same
+    speed. Decided per process, at run time, so one artifact is right on every CPU."""
+    if torch.backends.quantized.engine not in ("fbgemm", "x86"):
+        return False
+    return {"avx512_vnni", "avx512bw"} <= cpu_flags()
+
+
+def activation_bits() -> int:
+    """Bits of a dynamic layer's activations in this process (7 or 8)."""
+    return 8 if full_range_activations() else 7
+
+
+def describe_cpu() -> str:
+    """What the CPU offers the kernels, for the job's status: the figures depend on it."""
+    flags = cpu_flags()
+    int8 = "VNNI" if full_range_activations() else "no VNNI"
+    bf16 = "native" if flags & {"avx512_bf16", "amx_bf16"} else "emulated"
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"{capability}; int8 {int8}, {activation_bits()}-bit activations; bf16 {bf16}"
 
 
 def quantize_weight(weight: torch.Tensor, per_channel: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,7 +209,7 @@ class Int8Linear(_Packed):
         if self.smoothing is not None:
             x = x * self.smoothing
         if self.compute == "dynamic":
-            return torch.ops.quantized.linear_dynamic(x, packed, REDUCE_RANGE)
+            return torch.ops.quantized.linear_dynamic(x, packed, not full_range_activations())
         scale, zero_point = self.input_qparams.tolist()
         quantized = torch.quantize_per_tensor(x.float(), scale, int(zero_point), torch.quint8)
         out_scale, out_zero_point = self.output_qparams.tolist()
@@ -280,7 +320,7 @@ class Int8LSTM(_Packed):
                 )
                 cells.append(
                     torch.ops.quantized.make_quantized_cell_params_dynamic(
-                        packed_ih, packed_hh, b_ih, b_hh, REDUCE_RANGE
+                        packed_ih, packed_hh, b_ih, b_hh, not full_range_activations()
                     )
                 )
             self._packed = cells

@@ -36,7 +36,13 @@ from torchyard.api.compression import QuantizeSpec
 from torchyard.workloads.artifacts import transform
 from torchyard.workloads.compress.evaluate import Adapter, cosines
 from torchyard.workloads.compress.modules import get_module, set_module
-from torchyard.workloads.compress.qmodules import Compute, Int8Embedding, Int8Linear, Int8LSTM
+from torchyard.workloads.compress.qmodules import (
+    Compute,
+    Int8Embedding,
+    Int8Linear,
+    Int8LSTM,
+    activation_bits,
+)
 from torchyard.workloads.datasets import Dataset
 
 SMOOTHING_STRENGTHS: tuple[float | None, ...] = (None, 0.5, 0.65, 0.8)
@@ -53,6 +59,37 @@ class Quantized:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+# Where a layer goes when its mode loses too much: one step more faithful, and slower.
+FALLBACK: dict[str, Compute] = {"static": "dynamic", "dynamic": "weight_only"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """One way to quantize a model: what the accuracy-aware search varies."""
+
+    mode: str
+    per_channel: bool
+    strength: float | None = None
+    """SmoothQuant migration strength for inputs with outlier channels; None: no smoothing."""
+    fallback: tuple[str, ...] = ()
+    """Layers computed one step more faithfully than `mode` (static -> dynamic -> float)."""
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "granularity": "per_channel" if self.per_channel else "per_tensor",
+            "smoothing": self.strength,
+            "fallback": list(self.fallback),
+        }
+
+    def summary(self) -> str:
+        smoothing = "no smoothing" if self.strength is None else f"smoothing {self.strength}"
+        text = f"{self.mode}, {smoothing}"
+        if self.fallback:
+            text += f", {len(self.fallback)} layers {FALLBACK[self.mode].replace('_', '-')}"
+        return text
+
+
 def quantize(
     model: nn.Module, spec: QuantizeSpec, adapter: Adapter, samples: Dataset | None
 ) -> Quantized:
@@ -66,13 +103,13 @@ def quantize(
     if samples is None or spec.mode == "weight_only":
         # Without samples there is nothing to smooth with; weight-only keeps activations
         # in float, so there is nothing to smooth.
-        plan = _plan(model, spec.mode, per_channel, {}, None)
-        return _quantized(_apply(copy.deepcopy(model), plan, {}), plan, spec, None)
+        config = Config(spec.mode, per_channel)
+        return quantized(build(model, config, {}), config, {})
     stats = observe(model, adapter, samples)
     strength, tried = choose_smoothing(model, spec.mode, per_channel, adapter, samples)
-    plan = _plan(model, spec.mode, per_channel, stats, strength)
-    chosen = _apply(copy.deepcopy(model), plan, stats)
-    return _quantized(chosen, plan, spec, {"chosen": strength, "minCosineByStrength": tried})
+    config = Config(spec.mode, per_channel, strength)
+    smoothing = {"chosen": strength, "minCosineByStrength": tried}
+    return quantized(build(model, config, stats), config, {"smoothing": smoothing})
 
 
 def choose_smoothing(
@@ -84,17 +121,14 @@ def choose_smoothing(
     cosine 0.994 on the fitting set, 0.975 on others), so candidates are fitted on three
     quarters of the samples and judged on the held-out quarter.
     """
-    cut = max(1, len(samples) * 3 // 4)
-    fit, held_out = samples.rows(0, cut), samples.rows(cut, len(samples))
+    fit, held_out = split_samples(samples)
     if len(held_out) == 0:
         return None, {}
     stats = observe(model, adapter, fit)
     reference = adapter.predict(model, held_out)
     tried: dict[str, float] = {}
     for strength in SMOOTHING_STRENGTHS:
-        candidate = _apply(
-            copy.deepcopy(model), _plan(model, mode, per_channel, stats, strength), stats
-        )
+        candidate = build(model, Config(mode, per_channel, strength), stats)
         tried[str(strength)] = round(
             float(cosines(adapter.predict(candidate, held_out), reference).min()), 5
         )
@@ -102,49 +136,58 @@ def choose_smoothing(
     return best, tried
 
 
-def _quantized(
-    model: nn.Module,
-    plan: dict[str, dict[str, Any]],
-    spec: QuantizeSpec,
-    smoothing: dict[str, Any] | None,
-) -> Quantized:
+def split_samples(samples: Dataset) -> tuple[Dataset, Dataset]:
+    """Three quarters to fit on (activation statistics), a quarter to judge on."""
+    cut = max(1, len(samples) * 3 // 4)
+    return samples.rows(0, cut), samples.rows(cut, len(samples))
+
+
+def build(model: nn.Module, config: Config, stats: dict[str, LayerStats]) -> nn.Module:
+    """A quantized copy of `model` as `config` says (`model` is left as it is)."""
+    return _apply(copy.deepcopy(model), _plan(model, config, stats), stats)
+
+
+def quantized(model: nn.Module, config: Config, extra: dict[str, Any]) -> Quantized:
+    """The result record of a model `build` made from `config`."""
+    plan = _plan_of(model)
     kinds = [entry["kind"] for entry in plan.values()]
     details: dict[str, Any] = {
-        "mode": spec.mode,
-        "granularity": spec.granularity,
+        "mode": config.mode,
+        "granularity": "per_channel" if config.per_channel else "per_tensor",
         "layers": {kind: kinds.count(kind) for kind in sorted(set(kinds))},
+        "int8ActivationBits": activation_bits(),
+        **extra,
     }
-    if smoothing is not None:
-        details["smoothing"] = smoothing
-    return Quantized(model, [{"name": "quantize", "layers": _layers(plan)}], details)
+    if config.fallback:
+        details["fallback"] = {FALLBACK[config.mode]: list(config.fallback)}
+    return Quantized(model, [{"name": "quantize", "layers": plan}], details)
 
 
 # -- which layer becomes what ------------------------------------------------------------
 
 
 def _plan(
-    model: nn.Module,
-    mode: str,
-    per_channel: bool,
-    stats: dict[str, LayerStats],
-    strength: float | None,
+    model: nn.Module, config: Config, stats: dict[str, LayerStats]
 ) -> dict[str, dict[str, Any]]:
     """name -> how that layer is quantized (the `quantize` transform's record)."""
     plan: dict[str, dict[str, Any]] = {}
+    per_channel, strength = config.per_channel, config.strength
     for name, module in model.named_modules():
         if isinstance(module, NonDynamicallyQuantizableLinear):
             continue  # nn.MultiheadAttention reads its out_proj's float weight directly
         if isinstance(module, nn.Linear):
-            if mode == "static" and name not in stats:
+            compute = FALLBACK[config.mode] if name in config.fallback else config.mode
+            if compute == "static" and name not in stats:
                 continue  # never ran on the samples: no range to calibrate, stays float
             smooth = (
                 strength is not None
+                and compute != "weight_only"
                 and name in stats
                 and stats[name].outlier_ratio() >= OUTLIER_RATIO
             )
             plan[name] = {
                 "kind": "linear",
-                "compute": mode,
+                "compute": compute,
                 "perChannel": per_channel,
                 "smoothing": smooth,
             }
@@ -152,16 +195,30 @@ def _plan(
                 plan[name]["strength"] = strength
         elif isinstance(module, nn.Embedding):
             plan[name] = {"kind": "embedding", "perChannel": per_channel}
-        elif isinstance(module, nn.LSTM) and mode == "dynamic" and not module.proj_size:
+        elif isinstance(module, nn.LSTM) and config.mode == "dynamic" and not module.proj_size:
             plan[name] = {"kind": "lstm", "perChannel": per_channel}
     return plan
 
 
-def _layers(plan: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The record a replay needs: drop the smoothing strength (the factors are state)."""
-    return {
-        name: {k: v for k, v in entry.items() if k != "strength"} for name, entry in plan.items()
-    }
+def _plan_of(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """The `quantize` record of a model `build` made: read back from its layers, so the
+    record is exactly what was built (the smoothing strength is not needed: the factors
+    are state)."""
+    plan: dict[str, dict[str, Any]] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, Int8Linear):
+            plan[name] = {
+                "kind": "linear",
+                "compute": module.compute,
+                "perChannel": module.weight_scale.numel() > 1,
+                "smoothing": module.smoothing is not None,
+            }
+        elif isinstance(module, Int8Embedding):
+            plan[name] = {"kind": "embedding", "perChannel": module.weight_scale.numel() > 1}
+        elif isinstance(module, Int8LSTM):
+            scales = [getattr(module, f"{n}_scale") for n in module.weight_names]
+            plan[name] = {"kind": "lstm", "perChannel": scales[0].numel() > 1}
+    return plan
 
 
 def _apply(
