@@ -204,6 +204,21 @@ def test_every_methods_artifact_reloads_in_a_fresh_process(tmp_path):
         )
     )
     reported["channels"] = cnn["after"]["metric"]
+    # A CNN quantized static: BatchNorm folded into int8 convs, rebuilt from the manifest.
+    conv = compress(
+        job_spec(
+            factory_model(digits_cnn(), "torchyard.workloads.models:cnn"),
+            tmp_path / "conv-int8",
+            evaluation={"dataset": DIGITS_TEST, "maxDrop": 0.01},
+            quantize={
+                "mode": "static",
+                "calibration": {"uri": "builtin://digits", "maxSamples": 256},
+                "search": {"maxTrials": 4},
+            },
+        )
+    )
+    assert "reason" not in conv, conv.get("message")
+    reported["conv-int8"] = conv["after"]["metric"]
 
     measured = measure_in_fresh_process(
         *(
@@ -218,6 +233,9 @@ def test_every_methods_artifact_reloads_in_a_fresh_process(tmp_path):
     assert set(by_name["dynamic"]["layers"].values()) == {"Int8Linear", "ReLU"}
     assert by_name["neurons"]["shapes"]["0.weight"] == [128, 64]
     assert by_name["distilled"]["shapes"]["0.weight"][0] == 128
+    conv_layers = by_name["conv-int8"]["layers"]
+    assert conv_layers["1"] == conv_layers["4"] == "Int8Conv2d"
+    assert conv_layers["2"] == conv_layers["5"] == "Identity"  # the folded BatchNorms
 
 
 def test_builtin_sentences_are_a_fixed_split():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from torchyard.workloads.compress.qconv import QUANTIZED_CONV
 from torchyard.workloads.compress.qmodules import QUANTIZED
 
 # Layers whose weight matrices pruning and sparsity figures are about.
@@ -23,7 +24,9 @@ def set_module(model: nn.Module, name: str, module: nn.Module) -> None:
 def parameter_count(model: nn.Module) -> int:
     """Weights and biases, whether float parameters or int8 buffers of quantized layers."""
     count = sum(p.numel() for p in model.parameters())
-    return count + sum(m.parameter_count() for m in model.modules() if isinstance(m, QUANTIZED))
+    return count + sum(
+        m.parameter_count() for m in model.modules() if isinstance(m, QUANTIZED + QUANTIZED_CONV)
+    )
 
 
 def weight_matrices(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -31,7 +34,9 @@ def weight_matrices(model: nn.Module) -> dict[str, torch.Tensor]:
     matrices = {}
     for name, module in model.named_modules():
         weight = getattr(module, "weight", None)
-        if isinstance(module, WEIGHTED + QUANTIZED) and isinstance(weight, torch.Tensor):
+        if isinstance(module, WEIGHTED + QUANTIZED + QUANTIZED_CONV) and isinstance(
+            weight, torch.Tensor
+        ):
             matrices[name] = weight
     return matrices
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,6 +118,19 @@ class _Packed(nn.Module):
         self._packed = None
         return super()._apply(fn, recurse)
 
+    def _pack_once(self, pack: Callable[[], Any]) -> Any:
+        """The kernel's packed weights, built on first use; False where the kernel is
+        missing (the layer then computes in float)."""
+        if self._packed is None:
+            try:
+                self._packed = pack()
+            except (RuntimeError, AttributeError) as error:
+                warnings.warn(
+                    f"int8 kernel unavailable ({error}); computing in float", stacklevel=3
+                )
+                self._packed = False
+        return self._packed
+
 
 class Int8Linear(_Packed):
     """nn.Linear with int8 weights.
@@ -191,16 +205,11 @@ class Int8Linear(_Packed):
         return weight if self.smoothing is None else weight * self.smoothing
 
     def _kernel(self) -> Any:
-        if self._packed is None:
-            try:
-                weight = _fbgemm_weight(self.weight, self.weight_scale)
-                self._packed = torch.ops.quantized.linear_prepack(weight, self.bias)
-            except (RuntimeError, AttributeError) as error:
-                warnings.warn(
-                    f"int8 kernel unavailable ({error}); computing in float", stacklevel=2
-                )
-                self._packed = False
-        return self._packed
+        return self._pack_once(
+            lambda: torch.ops.quantized.linear_prepack(
+                _fbgemm_weight(self.weight, self.weight_scale), self.bias
+            )
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         packed = self._kernel() if self.compute != "weight_only" else False

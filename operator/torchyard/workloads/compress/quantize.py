@@ -34,8 +34,15 @@ from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
 from torchyard.api.compression import QuantizeSpec
 from torchyard.workloads.artifacts import transform
+from torchyard.workloads.compress.batchnorm import fold_batchnorm, fold_record
 from torchyard.workloads.compress.evaluate import Adapter, cosines
 from torchyard.workloads.compress.modules import get_module, set_module
+from torchyard.workloads.compress.qconv import (
+    ConvStats,
+    Int8Conv2d,
+    conv_stats_hook,
+    has_int8_kernel,
+)
 from torchyard.workloads.compress.qmodules import (
     Compute,
     Int8Embedding,
@@ -100,16 +107,17 @@ def quantize(
     per_channel = spec.granularity == "per_channel"
     if samples is None and spec.mode == "static":
         raise ValueError("static quantization needs calibration samples")
+    model, folded = fold_batchnorm(copy.deepcopy(model))
     if samples is None or spec.mode == "weight_only":
         # Without samples there is nothing to smooth with; weight-only keeps activations
         # in float, so there is nothing to smooth.
         config = Config(spec.mode, per_channel)
-        return quantized(build(model, config, {}), config, {})
+        return quantized(build(model, config, {}), config, {}, folded)
     stats = observe(model, adapter, samples)
     strength, tried = choose_smoothing(model, spec.mode, per_channel, adapter, samples)
     config = Config(spec.mode, per_channel, strength)
     smoothing = {"chosen": strength, "minCosineByStrength": tried}
-    return quantized(build(model, config, stats), config, {"smoothing": smoothing})
+    return quantized(build(model, config, stats), config, {"smoothing": smoothing}, folded)
 
 
 def choose_smoothing(
@@ -142,13 +150,19 @@ def split_samples(samples: Dataset) -> tuple[Dataset, Dataset]:
     return samples.rows(0, cut), samples.rows(cut, len(samples))
 
 
-def build(model: nn.Module, config: Config, stats: dict[str, LayerStats]) -> nn.Module:
+Stats = dict[str, "LayerStats | ConvStats"]
+
+
+def build(model: nn.Module, config: Config, stats: Stats) -> nn.Module:
     """A quantized copy of `model` as `config` says (`model` is left as it is)."""
     return _apply(copy.deepcopy(model), _plan(model, config, stats), stats)
 
 
-def quantized(model: nn.Module, config: Config, extra: dict[str, Any]) -> Quantized:
-    """The result record of a model `build` made from `config`."""
+def quantized(
+    model: nn.Module, config: Config, extra: dict[str, Any], folded: list[str]
+) -> Quantized:
+    """The result record of a model `build` made from `config`, after `fold_batchnorm`
+    folded the BatchNorms named in `folded`."""
     plan = _plan_of(model)
     kinds = [entry["kind"] for entry in plan.values()]
     details: dict[str, Any] = {
@@ -160,15 +174,16 @@ def quantized(model: nn.Module, config: Config, extra: dict[str, Any]) -> Quanti
     }
     if config.fallback:
         details["fallback"] = {FALLBACK[config.mode]: list(config.fallback)}
-    return Quantized(model, [{"name": "quantize", "layers": plan}], details)
+    if folded:
+        details["foldedBatchNorms"] = len(folded)
+    transforms = [*fold_record(folded), {"name": "quantize", "layers": plan}]
+    return Quantized(model, transforms, details)
 
 
 # -- which layer becomes what ------------------------------------------------------------
 
 
-def _plan(
-    model: nn.Module, config: Config, stats: dict[str, LayerStats]
-) -> dict[str, dict[str, Any]]:
+def _plan(model: nn.Module, config: Config, stats: Stats) -> dict[str, dict[str, Any]]:
     """name -> how that layer is quantized (the `quantize` transform's record)."""
     plan: dict[str, dict[str, Any]] = {}
     per_channel, strength = config.per_channel, config.strength
@@ -179,11 +194,12 @@ def _plan(
             compute = FALLBACK[config.mode] if name in config.fallback else config.mode
             if compute == "static" and name not in stats:
                 continue  # never ran on the samples: no range to calibrate, stays float
+            layer_stats = stats.get(name)
             smooth = (
                 strength is not None
                 and compute != "weight_only"
-                and name in stats
-                and stats[name].outlier_ratio() >= OUTLIER_RATIO
+                and isinstance(layer_stats, LayerStats)
+                and layer_stats.outlier_ratio() >= OUTLIER_RATIO
             )
             plan[name] = {
                 "kind": "linear",
@@ -195,6 +211,14 @@ def _plan(
                 plan[name]["strength"] = strength
         elif isinstance(module, nn.Embedding):
             plan[name] = {"kind": "embedding", "perChannel": per_channel}
+        elif isinstance(module, nn.Conv2d) and has_int8_kernel(module):
+            compute = FALLBACK[config.mode] if name in config.fallback else config.mode
+            if compute == "static" and name not in stats:
+                continue  # never ran on the samples
+            # fbgemm's dynamic conv clips outputs to the input's range (see qconv): a
+            # conv is int8 static, or int8 storage with float compute.
+            conv_compute = "static" if compute == "static" else "weight_only"
+            plan[name] = {"kind": "conv", "compute": conv_compute, "perChannel": per_channel}
         elif isinstance(module, nn.LSTM) and config.mode == "dynamic" and not module.proj_size:
             plan[name] = {"kind": "lstm", "perChannel": per_channel}
     return plan
@@ -215,15 +239,19 @@ def _plan_of(model: nn.Module) -> dict[str, dict[str, Any]]:
             }
         elif isinstance(module, Int8Embedding):
             plan[name] = {"kind": "embedding", "perChannel": module.weight_scale.numel() > 1}
+        elif isinstance(module, Int8Conv2d):
+            plan[name] = {
+                "kind": "conv",
+                "compute": module.compute,
+                "perChannel": module.weight_scale.numel() > 1,
+            }
         elif isinstance(module, Int8LSTM):
             scales = [getattr(module, f"{n}_scale") for n in module.weight_names]
             plan[name] = {"kind": "lstm", "perChannel": scales[0].numel() > 1}
     return plan
 
 
-def _apply(
-    model: nn.Module, plan: dict[str, dict[str, Any]], stats: dict[str, LayerStats]
-) -> nn.Module:
+def _apply(model: nn.Module, plan: dict[str, dict[str, Any]], stats: Stats) -> nn.Module:
     for name, entry in plan.items():
         module = get_module(model, name)
         layer_stats = stats.get(name)
@@ -232,7 +260,7 @@ def _apply(
 
 
 def _quantized_layer(
-    module: nn.Module, entry: dict[str, Any], stats: LayerStats | None
+    module: nn.Module, entry: dict[str, Any], stats: LayerStats | ConvStats | None
 ) -> nn.Module:
     per_channel = bool(entry["perChannel"])
     if entry["kind"] == "embedding":
@@ -241,7 +269,13 @@ def _quantized_layer(
     if entry["kind"] == "lstm":
         assert isinstance(module, nn.LSTM)
         return Int8LSTM(module, per_channel=per_channel)
-    assert isinstance(module, nn.Linear)
+    if entry["kind"] == "conv":
+        assert isinstance(module, nn.Conv2d)
+        conv = Int8Conv2d.from_float(module, compute=entry["compute"], per_channel=per_channel)
+        if conv.compute == "static" and stats is not None:
+            conv.set_activation_ranges(stats.input_range(None), stats.output_range())
+        return conv
+    assert isinstance(module, nn.Linear) and not isinstance(stats, ConvStats)
     compute: Compute = entry["compute"]
     smoothing = None
     if entry.get("smoothing"):
@@ -338,9 +372,10 @@ class LayerStats:
         return self.output_low, self.output_high
 
 
-def observe(model: nn.Module, adapter: Adapter, samples: Dataset) -> dict[str, LayerStats]:
-    """Run the float model on `samples` and record every Linear layer's activations."""
-    stats: dict[str, LayerStats] = {}
+def observe(model: nn.Module, adapter: Adapter, samples: Dataset) -> Stats:
+    """Run the float model on `samples` and record every Linear layer's activations (per
+    input channel) and every Conv2d's (per tensor: NCHW inputs)."""
+    stats: Stats = {}
 
     def hook(name: str) -> Any:
         def record(_: nn.Module, inputs: tuple[torch.Tensor, ...], outputs: torch.Tensor) -> None:
@@ -357,6 +392,11 @@ def observe(model: nn.Module, adapter: Adapter, samples: Dataset) -> dict[str, L
         module.register_forward_hook(hook(name))
         for name, module in model.named_modules()
         if isinstance(module, nn.Linear)
+    ]
+    handles += [
+        module.register_forward_hook(conv_stats_hook(stats, name))
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Conv2d)
     ]
     try:
         adapter.predict(model, samples)

@@ -19,6 +19,7 @@ functions (`next_config`, `stop_reason`) so that they are tested without a model
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -26,12 +27,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from torchyard.api.compression import QuantizeSpec
+from torchyard.workloads.compress.batchnorm import fold_batchnorm
 from torchyard.workloads.compress.evaluate import Adapter, accuracy, cosines
 from torchyard.workloads.compress.modules import get_module
+from torchyard.workloads.compress.qconv import Int8Conv2d
 from torchyard.workloads.compress.qmodules import Int8Linear
 from torchyard.workloads.compress.quantize import (
     OUTLIER_RATIO,
@@ -176,13 +178,14 @@ class Judge:
 def damage_ranking(
     original: nn.Module, candidate: nn.Module, adapter: Adapter, data: Dataset
 ) -> list[str]:
-    """Quantized Linear layers of `candidate`, those whose output moved most from the
-    float layer's on the same input first (relative squared error, summed over `data`)."""
+    """Int8-computing layers of `candidate` (Linear, Conv2d), those whose output moved most
+    from the float layer's on the same input first (relative squared error, summed over
+    `data`)."""
     errors: dict[str, float] = {}
 
-    def hook(name: str, weight: torch.Tensor, bias: torch.Tensor | None) -> Any:
+    def hook(name: str, float_layer: nn.Module) -> Any:
         def record(_: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            exact = F.linear(inputs[0].float(), weight, bias)
+            exact = float_layer(inputs[0].float())
             error = float(
                 (output.float() - exact).pow(2).sum() / exact.pow(2).sum().clamp_min(1e-12)
             )
@@ -192,12 +195,8 @@ def damage_ranking(
 
     handles = []
     for name, module in candidate.named_modules():
-        if isinstance(module, Int8Linear) and module.compute != "weight_only":
-            float_layer = get_module(original, name)
-            assert isinstance(float_layer, nn.Linear)
-            weight = float_layer.weight.detach().float()
-            bias = None if float_layer.bias is None else float_layer.bias.detach().float()
-            handles.append(module.register_forward_hook(hook(name, weight, bias)))
+        if isinstance(module, Int8Linear | Int8Conv2d) and module.compute != "weight_only":
+            handles.append(module.register_forward_hook(hook(name, get_module(original, name))))
     try:
         adapter.predict(candidate, data)
     finally:
@@ -224,8 +223,12 @@ def search(
             f"least {4 * MIN_JUDGE_SAMPLES} samples, got {len(samples)}"
         )
     began = clock()
-    stats: dict[str, LayerStats] = observe(model, adapter, fit)
-    smoothable = any(layer.outlier_ratio() >= OUTLIER_RATIO for layer in stats.values())
+    model, folded = fold_batchnorm(copy.deepcopy(model))
+    stats = observe(model, adapter, fit)
+    smoothable = any(
+        isinstance(layer, LayerStats) and layer.outlier_ratio() >= OUTLIER_RATIO
+        for layer in stats.values()
+    )
     judge = Judge(model, adapter, held_out, target)
     per_channel = spec.granularity == "per_channel"
     trials: list[Trial] = []
@@ -256,4 +259,5 @@ def search(
         "seconds": round(clock() - began, 1),
     }
     summary = {"trials": len(trials), "chosen": chosen.config.summary(), "reason": reason}
-    return quantized(best_model, chosen.config, {"search": record, "searchSummary": summary})
+    details = {"search": record, "searchSummary": summary}
+    return quantized(best_model, chosen.config, details, folded)
