@@ -113,7 +113,10 @@ def minilm_job(work: Path, source: Path, name: str, quantize: dict[str, Any]) ->
         },
     )
     began = time.perf_counter()
-    result = run(spec)
+    try:
+        result = run(spec)
+    except PermanentError as error:  # a refused job is a figure too
+        result = {**error.details, "reason": error.reason}
     result["jobSeconds"] = time.perf_counter() - began
     return result
 
@@ -131,6 +134,10 @@ def minilm(work: Path, rounds: int) -> None:
     results = {
         name: minilm_job(work, source, f"minilm-{i}", q) for i, (name, q) in enumerate(jobs.items())
     }
+    for name, result in results.items():
+        if "reason" in result:
+            print(f"{name}: refused, {result['reason']}: {result.get('message', '')}")
+    published = [name for name in jobs if "reason" not in results[name]]
 
     fp32 = load_path(source, "huggingface")
     with warnings.catch_warnings():
@@ -147,7 +154,11 @@ def minilm(work: Path, rounds: int) -> None:
         "quantize_dynamic (plain)": plain,
         "quantize_dynamic, eager attention": plain_eager,
         # What a ModelVersion would serve: each job's artifact, loaded back.
-        **{name: load_artifact(work / f"minilm-{i}") for i, name in enumerate(jobs)},
+        **{
+            name: load_artifact(work / f"minilm-{i}")
+            for i, name in enumerate(jobs)
+            if name in published
+        },
     }
     adapter = TextAdapter(source)
     test = load_dataset(DatasetSource(uri="builtin://sentences", split="test"))
@@ -187,7 +198,8 @@ def minilm(work: Path, rounds: int) -> None:
     header += ["min cos test", "min cos held-out", "mean cos held-out"]
     print(table(header, rows))
     print()
-    for name, result in results.items():
+    for name in published:
+        result = results[name]
         search = result.get("search")
         chose = f"; search: {search['trials']} trials, chose {search['chosen']}" if search else ""
         print(
@@ -373,10 +385,12 @@ def convolutions(work: Path) -> None:
     with torch.inference_mode():
         wide(inputs)  # BatchNorm running stats stay at their defaults: folding still applies
     quantized = {}
+    # quantize() takes its samples as given; the spec's calibration is only the job's.
+    UNUSED = DatasetSource(uri="builtin://digits")
     for mode in ("static", "weight_only"):
         calibration = TensorData(inputs[:128], None)
         quantized[mode] = quantize_model(
-            wide, QuantizeSpec(mode=mode), TensorAdapter(), calibration
+            wide, QuantizeSpec(mode=mode, calibration=UNUSED), TensorAdapter(), calibration
         ).model
     batch = inputs[128:192]
     latency = latencies({"fp32": wide, **quantized}, TensorAdapter(), batch, 20)

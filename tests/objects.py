@@ -151,6 +151,12 @@ INVALID: tuple[Invalid, ...] = (
     ),
     Invalid("search-gate", "CompressionJob", _set("evaluation", _DELETE), "spec.evaluation"),
     Invalid(
+        "search-held-out",
+        "CompressionJob",
+        _set("evaluation.dataset.split", "all"),
+        "spec.quantize.calibration",
+    ),
+    Invalid(
         "search-trials",
         "CompressionJob",
         _set("quantize.search", {"maxTrials": 0}),

@@ -11,7 +11,7 @@ from torchyard.workloads.compress.quantize import SMOOTHING_STRENGTHS, Config
 from torchyard.workloads.compress.search import (
     Target,
     Trial,
-    best,
+    closest,
     next_config,
     passes,
     stop_reason,
@@ -80,9 +80,9 @@ def test_a_pass_needs_the_mean_and_every_sample():
     assert passes(Target("accuracy", 0.01), 0.005, None)
     # The best trial: a pass, else the smallest drop.
     a, b = trial(Config("static", True), 0.05), trial(Config("static", True, 0.5), 0.02)
-    assert best([a, b]) is b
+    assert closest([a, b]) is b
     c = trial(Config("static", True, 0.8), 0.03, passed=True)
-    assert best([a, b, c]) is c
+    assert closest([a, b, c]) is c
 
 
 @pytest.fixture(autouse=True)
@@ -143,7 +143,8 @@ def test_a_search_that_cannot_pass_publishes_nothing_and_says_what_it_tried(tmp_
     result = compress(spec)
     assert result["reason"] == "QualityGateFailed"
     assert "< minCosine 0.999" in result["message"]
-    assert "the search tried 1 configurations (maxTrials (1) reached" in result["message"]
+    assert "the search tried 1 configurations and kept dynamic, no smoothing" in result["message"]
+    assert "maxTrials (1) reached without a pass" in result["message"]
     assert result["search"]["trials"] == 1
     assert result["minCosine"] < 0.999
     assert not (tmp_path / "out").exists()

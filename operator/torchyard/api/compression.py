@@ -206,6 +206,16 @@ _SEARCH_NEEDS_GATE = Cel(
     field_path=".evaluation",
     reason="FieldValueRequired",
 )
+_SEARCH_HELD_OUT = Cel(
+    rule="!has(self.quantize) || !has(self.quantize.search) || has(self.quantize.calibration) "
+    "|| !has(self.evaluation) || (self.evaluation.dataset.uri.startsWith('builtin://') "
+    "&& has(self.evaluation.dataset.split) && self.evaluation.dataset.split == 'test')",
+    message="quantize.search fits and judges its candidates on quantize.calibration, else on "
+    "the train split of a builtin evaluation.dataset whose split is test; set "
+    "quantize.calibration, so that the search never chooses on the data the gate judges",
+    field_path=".quantize.calibration",
+    reason="FieldValueRequired",
+)
 _OUTPUT_DIFFERS = Cel(
     rule=overlap_rule("self.output.uri", "self.model.uri"),
     message="output.uri must differ from model.uri, and neither may lie inside the other: "
@@ -226,7 +236,11 @@ _OUTPUT_NOT_STUDENT = Cel(
 class CompressionJobSpec(
     RunPolicy,
     json_schema_extra=cel_rules(
-        *_METHOD_RULES, _SEARCH_NEEDS_GATE, _OUTPUT_DIFFERS, _OUTPUT_NOT_STUDENT
+        *_METHOD_RULES,
+        _SEARCH_NEEDS_GATE,
+        _SEARCH_HELD_OUT,
+        _OUTPUT_DIFFERS,
+        _OUTPUT_NOT_STUDENT,
     ),
 ):
     """Desired state of a CompressionJob."""
@@ -270,6 +284,11 @@ class CompressionJobSpec(
                 )
         if self.quantize and self.quantize.search and self.evaluation is None:
             raise ValueError(f"evaluation: {_SEARCH_NEEDS_GATE.message}")
+        if self.quantize and self.quantize.search and self.quantize.calibration is None:
+            assert self.evaluation is not None
+            dataset = self.evaluation.dataset
+            if not (dataset.uri.startswith("builtin://") and dataset.split == "test"):
+                raise ValueError(f"quantize.calibration: {_SEARCH_HELD_OUT.message}")
         if overlaps(self.output.uri, self.model.uri):
             raise ValueError(f"output.uri: {_OUTPUT_DIFFERS.message}")
         student = self.distill.student if self.distill else None
@@ -297,7 +316,7 @@ class MeasuredOn(ApiModel):
     """The data and the machine the figures come from."""
 
     dataset: str | None = Field(default=None, max_length=512)
-    """URI and split of the evaluation data (never used to fit or choose anything)."""
+    """URI and split of the evaluation data (never used to fit anything or to choose by quality)."""
     samples: int | None = Field(default=None, ge=0)
     """Samples the metric was computed over."""
     latency_batch: str | None = Field(default=None, max_length=64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -9,7 +10,7 @@ from typing import Any
 
 from torchyard.admission import Event
 from torchyard.api.base import rfc3339
-from torchyard.api.compression import CompressionJobSpec, JobPhase
+from torchyard.api.compression import CompressionJobSpec, CompressionResult, JobPhase
 from torchyard.conditions import Conditions, end_of_life, find_condition, seconds_left
 from torchyard.plans.lineage import WAIT_SECONDS, Producer, gate
 from torchyard.plans.names import TERMINAL, Phase, Reason
@@ -73,8 +74,21 @@ def _result_block(result: dict[str, Any] | None) -> dict[str, Any] | None:
         "measuredOn",
         "search",
     )
-    block = {key: result[key] for key in keys if result.get(key) is not None}
+    block = {key: result[key] for key in keys if _valid_result_value(key, result.get(key))}
     return block or None
+
+
+def _valid_result_value(key: str, value: Any) -> bool:
+    """The pod writes the termination message: a value of the wrong type, too long or not
+    finite would make the API server refuse the whole status write, so it is left out."""
+    if value is None:
+        return False
+    try:
+        CompressionResult.model_validate({key: value})
+        json.dumps(value, allow_nan=False)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def plan(observed: CompressionObserved) -> Plan:

@@ -31,12 +31,20 @@ def termination_log() -> Path:
     return Path(os.environ.get(TERMINATION_LOG_ENV, DEFAULT_TERMINATION_LOG))
 
 
+# What the operator acts on (registerAs, lineage, the failure's reason): dropped last.
+ESSENTIAL = ("artifact", "input", "reason", "message")
+
+
 def encode(result: dict[str, Any]) -> str:
-    """Compact JSON under the kubelet's 4 KiB limit; drops the bulkiest keys if needed."""
+    """Compact JSON under the kubelet's 4 KiB limit; drops the bulkiest keys if needed,
+    informational ones before those the operator acts on."""
     text = json.dumps(result, separators=(",", ":"), sort_keys=True)
     trimmed = dict(result)
     while len(text.encode()) > MAX_MESSAGE_BYTES and trimmed:
-        bulkiest = max(trimmed, key=lambda key: len(json.dumps(trimmed[key])))
+        bulkiest = max(
+            trimmed,
+            key=lambda key: (key not in ESSENTIAL, len(json.dumps(trimmed[key]))),
+        )
         trimmed.pop(bulkiest)
         trimmed["truncated"] = True
         text = json.dumps(trimmed, separators=(",", ":"), sort_keys=True)

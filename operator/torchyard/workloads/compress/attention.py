@@ -1,9 +1,9 @@
 """Choosing a Hugging Face model's attention kernel by measurement.
 
 transformers defaults to PyTorch's fused scaled-dot-product attention. On CPUs, for
-the short sequences of sentence encoders, its flash kernel is slower than the plain
-matmul-softmax-matmul path (measured on MiniLM, 32 sentences of ~41 tokens, 2 threads:
-70 -> 62 ms for the int8 model); for long sequences it is the other way round. Both
+the short sequences of sentence encoders, its flash kernel can be slower than the plain
+matmul-softmax-matmul path (MiniLM int8, 32 sentences of ~41 tokens, 2 threads: 79 ->
+68 ms in one run, equal in another); for long sequences it is the other way round. Both
 compute the same function, so the job times each on the latency batch and keeps the
 faster one. The choice is an artifact transform (`attention`), so the serving workload
 runs the kernel that was measured.

@@ -160,22 +160,29 @@ def _gate(
     if spec.evaluation is None:
         return
     evaluation, problems = spec.evaluation, []
-    if result["metricDrop"] > evaluation.max_drop:
+    if not result["metricDrop"] <= evaluation.max_drop:  # NaN outputs fail too
         problems.append(
             f"{evaluation.metric} fell from {before.metric:.4f} to {after.metric:.4f} "
             f"(drop {result['metricDrop']:.4f} > maxDrop {evaluation.max_drop})"
         )
     lowest = result.get("minCosine")
-    if evaluation.min_cosine is not None and lowest is not None and lowest < evaluation.min_cosine:
+    if (
+        evaluation.min_cosine is not None
+        and lowest is not None
+        and not lowest >= evaluation.min_cosine
+    ):
         problems.append(
             f"a sample's cosine fell to {lowest:.4f} (< minCosine {evaluation.min_cosine})"
         )
     if not problems:
         return
     tried = result.get("search")
-    searched = (
-        f"; the search tried {tried['trials']} configurations ({tried['reason']})" if tried else ""
-    )
+    searched = ""
+    if tried:
+        searched = (
+            f"; the search tried {tried['trials']} configurations and kept "
+            f"{tried['chosen']} (on its held-out calibration quarter: {tried['reason']})"
+        )
     raise PermanentError(
         "QualityGateFailed",
         f"{'; '.join(problems)}; size {before.bytes} -> {after.bytes} bytes, latency "
@@ -350,7 +357,7 @@ def _measured_on(
     measured: dict[str, Any] = {"threads": torch.get_num_threads(), "cpu": describe_cpu()}
     if spec.evaluation is not None and test is not None:
         dataset = spec.evaluation.dataset
-        measured["dataset"] = f"{dataset.uri} ({dataset.split})"[:512]
+        measured["dataset"] = f"{dataset.uri} ({dataset.split})"[:128]
         measured["samples"] = len(test)
     if isinstance(batch, dict):
         rows, tokens = batch["input_ids"].shape[:2]

@@ -136,7 +136,7 @@ def choose_smoothing(
     reference = adapter.predict(model, held_out)
     tried: dict[str, float] = {}
     for strength in SMOOTHING_STRENGTHS:
-        candidate = build(model, Config(mode, per_channel, strength), stats)
+        candidate = build(model, Config(mode, per_channel, strength), stats).model
         tried[str(strength)] = round(
             float(cosines(adapter.predict(candidate, held_out), reference).min()), 5
         )
@@ -153,17 +153,26 @@ def split_samples(samples: Dataset) -> tuple[Dataset, Dataset]:
 Stats = dict[str, "LayerStats | ConvStats"]
 
 
-def build(model: nn.Module, config: Config, stats: Stats) -> nn.Module:
+@dataclass(frozen=True)
+class Built:
+    """A quantized copy of a model, and the `quantize` record that replays it."""
+
+    model: nn.Module
+    layers: dict[str, dict[str, Any]]
+
+
+def build(model: nn.Module, config: Config, stats: Stats) -> Built:
     """A quantized copy of `model` as `config` says (`model` is left as it is)."""
-    return _apply(copy.deepcopy(model), _plan(model, config, stats), stats)
+    plan = _plan(model, config, stats)
+    # The smoothing strength is not part of the record: the factors are state.
+    layers = {name: {k: v for k, v in e.items() if k != "strength"} for name, e in plan.items()}
+    return Built(_apply(copy.deepcopy(model), plan, stats), layers)
 
 
-def quantized(
-    model: nn.Module, config: Config, extra: dict[str, Any], folded: list[str]
-) -> Quantized:
+def quantized(built: Built, config: Config, extra: dict[str, Any], folded: list[str]) -> Quantized:
     """The result record of a model `build` made from `config`, after `fold_batchnorm`
     folded the BatchNorms named in `folded`."""
-    plan = _plan_of(model)
+    plan = built.layers
     kinds = [entry["kind"] for entry in plan.values()]
     details: dict[str, Any] = {
         "mode": config.mode,
@@ -177,7 +186,7 @@ def quantized(
     if folded:
         details["foldedBatchNorms"] = len(folded)
     transforms = [*fold_record(folded), {"name": "quantize", "layers": plan}]
-    return Quantized(model, transforms, details)
+    return Quantized(built.model, transforms, details)
 
 
 # -- which layer becomes what ------------------------------------------------------------
@@ -221,33 +230,6 @@ def _plan(model: nn.Module, config: Config, stats: Stats) -> dict[str, dict[str,
             plan[name] = {"kind": "conv", "compute": conv_compute, "perChannel": per_channel}
         elif isinstance(module, nn.LSTM) and config.mode == "dynamic" and not module.proj_size:
             plan[name] = {"kind": "lstm", "perChannel": per_channel}
-    return plan
-
-
-def _plan_of(model: nn.Module) -> dict[str, dict[str, Any]]:
-    """The `quantize` record of a model `build` made: read back from its layers, so the
-    record is exactly what was built (the smoothing strength is not needed: the factors
-    are state)."""
-    plan: dict[str, dict[str, Any]] = {}
-    for name, module in model.named_modules():
-        if isinstance(module, Int8Linear):
-            plan[name] = {
-                "kind": "linear",
-                "compute": module.compute,
-                "perChannel": module.weight_scale.numel() > 1,
-                "smoothing": module.smoothing is not None,
-            }
-        elif isinstance(module, Int8Embedding):
-            plan[name] = {"kind": "embedding", "perChannel": module.weight_scale.numel() > 1}
-        elif isinstance(module, Int8Conv2d):
-            plan[name] = {
-                "kind": "conv",
-                "compute": module.compute,
-                "perChannel": module.weight_scale.numel() > 1,
-            }
-        elif isinstance(module, Int8LSTM):
-            scales = [getattr(module, f"{n}_scale") for n in module.weight_names]
-            plan[name] = {"kind": "lstm", "perChannel": scales[0].numel() > 1}
     return plan
 
 

@@ -38,6 +38,7 @@ from torchyard.workloads.compress.qmodules import Int8Linear
 from torchyard.workloads.compress.quantize import (
     OUTLIER_RATIO,
     SMOOTHING_STRENGTHS,
+    Built,
     Config,
     LayerStats,
     Quantized,
@@ -47,6 +48,7 @@ from torchyard.workloads.compress.quantize import (
     split_samples,
 )
 from torchyard.workloads.datasets import Dataset, TensorData
+from torchyard.workloads.report import PermanentError
 
 FALLBACK_SHARES = (1 / 8, 1 / 4, 1 / 2, 1.0)
 MIN_JUDGE_SAMPLES = 4
@@ -70,6 +72,8 @@ class Trial:
     """Lowest per-sample cosine to the original (metric cosine)."""
     seconds: float
     passed: bool
+    shortfall: float = 0.0
+    """How far from passing: drop over maxDrop plus minimum under minCosine."""
 
     def record(self) -> dict[str, Any]:
         return {
@@ -82,9 +86,19 @@ class Trial:
 
 
 def passes(target: Target, drop: float, minimum: float | None) -> bool:
-    if drop > target.max_drop:
+    # Written so that NaN (a model whose outputs overflowed) never passes.
+    if not drop <= target.max_drop:
         return False
     return target.min_cosine is None or (minimum is not None and minimum >= target.min_cosine)
+
+
+def shortfall(target: Target, drop: float, minimum: float | None) -> float:
+    if math.isnan(drop) or (minimum is not None and math.isnan(minimum)):
+        return math.inf
+    under = 0.0
+    if target.min_cosine is not None and minimum is not None:
+        under = max(0.0, target.min_cosine - minimum)
+    return max(0.0, drop - target.max_drop) + under
 
 
 def strengths(smoothable: bool) -> tuple[float | None, ...]:
@@ -114,7 +128,7 @@ def next_config(
         config = Config(mode, per_channel, strength)
         if config not in tried:
             return config
-    strength = best(trials).config.strength if trials else None
+    strength = closest(trials).config.strength if trials else None
     for share in FALLBACK_SHARES:
         count = min(len(ranking), math.ceil(share * len(ranking)))
         config = Config(mode, per_channel, strength, tuple(ranking[:count]))
@@ -123,13 +137,10 @@ def next_config(
     return None
 
 
-def best(trials: Sequence[Trial]) -> Trial:
-    """The trial closest to passing: a pass, else the smallest drop, then the highest
-    minimum."""
-    return min(
-        trials,
-        key=lambda t: (not t.passed, t.drop, -(t.minimum if t.minimum is not None else 1.0)),
-    )
+def closest(trials: Sequence[Trial]) -> Trial:
+    """The trial closest to passing: a pass, else the smallest shortfall (how far its
+    drop and its minimum are from the target together), then the smallest drop."""
+    return min(trials, key=lambda t: (not t.passed, t.shortfall, t.drop))
 
 
 def stop_reason(
@@ -218,9 +229,11 @@ def search(
     assert spec.search is not None
     fit, held_out = split_samples(samples)
     if len(held_out) < MIN_JUDGE_SAMPLES:
-        raise ValueError(
-            f"quantize.search judges candidates on a quarter of the sample data: it needs at "
-            f"least {4 * MIN_JUDGE_SAMPLES} samples, got {len(samples)}"
+        raise PermanentError(
+            "InvalidSpec",
+            f"spec.quantize.calibration: the search judges candidates on a quarter of the "
+            f"sample data, which holds {len(held_out)} of {len(samples)} samples; it needs "
+            f"{MIN_JUDGE_SAMPLES}: give quantize.calibration more samples",
         )
     began = clock()
     model, folded = fold_batchnorm(copy.deepcopy(model))
@@ -232,24 +245,26 @@ def search(
     judge = Judge(model, adapter, held_out, target)
     per_channel = spec.granularity == "per_channel"
     trials: list[Trial] = []
-    best_model = model
+    best: Built | None = None
     ranking: list[str] | None = None
     limits = (spec.search.max_trials, spec.search.time_budget_seconds)
     while (reason := stop_reason(trials, *limits, clock() - began)) is None:
         if ranking is None and trials and not strengths_left(trials, smoothable):
-            ranking = damage_ranking(model, best_model, adapter, held_out)
+            assert best is not None
+            ranking = damage_ranking(model, best.model, adapter, fit)
         config = next_config(spec.mode, per_channel, ranking or [], trials, smoothable)
         if config is None:
             reason = "every candidate was tried without a pass"
             break
         started = clock()
         candidate = build(model, config, stats)
-        drop, minimum = judge(candidate)
+        drop, minimum = judge(candidate.model)
         passed = passes(target, drop, minimum)
-        trials.append(Trial(config, drop, minimum, clock() - started, passed))
-        if best(trials) is trials[-1]:
-            best_model = candidate
-    chosen = best(trials)
+        missing = shortfall(target, drop, minimum)
+        trials.append(Trial(config, drop, minimum, clock() - started, passed, missing))
+        if closest(trials) is trials[-1]:
+            best = candidate
+    chosen = closest(trials)
     record = {
         "trials": [trial.record() for trial in trials],
         "chosen": trials.index(chosen) + 1,
@@ -260,4 +275,5 @@ def search(
     }
     summary = {"trials": len(trials), "chosen": chosen.config.summary(), "reason": reason}
     details = {"search": record, "searchSummary": summary}
-    return quantized(best_model, chosen.config, details, folded)
+    assert best is not None  # at least one trial ran: stop_reason never stops before one
+    return quantized(best, chosen.config, details, folded)
