@@ -121,6 +121,50 @@ def test_dynamic_quantization_covers_lstm(tmp_path):
     assert isinstance(reloaded.lstm, Int8LSTM) and isinstance(reloaded.head, Int8Linear)
 
 
+def test_a_quantized_artifact_quantized_again_still_loads(tmp_path):
+    # The second job's record names only the layers it built: the weight-only ones it
+    # read stay as the first record rebuilt them.
+    first, second = tmp_path / "weight-only", tmp_path / "again"
+    evaluation = {"dataset": DIGITS_TEST, "maxDrop": 0.05}
+    done = compress(
+        job_spec(
+            factory_model(digits_teacher()),
+            first,
+            evaluation=evaluation,
+            quantize={"mode": "weight_only"},
+        )
+    )
+    assert "reason" not in done, done.get("message")
+    again = compress(
+        job_spec(
+            {"uri": f"file://{first}", "format": "torchyard"},
+            second,
+            evaluation=evaluation,
+            quantize={"mode": "dynamic"},
+        )
+    )
+    assert "reason" not in again, again.get("message")
+    reloaded = load_path(second, "torchyard")
+    assert all(isinstance(reloaded[i], Int8Linear) for i in (0, 2, 4))
+    manifest = json.loads((second / "manifest.json").read_text())
+    records = [t["layers"] for t in manifest["transforms"] if t["name"] == "quantize"]
+    assert len(records) == 2 and records[1] == {}
+
+
+def test_serving_warns_when_this_cpu_computes_with_fewer_activation_bits(monkeypatch, caplog):
+    from torchyard.workloads.compress import qmodules
+    from torchyard.workloads.serve.runner import warn_of_fewer_activation_bits
+
+    measured_on_vnni = {"compression": {"int8ActivationBits": 8}}
+    monkeypatch.setattr(qmodules, "full_range_activations", lambda: False)
+    assert warn_of_fewer_activation_bits(measured_on_vnni)
+    assert "7 bits" in caplog.text and "VNNI" in caplog.text
+    monkeypatch.setattr(qmodules, "full_range_activations", lambda: True)
+    assert not warn_of_fewer_activation_bits(measured_on_vnni)
+    assert not warn_of_fewer_activation_bits({"compression": {"int8ActivationBits": 7}})
+    assert not warn_of_fewer_activation_bits({})
+
+
 def test_minilm_dynamic_int8_is_4x_smaller_and_faithful(tmp_path):
     """The real all-MiniLM-L6-v2: int8 Linear (dynamic, per channel, smoothed where
     activations have outliers) and int8 embeddings."""

@@ -34,9 +34,8 @@ def choose_attention(
     model: nn.Module, adapter: Adapter, batch: Batch
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Set `model` to its fastest attention kernel on `batch`; return the transform that
-    replays the choice (none when the default won) and what was measured."""
-    current = implementation(model)
-    if current is None:
+    replays the choice and what was measured."""
+    if implementation(model) is None:
         return [], {}
     # The kernels take turns over the rounds, so load on a shared CPU hits both alike.
     models = [_Switch(model, name) for name in IMPLEMENTATIONS]
@@ -46,8 +45,8 @@ def choose_attention(
     params = {"implementation": fastest}
     _set(model, params)
     record = {"chosen": fastest, "latencyMsByKernel": timings}
-    transforms = [] if fastest == current else [{"name": "attention", **params}]
-    return transforms, record
+    # Recorded even when the default won: serving must not depend on its library's default.
+    return [{"name": "attention", **params}], record
 
 
 class _Switch(nn.Module):

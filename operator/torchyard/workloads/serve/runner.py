@@ -14,6 +14,7 @@ Two kinds of model are served:
 
 from __future__ import annotations
 
+import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -39,6 +40,8 @@ PLATFORM = "pytorch"
 # Size given to variable non-batch dimensions in the warm-up example.
 EXAMPLE_EXTENT = 32
 WARM_UP_TEXT = "torchyard warm-up"
+
+log = logging.getLogger("torchyard.serve")
 
 
 class Runner(ABC):
@@ -121,6 +124,7 @@ def load_runner(path: Path, artifact: ArtifactSpec) -> Runner:
     """Load the artifact at `path` (already fetched and verified) into a runner."""
     module = load_path(path, artifact.format)
     manifest = read_manifest(path) if path.is_dir() else {}
+    warn_of_fewer_activation_bits(manifest)
     tokenizer_dir = _tokenizer_dir(path, artifact.format, manifest)
     if tokenizer_dir is not None:
         from transformers import AutoTokenizer
@@ -128,6 +132,28 @@ def load_runner(path: Path, artifact: ArtifactSpec) -> Runner:
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
         return TextRunner(module, tokenizer)
     return TensorRunner(module, _input_specs(module, manifest))
+
+
+def warn_of_fewer_activation_bits(manifest: Mapping[str, Any]) -> bool:
+    """Say so when this CPU computes dynamic int8 layers with fewer activation bits than
+    the CompressionJob measured with (a VNNI CPU there, none here): the model then
+    answers less faithfully than its status.result says. True when it warned."""
+    from torchyard.workloads.compress.qmodules import activation_bits
+
+    compression = manifest.get("compression")
+    measured = compression.get("int8ActivationBits") if isinstance(compression, dict) else None
+    here = activation_bits()
+    if not isinstance(measured, int) or measured <= here:
+        return False
+    log.warning(
+        "this artifact's quality was measured with %d-bit int8 activations; this CPU has "
+        "no AVX512-VNNI, so its dynamic int8 layers use %d bits and may answer less "
+        "faithfully than the CompressionJob reported (serve it on VNNI nodes, or compress "
+        "it on a node like this one)",
+        measured,
+        here,
+    )
+    return True
 
 
 def _tokenizer_dir(path: Path, format: str, manifest: Mapping[str, Any]) -> Path | None:
