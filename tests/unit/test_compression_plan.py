@@ -101,6 +101,30 @@ def test_success_copies_the_workload_result_into_status():
     assert "4.00x smaller" in decided.events[0].message
 
 
+def test_a_malformed_figure_from_the_pod_is_left_out_not_written():
+    # The pod writes the termination message: a value the status schema would refuse
+    # must not make the API server refuse the whole status write (phase, conditions).
+    job = (
+        JOB.clone()
+        .condition("Complete", "Completed")
+        .status(succeeded=1, completionTime="2026-11-28T12:00:00Z")
+    )
+    hostile = {
+        **RESULT,
+        "speedup": "fast",
+        "minCosine": 0.98,
+        "measuredOn": {"threads": "two", "cpu": "AVX512"},
+        "search": {"trials": 3, "chosen": "dynamic, smoothing 0.65", "reason": "passed"},
+    }
+    message = json.dumps(hostile).replace("0.98", "NaN")
+    pods = [ATTEMPT.clone().phase("Succeeded").terminated(0, message=message).obj()]
+    status = plan(_observe(status={"phase": "Running"}, job=job.obj(), pods=pods)).status_patch
+    result = status["result"]
+    assert status["phase"] == "Succeeded"
+    assert result["compressionRatio"] == 4.0 and result["search"]["trials"] == 3
+    assert "speedup" not in result and "minCosine" not in result and "measuredOn" not in result
+
+
 def test_permanent_failure_reports_the_workload_reason_and_figures():
     gate = {
         "reason": "QualityGateFailed",

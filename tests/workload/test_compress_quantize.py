@@ -71,6 +71,20 @@ def test_int8_layers_store_plain_tensors_and_rebuild_from_them():
         assert (layer(x) - expected).norm() / expected.norm() < 0.05
 
 
+def test_bf16_compute_keeps_int8_storage_and_follows_the_float_layer():
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32)
+    layer = Int8Linear.from_float(linear, compute="bf16", per_channel=True)
+    assert layer.weight.dtype == torch.int8
+    rebuilt = Int8Linear(64, 32, compute="bf16")
+    rebuilt.load_state_dict(layer.state_dict())
+    x = torch.randn(8, 64) * 10
+    expected = linear(x)
+    assert rebuilt(x).dtype == torch.float32
+    assert torch.equal(rebuilt(x), layer(x))
+    assert (layer(x) - expected).norm() / expected.norm() < 0.02
+
+
 QUANTIZE_CASES = {
     "dynamic": ({"mode": "dynamic"}, 3.5),
     "dynamic-per-tensor": ({"mode": "dynamic", "granularity": "per_tensor"}, 3.5),

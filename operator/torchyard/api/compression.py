@@ -61,9 +61,10 @@ class QuantizeSearch(ApiModel):
 
     Candidates go from the fastest to the most faithful: no smoothing, SmoothQuant
     smoothing at rising strengths, then the layers that lose most computed one step more
-    faithfully (static -> dynamic -> float; their weights stay int8, so the model stays
-    as small). Each is judged on the quarter of the sample data it was not fitted on; the
-    first that passes spec.evaluation's maxDrop (and minCosine) is kept."""
+    faithfully (static -> dynamic -> bf16 where the CPU has it, else float; their weights
+    stay int8, so the model stays as small). Each is judged on the quarter of the sample
+    data it was not fitted on; the first that passes spec.evaluation's maxDrop (and
+    minCosine) is kept."""
 
     max_trials: int = Field(default=8, ge=1, le=64)
     """Configurations to try at most."""

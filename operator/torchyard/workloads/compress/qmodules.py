@@ -31,7 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-Compute = Literal["dynamic", "weight_only", "static"]
+Compute = Literal["dynamic", "weight_only", "static", "bf16"]
+# Layers whose activations are quantized (int8 arithmetic); the others compute in float.
+INT8_COMPUTE = ("dynamic", "static")
 QMAX = 127
 # Static layers store their activation qparams in the artifact, which may be served on
 # any CPU: they keep the 7-bit range that is safe everywhere (see full_range_activations).
@@ -68,11 +70,16 @@ def activation_bits() -> int:
     return 8 if full_range_activations() else 7
 
 
+def native_bf16() -> bool:
+    """Whether the CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): without it bf16
+    matmuls are emulated and slower than fp32."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
 def describe_cpu() -> str:
     """What the CPU offers the kernels, for the job's status: the figures depend on it."""
-    flags = cpu_flags()
     int8 = "VNNI" if full_range_activations() else "no VNNI"
-    bf16 = "native" if flags & {"avx512_bf16", "amx_bf16"} else "emulated"
+    bf16 = "native" if native_bf16() else "emulated"
     capability = torch.backends.cpu.get_cpu_capability()
     return f"{capability}; int8 {int8}, {activation_bits()}-bit activations; bf16 {bf16}"
 
@@ -136,6 +143,7 @@ class Int8Linear(_Packed):
     """nn.Linear with int8 weights.
 
     compute: dynamic (activations quantized per batch), weight_only (float activations),
+    bf16 (bf16 activations and arithmetic, for layers int8 activations would damage),
     static (activation and output ranges fixed from calibration data).
     `smoothing` (optional, per input channel) multiplies the input before it is
     quantized; the weights were divided by it (SmoothQuant): it moves activation
@@ -211,8 +219,17 @@ class Int8Linear(_Packed):
             )
         )
 
+    def _bf16(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        bias = None if self.bias is None else self.bias.to(torch.bfloat16)
+        return self.float_weight().to(torch.bfloat16), bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        packed = self._kernel() if self.compute != "weight_only" else False
+        if self.compute == "bf16":
+            # int8 storage, bf16 arithmetic: no activation rounding to 8 bits, so outliers
+            # cost nothing; the bf16 weights are unpacked once, like the kernel's.
+            weight, bias = self._pack_once(self._bf16)
+            return F.linear(x.to(torch.bfloat16), weight, bias).to(x.dtype)
+        packed = self._kernel() if self.compute in INT8_COMPUTE else False
         if packed is False:
             return F.linear(x, self.float_weight().to(x.dtype), self.bias)
         if self.smoothing is not None:

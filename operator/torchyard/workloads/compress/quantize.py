@@ -44,11 +44,13 @@ from torchyard.workloads.compress.qconv import (
     has_int8_kernel,
 )
 from torchyard.workloads.compress.qmodules import (
+    INT8_COMPUTE,
     Compute,
     Int8Embedding,
     Int8Linear,
     Int8LSTM,
     activation_bits,
+    native_bf16,
 )
 from torchyard.workloads.datasets import Dataset
 
@@ -66,8 +68,13 @@ class Quantized:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-# Where a layer goes when its mode loses too much: one step more faithful, and slower.
-FALLBACK: dict[str, Compute] = {"static": "dynamic", "dynamic": "weight_only"}
+def fallback(mode: str) -> Compute:
+    """Where a layer goes when its mode loses too much: one step more faithful, and
+    slower. From dynamic: bf16 arithmetic where the CPU has it (nearly int8's speed on
+    such CPUs), else float."""
+    if mode == "static":
+        return "dynamic"
+    return "bf16" if native_bf16() else "weight_only"
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,7 @@ class Config:
         smoothing = "no smoothing" if self.strength is None else f"smoothing {self.strength}"
         text = f"{self.mode}, {smoothing}"
         if self.fallback:
-            text += f", {len(self.fallback)} layers {FALLBACK[self.mode].replace('_', '-')}"
+            text += f", {len(self.fallback)} layers {fallback(self.mode).replace('_', '-')}"
         return text
 
 
@@ -182,7 +189,7 @@ def quantized(built: Built, config: Config, extra: dict[str, Any], folded: list[
         **extra,
     }
     if config.fallback:
-        details["fallback"] = {FALLBACK[config.mode]: list(config.fallback)}
+        details["fallback"] = {fallback(config.mode): list(config.fallback)}
     if folded:
         details["foldedBatchNorms"] = len(folded)
     transforms = [*fold_record(folded), {"name": "quantize", "layers": plan}]
@@ -200,13 +207,13 @@ def _plan(model: nn.Module, config: Config, stats: Stats) -> dict[str, dict[str,
         if isinstance(module, NonDynamicallyQuantizableLinear):
             continue  # nn.MultiheadAttention reads its out_proj's float weight directly
         if isinstance(module, nn.Linear):
-            compute = FALLBACK[config.mode] if name in config.fallback else config.mode
+            compute = fallback(config.mode) if name in config.fallback else config.mode
             if compute == "static" and name not in stats:
                 continue  # never ran on the samples: no range to calibrate, stays float
             layer_stats = stats.get(name)
             smooth = (
                 strength is not None
-                and compute != "weight_only"
+                and compute in INT8_COMPUTE
                 and isinstance(layer_stats, LayerStats)
                 and layer_stats.outlier_ratio() >= OUTLIER_RATIO
             )
@@ -221,7 +228,7 @@ def _plan(model: nn.Module, config: Config, stats: Stats) -> dict[str, dict[str,
         elif isinstance(module, nn.Embedding):
             plan[name] = {"kind": "embedding", "perChannel": per_channel}
         elif isinstance(module, nn.Conv2d) and has_int8_kernel(module):
-            compute = FALLBACK[config.mode] if name in config.fallback else config.mode
+            compute = fallback(config.mode) if name in config.fallback else config.mode
             if compute == "static" and name not in stats:
                 continue  # never ran on the samples
             # fbgemm's dynamic conv clips outputs to the input's range (see qconv): a

@@ -7,8 +7,9 @@ speed first, so the first configuration that passes is the one to keep:
 2. SmoothQuant smoothing at rising strengths (an extra multiply on the inputs with
    outlier channels);
 3. from the best of those, the layers whose outputs moved most computed one step more
-   faithfully (static -> dynamic -> float), an eighth, a quarter, half, then all of them.
-   Their weights stay int8, so every candidate is as small as the first.
+   faithfully (static -> dynamic -> bf16 where the CPU has it, else float), an eighth,
+   a quarter, half, then all of them. Their weights stay int8, so every candidate is as
+   small as the first.
 
 Every candidate is built from activation statistics of three quarters of the sample data
 and judged on the other quarter, against the original model's outputs: a candidate is
@@ -34,7 +35,7 @@ from torchyard.workloads.compress.batchnorm import fold_batchnorm
 from torchyard.workloads.compress.evaluate import Adapter, accuracy, cosines
 from torchyard.workloads.compress.modules import get_module
 from torchyard.workloads.compress.qconv import Int8Conv2d
-from torchyard.workloads.compress.qmodules import Int8Linear
+from torchyard.workloads.compress.qmodules import INT8_COMPUTE, Int8Linear
 from torchyard.workloads.compress.quantize import (
     OUTLIER_RATIO,
     SMOOTHING_STRENGTHS,
@@ -166,17 +167,21 @@ class Judge:
     def __init__(self, model: nn.Module, adapter: Adapter, data: Dataset, target: Target) -> None:
         self.adapter, self.data, self.target = adapter, data, target
         self.reference = adapter.predict(model, data)
+        # Accuracy on the labelled samples (label -1 marks an unlabelled one); where none
+        # is labelled, agreement with the original's classes stands for it.
         labels = data.labels if isinstance(data, TensorData) else None
-        self.labels = labels if labels is not None and bool((labels >= 0).all()) else None
+        labelled = labels >= 0 if labels is not None else None
+        if labels is None or labelled is None or not bool(labelled.any()):
+            labels, labelled = self.reference.argmax(dim=1), None
+        self.labels, self.labelled = labels, labelled
         self.original = self._metric(self.reference)
 
     def _metric(self, outputs: torch.Tensor) -> float:
         if self.target.metric == "cosine":
             return float(cosines(outputs, self.reference).mean())
-        if self.labels is not None:
-            return accuracy(outputs, self.labels)
-        # Unlabelled samples: agreement with the original's classes stands for accuracy.
-        return accuracy(outputs, self.reference.argmax(dim=1))
+        if self.labelled is not None:
+            return accuracy(outputs[self.labelled], self.labels[self.labelled])
+        return accuracy(outputs, self.labels)
 
     def __call__(self, model: nn.Module) -> tuple[float, float | None]:
         outputs = self.adapter.predict(model, self.data)
@@ -206,7 +211,7 @@ def damage_ranking(
 
     handles = []
     for name, module in candidate.named_modules():
-        if isinstance(module, Int8Linear | Int8Conv2d) and module.compute != "weight_only":
+        if isinstance(module, Int8Linear | Int8Conv2d) and module.compute in INT8_COMPUTE:
             handles.append(module.register_forward_hook(hook(name, get_module(original, name))))
     try:
         adapter.predict(candidate, data)
