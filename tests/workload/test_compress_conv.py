@@ -261,3 +261,18 @@ def test_dynamic_conv_computes_weight_only_and_convs_without_a_kernel_are_refuse
     assert not has_int8_kernel(nn.Conv2d(3, 4, 3, padding_mode="reflect"))
     assert not has_int8_kernel(nn.Conv2d(3, 4, 2, padding="same"))
     assert not has_int8_kernel(StandardizedConv2d(3, 4, 3))
+
+
+def test_a_cnn_quantized_without_evaluation_data_succeeds_without_a_latency(tmp_path):
+    # Without data there is no input to time a CNN on (its first Linear is the head).
+    from .compression import compress, factory_model, job_spec
+
+    result = compress(
+        job_spec(
+            factory_model(digits_cnn(), "torchyard.workloads.models:cnn"),
+            tmp_path / "out",
+            quantize={"mode": "weight_only"},
+        )
+    )
+    assert "reason" not in result, result.get("message")
+    assert result["compressionRatio"] > 1.2 and "speedup" not in result

@@ -169,13 +169,20 @@ def test_serving_warns_when_this_cpu_computes_with_fewer_activation_bits(monkeyp
     from torchyard.workloads.compress import qmodules
     from torchyard.workloads.serve.runner import warn_of_fewer_activation_bits
 
-    measured_on_vnni = {"compression": {"int8ActivationBits": 8}}
+    dynamic = {"name": "quantize", "layers": {"0": {"kind": "linear", "compute": "dynamic"}}}
+    measured_on_vnni = {"compression": {"int8ActivationBits": 8}, "transforms": [dynamic]}
     monkeypatch.setattr(qmodules, "full_range_activations", lambda: False)
     assert warn_of_fewer_activation_bits(measured_on_vnni)
     assert "7 bits" in caplog.text and "VNNI" in caplog.text
     monkeypatch.setattr(qmodules, "full_range_activations", lambda: True)
     assert not warn_of_fewer_activation_bits(measured_on_vnni)
     assert not warn_of_fewer_activation_bits({"compression": {"int8ActivationBits": 7}})
+    monkeypatch.setattr(qmodules, "full_range_activations", lambda: False)
+    weight_only = {
+        "name": "quantize",
+        "layers": {"0": {"kind": "linear", "compute": "weight_only"}},
+    }
+    assert not warn_of_fewer_activation_bits({**measured_on_vnni, "transforms": [weight_only]})
     assert not warn_of_fewer_activation_bits({})
 
 

@@ -317,7 +317,7 @@ class MeasuredOn(ApiModel):
     """The data and the machine the figures come from."""
 
     dataset: str | None = Field(default=None, max_length=512)
-    """URI and split of the evaluation data (never used to fit anything or to choose by quality)."""
+    """URI and split of the evaluation data the metric and minCosine come from."""
     samples: int | None = Field(default=None, ge=0)
     """Samples the metric was computed over."""
     latency_batch: str | None = Field(default=None, max_length=64)

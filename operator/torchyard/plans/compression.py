@@ -9,8 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from torchyard.admission import Event
-from torchyard.api.base import rfc3339
-from torchyard.api.compression import CompressionJobSpec, CompressionResult, JobPhase
+from torchyard.api.base import ApiModel, rfc3339
+from torchyard.api.compression import (
+    CompressionJobSpec,
+    CompressionJobStatus,
+    CompressionResult,
+    JobPhase,
+)
 from torchyard.conditions import Conditions, end_of_life, find_condition, seconds_left
 from torchyard.plans.lineage import WAIT_SECONDS, Producer, gate
 from torchyard.plans.names import TERMINAL, Phase, Reason
@@ -74,21 +79,22 @@ def _result_block(result: dict[str, Any] | None) -> dict[str, Any] | None:
         "measuredOn",
         "search",
     )
-    block = {key: result[key] for key in keys if _valid_result_value(key, result.get(key))}
-    return block or None
+    block = {key: _validated(CompressionResult, key, result.get(key)) for key in keys}
+    return {key: value for key, value in block.items() if value is not None} or None
 
 
-def _valid_result_value(key: str, value: Any) -> bool:
-    """The pod writes the termination message: a value of the wrong type, too long or not
-    finite would make the API server refuse the whole status write, so it is left out."""
+def _validated(model: type[ApiModel], key: str, value: Any) -> Any:
+    """`value` as the status schema stores it, or None where it would not fit. The pod
+    writes the termination message: a value of the wrong type (even "1.5" for a number),
+    too long or not finite would make the API server refuse the whole status write."""
     if value is None:
-        return False
+        return None
     try:
-        CompressionResult.model_validate({key: value})
-        json.dumps(value, allow_nan=False)
+        stored = model.model_validate({key: value}, strict=True).to_k8s().get(key)
+        json.dumps(stored, allow_nan=False)
     except (ValueError, TypeError):
-        return False
-    return True
+        return None
+    return stored
 
 
 def plan(observed: CompressionObserved) -> Plan:
@@ -153,8 +159,9 @@ def plan(observed: CompressionObserved) -> Plan:
         if result:
             patch["result"] = result
         read = (outcome.result if outcome else None) or {}
-        if isinstance(read.get("input"), dict):
-            patch["input"] = {**(status.get("input") or {}), **read["input"]}
+        read_input = _validated(CompressionJobStatus, "input", read.get("input"))
+        if isinstance(read_input, dict):
+            patch["input"] = {**(status.get("input") or {}), **read_input}
         events.append(Event("Normal", Phase.SUCCEEDED, summary))
         return Plan(patch, events, requeue_after=seconds_left(ttl, patch["completionTime"], now))
 

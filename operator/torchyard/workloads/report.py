@@ -31,24 +31,37 @@ def termination_log() -> Path:
     return Path(os.environ.get(TERMINATION_LOG_ENV, DEFAULT_TERMINATION_LOG))
 
 
-# What the operator acts on (registerAs, lineage, the failure's reason): dropped last.
-ESSENTIAL = ("artifact", "input", "reason", "message")
+# What the operator acts on (registerAs, lineage, the failure's reason): dropped last,
+# in this order.
+ESSENTIAL = ("message", "input", "artifact", "reason")
 
 
 def encode(result: dict[str, Any]) -> str:
-    """Compact JSON under the kubelet's 4 KiB limit; drops the bulkiest keys if needed,
-    informational ones before those the operator acts on."""
-    text = json.dumps(result, separators=(",", ":"), sort_keys=True)
+    """Compact JSON under the kubelet's 4 KiB limit. If needed, the bulkiest
+    informational keys go first; then the message is shortened; then the essential keys
+    go in ESSENTIAL's order."""
     trimmed = dict(result)
-    while len(text.encode()) > MAX_MESSAGE_BYTES and trimmed:
-        bulkiest = max(
-            trimmed,
-            key=lambda key: (key not in ESSENTIAL, len(json.dumps(trimmed[key]))),
-        )
-        trimmed.pop(bulkiest)
+    text = _json(trimmed)
+    while len(text.encode()) > MAX_MESSAGE_BYTES:
+        optional = [key for key in trimmed if key not in ESSENTIAL and key != "truncated"]
+        message = trimmed.get("message")
+        if optional:
+            trimmed.pop(max(optional, key=lambda key: len(_json(trimmed[key]))))
+        elif isinstance(message, str) and len(message) > 200:
+            trimmed["message"] = message[: len(message) // 2] + " …"
+        else:
+            essential = [key for key in ESSENTIAL if key in trimmed]
+            if not essential:
+                trimmed = {}
+            else:
+                trimmed.pop(essential[0])
         trimmed["truncated"] = True
-        text = json.dumps(trimmed, separators=(",", ":"), sort_keys=True)
+        text = _json(trimmed)
     return text
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def write_result(result: dict[str, Any]) -> None:

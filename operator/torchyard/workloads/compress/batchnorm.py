@@ -55,8 +55,8 @@ def conv_batchnorm_pairs(model: nn.Module) -> list[tuple[nn.Conv2d, str, nn.Batc
             continue
         if norm.running_mean is None or norm.running_var is None:
             continue  # track_running_stats=False: it normalizes with batch statistics
-        if norm.num_features != conv.out_channels:
-            continue
+        if norm.num_features != conv.out_channels or norm.training:
+            continue  # in training, BatchNorm normalizes with the batch's statistics
         pairs.append((conv, _join(parent_name, norm_name), norm))
     return pairs
 
@@ -65,8 +65,11 @@ def _consecutive(model: nn.Module) -> list[tuple[str, nn.Module, str, nn.Module]
     """(Sequential's name, child, next child's name, next child) for every Sequential."""
     found = []
     for parent_name, parent in model.named_modules():
-        if not isinstance(parent, nn.Sequential):
-            continue
+        if (
+            not isinstance(parent, nn.Sequential)
+            or type(parent).forward is not nn.Sequential.forward
+        ):
+            continue  # a subclass's own forward may not run its children in order
         for (_, first), (second_name, second) in pairwise(parent.named_children()):
             found.append((parent_name, first, second_name, second))
     return found

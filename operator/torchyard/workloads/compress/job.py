@@ -41,7 +41,7 @@ from torchyard.workloads.compress.evaluate import (
     quality,
 )
 from torchyard.workloads.compress.fit import label_loss, match_loss, train
-from torchyard.workloads.compress.modules import sparsity
+from torchyard.workloads.compress.modules import WEIGHTED, sparsity
 from torchyard.workloads.compress.prune import prune
 from torchyard.workloads.compress.qmodules import describe_cpu
 from torchyard.workloads.compress.quantize import quantize
@@ -347,8 +347,10 @@ def _latency_batch(adapter: Adapter, model: nn.Module, test: Dataset | None) -> 
     if isinstance(adapter, TextAdapter):
         sentences = _dataset(DatasetSource(uri="builtin://sentences", split="test"), adapter, "")
         return next(adapter.batches(sentences, BATCH_SIZE))
-    first = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
-    if first is None:
+    # The first weighted layer tells the input's width only when it is a Linear (a CNN's
+    # first Linear is its head): otherwise no latency is measured without data.
+    first = next((m for m in model.modules() if isinstance(m, WEIGHTED)), None)
+    if not isinstance(first, nn.Linear):
         return None
     return torch.randn(BATCH_SIZE, first.in_features, generator=torch.Generator().manual_seed(0))
 

@@ -224,11 +224,14 @@ class Int8Linear(_Packed):
         return self.float_weight().to(torch.bfloat16), bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.compute == "bf16":
+        if self.compute == "bf16" and native_bf16():
             # int8 storage, bf16 arithmetic: no activation rounding to 8 bits, so outliers
-            # cost nothing; the bf16 weights are unpacked once, like the kernel's.
-            weight, bias = self._pack_once(self._bf16)
-            return F.linear(x.to(torch.bfloat16), weight, bias).to(x.dtype)
+            # cost nothing; the bf16 weights are unpacked once, like the kernel's. Where
+            # bf16 is emulated (slower than fp32), the layer computes in float instead.
+            packed = self._pack_once(self._bf16)
+            if packed is not False:
+                weight, bias = packed
+                return F.linear(x.to(torch.bfloat16), weight, bias).to(x.dtype)
         packed = self._kernel() if self.compute in INT8_COMPUTE else False
         if packed is False:
             return F.linear(x, self.float_weight().to(x.dtype), self.bias)

@@ -2,15 +2,16 @@
 
 Which layers become what (see qmodules for the kernels and why):
 
-| mode        | Linear                 | Embedding      | LSTM           |
-|-------------|------------------------|----------------|----------------|
-| dynamic     | int8, dynamic          | int8 per row   | int8, dynamic  |
-| weight_only | int8, float compute    | int8 per row   | float          |
-| static      | int8, calibrated       | int8 per row   | float          |
+| mode        | Linear              | Embedding    | LSTM          | Conv2d (BN folded)  |
+|-------------|---------------------|--------------|---------------|---------------------|
+| dynamic     | int8, dynamic       | int8 per row | int8, dynamic | int8, float compute |
+| weight_only | int8, float compute | int8 per row | float         | int8, float compute |
+| static      | int8, calibrated    | int8 per row | float         | int8, calibrated    |
 
 Embeddings do no arithmetic, so weight-only storage is their int8 form in every mode;
 leaving them in fp32 (as `quantize_dynamic` does) leaves half of a BERT-sized model's
-bytes untouched. Conv layers stay float.
+bytes untouched. fbgemm's dynamic conv clips its outputs (see qconv), so a conv in
+dynamic mode keeps int8 weights and computes in float.
 
 When sample data is at hand (calibration, else the evaluation set's train split), the
 activation outliers that make per-tensor activation scales coarse are measured, and
@@ -86,7 +87,7 @@ class Config:
     strength: float | None = None
     """SmoothQuant migration strength for inputs with outlier channels; None: no smoothing."""
     fallback: tuple[str, ...] = ()
-    """Layers computed one step more faithfully than `mode` (static -> dynamic -> float)."""
+    """Layers computed one step more faithfully than `mode` (see `fallback`)."""
 
     def record(self) -> dict[str, Any]:
         return {
@@ -189,7 +190,12 @@ def quantized(built: Built, config: Config, extra: dict[str, Any], folded: list[
         **extra,
     }
     if config.fallback:
-        details["fallback"] = {fallback(config.mode): list(config.fallback)}
+        # As built: a conv falls back to float compute where a Linear gets bf16 or dynamic.
+        fell: dict[str, list[str]] = {}
+        for name in config.fallback:
+            if name in plan:
+                fell.setdefault(plan[name].get("compute", "float"), []).append(name)
+        details["fallback"] = fell
     if folded:
         details["foldedBatchNorms"] = len(folded)
     transforms = [*fold_record(folded), {"name": "quantize", "layers": plan}]

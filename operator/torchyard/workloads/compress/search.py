@@ -256,7 +256,8 @@ def search(
     while (reason := stop_reason(trials, *limits, clock() - began)) is None:
         if ranking is None and trials and not strengths_left(trials, smoothable):
             assert best is not None
-            ranking = damage_ranking(model, best.model, adapter, fit)
+            # On as many fit rows as the judge has: the ranking's time stays a trial's.
+            ranking = damage_ranking(model, best.model, adapter, fit.rows(0, len(held_out)))
         config = next_config(spec.mode, per_channel, ranking or [], trials, smoothable)
         if config is None:
             reason = "every candidate was tried without a pass"

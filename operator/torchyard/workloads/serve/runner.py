@@ -143,7 +143,7 @@ def warn_of_fewer_activation_bits(manifest: Mapping[str, Any]) -> bool:
     compression = manifest.get("compression")
     measured = compression.get("int8ActivationBits") if isinstance(compression, dict) else None
     here = activation_bits()
-    if not isinstance(measured, int) or measured <= here:
+    if not isinstance(measured, int) or measured <= here or not _quantizes_activations(manifest):
         return False
     log.warning(
         "this artifact's quality was measured with %d-bit int8 activations; this CPU has "
@@ -154,6 +154,20 @@ def warn_of_fewer_activation_bits(manifest: Mapping[str, Any]) -> bool:
         here,
     )
     return True
+
+
+def _quantizes_activations(manifest: Mapping[str, Any]) -> bool:
+    """Whether a layer quantizes its activations per batch (dynamic Linear, LSTM): only
+    those depend on the CPU's activation bits."""
+    for step in manifest.get("transforms") or []:
+        layers = step.get("layers") if isinstance(step, dict) else None
+        if step.get("name") == "quantize" and isinstance(layers, dict):
+            for entry in layers.values():
+                if isinstance(entry, dict) and (
+                    entry.get("compute") == "dynamic" or entry.get("kind") == "lstm"
+                ):
+                    return True
+    return False
 
 
 def _tokenizer_dir(path: Path, format: str, manifest: Mapping[str, Any]) -> Path | None:
