@@ -29,6 +29,7 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -223,16 +224,32 @@ def minilm(work: Path, rounds: int) -> None:
 # -- 2 and 3. digits ------------------------------------------------------------------------
 
 
-def digits_teacher(work: Path) -> tuple[Path, float]:
+def trained_on_digits(
+    path: Path, factory: Callable[[], nn.Module], steps: int, learning_rate: float
+) -> nn.Module:
+    """A model from `factory` (seed 0) trained on the digits train split, its weights
+    saved at `path`."""
     from safetensors.torch import save_file
 
     data = load_dataset(DatasetSource(uri="builtin://digits", split="train"))
     assert isinstance(data, TensorData) and data.labels is not None
     torch.manual_seed(0)
-    model = mlp()
-    train(model, TensorAdapter(), data, label_loss(data.labels), steps=400, learning_rate=1e-3)
-    path = work / "teacher.safetensors"
+    model = factory()
+    train(
+        model,
+        TensorAdapter(),
+        data,
+        label_loss(data.labels),
+        steps=steps,
+        learning_rate=learning_rate,
+    )
     save_file(model.state_dict(), str(path))
+    return model
+
+
+def digits_teacher(work: Path) -> tuple[Path, float]:
+    path = work / "teacher.safetensors"
+    model = trained_on_digits(path, mlp, 400, 1e-3)
     test = load_dataset(DatasetSource(uri="builtin://digits", split="test"))
     return path, quality(model, TensorAdapter(), test, "accuracy").metric
 
@@ -344,15 +361,8 @@ def distillation(work: Path, teacher: Path, teacher_accuracy: float) -> None:
 def convolutions(work: Path) -> None:
     """int8 Conv2d (BatchNorm folded): a CNN trained here on digits through the job, and
     the speed of a wider CNN on 32x32 inputs, where convolutions dominate."""
-    from safetensors.torch import save_file
-
-    data = load_dataset(DatasetSource(uri="builtin://digits", split="train"))
-    assert isinstance(data, TensorData) and data.labels is not None
-    torch.manual_seed(0)
-    model = cnn()
-    train(model, TensorAdapter(), data, label_loss(data.labels), steps=150, learning_rate=3e-3)
     path = work / "cnn.safetensors"
-    save_file(model.state_dict(), str(path))
+    trained_on_digits(path, cnn, 150, 3e-3)
     rows = []
     for mode in ("static", "weight_only"):
         quantize: dict[str, Any] = {"mode": mode}
