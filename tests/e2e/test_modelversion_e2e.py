@@ -8,7 +8,7 @@ import json
 import os
 import secrets
 import shutil
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -270,10 +270,13 @@ def test_analysis_promotes_v2_rolls_back_failing_v3_and_v2_never_fails_a_client(
     assert progressing["reason"] == "AnalysisFailed"
     assert "error rate" in progressing["message"] and "version 2" in progressing["message"]
     assert v3["analysis"]["verdict"] == "Fail" and v3["analysis"]["failures"] == 2
+    # Traffic went back in the reconcile that saw the last failure, not a window later;
+    # a loaded machine may make a window Inconclusive (too few requests), so the time
+    # from the step's start to the rollback is only bounded below. Whole seconds in status.
+    rolled_back = _time(progressing["lastTransitionTime"])
+    assert rolled_back - _time(v3["analysis"]["time"]) <= timedelta(seconds=1), v3
     limit = FAST_ANALYSIS["intervalSeconds"] * FAST_ANALYSIS["failureLimit"]
-    took = _time(progressing["lastTransitionTime"]) - _time(v3["stepStartTime"])
-    # Whole seconds in status, and the operator looks every 2 s.
-    assert took.total_seconds() <= limit + 4, took
+    assert (rolled_back - _time(v3["stepStartTime"])).total_seconds() >= limit - 1, v3
     assert _condition(v3, "Healthy")["status"] == "False"
     assert _status(cluster, namespace, "digits-v2")["phase"] == "Serving"
 
