@@ -614,6 +614,53 @@ test_hostile_admission.py counts them); every one is also a row of INVALID."""
 
 INVALID = INVALID + tuple(case for cases in ADMISSION_GAPS.values() for case in cases)
 
+PLACEMENT_INVALID: tuple[Invalid, ...] = (
+    Invalid(
+        "toleration-exists-with-value",
+        "TrainingJob",
+        _set("tolerations", [{"key": "nvidia.com/gpu", "operator": "Exists", "value": "x"}]),
+        "spec.tolerations[0].value",
+    ),
+    Invalid(
+        "toleration-without-key",
+        "CompressionJob",
+        _set("tolerations", [{"effect": "NoSchedule"}]),
+        "spec.tolerations[0].operator",
+    ),
+    Invalid(
+        "toleration-seconds-without-no-execute",
+        "ModelVersion",
+        _set(
+            "serving.tolerations",
+            [{"key": "gpu", "value": "a100", "effect": "NoSchedule", "tolerationSeconds": 5}],
+        ),
+        "spec.serving.tolerations[0].tolerationSeconds",
+    ),
+    Invalid(
+        "node-selector-key",
+        "TrainingJob",
+        _set("nodeSelector", {"gpu type": "a100"}),
+        "spec.nodeSelector",
+    ),
+    Invalid(
+        "node-selector-value",
+        "CompressionJob",
+        _set("nodeSelector", {"nvidia.com/gpu.product": "A100 80GB"}),
+        "spec.nodeSelector",
+    ),
+    Invalid(
+        "priority-class-name",
+        "TrainingJob",
+        _set("priorityClassName", "High_Priority"),
+        "spec.priorityClassName",
+    ),
+    Invalid("shm-size-tiny", "TrainingJob", _set("shmSize", "512Ki"), "spec.shmSize"),
+    Invalid("shm-size-format", "TrainingJob", _set("shmSize", "2 GB"), "spec.shmSize"),
+)
+"""Pod placement (issue 17): every field a user would get wrong, refused by name."""
+
+INVALID = INVALID + PLACEMENT_INVALID
+
 
 def contains(actual: Any, expected: Any) -> bool:
     """Everything the user wrote is stored; the API server may add defaults."""

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from torchyard.resources.kueue import ADMISSION_GATE, QUEUE_NAME
+
 
 @dataclass(frozen=True)
 class PodOutcome:
@@ -64,8 +66,28 @@ def latest_outcome(pods: Sequence[Mapping[str, Any]], phase: str) -> PodOutcome 
     return None
 
 
+def gated_message(pod: Mapping[str, Any]) -> str | None:
+    """Why a pod with scheduling gates waits, or None when it has none. Kueue's gate
+    is lifted when the queue admits the whole job; any other gate is some controller's."""
+    gates = [gate.get("name", "") for gate in (pod.get("spec") or {}).get("schedulingGates") or []]
+    if not gates:
+        return None
+    name = pod["metadata"]["name"]
+    if ADMISSION_GATE in gates:
+        queue = ((pod.get("metadata") or {}).get("labels") or {}).get(QUEUE_NAME, "")
+        return (
+            f"pod {name} waits for Kueue to admit the job from queue {queue!r}: every "
+            "replica starts together once the queue has quota for all of them "
+            "(kubectl get workloads shows where it stands)"
+        )
+    return f"pod {name} waits for its scheduling gates: {', '.join(gates)}"
+
+
 def pending_message(pods: Sequence[Mapping[str, Any]], retrying: bool) -> str:
     for pod in pods:
+        gated = gated_message(pod)
+        if gated is not None:
+            return gated
         for container in (pod.get("status") or {}).get("containerStatuses") or []:
             waiting = (container.get("state") or {}).get("waiting")
             if waiting and waiting.get("reason"):

@@ -74,6 +74,8 @@ def advice(code: int, message: str) -> str:
         )
     if "looking up service account" in text or 'serviceaccount "' in text:
         return "Create the ServiceAccount, or change spec.serviceAccountName."
+    if "priorityclass" in text:
+        return "Create the PriorityClass, or change priorityClassName in the spec."
     if "podsecurity" in text or "pod security" in text:
         return (
             "The namespace's Pod Security level refuses the pod (torchyard's pods meet "

@@ -6,10 +6,12 @@ through the API as a kubelet would. The e2e tests run real training.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import pytest
 
+from tests.cluster.kueue_webhook import kueue_pod_webhook
 from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
@@ -100,10 +102,8 @@ def test_backoff_limit_exhausted_fails_the_job(session, operator):
     assert "killed by the test" in failed["message"]
 
 
-def test_suspend_removes_pods_and_resume_recreates_them(session, operator):
-    job = sample("TrainingJob")
-    session.apply(job)
-    session.wait("two replica pods", lambda: len(session.pods(SELECTOR)) == 2)
+def _suspend_and_resume(session, job):
+    """spec.suspend removes the pods and keeps the job; false again recreates them."""
     job["spec"]["suspend"] = True
     session.apply(job)
     session.wait("pods removed", lambda: not session.pods(SELECTOR), timeout=90)
@@ -111,6 +111,13 @@ def test_suspend_removes_pods_and_resume_recreates_them(session, operator):
     job["spec"]["suspend"] = False
     session.apply(job)
     session.wait("pods recreated", lambda: len(session.pods(SELECTOR)) == 2)
+
+
+def test_suspend_removes_pods_and_resume_recreates_them(session, operator):
+    job = sample("TrainingJob")
+    session.apply(job)
+    session.wait("two replica pods", lambda: len(session.pods(SELECTOR)) == 2)
+    _suspend_and_resume(session, job)
 
 
 def test_delete_removes_pods_and_service(session, operator):
@@ -147,3 +154,120 @@ def test_deadline_and_ttl_fire_on_time_without_any_event(session, operator):
 
 def _seconds(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+GPU_POOL = {
+    "nodeSelector": {"torchyard.io/pool": "gpu"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {
+                            "matchLabels": {"torchyard.io/trainingjob": "digits-train"}
+                        },
+                    },
+                }
+            ]
+        }
+    },
+    "priorityClassName": "torchyard-test-training",
+}
+
+
+def test_placement_and_shared_memory_reach_every_replica(session, operator):
+    """What a tainted GPU pool needs, as the API server stores it on the pods."""
+    session.cp.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "scheduling.k8s.io/v1",
+                "kind": "PriorityClass",
+                "metadata": {"name": "torchyard-test-training"},
+                "value": 1000,
+            }
+        ),
+    )
+    job = sample("TrainingJob")
+    job["spec"].update(GPU_POOL, shmSize="2Gi")
+    session.apply(job)
+    pods = session.wait(
+        "two replica pods", lambda: len(session.pods(SELECTOR)) == 2 and session.pods(SELECTOR)
+    )
+    for pod in pods:
+        spec = pod["spec"]
+        assert spec["nodeSelector"] == GPU_POOL["nodeSelector"]
+        assert GPU_POOL["tolerations"][0] in spec["tolerations"]
+        assert spec["affinity"] == GPU_POOL["affinity"]
+        assert spec["priority"] == 1000  # resolved by the API server from the class
+        shm = next(v for v in spec["volumes"] if v["name"] == "shm")
+        assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "2Gi"}
+        mounts = spec["containers"][0]["volumeMounts"]
+        assert {"name": "shm", "mountPath": "/dev/shm"} in mounts
+
+
+def test_a_missing_priority_class_is_reported_naming_it(session, operator):
+    job = sample("TrainingJob")
+    job["spec"]["priorityClassName"] = "no-such-class"
+    session.apply(job)
+
+    def refused():
+        status = session.get("tjob", "digits-train").get("status") or {}
+        created = next((c for c in status.get("conditions", []) if c["type"] == "Created"), {})
+        return created.get("reason") == "FailedCreate" and created
+
+    created = session.wait("Created=False FailedCreate", refused, timeout=60)
+    assert "no-such-class" in created["message"], created
+    assert "Create the PriorityClass" in created["message"], created
+    assert not session.pods(SELECTOR)
+
+
+def test_a_queued_job_waits_for_kueue_to_admit_every_replica_together(session, operator):
+    """Kueue's plain pod group contract: the replicas of an attempt are one group, gated
+    by Kueue's webhook at creation, and the job says it waits for the queue until Kueue
+    lifts the gates. Suspending and resuming keeps working under a queue."""
+    job = sample("TrainingJob")
+    job["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": "team-a"}
+    with kueue_pod_webhook(session.cp):
+        session.apply(job)
+        pods = session.wait(
+            "two gated replicas",
+            lambda: len(session.pods(SELECTOR)) == 2 and session.pods(SELECTOR),
+        )
+    for pod in pods:
+        assert pod["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+        assert (
+            pod["metadata"]["labels"]["kueue.x-k8s.io/pod-group-name"] == "digits-train-attempt-0"
+        )
+        assert pod["metadata"]["annotations"]["kueue.x-k8s.io/pod-group-total-count"] == "2"
+        assert pod["spec"]["schedulingGates"] == [{"name": "kueue.x-k8s.io/admission"}]
+
+    def says(words):
+        def check():
+            status = session.get("tjob", "digits-train").get("status") or {}
+            return words in (status.get("message") or "") and status
+
+        return check
+
+    waiting = session.wait("waiting for Kueue in status", says("waits for Kueue to admit"))
+    assert waiting["phase"] == "Pending" and "'team-a'" in waiting["message"], waiting
+
+    # Kueue admits the group: it lifts the gate of every pod at once.
+    for pod in pods:
+        session.kubectl(
+            "patch",
+            "pod",
+            pod["metadata"]["name"],
+            "--type=json",
+            "-p",
+            '[{"op": "remove", "path": "/spec/schedulingGates"}]',
+        )
+    session.wait("no longer waiting for Kueue", lambda: "Kueue" not in says("")()["message"])
+    assert all(not p["spec"].get("schedulingGates") for p in session.pods(SELECTOR))
+
+    _suspend_and_resume(session, job)

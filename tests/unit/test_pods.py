@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from tests.objects import sample
 from torchyard.api.base import ResourceRequirements
+from torchyard.api.compression import CompressionJobSpec
+from torchyard.api.modelversion import ModelVersionSpec
+from torchyard.api.training import TrainingJobSpec
 from torchyard.images import WORKER_IMAGE
+from torchyard.resources.compression import compression_job
 from torchyard.resources.pods import owner_labels, worker_pod
+from torchyard.resources.serving import serving_deployment
+from torchyard.resources.training import training_pod
+from torchyard.validation import parse_spec
 
 
 def _pod():
@@ -47,3 +55,43 @@ def test_container_runs_the_workload_in_the_worker_image():
     assert container["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}}
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
     assert {"name": "TORCHYARD_SPEC", "value": "{}"} in container["env"]
+
+
+PLACEMENT = {
+    "nodeSelector": {"nvidia.com/gpu.present": "true"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}},
+    "priorityClassName": "training-high",
+}
+
+
+def test_every_kind_places_its_pods_where_the_spec_says():
+    """TrainingJob replicas, the CompressionJob's Job and a version's serving pods all
+    carry the spec's placement unchanged (a tainted GPU pool is reachable from each)."""
+    training = parse_spec(TrainingJobSpec, {**sample("TrainingJob")["spec"], **PLACEMENT})
+    compression = parse_spec(CompressionJobSpec, {**sample("CompressionJob")["spec"], **PLACEMENT})
+    version = sample("ModelVersion")["spec"]
+    serving = parse_spec(
+        ModelVersionSpec, {**version, "serving": {**version["serving"], **PLACEMENT}}
+    )
+    pods = [
+        training_pod("t", "ns", training, 0, 0)["spec"],
+        compression_job("c", "ns", compression)["spec"]["template"]["spec"],
+        serving_deployment("m-v1", "ns", serving, 1)["spec"]["template"]["spec"],
+    ]
+    for pod in pods:
+        assert {key: pod[key] for key in PLACEMENT} == PLACEMENT
+
+
+def test_without_placement_the_scheduler_is_free():
+    pod = training_pod("t", "ns", parse_spec(TrainingJobSpec, sample("TrainingJob")["spec"]), 0, 0)
+    assert not {"nodeSelector", "tolerations", "affinity", "priorityClassName"} & set(pod["spec"])
+
+
+def test_training_replicas_get_a_memory_backed_dev_shm_sized_from_the_spec():
+    spec = parse_spec(TrainingJobSpec, sample("TrainingJob")["spec"])
+    assert spec.shm_size == "1Gi"
+    pod = training_pod("t", "ns", spec.model_copy(update={"shm_size": "8Gi"}), 0, 0)["spec"]
+    assert {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}} in pod["volumes"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert {"name": "shm", "mountPath": "/dev/shm"} in mounts

@@ -58,6 +58,11 @@ QUOTA = (
             "the field the message names",
         ),
         (404, 'configmaps "x" not found', "does not exist"),
+        (
+            403,
+            'pods "x" is forbidden: no PriorityClass with name high was found',
+            "change priorityClassName",
+        ),
     ],
 )
 def test_a_refused_create_quotes_the_api_and_says_what_to_change(code, message, advice):

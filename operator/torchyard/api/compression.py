@@ -25,6 +25,7 @@ from torchyard.api.common import (
     StorageSpec,
 )
 from torchyard.api.modelversion import RegisterAs
+from torchyard.api.placement import Placement
 
 Method = Literal["prune", "quantize", "distill"]
 METHODS: tuple[Method, ...] = ("prune", "quantize", "distill")
@@ -236,6 +237,7 @@ _OUTPUT_NOT_STUDENT = Cel(
 
 class CompressionJobSpec(
     RunPolicy,
+    Placement,
     json_schema_extra=cel_rules(
         *_METHOD_RULES,
         _SEARCH_NEEDS_GATE,

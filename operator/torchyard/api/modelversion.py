@@ -18,6 +18,7 @@ from torchyard.api.base import (
     cel_rules,
 )
 from torchyard.api.common import ModelFormat, ServiceAccountName, StorageSpec
+from torchyard.api.placement import Placement
 
 VERSION_PATTERN = r"^v?[0-9]+(\.[0-9]+){0,2}$"
 
@@ -169,7 +170,7 @@ class EnvVar(ApiModel, json_schema_extra=cel_rules(_NOT_RESERVED)):
         return self
 
 
-class ServingSpec(ApiModel):
+class ServingSpec(Placement):
     """The pods that serve this version."""
 
     replicas: int = Field(default=1, ge=1, le=1000)

@@ -11,12 +11,14 @@ from torchyard.api.base import (
     ApiModel,
     Cel,
     ModelUri,
+    Quantity,
     ResourceRequirements,
     RunPolicy,
     Timestamp,
     cel_rules,
     overlap_rule,
     overlaps,
+    quantity_value,
     uri_type,
 )
 from torchyard.api.common import (
@@ -31,6 +33,7 @@ from torchyard.api.common import (
     StorageSpec,
 )
 from torchyard.api.modelversion import RegisterAs
+from torchyard.api.placement import Placement
 
 ParallelismMode = Literal["data", "model", "gradient"]
 
@@ -78,7 +81,8 @@ class ParallelismSpec(ApiModel, json_schema_extra=cel_rules(_MODEL_NEEDS_TWO_RAN
     procs_per_replica: int = Field(default=1, ge=1, le=64)
     """Processes (ranks) per pod, e.g. one per GPU."""
     backend: Literal["auto", "gloo", "nccl"] = "auto"
-    """torch.distributed backend; auto picks nccl when GPUs are requested, else gloo."""
+    """torch.distributed backend; auto picks nccl when the replica's processes see a
+    GPU (resources request one, e.g. nvidia.com/gpu), else gloo."""
 
     @model_validator(mode="after")
     def _model_mode_needs_two_ranks(self) -> ParallelismSpec:
@@ -136,6 +140,13 @@ _NO_RESERVED_ENV = Cel(
 )
 
 
+_SHM_AT_LEAST_1MI = Cel(
+    rule="!isQuantity(string(self)) || quantity(string(self)).compareTo(quantity('1Mi')) >= 0",
+    message="shmSize must be at least 1Mi, e.g. 1Gi",
+    reason="FieldValueInvalid",
+)
+
+
 _URI_OR_FACTORY = Cel(
     rule="has(self.uri) || self.format in ['safetensors', 'state_dict']",
     message="uri is required unless the model is trained from scratch (format "
@@ -178,7 +189,9 @@ _OUTPUT_NOT_CHECKPOINTS = Cel(
 
 
 class TrainingJobSpec(
-    RunPolicy, json_schema_extra=cel_rules(_OUTPUT_NOT_MODEL, _OUTPUT_NOT_CHECKPOINTS)
+    RunPolicy,
+    Placement,
+    json_schema_extra=cel_rules(_OUTPUT_NOT_MODEL, _OUTPUT_NOT_CHECKPOINTS),
 ):
     """Desired state of a TrainingJob."""
 
@@ -198,6 +211,10 @@ class TrainingJobSpec(
     """Register the trained model as a ModelVersion when the job succeeds."""
     resources: ResourceRequirements | None = None
     """Compute resources of each replica."""
+    shm_size: Quantity = Field(default="1Gi", json_schema_extra=cel_rules(_SHM_AT_LEAST_1MI))
+    """Size of each replica's memory-backed /dev/shm, where NCCL and DataLoader workers
+    share tensors (a container runtime's default is 64Mi). What is written there counts
+    against the replica's memory limit."""
     storage: StorageSpec | None = None
     """Object storage settings for this object's s3:// URIs: endpoint, region and the
     Secret with the credentials."""
@@ -220,6 +237,12 @@ class TrainingJobSpec(
     clean_pod_policy: Literal["None", "Running", "All"] = "Running"
     """Which pods to delete when the job ends: None keeps all, Running deletes those still
     running, All deletes every pod (logs are then gone)."""
+
+    @model_validator(mode="after")
+    def _shm_size_is_usable(self) -> TrainingJobSpec:
+        if quantity_value(self.shm_size) < 1024 * 1024:
+            raise ValueError(f"shmSize: {_SHM_AT_LEAST_1MI.message}")
+        return self
 
     @model_validator(mode="after")
     def _no_reserved_env(self) -> TrainingJobSpec:

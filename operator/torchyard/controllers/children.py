@@ -24,10 +24,19 @@ def snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
             "labels": dict(metadata.get("labels") or {}),
         },
         "status": copy.deepcopy(dict(body.get("status") or {})),
-        # Of the spec, only the memory limits: a container killed at its limit is told
-        # with the limit it had (podstatus.pod_outcome).
-        "spec": {"containers": [_memory_limit(c) for c in _containers(body)]},
+        # Of the spec, only the memory limits (a container killed at its limit is told
+        # with the limit it had: podstatus.pod_outcome) and the scheduling gates (a pod
+        # waiting for Kueue says so: podstatus.gated_message).
+        "spec": {
+            "containers": [_memory_limit(c) for c in _containers(body)],
+            **_gates(body),
+        },
     }
+
+
+def _gates(body: Mapping[str, Any]) -> dict[str, Any]:
+    gates = (body.get("spec") or {}).get("schedulingGates")
+    return {"schedulingGates": copy.deepcopy(list(gates))} if gates else {}
 
 
 def _containers(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -216,7 +216,9 @@ async def _create_job(
     refusal = refused_creates.held(key, obj.generation, clock)
     retry = refused_creates.wait(key, clock) if refusal is not None else None
     if refusal is None:
-        manifest = compression_job(metadata["name"], metadata["namespace"], spec, metadata["uid"])
+        manifest = compression_job(
+            metadata["name"], metadata["namespace"], spec, metadata["uid"], metadata.get("labels")
+        )
         kopf.adopt(manifest, owner=obj.body)
         try:
             if await client.create_child(manifest):

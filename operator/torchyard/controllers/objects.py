@@ -13,13 +13,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from torchyard.resources.kueue import queue_labels
+
 Key = tuple[str, str, str]
 _written: dict[Key, dict[str, Any]] = {}
 
 
 def compact(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What reconciles read: identity, spec and status. Not managedFields nor kopf's
-    annotations (a copy of the whole spec), which would double what the index holds."""
+    """What reconciles read: identity, the labels that name a Kueue queue, spec and
+    status. Not managedFields nor kopf's annotations (a copy of the whole spec), which
+    would double what the index holds."""
     metadata = body.get("metadata") or {}
     kept = (
         "name",
@@ -30,10 +33,13 @@ def compact(body: Mapping[str, Any]) -> dict[str, Any]:
         "deletionTimestamp",
         "finalizers",
     )
+    compacted = {key: metadata[key] for key in kept if key in metadata}
+    if queued := queue_labels(metadata.get("labels")):
+        compacted["labels"] = queued
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": {key: metadata[key] for key in kept if key in metadata},
+        "metadata": compacted,
         "spec": body.get("spec") or {},
         "status": body.get("status") or {},
     }

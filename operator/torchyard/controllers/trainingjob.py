@@ -270,7 +270,8 @@ async def _create(
             return 0, refused.refusal
     uid = metadata["uid"]
     replicas = [
-        training_pod(name, namespace, spec, r, attempt, uid) for r in decided.create_replicas
+        training_pod(name, namespace, spec, r, attempt, uid, metadata.get("labels"))
+        for r in decided.create_replicas
     ]
     for child in replicas:
         kopf.adopt(child, owner=job)

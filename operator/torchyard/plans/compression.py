@@ -20,6 +20,7 @@ from torchyard.conditions import Conditions, end_of_life, find_condition, second
 from torchyard.plans.lineage import WAIT_SECONDS, Producer, gate
 from torchyard.plans.names import TERMINAL, Phase, Reason
 from torchyard.podstatus import OOM_KILLED, latest_outcome, pending_message
+from torchyard.resources.kueue import QUEUE_NAME
 
 
 @dataclass(frozen=True)
@@ -209,10 +210,24 @@ def plan(observed: CompressionObserved) -> Plan:
     else:
         retrying = int(job_status.get("failed") or 0) > 0
         reason = "Retrying" if retrying else "PodPending"
-        text = pending_message(pods, retrying)
+        text = _suspended_message(job) or pending_message(pods, retrying)
         condition(Phase.RUNNING, "False", reason, text)
         patch.update(phase=Phase.PENDING, conditions=conditions.list, message=text)
     return Plan(patch, events)
+
+
+def _suspended_message(job: Mapping[str, Any]) -> str | None:
+    """Why a suspended child Job waits: Kueue holds a Job of its queue suspended until
+    it admits it (torchyard.resources.kueue); anyone else's suspension is said as such."""
+    if not (job.get("spec") or {}).get("suspend"):
+        return None
+    queue = ((job.get("metadata") or {}).get("labels") or {}).get(QUEUE_NAME)
+    if queue:
+        return (
+            f"the Job waits for Kueue to admit it from queue {queue!r}: it starts once "
+            "the queue has quota (kubectl get workloads shows where it stands)"
+        )
+    return "the Job is suspended (spec.suspend of the Job): it starts once unsuspended"
 
 
 def _wait_for_input(

@@ -10,9 +10,11 @@ get better by trying again).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from torchyard.api.compression import CompressionJobSpec
+from torchyard.resources.kueue import queue_labels
 from torchyard.resources.pods import job_identity, owner_labels, worker_pod
 from torchyard.resources.storage_access import storage_access
 from torchyard.resources.volumes import claim_volumes, claims_in
@@ -41,10 +43,16 @@ def artifact_uris(spec: CompressionJobSpec) -> list[str | None]:
 
 
 def compression_job(
-    name: str, namespace: str, spec: CompressionJobSpec, uid: str | None = None
+    name: str,
+    namespace: str,
+    spec: CompressionJobSpec,
+    uid: str | None = None,
+    job_labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The child Job; `uid` (the CompressionJob's) is recorded in the artifact it
-    publishes, so that a retry recognises its own artifact (torchyard.storage)."""
+    publishes, so that a retry recognises its own artifact (torchyard.storage).
+    `job_labels` (the CompressionJob's) may name a Kueue queue, which then admits the
+    child Job (torchyard.resources.kueue)."""
     labels = owner_labels(KIND, name)
     volumes, mounts = claim_volumes(claims_in(artifact_uris(spec)))
     pod = worker_pod(
@@ -61,6 +69,7 @@ def compression_job(
         volumes=volumes,
         volume_mounts=mounts,
         access=storage_access(spec.storage, spec.service_account_name),
+        placement=spec,
     )
     job_spec: dict[str, Any] = {
         "backoffLimit": spec.backoff_limit,
@@ -87,6 +96,10 @@ def compression_job(
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": child_job_name(name), "namespace": namespace, "labels": labels},
+        "metadata": {
+            "name": child_job_name(name),
+            "namespace": namespace,
+            "labels": {**queue_labels(job_labels), **labels},
+        },
         "spec": job_spec,
     }

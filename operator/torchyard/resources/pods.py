@@ -7,6 +7,7 @@ from typing import Any
 
 from torchyard import factories
 from torchyard.api.base import GROUP, ResourceRequirements
+from torchyard.api.placement import Placement
 from torchyard.images import worker_image
 from torchyard.resources.storage_access import StorageAccess, env_entries
 from torchyard.storage import JOB_ENV, JOB_UID_ENV
@@ -63,6 +64,7 @@ def worker_pod(
     volumes: Sequence[dict[str, Any]] = (),
     volume_mounts: Sequence[dict[str, Any]] = (),
     access: StorageAccess | None = None,
+    placement: Placement | None = None,
 ) -> dict[str, Any]:
     """A pod that runs one torchyard workload (`torchyard <args>`) in the worker image.
 
@@ -70,7 +72,8 @@ def worker_pod(
     FallbackToLogsOnError a crash still reports the tail of its log. Without `image`, the
     operator's $TORCHYARD_WORKER_IMAGE or the default worker image (torchyard.images).
     Every pod gets the operator's allowed factories (torchyard.factories.pod_env).
-    `access` adds the object storage settings and the ServiceAccount (storage_access).
+    `access` adds the object storage settings and the ServiceAccount (storage_access);
+    `placement` the spec's nodeSelector, tolerations, affinity and priorityClassName.
     """
     access = access or StorageAccess()
     container: dict[str, Any] = {
@@ -89,7 +92,7 @@ def worker_pod(
     }
     if resources is not None:
         container["resources"] = resources.to_k8s()
-    pod_spec: dict[str, Any] = {}
+    pod_spec: dict[str, Any] = placement.pod_fields() if placement else {}
     if access.service_account_name:
         pod_spec["serviceAccountName"] = access.service_account_name
     return {

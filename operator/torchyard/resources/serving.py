@@ -70,6 +70,7 @@ def serving_deployment(
         volumes=volumes,
         volume_mounts=mounts,
         access=storage_access(spec.storage, spec.service_account_name),
+        placement=spec.serving,
     )
     container = pod["spec"]["containers"][0]
     container["ports"] = [{"name": "http", "containerPort": PORT}]

@@ -9,9 +9,11 @@ those restarts (a container restart is not a job restart: Kubeflow #2045).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from torchyard.api.training import TrainingJobSpec
+from torchyard.resources.kueue import pod_group
 from torchyard.resources.pods import job_identity, owner_labels, worker_pod
 from torchyard.resources.storage_access import storage_access
 from torchyard.resources.volumes import claim_volumes, claims_in
@@ -81,16 +83,27 @@ def training_pod(
     replica: int,
     attempt: int,
     uid: str | None = None,
+    job_labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Replica `replica` of attempt `attempt`; `uid` (the TrainingJob's) is recorded in
     the artifact replica 0 publishes, so that a gang restart after it published
-    recognises its own artifact (torchyard.storage)."""
+    recognises its own artifact (torchyard.storage). `job_labels` (the TrainingJob's)
+    may name a Kueue queue: the attempt's replicas are then one pod group
+    (torchyard.resources.kueue)."""
+    queued, annotations = pod_group(job_labels, job, attempt, spec.parallelism.replicas)
     labels = {
+        **queued,
         **owner_labels(KIND, job),
         REPLICA_LABEL: str(replica),
         ATTEMPT_LABEL: str(attempt),
     }
     volumes, mounts = claim_volumes(claims_in(artifact_uris(spec)))
+    # Memory-backed and sized from the spec: a runtime's own /dev/shm is 64Mi, too small
+    # for NCCL's buffers or DataLoader workers passing batches.
+    volumes.append(
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": str(spec.shm_size)}}
+    )
+    mounts.append({"name": "shm", "mountPath": "/dev/shm"})
     pod = worker_pod(
         name=pod_name(job, replica),
         namespace=namespace,
@@ -101,7 +114,10 @@ def training_pod(
         volumes=volumes,
         volume_mounts=mounts,
         access=storage_access(spec.storage, spec.service_account_name),
+        placement=spec,
     )
+    if annotations:
+        pod["metadata"]["annotations"] = annotations
     pod["spec"]["hostname"] = pod_name(job, replica)
     pod["spec"]["subdomain"] = service_name(job)
     pod["spec"]["containers"][0]["ports"] = [
