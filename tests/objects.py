@@ -643,6 +643,12 @@ PLACEMENT_INVALID: tuple[Invalid, ...] = (
         "spec.nodeSelector",
     ),
     Invalid(
+        "node-selector-key-prefix",
+        "TrainingJob",
+        _set("nodeSelector", {"a" * 254 + "/gpu": "a100"}),
+        "spec.nodeSelector",
+    ),
+    Invalid(
         "node-selector-value",
         "CompressionJob",
         _set("nodeSelector", {"nvidia.com/gpu.product": "A100 80GB"}),

@@ -20,6 +20,22 @@ class PodOutcome:
     result: dict[str, Any] | None
 
 
+# Conditions the cluster sets on a pod it is about to stop for reasons of its own:
+# preemption, eviction, node drain (Kubernetes) and preemption or eviction by Kueue.
+DISRUPTION_CONDITIONS = ("DisruptionTarget", "TerminationTarget")
+
+
+def disruption(pod: Mapping[str, Any]) -> str | None:
+    """Why the cluster stopped the pod (`reason: message`), or None when it did not:
+    such a failure is not the workload's, as a Job's podFailurePolicy Ignore has it."""
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") in DISRUPTION_CONDITIONS and cond.get("status") == "True":
+            said = str(cond.get("message") or "").strip()
+            reason = str(cond.get("reason") or cond["type"])
+            return f"{reason}: {said}" if said else reason
+    return None
+
+
 def pod_outcome(pod: Mapping[str, Any]) -> PodOutcome | None:
     """The terminated state of the pod's worker container, if it has ended."""
     for container in (pod.get("status") or {}).get("containerStatuses") or []:

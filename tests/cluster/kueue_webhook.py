@@ -2,10 +2,10 @@
 
 Kueue's webhook (pkg/controller/jobs/pod) gates every pod that carries the
 `kueue.x-k8s.io/queue-name` label with `kueue.x-k8s.io/admission`; Kueue lifts the
-gates of a pod group when it admits it. This test double is only that mutation, as a
-MutatingWebhookConfiguration the API server calls over TLS on loopback, so the tests
-see the pods exactly as a cluster with Kueue would create them. Admission itself (lifting
-the gates) is the test's to do.
+gates of a pod group when it admits it. This test double is only that gate, as a
+MutatingWebhookConfiguration the API server calls over TLS on loopback. It adds none of
+Kueue's other marks (its `managed` label and finalizer) and creates no Workload; lifting
+the gates (admission) is the test's to do.
 """
 
 from __future__ import annotations

@@ -228,24 +228,16 @@ def test_a_missing_priority_class_is_reported_naming_it(session, operator):
 
 
 def test_a_queued_job_waits_for_kueue_to_admit_every_replica_together(session, operator):
-    """Kueue's plain pod group contract: the replicas of an attempt are one group, gated
-    by Kueue's webhook at creation, and the job says it waits for the queue until Kueue
-    lifts the gates. Suspending and resuming keeps working under a queue."""
+    """Kueue's plain pod group contract: the replicas started together are one group,
+    gated by Kueue's webhook at creation, and the job says it waits for the queue until
+    Kueue lifts the gates. After a suspension the new replicas are a new group (Kueue
+    keeps the old group's Workload a while), gated again."""
     job = sample("TrainingJob")
     job["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": "team-a"}
-    with kueue_pod_webhook(session.cp):
-        session.apply(job)
-        pods = session.wait(
-            "two gated replicas",
-            lambda: len(session.pods(SELECTOR)) == 2 and session.pods(SELECTOR),
-        )
-    for pod in pods:
-        assert pod["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
-        assert (
-            pod["metadata"]["labels"]["kueue.x-k8s.io/pod-group-name"] == "digits-train-attempt-0"
-        )
-        assert pod["metadata"]["annotations"]["kueue.x-k8s.io/pod-group-total-count"] == "2"
-        assert pod["spec"]["schedulingGates"] == [{"name": "kueue.x-k8s.io/admission"}]
+
+    def gated_pods():
+        pods = session.pods(SELECTOR)
+        return len(pods) == 2 and all(p["spec"].get("schedulingGates") for p in pods) and pods
 
     def says(words):
         def check():
@@ -254,20 +246,32 @@ def test_a_queued_job_waits_for_kueue_to_admit_every_replica_together(session, o
 
         return check
 
-    waiting = session.wait("waiting for Kueue in status", says("waits for Kueue to admit"))
-    assert waiting["phase"] == "Pending" and "'team-a'" in waiting["message"], waiting
+    with kueue_pod_webhook(session.cp):
+        session.apply(job)
+        pods = session.wait("two gated replicas", gated_pods)
+        groups = {p["metadata"]["labels"]["kueue.x-k8s.io/pod-group-name"] for p in pods}
+        assert len(groups) == 1, groups
+        for pod in pods:
+            assert pod["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+            assert pod["metadata"]["annotations"]["kueue.x-k8s.io/pod-group-total-count"] == "2"
+            assert pod["spec"]["schedulingGates"] == [{"name": "kueue.x-k8s.io/admission"}]
+        waiting = session.wait("waiting for Kueue in status", says("waits for Kueue to admit"))
+        assert waiting["phase"] == "Pending" and "'team-a'" in waiting["message"], waiting
 
-    # Kueue admits the group: it lifts the gate of every pod at once.
-    for pod in pods:
-        session.kubectl(
-            "patch",
-            "pod",
-            pod["metadata"]["name"],
-            "--type=json",
-            "-p",
-            '[{"op": "remove", "path": "/spec/schedulingGates"}]',
-        )
-    session.wait("no longer waiting for Kueue", lambda: "Kueue" not in says("")()["message"])
-    assert all(not p["spec"].get("schedulingGates") for p in session.pods(SELECTOR))
+        # Kueue admits the group: it lifts the gate of every pod at once.
+        for pod in pods:
+            session.kubectl(
+                "patch",
+                "pod",
+                pod["metadata"]["name"],
+                "--type=json",
+                "-p",
+                '[{"op": "remove", "path": "/spec/schedulingGates"}]',
+            )
+        session.wait("no longer waiting for Kueue", lambda: "Kueue" not in says("")()["message"])
 
-    _suspend_and_resume(session, job)
+        _suspend_and_resume(session, job)
+        resumed = session.wait("two gated replicas again", gated_pods)
+        again = {p["metadata"]["labels"]["kueue.x-k8s.io/pod-group-name"] for p in resumed}
+        assert len(again) == 1 and again != groups, (groups, again)
+        session.wait("waiting for Kueue again", says("waits for Kueue to admit"))

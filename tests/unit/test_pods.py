@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.objects import sample
 from torchyard.api.base import ResourceRequirements
 from torchyard.api.compression import CompressionJobSpec
@@ -9,7 +11,7 @@ from torchyard.api.modelversion import ModelVersionSpec
 from torchyard.api.training import TrainingJobSpec
 from torchyard.images import WORKER_IMAGE
 from torchyard.resources.compression import compression_job
-from torchyard.resources.pods import owner_labels, worker_pod
+from torchyard.resources.pods import POD_ONLY_FIELDS, owner_labels, worker_pod
 from torchyard.resources.serving import serving_deployment
 from torchyard.resources.training import training_pod
 from torchyard.validation import parse_spec
@@ -95,3 +97,21 @@ def test_training_replicas_get_a_memory_backed_dev_shm_sized_from_the_spec():
     assert {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}} in pod["volumes"]
     mounts = pod["containers"][0]["volumeMounts"]
     assert {"name": "shm", "mountPath": "/dev/shm"} in mounts
+
+
+def test_the_workload_gets_its_spec_without_the_fields_that_only_shape_the_pod():
+    """An older worker image refuses unknown spec fields: what it never reads stays out."""
+    spec = parse_spec(TrainingJobSpec, {**sample("TrainingJob")["spec"], **PLACEMENT})
+    env = training_pod("t", "ns", spec, 0, 0)["spec"]["containers"][0]["env"]
+    given = json.loads(next(e["value"] for e in env if e["name"] == "TORCHYARD_SPEC"))
+    assert not set(POD_ONLY_FIELDS) & set(given)
+    assert parse_spec(TrainingJobSpec, given).hyperparameters == spec.hyperparameters
+    version = sample("ModelVersion")["spec"]
+    serving = parse_spec(
+        ModelVersionSpec, {**version, "serving": {**version["serving"], **PLACEMENT}}
+    )
+    env = serving_deployment("m-v1", "ns", serving, 1)["spec"]["template"]["spec"]
+    given = json.loads(
+        next(e["value"] for e in env["containers"][0]["env"] if e["name"] == "TORCHYARD_SPEC")
+    )
+    assert not set(POD_ONLY_FIELDS) & set(given["serving"])

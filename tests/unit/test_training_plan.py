@@ -98,6 +98,35 @@ def test_next_attempt_waits_until_the_old_pods_are_gone():
     assert clean.status_patch["phase"] == "Restarting"
 
 
+def test_a_preempted_replica_restarts_the_gang_without_using_up_backoff_limit():
+    """Kueue's preemption (TerminationTarget) or the scheduler's (DisruptionTarget) is
+    not the workload's failure: the job goes on even with every restart of backoffLimit
+    used, and the next attempt is a new set of pods."""
+    status = {"phase": "Running", "restarts": 1, "startTime": "2026-11-28T11:00:00Z"}
+    preempted = (
+        _replica(0, attempt=1)
+        .phase("Failed")
+        .terminated(143, message="")
+        .condition("TerminationTarget", "StoppedByKueue", "Preempted to accommodate a workload")
+    )
+    pods = [preempted.obj(), _replica(1, attempt=1).phase("Running").obj()]
+    decided = plan(_observe(spec=_spec(backoffLimit=1), status=status, pods=pods))
+    assert decided.status_patch["phase"] == "Restarting"
+    assert decided.status_patch["disruptions"] == 1 and "restarts" not in decided.status_patch
+    assert sorted(decided.delete_pods) == ["digits-ddp-worker-0", "digits-ddp-worker-1"]
+    restarting = find_condition(decided.status_patch["conditions"], "Restarting")
+    assert restarting["reason"] == "ReplicaDisrupted"
+    assert "Preempted to accommodate a workload" in restarting["message"]
+    assert "not counted against backoffLimit" in restarting["message"]
+
+    # Attempt 2 (1 restart + 1 disruption) is created once the old pods are gone.
+    after = {**status, "disruptions": 1, "phase": "Restarting"}
+    clean = plan(_observe(spec=_spec(backoffLimit=1), status=after))
+    assert clean.create_replicas == [0, 1]
+    stale = plan(_observe(status=after, pods=[_replica(0, attempt=1).phase("Running").obj()]))
+    assert stale.delete_pods == ["digits-ddp-worker-0"] and stale.create_replicas == []
+
+
 def test_a_permanent_error_fails_at_once():
     gate = json.dumps({"reason": "ModelNotFound", "message": "no model at pvc://x"})
     pods = [

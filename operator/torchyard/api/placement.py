@@ -23,7 +23,8 @@ LABEL_KEY_PATTERN = (
     r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$"
 )
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
-LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN, max_length=317)]
+# A toleration's key may be empty (with operator Exists: every taint), as in a Pod spec.
+TaintKey = Annotated[str, StringConstraints(pattern=f"^$|{LABEL_KEY_PATTERN}", max_length=317)]
 LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN, max_length=63)]
 
 _EXISTS_HAS_NO_VALUE = Cel(
@@ -33,7 +34,7 @@ _EXISTS_HAS_NO_VALUE = Cel(
     reason="FieldValueInvalid",
 )
 _NO_KEY_MEANS_EXISTS = Cel(
-    rule="has(self.key) || (has(self.operator) && self.operator == 'Exists')",
+    rule="(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
     message="a toleration without key tolerates every taint and needs operator Exists",
     field_path=".operator",
     reason="FieldValueRequired",
@@ -54,7 +55,7 @@ class Toleration(
 ):
     """A taint the pods tolerate, as in a Pod spec."""
 
-    key: LabelKey | None = None
+    key: TaintKey | None = None
     """Taint key, e.g. nvidia.com/gpu; without it (and operator Exists) every taint."""
     operator: Literal["Exists", "Equal"] | None = None
     """Equal (the default) matches key and value; Exists matches the key whatever its value."""
@@ -69,7 +70,7 @@ class Toleration(
     def _consistent(self) -> Toleration:
         if self.operator == "Exists" and self.value:
             raise ValueError(f"value: {_EXISTS_HAS_NO_VALUE.message}")
-        if self.key is None and self.operator != "Exists":
+        if not self.key and self.operator != "Exists":
             raise ValueError(f"operator: {_NO_KEY_MEANS_EXISTS.message}")
         if self.toleration_seconds is not None and self.effect != "NoExecute":
             raise ValueError(f"tolerationSeconds: {_SECONDS_ONLY_FOR_NO_EXECUTE.message}")
@@ -109,9 +110,11 @@ class Affinity(ApiModel):
 
 _LABEL_KEYS = Cel(
     # A structural schema has no patternProperties: the keys are checked here.
-    rule=f"self.all(k, size(k) <= 317 && k.matches(r'{LABEL_KEY_PATTERN}'))",
-    message="nodeSelector keys must be label keys: an optional DNS-subdomain prefix and "
-    "'/', then a name of at most 63 letters, digits, '-', '_' or '.'",
+    rule="self.all(k, size(k) <= 317 && k.indexOf('/') <= 253 && "
+    f"k.matches(r'{LABEL_KEY_PATTERN}'))",
+    message="nodeSelector keys must be label keys: an optional DNS-subdomain prefix (at "
+    "most 253 characters) and '/', then a name of at most 63 letters, digits, '-', '_' "
+    "or '.'",
     reason="FieldValueInvalid",
 )
 
@@ -136,7 +139,9 @@ class Placement(ApiModel):
     @model_validator(mode="after")
     def _label_keys(self) -> Placement:
         for key in self.node_selector or {}:
-            if len(key) > 317 or re.fullmatch(LABEL_KEY_PATTERN, key) is None:
+            prefix = key.split("/")[0] if "/" in key else ""
+            too_long = len(key) > 317 or len(prefix) > 253
+            if too_long or re.fullmatch(LABEL_KEY_PATTERN, key) is None:
                 raise ValueError(f"nodeSelector: {key!r}: {_LABEL_KEYS.message}")
         return self
 

@@ -82,7 +82,7 @@ class ParallelismSpec(ApiModel, json_schema_extra=cel_rules(_MODEL_NEEDS_TWO_RAN
     """Processes (ranks) per pod, e.g. one per GPU."""
     backend: Literal["auto", "gloo", "nccl"] = "auto"
     """torch.distributed backend; auto picks nccl when the replica's processes see a
-    GPU (resources request one, e.g. nvidia.com/gpu), else gloo."""
+    GPU (normally because resources request one, e.g. nvidia.com/gpu), else gloo."""
 
     @model_validator(mode="after")
     def _model_mode_needs_two_ranks(self) -> ParallelismSpec:
@@ -297,7 +297,11 @@ class TrainingJobStatus(JobStatusBase):
     phase: TrainingPhase | None = None
     """Pending, Running, Restarting, Suspended, Succeeded or Failed."""
     restarts: int | None = Field(default=None, ge=0)
-    """Gang restarts so far (all pods replaced, resumed from the last checkpoint)."""
+    """Gang restarts so far after a replica failed (all pods replaced, resumed from the
+    last checkpoint); at most backoffLimit."""
+    disruptions: int | None = Field(default=None, ge=0)
+    """Gang restarts after the cluster stopped a replica (preemption, eviction, a node
+    drain, Kueue): not counted against backoffLimit."""
     replica_statuses: list[ReplicaStatus] = Field(default_factory=list, max_length=1024)
     """One entry per replica."""
     progress: TrainingProgress | None = None

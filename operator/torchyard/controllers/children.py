@@ -25,18 +25,23 @@ def snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
         },
         "status": copy.deepcopy(dict(body.get("status") or {})),
         # Of the spec, only the memory limits (a container killed at its limit is told
-        # with the limit it had: podstatus.pod_outcome) and the scheduling gates (a pod
-        # waiting for Kueue says so: podstatus.gated_message).
+        # with the limit it had: podstatus.pod_outcome) and what holds a child back: a
+        # pod's scheduling gates, a Job's suspension (Kueue's, while it queues).
         "spec": {
             "containers": [_memory_limit(c) for c in _containers(body)],
-            **_gates(body),
+            **_held_by(body),
         },
     }
 
 
-def _gates(body: Mapping[str, Any]) -> dict[str, Any]:
-    gates = (body.get("spec") or {}).get("schedulingGates")
-    return {"schedulingGates": copy.deepcopy(list(gates))} if gates else {}
+def _held_by(body: Mapping[str, Any]) -> dict[str, Any]:
+    spec = body.get("spec") or {}
+    held: dict[str, Any] = {}
+    if spec.get("schedulingGates"):
+        held["schedulingGates"] = copy.deepcopy(list(spec["schedulingGates"]))
+    if spec.get("suspend"):
+        held["suspend"] = True
+    return held
 
 
 def _containers(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -26,7 +26,7 @@ from torchyard.controllers import client, jobs, objects
 from torchyard.controllers.children import owned_entry
 from torchyard.controllers.queue import NewGenerations, WorkQueue
 from torchyard.controllers.reconciler import Admitted
-from torchyard.plans.compression import CompressionObserved, Plan, plan
+from torchyard.plans.compression import CompressionObserved, Plan, is_suspended, plan
 from torchyard.plans.lineage import Producer, output_entry
 from torchyard.plans.names import TERMINAL, Phase
 from torchyard.refusals import Backoff, Refusal, pods_refused
@@ -184,7 +184,10 @@ class _CompressionJobs(jobs.JobKind):
             retries.append(await _create_job(obj, spec, patch, events))
         else:
             refused_creates.forget(key)
-        if child is not None and not observed.pods and patch.get("phase") == Phase.PENDING:
+        # A suspended Job (Kueue holds it until its queue admits it) makes no pods yet,
+        # and none was refused.
+        waiting = child is not None and not observed.pods and not is_suspended(child)
+        if waiting and patch.get("phase") == Phase.PENDING:
             retries.append(await _pods_refused(obj, child, patch, events))
         else:
             pod_looks.forget(key)

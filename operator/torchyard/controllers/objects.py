@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from torchyard.resources.kueue import queue_labels
+from torchyard.resources.kueue import QUEUED_KINDS, queue_labels
 
 Key = tuple[str, str, str]
 _written: dict[Key, dict[str, Any]] = {}
@@ -34,7 +34,8 @@ def compact(body: Mapping[str, Any]) -> dict[str, Any]:
         "finalizers",
     )
     compacted = {key: metadata[key] for key in kept if key in metadata}
-    if queued := queue_labels(metadata.get("labels")):
+    queued = queue_labels(metadata.get("labels")) if body.get("kind") in QUEUED_KINDS else {}
+    if queued:
         compacted["labels"] = queued
     return {
         "apiVersion": body.get("apiVersion"),

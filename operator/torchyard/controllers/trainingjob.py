@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,9 +38,15 @@ from torchyard.controllers.reconciler import Admitted
 from torchyard.controllers.supervisor import Policy
 from torchyard.plans.lineage import Producer, output_entry
 from torchyard.plans.names import TERMINAL, Phase
-from torchyard.plans.training import TrainingObserved, TrainingPlan, plan
+from torchyard.plans.training import TrainingObserved, TrainingPlan, attempt_number, plan
 from torchyard.refusals import Backoff, Refusal, controller_uid, was_refused
-from torchyard.resources.training import REPLICA_LABEL, headless_service, training_pod
+from torchyard.resources.kueue import group_name, pod_group
+from torchyard.resources.training import (
+    ATTEMPT_LABEL,
+    REPLICA_LABEL,
+    headless_service,
+    training_pod,
+)
 
 OWNER_LABEL = f"{GROUP}/trainingjob"
 PLURAL = TRAINING_JOB.plural
@@ -186,9 +192,10 @@ class _TrainingJobs(jobs.JobKind):
             with contextlib.suppress(ApiError):  # already gone
                 await client.api().delete(Pod, pod_name, namespace=namespace)
         status = {**obj.status, **obj.patch, **patch}
-        attempt = int(status.get("restarts") or 0)
+        attempt = attempt_number(status)
         pinned = _pinned(spec, status)
-        return [await _create_children(obj, pinned, decided, attempt, patch, events)]
+        current = [p for p in observed.pods if _attempt_of(p) == attempt]
+        return [await _create_children(obj, pinned, decided, attempt, current, patch, events)]
 
     def forget(self, key: tuple[str, str]) -> None:
         progress.untrack(key)
@@ -204,11 +211,16 @@ class _TrainingJobs(jobs.JobKind):
 KIND = _TrainingJobs()
 
 
+def _attempt_of(pod: Mapping[str, Any]) -> int:
+    return int(((pod.get("metadata") or {}).get("labels") or {}).get(ATTEMPT_LABEL, -1))
+
+
 async def _create_children(
     obj: Admitted,
     spec: TrainingJobSpec,
     decided: TrainingPlan,
     attempt: int,
+    current: Sequence[Mapping[str, Any]],
     patch: dict[str, Any],
     events: list[Event],
 ) -> float | None:
@@ -225,7 +237,7 @@ async def _create_children(
     refusal = refused_creates.held(key, obj.generation, clock)
     retry = refused_creates.wait(key, clock) if refusal is not None else None
     if refusal is None:
-        count, refusal = await _create(job, spec, decided, attempt)
+        count, refusal = await _create(job, spec, decided, attempt, current)
         if count:
             events.append(
                 Event("Normal", "PodsCreated", f"created {count} pods for attempt {attempt}")
@@ -255,7 +267,11 @@ async def _create_children(
 
 
 async def _create(
-    job: dict[str, Any], spec: TrainingJobSpec, decided: TrainingPlan, attempt: int
+    job: dict[str, Any],
+    spec: TrainingJobSpec,
+    decided: TrainingPlan,
+    attempt: int,
+    current: Sequence[Mapping[str, Any]],
 ) -> tuple[int, Refusal | None]:
     """Create the headless Service first (the pods find replica 0 through it), then the
     pods; how many pods were created, and the first refusal."""
@@ -269,9 +285,9 @@ async def _create(
         except client.Refused as refused:
             return 0, refused.refusal
     uid = metadata["uid"]
+    group = pod_group(metadata.get("labels"), group_name(name, current), spec.parallelism.replicas)
     replicas = [
-        training_pod(name, namespace, spec, r, attempt, uid, metadata.get("labels"))
-        for r in decided.create_replicas
+        training_pod(name, namespace, spec, r, attempt, uid, group) for r in decided.create_replicas
     ]
     for child in replicas:
         kopf.adopt(child, owner=job)

@@ -216,10 +216,15 @@ def plan(observed: CompressionObserved) -> Plan:
     return Plan(patch, events)
 
 
+def is_suspended(job: Mapping[str, Any]) -> bool:
+    """Whether the child Job is suspended (by Kueue until its queue admits it)."""
+    return bool((job.get("spec") or {}).get("suspend"))
+
+
 def _suspended_message(job: Mapping[str, Any]) -> str | None:
     """Why a suspended child Job waits: Kueue holds a Job of its queue suspended until
     it admits it (torchyard.resources.kueue); anyone else's suspension is said as such."""
-    if not (job.get("spec") or {}).get("suspend"):
+    if not is_suspended(job):
         return None
     queue = ((job.get("metadata") or {}).get("labels") or {}).get(QUEUE_NAME)
     if queue:

@@ -39,3 +39,8 @@ class Reason:
     """The compression workload's, when the model is not at its URI (workloads.compress)."""
     MODEL_UNAVAILABLE: Final = "ModelUnavailable"
     """The training workload's, when the starting model cannot be loaded."""
+    REPLICA_FAILED: Final = "ReplicaFailed"
+    """A training replica failed: a gang restart counted against backoffLimit."""
+    REPLICA_DISRUPTED: Final = "ReplicaDisrupted"
+    """The cluster stopped a training replica (preemption, eviction, Kueue): a gang
+    restart not counted against backoffLimit."""

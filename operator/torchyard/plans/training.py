@@ -1,6 +1,7 @@
 """What a TrainingJob should do next, given its pods: gang start, gang restart, end. Pure.
 
-One attempt is one set of pods, labelled with the attempt number (status.restarts).
+One attempt is one set of pods, labelled with the attempt number (`attempt_number`:
+status.restarts plus status.disruptions).
 When any pod of the attempt fails, every pod of it is deleted; only when all are gone
 is the next attempt started, so a replica never meets a peer from the old attempt at
 rendezvous, and a pod left over from before an operator restart is never duplicated.
@@ -19,7 +20,7 @@ from torchyard.api.training import TrainingJobSpec, TrainingPhase
 from torchyard.conditions import Conditions, end_of_life, seconds_left
 from torchyard.plans.lineage import WAIT_SECONDS, Producer, gate
 from torchyard.plans.names import TERMINAL, Phase, Reason
-from torchyard.podstatus import OOM_KILLED, pending_message, phase_of, pod_outcome
+from torchyard.podstatus import OOM_KILLED, disruption, pending_message, phase_of, pod_outcome
 from torchyard.resources.training import ATTEMPT_LABEL, REPLICA_LABEL, pod_name
 from torchyard.workloads.report import PERMANENT
 
@@ -94,7 +95,7 @@ def plan(observed: TrainingObserved) -> TrainingPlan:
     producer = observed.producer
     state = _Status(status, observed.generation, now)
     phase = observed.phase
-    restarts = int(status.get("restarts") or 0)
+    attempt = attempt_number(status)
     replicas = spec.parallelism.replicas
 
     if phase in TERMINAL:
@@ -129,8 +130,8 @@ def plan(observed: TrainingObserved) -> TrainingPlan:
         if waiting is not None:
             return waiting
 
-    current = [p for p in pods if _label(p, ATTEMPT_LABEL) == restarts]
-    stale = [p for p in pods if _label(p, ATTEMPT_LABEL) != restarts]
+    current = [p for p in pods if _label(p, ATTEMPT_LABEL) == attempt]
+    stale = [p for p in pods if _label(p, ATTEMPT_LABEL) != attempt]
     if stale:
         # The next attempt starts only once every pod of the previous one is gone.
         state.patch["replicaStatuses"] = _replica_statuses(replicas, current)
@@ -140,7 +141,7 @@ def plan(observed: TrainingObserved) -> TrainingPlan:
 
     failed = [p for p in current if phase_of(p) == "Failed"]
     if failed:
-        return _on_failure(state, spec, restarts, failed[0], current, producer)
+        return _on_failure(state, spec, status, failed[0], current, producer)
 
     by_replica = {_label(p, REPLICA_LABEL): p for p in current}
     missing = [index for index in range(replicas) if index not in by_replica]
@@ -158,21 +159,21 @@ def plan(observed: TrainingObserved) -> TrainingPlan:
             "Created",
             "True",
             "PodsCreated",
-            f"attempt {restarts}: {replicas} pods and the headless Service",
+            f"attempt {attempt}: {replicas} pods and the headless Service",
         )
     running = [p for p in current if phase_of(p) in ("Running", "Succeeded")]
     if len(running) == replicas:
         state.condition("Running", "True", "AllReplicasRunning", f"{replicas} replicas running")
-        if restarts:
+        if attempt:
             state.condition(
                 "Restarting",
                 "False",
                 "Resumed",
-                f"attempt {restarts} running from the last checkpoint",
+                f"attempt {attempt} running from the last checkpoint",
             )
         state.phase(
             "Running",
-            f"{replicas}/{replicas} replicas running (attempt {restarts})",
+            f"{replicas}/{replicas} replicas running (attempt {attempt})",
             ("Normal", "Running"),
         )
     else:
@@ -185,7 +186,7 @@ def plan(observed: TrainingObserved) -> TrainingPlan:
             f"{len(running)}/{replicas} replicas running; {waiting}",
         )
         state.phase(
-            "Restarting" if restarts and phase == Phase.RESTARTING else "Pending",
+            "Restarting" if attempt and phase == Phase.RESTARTING else "Pending",
             f"{len(running)}/{replicas} replicas running; {waiting}",
         )
     return TrainingPlan(
@@ -229,16 +230,35 @@ def _replica_statuses(
     return statuses
 
 
+def attempt_number(status: Mapping[str, Any]) -> int:
+    """The attempt the job's pods belong to: every gang restart starts the next one,
+    whether it counts against backoffLimit (status.restarts) or not (disruptions)."""
+    return int(status.get("restarts") or 0) + int(status.get("disruptions") or 0)
+
+
 def _on_failure(
     state: _Status,
     spec: TrainingJobSpec,
-    restarts: int,
+    status: Mapping[str, Any],
     pod: Mapping[str, Any],
     current: Sequence[Mapping[str, Any]],
     producer: Producer | None,
 ) -> TrainingPlan:
+    restarts = int(status.get("restarts") or 0)
     outcome = pod_outcome(pod)
     replica = _label(pod, REPLICA_LABEL)
+    stopped = disruption(pod)
+    if stopped is not None:
+        # Preempted or evicted (by the scheduler, a drain or Kueue): not the workload's
+        # failure, so it does not use up backoffLimit, as a Job's podFailurePolicy Ignore.
+        disruptions = int(status.get("disruptions") or 0) + 1
+        message = (
+            f"replica {replica} ({_name(pod)}) was stopped by the cluster ({stopped}); "
+            f"restarting all {spec.parallelism.replicas} replicas from the last checkpoint "
+            f"(disruption {disruptions}, not counted against backoffLimit)"
+        )
+        state.patch["disruptions"] = disruptions
+        return _restart(state, current, Reason.REPLICA_DISRUPTED, message)
     code = outcome.exit_code if outcome else None
     said = f": {outcome.message}" if outcome and outcome.message else ""
     cause = f"replica {replica} ({_name(pod)}) failed with exit code {code}{said}"
@@ -266,9 +286,16 @@ def _on_failure(
         f"{cause}; restarting all {spec.parallelism.replicas} replicas from the last "
         f"checkpoint (restart {restarts + 1} of {spec.backoff_limit})"
     )
-    state.condition("Restarting", "True", "ReplicaFailed", message)
-    state.condition("Running", "False", "Restarting", message)
     state.patch["restarts"] = restarts + 1
+    return _restart(state, current, Reason.REPLICA_FAILED, message)
+
+
+def _restart(
+    state: _Status, current: Sequence[Mapping[str, Any]], reason: str, message: str
+) -> TrainingPlan:
+    """Delete the attempt's pods; the next attempt starts once they are all gone."""
+    state.condition("Restarting", "True", reason, message)
+    state.condition("Running", "False", "Restarting", message)
     state.phase(Phase.RESTARTING, message)
     state.events.append(Event("Warning", "Restarting", message))
     return TrainingPlan(state.patch, state.events, delete_pods=[_name(p) for p in current])

@@ -9,13 +9,12 @@ get better by trying again).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from torchyard.api.compression import CompressionJobSpec
 from torchyard.resources.kueue import queue_labels
-from torchyard.resources.pods import job_identity, owner_labels, worker_pod
+from torchyard.resources.pods import job_identity, owner_labels, worker_pod, workload_spec
 from torchyard.resources.storage_access import storage_access
 from torchyard.resources.volumes import claim_volumes, claims_in
 from torchyard.storage import DEFAULT_PVC_ROOT, PVC_ROOT_ENV
@@ -61,7 +60,7 @@ def compression_job(
         labels=labels,
         args=["workload", "compress"],
         env={
-            SPEC_ENV: json.dumps(spec.to_k8s(), sort_keys=True),
+            SPEC_ENV: workload_spec(spec),
             PVC_ROOT_ENV: DEFAULT_PVC_ROOT,
             **job_identity(KIND, name, uid),
         },

@@ -6,20 +6,24 @@ them on where Kueue looks:
 
 - a CompressionJob's child is a batch/v1 Job, which Kueue manages natively: its webhook
   creates the Job suspended and Kueue unsuspends it when the queue admits it;
-- a TrainingJob's replicas are plain pods, one pod group per attempt (Kueue's "plain pod
-  group" integration): Kueue's webhook gates each pod (`kueue.x-k8s.io/admission`) and
-  lifts the gates of all of them together once its queue has quota for every replica,
-  so no replica runs while the gang cannot. `retriable-in-group: "false"` tells Kueue
-  that a failed replica ends the group: the operator's gang restart makes a new group
-  (the next attempt), which is admitted afresh.
+- a TrainingJob's replicas are plain pods (Kueue's "plain pod group" integration), one
+  pod group per set of replicas started together. Kueue's webhook gates each pod
+  (`kueue.x-k8s.io/admission`) and Kueue lifts the gates of all of them at once when
+  its queue has quota for every replica: none starts on a share of the quota.
+  `retriable-in-group: "false"` tells Kueue that a failed replica ends the group: the
+  operator's gang restart starts a new group, admitted afresh.
 
-Kueue never creates or deletes torchyard's pods; the operator stays their only
-controller. Without Kueue the labels are inert and the pods start at once.
+Kueue does not create replicas; it deletes them when it preempts or evicts the job
+(then the operator starts the gang again, not counted against backoffLimit), and holds
+its `kueue.x-k8s.io/managed` finalizer on them. Without Kueue the labels do nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 QUEUE_NAME = "kueue.x-k8s.io/queue-name"
 PRIORITY_CLASS = "kueue.x-k8s.io/priority-class"
@@ -29,6 +33,9 @@ RETRIABLE_IN_GROUP = "kueue.x-k8s.io/retriable-in-group"
 ADMISSION_GATE = "kueue.x-k8s.io/admission"
 
 _PASSED_ON = (QUEUE_NAME, PRIORITY_CLASS)
+QUEUED_KINDS = ("TrainingJob", "CompressionJob")
+"""The kinds a queue admits. A ModelVersion's serving pods are not queued: a label on it
+is not passed on (kopf.adopt gives children their owner's labels)."""
 
 
 def queue_labels(owner_labels: Mapping[str, str] | None) -> dict[str, str]:
@@ -37,15 +44,33 @@ def queue_labels(owner_labels: Mapping[str, str] | None) -> dict[str, str]:
     return {key: labels[key] for key in _PASSED_ON if labels.get(key)}
 
 
-def pod_group(
-    owner_labels: Mapping[str, str] | None, job: str, attempt: int, replicas: int
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Labels and annotations that make one attempt's replicas one Kueue pod group;
-    nothing when the job names no queue. TrainingJob names (at most 50 characters) keep
-    the group name a valid label value."""
+@dataclass(frozen=True)
+class PodGroup:
+    """What makes a set of replicas one Kueue pod group."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+def group_name(job: str, existing: Sequence[Mapping[str, Any]]) -> str:
+    """The pod group of the replicas about to be created: that of the attempt's replicas
+    that exist (a recreated replica joins them), else a new name. A name is never used
+    for a second set of pods: Kueue keeps a finished group's Workload a while, and new
+    pods under its name would join it and never be admitted (after a suspension, or a
+    job deleted and applied again). TrainingJob names (at most 50 characters) keep it a
+    valid label value."""
+    for pod in existing:
+        name = ((pod.get("metadata") or {}).get("labels") or {}).get(POD_GROUP_NAME)
+        if name:
+            return str(name)
+    return f"{job}-{secrets.token_hex(4)}"
+
+
+def pod_group(owner_labels: Mapping[str, str] | None, name: str, replicas: int) -> PodGroup | None:
+    """The pod group `name` of `replicas` pods; None when the job names no queue."""
     labels = queue_labels(owner_labels)
     if QUEUE_NAME not in labels:
-        return {}, {}
-    labels[POD_GROUP_NAME] = f"{job}-attempt-{attempt}"
+        return None
+    labels[POD_GROUP_NAME] = name
     annotations = {POD_GROUP_TOTAL_COUNT: str(replicas), RETRIABLE_IN_GROUP: "false"}
-    return labels, annotations
+    return PodGroup(labels, annotations)

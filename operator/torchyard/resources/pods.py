@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torchyard import factories
-from torchyard.api.base import GROUP, ResourceRequirements
+from torchyard.api.base import GROUP, ApiModel, ResourceRequirements
 from torchyard.api.placement import Placement
 from torchyard.images import worker_image
 from torchyard.resources.storage_access import StorageAccess, env_entries
@@ -27,6 +28,23 @@ def job_identity(kind: str, name: str, uid: str | None) -> dict[str, str]:
     """Env naming the job a pod works for; the artifact it publishes records it, and a
     later attempt of the same job (same uid) may replace it (torchyard.storage)."""
     return {JOB_ENV: f"{kind}/{name}", JOB_UID_ENV: uid} if uid else {}
+
+
+# Spec fields that shape the pod, not the work: the workload never reads them, and a
+# worker image older than the operator (a mirrored, pinned tag) would refuse them as
+# unknown fields.
+POD_ONLY_FIELDS = ("nodeSelector", "tolerations", "affinity", "priorityClassName", "shmSize")
+
+
+def workload_spec(spec: ApiModel) -> str:
+    """The spec as the workload reads it ($TORCHYARD_SPEC): JSON, without the fields
+    that only shape the pods, at the top and in the serving settings."""
+    dumped = spec.to_k8s()
+    for holder in (dumped, dumped.get("serving"), (dumped.get("registerAs") or {}).get("serving")):
+        for key in POD_ONLY_FIELDS:
+            if isinstance(holder, dict):
+                holder.pop(key, None)
+    return json.dumps(dumped, sort_keys=True)
 
 
 def pod_security_context() -> dict[str, Any]:

@@ -7,12 +7,11 @@ routing): the Service selects the serving pods of every live version of the mode
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from torchyard.api.base import GROUP
 from torchyard.api.modelversion import ModelVersionSpec, RolloutSpec
-from torchyard.resources.pods import MANAGED_BY, owner_labels, worker_pod
+from torchyard.resources.pods import MANAGED_BY, owner_labels, worker_pod, workload_spec
 from torchyard.resources.storage_access import storage_access
 from torchyard.resources.volumes import claim_volumes, claims_in
 from torchyard.storage import DEFAULT_PVC_ROOT, PVC_ROOT_ENV
@@ -61,7 +60,7 @@ def serving_deployment(
             # Keep answering briefly after SIGTERM while the endpoint is withdrawn.
             "TORCHYARD_DRAIN_DELAY_SECONDS": "3",
             **{var.name: var.value for var in spec.serving.env},
-            SPEC_ENV: json.dumps(served.to_k8s(), sort_keys=True),
+            SPEC_ENV: workload_spec(served),
             PVC_ROOT_ENV: DEFAULT_PVC_ROOT,
             "TORCHYARD_PORT": str(PORT),
         },

@@ -8,13 +8,11 @@ those restarts (a container restart is not a job restart: Kubeflow #2045).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from typing import Any
 
 from torchyard.api.training import TrainingJobSpec
-from torchyard.resources.kueue import pod_group
-from torchyard.resources.pods import job_identity, owner_labels, worker_pod
+from torchyard.resources.kueue import PodGroup
+from torchyard.resources.pods import job_identity, owner_labels, worker_pod, workload_spec
 from torchyard.resources.storage_access import storage_access
 from torchyard.resources.volumes import claim_volumes, claims_in
 from torchyard.storage import DEFAULT_PVC_ROOT, PVC_ROOT_ENV
@@ -59,7 +57,7 @@ def training_env(
         "PET_NODE_RANK": str(replica),
         "PET_MASTER_ADDR": master,
         "PET_MASTER_PORT": str(MASTER_PORT),
-        SPEC_ENV: json.dumps(spec.to_k8s(), sort_keys=True),
+        SPEC_ENV: workload_spec(spec),
         PVC_ROOT_ENV: DEFAULT_PVC_ROOT,
         **job_identity(KIND, job, uid),
     }
@@ -83,16 +81,14 @@ def training_pod(
     replica: int,
     attempt: int,
     uid: str | None = None,
-    job_labels: Mapping[str, str] | None = None,
+    group: PodGroup | None = None,
 ) -> dict[str, Any]:
     """Replica `replica` of attempt `attempt`; `uid` (the TrainingJob's) is recorded in
     the artifact replica 0 publishes, so that a gang restart after it published
-    recognises its own artifact (torchyard.storage). `job_labels` (the TrainingJob's)
-    may name a Kueue queue: the attempt's replicas are then one pod group
-    (torchyard.resources.kueue)."""
-    queued, annotations = pod_group(job_labels, job, attempt, spec.parallelism.replicas)
+    recognises its own artifact (torchyard.storage). With a Kueue queue, `group`
+    makes the replicas started together one pod group (torchyard.resources.kueue)."""
     labels = {
-        **queued,
+        **(group.labels if group else {}),
         **owner_labels(KIND, job),
         REPLICA_LABEL: str(replica),
         ATTEMPT_LABEL: str(attempt),
@@ -116,8 +112,8 @@ def training_pod(
         access=storage_access(spec.storage, spec.service_account_name),
         placement=spec,
     )
-    if annotations:
-        pod["metadata"]["annotations"] = annotations
+    if group:
+        pod["metadata"]["annotations"] = dict(group.annotations)
     pod["spec"]["hostname"] = pod_name(job, replica)
     pod["spec"]["subdomain"] = service_name(job)
     pod["spec"]["containers"][0]["ports"] = [
