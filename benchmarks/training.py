@@ -12,15 +12,30 @@ shared with other work more threads than free cores make OpenMP stall, not speed
     .venv/bin/python benchmarks/training.py                     # CPU, digits, small MLP
     .venv/bin/python benchmarks/training.py --samples 65536 --features 1024 \\
         --hidden 4096 4096 --batch 4096 --ranks 1             # GPU-sized (gpu_check.sh)
+
+--resume-exact N measures bit-exact resume instead: per mode, on 2 "pods" of 1 rank
+(--resume-layout), one uninterrupted run and N runs in which a random rank dies at a
+random step after the first checkpoint (TORCHYARD_FAULT_RANK, TORCHYARD_FAULT_AT_STEP)
+and the job is restarted in place, as the operator's gang restart does; it counts the
+resumed artifacts whose digest equals the uninterrupted one's, and times the recovery
+from the workers' logs: from the kill until every process of the attempt has ended, and
+from the restart until the resumed job's first step (process start, rendezvous,
+restore). All runs of a mode are the same job (TORCHYARD_JOB_UID): an artifact records
+its job.
+
+    .venv/bin/python benchmarks/training.py --resume-exact 5 --steps 40
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
+import re
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +44,7 @@ import torch
 from torchyard.storage import local_path, read_manifest
 from torchyard.workloads.artifacts import save_artifact
 from torchyard.workloads.models import mlp
-from torchyard.workloads.train.local import run_replicas
+from torchyard.workloads.train.local import Replica, run_replicas
 
 RUNS = [("data", 1), ("data", 2), ("gradient", 1), ("gradient", 2), ("model", 2)]
 
@@ -95,6 +110,128 @@ def run_once(
     }
 
 
+def resume_exact(
+    mode: str, root: Path, common: dict[str, Any], args: argparse.Namespace, chaos: random.Random
+) -> dict[str, Any]:
+    """One uninterrupted run of `mode` and args.resume_exact killed-and-resumed ones."""
+    steps, every = args.steps, args.checkpoint_every
+    replicas, procs = args.resume_layout
+    job = {"TORCHYARD_JOB": f"TrainingJob/exact-{mode}", "TORCHYARD_JOB_UID": f"uid-{mode}"}
+    env = {"OMP_NUM_THREADS": str(args.threads), **job}
+
+    def spec(workdir: Path) -> dict[str, Any]:
+        return {
+            **common,
+            "parallelism": {"mode": mode, "replicas": replicas, "procsPerReplica": procs},
+            "checkpoint": {"uri": f"file://{workdir}/checkpoints", "intervalSteps": every},
+            "output": {"uri": f"file://{workdir}/model"},
+        }
+
+    unplanned: list[str] = []
+
+    def launch(workdir: Path, extra: dict[str, str] | None = None) -> list[Replica]:
+        return run_replicas(spec(workdir), workdir, env={**env, **(extra or {})}, timeout=600)
+
+    def finish(workdir: Path, extra: dict[str, str] | None = None) -> list[Replica]:
+        """Run to success, with gang restarts as the operator would (up to 2): a
+        failure nobody injected is counted and its logs shown, not hidden."""
+        for _ in range(3):
+            replicas = launch(workdir, extra)
+            failed = [r for r in replicas if r.returncode != 0]
+            if not failed:
+                return replicas
+            unplanned.append(workdir.name)
+            for replica in failed:
+                print(
+                    f"{mode} {workdir.name}: replica {replica.index} failed unplanned "
+                    f"(exit {replica.returncode}):\n{replica.log[-4000:]}",
+                    file=sys.stderr,
+                )
+        sys.exit(f"{mode} {workdir.name}: failed 3 times")
+
+    reference = finish(root / f"{mode}-uninterrupted")
+    expected = reference[0].result()["artifact"]["digest"]
+    runs = []
+    for n in range(args.resume_exact):
+        step, victim = chaos.randrange(every, steps), chaos.randrange(replicas * procs)
+        pod = victim // procs  # ranks fill the pods in order (static rendezvous)
+        workdir = root / f"{mode}-killed-{n}"
+        fault = {"TORCHYARD_FAULT_AT_STEP": str(step), "TORCHYARD_FAULT_RANK": str(victim)}
+        crashed = launch(workdir, fault)
+        exited = time.time()
+        if crashed[pod].returncode == 0:
+            sys.exit(f"{mode}: rank {victim} was to die before step {step} but did not")
+        restarted = time.time()
+        resumed = finish(workdir, fault)  # the gang restart: same job, same place
+        result = resumed[0].result()
+        killed = log_time(crashed[pod].log, "exits abruptly")
+        first = log_time(resumed[0].log, f"step {result['resumedFromStep'] + 1}/", r"step \d+/")
+        runs.append(
+            {
+                "victim": victim,
+                "step": step,
+                "resumedFrom": result["resumedFromStep"],
+                "identical": result["artifact"]["digest"] == expected,
+                "digest": result["artifact"]["digest"],
+                "exit": exited - killed,
+                "restart": first - restarted,
+            }
+        )
+    return {"mode": mode, "expected": expected, "runs": runs, "unplanned": unplanned}
+
+
+def log_time(log: str, text: str, pattern: str | None = None) -> float:
+    """The wall-clock time of the first log line containing `text` (or, failing that,
+    matching `pattern`), from the workers' logging timestamps."""
+    lines = log.splitlines()
+    found = next((line for line in lines if text in line), None)
+    if found is None and pattern is not None:
+        found = next((line for line in lines if re.search(pattern, line)), None)
+    if found is None:
+        sys.exit(f"no log line with {text!r} in:\n{log[-3000:]}")
+    return datetime.strptime(found[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def print_resume_exact(results: list[dict[str, Any]], args: argparse.Namespace, seed: int) -> None:
+    print(
+        f"\ntorch {torch.__version__}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
+        f"{args.resume_layout[0]} pods x {args.resume_layout[1]} ranks, {args.steps} steps, "
+        f"checkpoint every {args.checkpoint_every}, "
+        f"global batch {args.batch}; kills drawn with --chaos-seed {seed}\n"
+    )
+    for result in results:
+        runs = result["runs"]
+        same = sum(run["identical"] for run in runs)
+        expected = result["expected"]
+        print(f"{result['mode']}: {same}/{len(runs)} artifacts bit-identical ({expected})")
+        if result["unplanned"]:
+            print(f"  unplanned failures (restarted): {', '.join(result['unplanned'])}")
+    header = ("mode", "run", "killed rank", "before step", "resumed from", "identical")
+    header += ("kill→all exited s", "restart→first step s")
+    print("\n| " + " | ".join(header) + " |")
+    print("|" + "|".join("---:" if i else ":---" for i in range(len(header))) + "|")
+    for result in results:
+        for n, run in enumerate(result["runs"]):
+            row = (
+                result["mode"],
+                n,
+                run["victim"],
+                run["step"],
+                run["resumedFrom"],
+                "yes" if run["identical"] else f"NO {run['digest'][:19]}",
+                f"{run['exit']:.1f}",
+                f"{run['restart']:.1f}",
+            )
+            print("| " + " | ".join(map(str, row)) + " |")
+    print(
+        "\nkill→all exited: from the killed rank's exit until every process of the attempt "
+        "had ended (the launchers notice and stop the other ranks). restart→first step: "
+        "from starting the same pods again until the resumed job's first step (process "
+        "start, rendezvous, loading the checkpoint). A cluster adds the operator's gang "
+        "restart (deleting and scheduling pods) between the two."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
@@ -106,6 +243,24 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["data", "gradient", "model"])
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per rank")
     parser.add_argument("--repeat", type=int, default=2, help="runs per row; the best counts")
+    parser.add_argument(
+        "--resume-exact",
+        type=int,
+        metavar="N",
+        help="instead: N killed-and-resumed runs per mode against one uninterrupted run",
+    )
+    parser.add_argument("--checkpoint-every", type=int, default=10, help="with --resume-exact")
+    parser.add_argument(
+        "--resume-layout",
+        type=int,
+        nargs=2,
+        default=[2, 1],
+        metavar=("REPLICAS", "PROCS"),
+        help="with --resume-exact: pods and processes per pod (GPUs: 1 pod, a process per GPU)",
+    )
+    parser.add_argument(
+        "--chaos-seed", type=int, help="with --resume-exact: seed of the kills' ranks and steps"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="torchyard-bench-") as scratch:
@@ -122,6 +277,14 @@ def main() -> None:
                 "seed": 1,
             },
         }
+        if args.resume_exact:
+            seed = args.chaos_seed
+            if seed is None:
+                seed = random.SystemRandom().randrange(2**32)
+            chaos = random.Random(seed)
+            exact = [resume_exact(mode, root, common, args, chaos) for mode in args.modes]
+            print_resume_exact(exact, args, seed)
+            return
         runs = [(mode, ranks) for mode, ranks in RUNS if mode in args.modes and ranks in args.ranks]
         # The parity reference is always the 1-rank data run.
         if ("data", 1) not in runs:

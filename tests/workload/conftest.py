@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.s3server import S3Server, s3_environment, s3_server
+from tests.workload.training import digits_file, initial_model
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +23,10 @@ def s3_env(s3_server_session: S3Server, tmp_path_factory: pytest.TempPathFactory
     """This process configured for the server, as a pod with spec.storage.s3 is."""
     with s3_environment(s3_server_session, tmp_path_factory.mktemp("artifact-cache")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def uris(workdir: Path) -> tuple[str, str]:
+    """The initial model and the training data, shared by a training module's runs (the
+    module says where: its `workdir`)."""
+    return initial_model(workdir), digits_file(workdir)

@@ -28,8 +28,6 @@ from tests.workload.training import (
     CHECKPOINT_EVERY,
     STEPS,
     Run,
-    digits_file,
-    initial_model,
     launch,
     training_spec,
 )
@@ -43,12 +41,6 @@ FAULT_STEP = 13
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("training")
-
-
-@pytest.fixture(scope="module")
-def uris(workdir: Path) -> tuple[str, str]:
-    """The initial model and the training data, shared by every run."""
-    return initial_model(workdir), digits_file(workdir)
 
 
 def run_job(

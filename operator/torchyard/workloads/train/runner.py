@@ -26,10 +26,12 @@ from torchyard.workloads.train.progress import (
 
 log = logging.getLogger(__name__)
 
-# Chaos hook for tests: the last rank exits abruptly before this step, as if its pod had
-# been killed; only in an attempt that did not resume, so the restarted job gets past it
-# (set it beyond the first checkpoint).
+# Chaos hook for tests: one rank (TORCHYARD_FAULT_RANK, default the last) exits abruptly
+# before step TORCHYARD_FAULT_AT_STEP, as if its pod had been killed; only in an attempt
+# that did not resume, so the restarted job gets past it (set it beyond the first
+# checkpoint).
 FAULT_ENV = "TORCHYARD_FAULT_AT_STEP"
+FAULT_RANK_ENV = "TORCHYARD_FAULT_RANK"
 FAULT_EXIT_CODE = 137
 
 
@@ -62,11 +64,13 @@ class Runner:
         if self.rank.is_leader:
             # Visible at once (0/total, or where a resumed job stands), not at the first report.
             write_progress(progress_file(), self._position(start))
-        fault = int(os.environ.get(FAULT_ENV) or -1) if start == 0 else -1
+        fault = self._fault_step(start)
         self.meter = Throughput()  # from here: loading and resuming are not training
         for step in range(start, self.total):
-            if step == fault and self.rank.rank == self.rank.world - 1:
-                log.error("%s=%d: exiting abruptly before step %d", FAULT_ENV, fault, step)
+            if step == fault:
+                log.error(
+                    "%s: rank %d exits abruptly before step %d", FAULT_ENV, self.rank.rank, step
+                )
                 os._exit(FAULT_EXIT_CODE)
             self._step(step)
             done = step + 1
@@ -81,6 +85,13 @@ class Runner:
                 self._checkpoint(done)
         rate = self.meter.overall_rate()
         return self._finish(start, rate)
+
+    def _fault_step(self, start: int) -> int:
+        """The step before which this rank is to die (the chaos hook), else -1."""
+        if start != 0 or not os.environ.get(FAULT_ENV):
+            return -1
+        victim = int(os.environ.get(FAULT_RANK_ENV) or self.rank.world - 1)
+        return int(os.environ[FAULT_ENV]) if victim == self.rank.rank else -1
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -191,6 +202,10 @@ class Runner:
         model = load_initial_model(self.spec)
         model.load_state_dict(weights)
         hp = self.spec.hyperparameters
+        # The artifact holds only what the spec, seed, data and initial model determine,
+        # so that a job resumed after a crash publishes the same bytes (and digest) as
+        # the job that never stopped. How this attempt went (samples/s, the step it
+        # resumed from) is the job's result, for its status, not the model's.
         figures = {
             "mode": self.strategy.mode,
             "worldSize": self.rank.world,
@@ -199,8 +214,6 @@ class Runner:
             "epochs": self.schedule.epochs_reached(self.total),
             "globalBatchSize": hp.global_batch_size,
             "finalLoss": self.loss,
-            "samplesPerSecond": round(rate, 1),
-            "resumedFromStep": start,
             "dataset": self.spec.dataset.uri,
             "lossHistory": self.history,
         }

@@ -102,6 +102,10 @@ def parameter_count(module: nn.Module) -> int:
 
 
 def rng_state() -> State:
+    """The random generators a training step can draw from: torch's CPU generator and,
+    with a GPU, this rank's CUDA generator (dropout on the device). The workload draws
+    nothing from Python's `random` or NumPy; the data order has its own seeded generator
+    (schedule.py), so it needs no saving."""
     state: State = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state()
@@ -113,9 +117,11 @@ def restore_rng(state: State | None) -> None:
     (dropout, random augmentations) as an uninterrupted one would have."""
     if not state:
         return
-    torch.set_rng_state(state["cpu"])
+    # Both setters take a CPU ByteTensor, whatever device the checkpoint was loaded
+    # onto (torch.load's map_location moves these states to the rank's GPU too).
+    torch.set_rng_state(state["cpu"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"].cpu())
 
 
 def to_cpu(state: State) -> State:
