@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -42,3 +43,19 @@ def parse_spec(model: type[ModelT], spec: dict[str, Any]) -> ModelT:
         return model.model_validate(spec)
     except ValidationError as error:
         raise InvalidSpec(describe(error)) from None
+
+
+def stored_form(model: type[BaseModel], key: str, value: Any) -> Any:
+    """`value` of field `key` as `model` (a status schema) stores it, or None where it
+    would not fit. A pod writes its termination message: a value of the wrong type (even
+    "1.5" for a number), too long or not finite would make the API server refuse the
+    whole status write."""
+    if value is None:
+        return None
+    try:
+        stored = model.model_validate({key: value}, strict=True)
+        dumped = stored.model_dump(mode="json", by_alias=True, exclude_none=True).get(key)
+        json.dumps(dumped, allow_nan=False)
+    except (ValueError, TypeError):
+        return None
+    return dumped

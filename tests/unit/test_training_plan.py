@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from tests.builders import PodBuilder
 from tests.objects import sample
-from torchyard.api.training import TrainingJobSpec
+from torchyard.api.training import TrainingJobSpec, TrainingProgress
 from torchyard.conditions import EndOfLife, end_of_life, find_condition, set_condition
 from torchyard.controllers.jobs import wording_only
 from torchyard.plans.training import TrainingObserved, plan
@@ -180,6 +180,40 @@ def test_success_records_the_artifact_and_keeps_finished_pods():
     assert decided.status_patch["result"]["digest"] == result["artifact"]["digest"]
     assert decided.delete_pods == []  # cleanPodPolicy Running: nothing is running
     assert "final loss 0.1200" in decided.status_patch["message"]
+
+
+def test_the_run_figures_the_artifact_leaves_out_are_kept_in_status():
+    """A resumed job publishes the bytes of one that never stopped: samples/s and the
+    step it resumed from are in status.progress, and a malformed figure is left out."""
+    result = {
+        "artifact": {"uri": "pvc://training/out", "digest": "sha256:" + "b" * 64},
+        "steps": 40,
+        "finalLoss": 0.12,
+        "samplesPerSecond": 812.5,
+        "resumedFromStep": 30,
+    }
+    live = {"step": 38, "totalSteps": 40, "epoch": 2, "loss": 0.2}
+    pods = [
+        _replica(0).phase("Succeeded").terminated(0, message=json.dumps(result)).obj(),
+        _replica(1).phase("Succeeded").terminated(0).obj(),
+    ]
+    decided = plan(_observe(status={"phase": "Running", "progress": live}, pods=pods))
+    progress = decided.status_patch["progress"]
+    assert progress == {
+        "step": 40,
+        "totalSteps": 40,
+        "epoch": 2,
+        "loss": 0.12,
+        "samplesPerSecond": 812.5,
+        "resumedFromStep": 30,
+    }
+    assert decided.status_patch["progressSummary"] == "40/40"
+    assert TrainingProgress.model_validate(progress).resumed_from_step == 30  # as stored
+    hostile = {**result, "samplesPerSecond": "fast", "resumedFromStep": -1}
+    pods[0] = _replica(0).phase("Succeeded").terminated(0, message=json.dumps(hostile)).obj()
+    kept = plan(_observe(status={"phase": "Running"}, pods=pods)).status_patch["progress"]
+    assert "samplesPerSecond" not in kept and "resumedFromStep" not in kept
+    assert kept["step"] == 40
 
 
 def test_suspend_removes_pods_and_resume_starts_again():

@@ -283,7 +283,10 @@ class TrainingProgress(ApiModel):
     loss: float | None = None
     """Training loss of the latest step."""
     samples_per_second: float | None = Field(default=None, ge=0)
-    """Throughput over all ranks."""
+    """Throughput over all ranks (at the end: over the whole attempt)."""
+    resumed_from_step: int | None = Field(default=None, ge=0)
+    """At the end: the step of the checkpoint the last attempt resumed from (0: it ran
+    from the start)."""
     update_time: Timestamp | None = None
     """When this progress was reported."""
 

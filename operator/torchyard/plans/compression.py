@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from torchyard.admission import Event
-from torchyard.api.base import ApiModel, rfc3339
+from torchyard.api.base import rfc3339
 from torchyard.api.compression import (
     CompressionJobSpec,
     CompressionJobStatus,
@@ -21,6 +20,7 @@ from torchyard.plans.lineage import WAIT_SECONDS, Producer, gate
 from torchyard.plans.names import TERMINAL, Phase, Reason
 from torchyard.podstatus import OOM_KILLED, latest_outcome, pending_message
 from torchyard.resources.kueue import QUEUE_NAME
+from torchyard.validation import stored_form
 
 
 @dataclass(frozen=True)
@@ -80,22 +80,8 @@ def _result_block(result: dict[str, Any] | None) -> dict[str, Any] | None:
         "measuredOn",
         "search",
     )
-    block = {key: _validated(CompressionResult, key, result.get(key)) for key in keys}
+    block = {key: stored_form(CompressionResult, key, result.get(key)) for key in keys}
     return {key: value for key, value in block.items() if value is not None} or None
-
-
-def _validated(model: type[ApiModel], key: str, value: Any) -> Any:
-    """`value` as the status schema stores it, or None where it would not fit. The pod
-    writes the termination message: a value of the wrong type (even "1.5" for a number),
-    too long or not finite would make the API server refuse the whole status write."""
-    if value is None:
-        return None
-    try:
-        stored = model.model_validate({key: value}, strict=True).to_k8s().get(key)
-        json.dumps(stored, allow_nan=False)
-    except (ValueError, TypeError):
-        return None
-    return stored
 
 
 def plan(observed: CompressionObserved) -> Plan:
@@ -160,7 +146,7 @@ def plan(observed: CompressionObserved) -> Plan:
         if result:
             patch["result"] = result
         read = (outcome.result if outcome else None) or {}
-        read_input = _validated(CompressionJobStatus, "input", read.get("input"))
+        read_input = stored_form(CompressionJobStatus, "input", read.get("input"))
         if isinstance(read_input, dict):
             patch["input"] = {**(status.get("input") or {}), **read_input}
         events.append(Event("Normal", Phase.SUCCEEDED, summary))

@@ -16,12 +16,13 @@ from typing import Any
 
 from torchyard.admission import Event
 from torchyard.api.base import ConditionStatus, rfc3339
-from torchyard.api.training import TrainingJobSpec, TrainingPhase
+from torchyard.api.training import TrainingJobSpec, TrainingPhase, TrainingProgress
 from torchyard.conditions import Conditions, end_of_life, seconds_left
 from torchyard.plans.lineage import WAIT_SECONDS, Producer, gate
 from torchyard.plans.names import TERMINAL, Phase, Reason
 from torchyard.podstatus import OOM_KILLED, disruption, pending_message, phase_of, pod_outcome
 from torchyard.resources.training import ATTEMPT_LABEL, REPLICA_LABEL, pod_name
+from torchyard.validation import stored_form
 from torchyard.workloads.report import PERMANENT
 
 
@@ -342,6 +343,11 @@ def _succeed(
         message += f", artifact {str(artifact.get('digest', ''))[:19]}"
     if isinstance(result.get("input"), dict):
         state.patch["input"] = {**(state.before.get("input") or {}), **result["input"]}
+    final = _final_progress(state.before.get("progress"), result)
+    if final is not None:
+        state.patch["progress"] = final
+        if "step" in final:
+            state.patch["progressSummary"] = f"{final['step']}/{final.get('totalSteps')}"
     state.condition("Running", "False", "Succeeded", "all replicas finished")
     state.condition("Succeeded", "True", "Trained", message)
     state.patch["completionTime"] = rfc3339(state.now)
@@ -354,6 +360,25 @@ def _succeed(
             spec.ttl_seconds_after_finished, state.patch["completionTime"], state.now
         ),
     )
+
+
+def _final_progress(
+    live: Mapping[str, Any] | None, result: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """status.progress at the end, from replica 0's result: the last step and loss, the
+    whole run's samples/s, and the step this attempt resumed from. The artifact leaves
+    these out (a resumed job publishes the same bytes as one that never stopped), so
+    status is where they are kept; a value that would not fit the schema is left out."""
+    figures = {
+        "step": result.get("steps"),
+        "totalSteps": result.get("steps"),
+        "loss": result.get("finalLoss"),
+        "samplesPerSecond": result.get("samplesPerSecond"),
+        "resumedFromStep": result.get("resumedFromStep"),
+    }
+    kept = {key: stored_form(TrainingProgress, key, value) for key, value in figures.items()}
+    final = {key: value for key, value in kept.items() if value is not None}
+    return {**(live or {}), **final} if final else None
 
 
 def _cleanup(
