@@ -24,6 +24,16 @@ restore). All runs of a mode are the same job (TORCHYARD_JOB_UID): an artifact r
 its job.
 
     .venv/bin/python benchmarks/training.py --resume-exact 5 --steps 40
+
+--memory measures instead each rank's peak resident memory (VmHWM, polled from
+/proc/<pid>/status of the rank processes while they run) in modes data and gradient on
+1 pod of 2 ranks, in the same invocation: what sharding gradients and optimizer state
+saves over a DDP replica. The figures include the Python/torch runtime every rank
+carries; the difference between the modes is what matters. The ranks run with glibc's
+MALLOC_MMAP_THRESHOLD_ fixed (MEMORY_ENV), so that freed tensors leave resident memory.
+
+    .venv/bin/python benchmarks/training.py --memory --samples 2048 --features 1024 \\
+        --hidden 2048 2048 --batch 64 --steps 5
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import random
 import re
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -189,7 +200,11 @@ def log_time(log: str, text: str, pattern: str | None = None) -> float:
         found = next((line for line in lines if re.search(pattern, line)), None)
     if found is None:
         sys.exit(f"no log line with {text!r} in:\n{log[-3000:]}")
-    return datetime.strptime(found[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    # torchrun's --tee puts "[default<local rank>]:" before a worker's lines.
+    stamp = re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", found)
+    if stamp is None:
+        sys.exit(f"no timestamp in the log line {found!r}")
+    return datetime.strptime(stamp.group(), "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def print_resume_exact(results: list[dict[str, Any]], args: argparse.Namespace, seed: int) -> None:
@@ -232,6 +247,102 @@ def print_resume_exact(results: list[dict[str, Any]], args: argparse.Namespace, 
     )
 
 
+# glibc serves large blocks from the heap once its adaptive mmap threshold has grown, and
+# a freed heap block stays resident: the peak RSS would then count memory torch freed
+# long ago. A fixed threshold maps every tensor over 128 KiB on its own and unmaps it when
+# freed, so that resident memory follows the live tensors.
+MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
+
+
+def rank_processes() -> dict[int, int]:
+    """{pid: rank} of this process's descendants that are torch ranks (RANK set)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses.
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    ranks: dict[int, int] = {}
+    todo = list(children.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for item in environ:
+            if item.startswith(b"RANK="):
+                ranks[pid] = int(item[5:])
+    return ranks
+
+
+def peak_memory(mode: str, root: Path, common: dict[str, Any], threads: int) -> dict[int, int]:
+    """Each rank's peak resident set (bytes) in a run of `mode` on 1 pod of 2 ranks."""
+    spec = {
+        **common,
+        "parallelism": {"mode": mode, "replicas": 1, "procsPerReplica": 2},
+        "output": {"uri": f"file://{root}/{mode}-memory/model"},
+    }
+    replicas: list[Replica] = []
+    runner = threading.Thread(
+        target=lambda: replicas.extend(
+            run_replicas(
+                spec,
+                root / f"{mode}-memory",
+                env=MEMORY_ENV | {"OMP_NUM_THREADS": str(threads)},
+                timeout=600,
+            )
+        )
+    )
+    runner.start()
+    peaks: dict[int, int] = {}
+    while runner.is_alive():
+        for pid, rank in rank_processes().items():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+            if found:  # the high-water mark only grows: the last reading is the peak
+                peaks[rank] = max(peaks.get(rank, 0), int(found.group(1)) * 1024)
+        time.sleep(0.02)
+    runner.join()
+    if not replicas or replicas[0].returncode != 0:
+        sys.exit(f"{mode} memory run failed:\n{replicas[0].log[-3000:] if replicas else ''}")
+    if sorted(peaks) != [0, 1]:
+        sys.exit(f"{mode}: saw ranks {sorted(peaks)} only; were the steps too quick to poll?")
+    return peaks
+
+
+def print_memory(
+    peaks: dict[str, dict[int, int]], parameters: int, features: int, args: argparse.Namespace
+) -> None:
+    mib = 1024 * 1024
+    print(
+        f"\ntorch {torch.__version__}, {os.cpu_count()} cores; MLP "
+        f"{features}-{'-'.join(map(str, args.hidden))}-10 ({parameters:,} parameters, "
+        f"{parameters * 4 / mib:.1f} MiB fp32), AdamW, global batch {args.batch}, "
+        f"{args.steps} steps, 1 pod x 2 ranks\n"
+    )
+    print("| mode | rank | peak RSS MiB | vs data MiB |")
+    print("|:---|---:|---:|---:|")
+    for mode, per_rank in peaks.items():
+        for rank, peak in sorted(per_rank.items()):
+            delta = (peak - peaks["data"][rank]) / mib if "data" in peaks else 0.0
+            print(f"| {mode} | {rank} | {peak / mib:.1f} | {delta:+.1f} |")
+    print(
+        "\npeak RSS: the rank process's VmHWM, runtime included. A DDP replica (data) "
+        "holds the full gradients, DDP's buckets and Adam's two moments for every "
+        "parameter; mode gradient holds 1/N of the gradients and of the moments."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
@@ -248,6 +359,11 @@ def main() -> None:
         type=int,
         metavar="N",
         help="instead: N killed-and-resumed runs per mode against one uninterrupted run",
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead: each rank's peak memory in modes data and gradient, 2 ranks",
     )
     parser.add_argument("--checkpoint-every", type=int, default=10, help="with --resume-exact")
     parser.add_argument(
@@ -284,6 +400,15 @@ def main() -> None:
             chaos = random.Random(seed)
             exact = [resume_exact(mode, root, common, args, chaos) for mode in args.modes]
             print_resume_exact(exact, args, seed)
+            return
+        if args.memory:
+            peaks = {
+                mode: peak_memory(mode, root, common, args.threads)
+                for mode in ("data", "gradient")
+                if mode in args.modes
+            }
+            parameters = sum(p.numel() for p in mlp(features, args.hidden, 10).parameters())
+            print_memory(peaks, parameters, features, args)
             return
         runs = [(mode, ranks) for mode, ranks in RUNS if mode in args.modes and ranks in args.ranks]
         # The parity reference is always the 1-rank data run.

@@ -18,7 +18,7 @@ from torchyard.workloads.report import PERMANENT, PermanentError
 from torchyard.workloads.train.checkpoint import CheckpointStore
 from torchyard.workloads.train.distributed import Rank
 from torchyard.workloads.train.inputs import check_fit, load_data
-from torchyard.workloads.train.launcher import failure_result, launch_from
+from torchyard.workloads.train.launcher import failure_result, last_words, launch_from
 from torchyard.workloads.train.local import free_port
 from torchyard.workloads.train.modes.base import CheckpointState
 from torchyard.workloads.train.modes.model import microbatches, partition
@@ -154,6 +154,23 @@ def test_a_crash_names_the_rank_that_failed_first_hand(tmp_path):
     assert result["reason"] == "WorkerFailed" and result["rank"] == 1
     assert result["message"].startswith("rank 1 ended with exit code 137")
     assert "rank 0 ended with signal SIGTERM" in result["message"]
+
+
+def test_a_rank_killed_by_a_signal_is_described_by_its_last_words(tmp_path):
+    """An abort in C++ leaves no error file: the end of the rank's stderr, which torchrun
+    keeps under its log dir (--tee), says what happened."""
+    launch = launch_from({"WORLD_SIZE": "4", "NODE_RANK": "1", "NPROC_PER_NODE": "2"}, _spec(2, 2))
+    assert f"--log-dir={tmp_path}" in launch.torchrun_args(str(tmp_path))
+    stderr = tmp_path / "none_abc" / "attempt_0" / "1" / "stderr.log"
+    stderr.parent.mkdir(parents=True)
+    said = "terminate called after throwing an instance of 'gloo::IoException'"
+    stderr.write_text("\n".join([f"noise {n}" for n in range(20)] + [said, "  what(): closed"]))
+    words = last_words(str(tmp_path), launch, [3])  # global rank 3: local rank 1 of node 1
+    assert words[3].endswith(f"{said}\n  what(): closed")
+    code, result = failure_result({3: _failure(tmp_path, 3, -6)}, words)
+    assert code == 1
+    assert result["message"].startswith("rank 3 ended with signal SIGABRT: ")
+    assert "gloo::IoException" in result["message"] and "noise 0" not in result["message"]
 
 
 # -- progress ----------------------------------------------------------------------------

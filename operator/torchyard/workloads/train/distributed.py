@@ -68,6 +68,11 @@ def start(rank: Rank) -> None:
     )
 
 
+def barrier() -> None:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
 def stop() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torchyard.api.training import TrainingJobSpec
@@ -41,8 +44,12 @@ class Launch:
     master_port: int
     rendezvous_timeout: int
 
-    def torchrun_args(self) -> list[str]:
+    def torchrun_args(self, log_dir: str | None = None) -> list[str]:
+        """torchrun's arguments; with `log_dir`, each rank's output is also kept there
+        (--tee), so that a rank killed by a signal can be described by its last words."""
+        logs = [f"--log-dir={log_dir}", "--tee=3"] if log_dir else []
         return [
+            *logs,
             f"--nnodes={self.nnodes}",
             f"--nproc-per-node={self.nproc_per_node}",
             f"--node-rank={self.node_rank}",
@@ -100,9 +107,14 @@ def launch_from(env: Mapping[str, str], spec: TrainingJobSpec) -> Launch:
     )
 
 
-def failure_result(failures: Mapping[int, Any]) -> tuple[int, dict[str, Any]]:
+def failure_result(
+    failures: Mapping[int, Any], last_words: Mapping[int, str] | None = None
+) -> tuple[int, dict[str, Any]]:
     """Exit code and termination message for failed workers (torch's ProcessFailure by
-    global rank). Permanent if any rank said so: its reason and message are kept."""
+    global rank). Permanent if any rank said so: its reason and message are kept.
+    `last_words`: the end of a rank's stderr, for a rank that left no error file (a
+    signal, an abort in C++)."""
+    last_words = last_words or {}
     for rank in sorted(failures):
         failure = failures[rank]
         if failure.exitcode == PERMANENT:
@@ -116,22 +128,39 @@ def failure_result(failures: Mapping[int, Any]) -> tuple[int, dict[str, Any]]:
     return 1, {
         "reason": "WorkerFailed",
         "message": "; ".join(
-            _describe(r, failures[r]) for r in [rank, *sorted(set(failures) - {rank})]
+            _describe(r, failures[r], last_words.get(r, ""))
+            for r in [rank, *sorted(set(failures) - {rank})]
         )[:2000],
         "rank": rank,
     }
 
 
-def _describe(rank: int, failure: Any) -> str:
+def _describe(rank: int, failure: Any, stderr: str) -> str:
     how = (
         f"signal {failure.signal_name()}"
         if failure.exitcode < 0
         else f"exit code {failure.exitcode}"
     )
     text = failure.message.get("message") if isinstance(failure.message, dict) else failure.message
-    # torch's placeholder for a failure without an error file says nothing useful.
-    detail = "" if not text or "pytorch.org/docs" in str(text) else f": {str(text)[-600:]}"
+    # torch's placeholders for a failure without an error file say nothing useful: the
+    # rank's own last words (an abort's C++ message) do.
+    placeholder = re.fullmatch(r"Signal \d+ \(\w+\) received by PID \d+", str(text or ""))
+    if not text or "pytorch.org/docs" in str(text) or placeholder:
+        text = stderr.strip()
+    detail = f": {str(text)[-600:]}" if text else ""
     return f"rank {rank} ended with {how}{detail}"
+
+
+def last_words(log_dir: str, launch: Launch, ranks: Iterable[int]) -> dict[int, str]:
+    """The last lines each failed rank of this pod wrote to stderr (torchrun keeps them
+    under log_dir/<run>/attempt_<n>/<local rank>/stderr.log)."""
+    found = {}
+    for rank in ranks:
+        local = rank - launch.node_rank * launch.nproc_per_node
+        for path in sorted(Path(log_dir).glob(f"*/attempt_*/{local}/stderr.log")):
+            lines = [line for line in path.read_text(errors="replace").splitlines() if line]
+            found[rank] = "\n".join(lines[-8:])
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,11 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
-    log.info("torchrun %s", " ".join(launch.torchrun_args()))
+    log_dir = tempfile.mkdtemp(prefix="torchyard-ranks-")
+    args = launch.torchrun_args(log_dir)
+    log.info("torchrun %s", " ".join(args))
     try:
-        run(parse_args(launch.torchrun_args()))
+        run(parse_args(args))
     except ChildFailedError as failed:
-        code, result = failure_result(failed.failures)
+        words = last_words(log_dir, launch, failed.failures)
+        code, result = failure_result(failed.failures, words)
         log.error("training failed: %s", json.dumps(result))
         write_result(result)
         return code

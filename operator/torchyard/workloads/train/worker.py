@@ -55,7 +55,11 @@ def train() -> dict[str, Any] | None:
     try:
         strategy = modes.create(spec.parallelism.mode, model, spec.hyperparameters, rank)
         del model  # mode model keeps only its stage of it
-        return Runner(spec, rank, inputs, strategy, store).run()
+        result = Runner(spec, rank, inputs, strategy, store).run()
+        # Every rank leaves together: one tearing its connections down while another
+        # still finishes (replica 0 writes the artifact) made that one abort in gloo.
+        distributed.barrier()
+        return result
     finally:
         distributed.stop()
 

@@ -1,12 +1,29 @@
 """mode gradient: ZeRO stage 2. Parameters are replicated; gradients and optimizer state
 are sharded, so each of N ranks keeps about 1/N of them.
 
-Every rank computes its share of the batch on its full replica. The gradients, flattened
-into one buffer, are reduce-scattered: rank r receives the summed gradient of the r-th
-contiguous slice of all parameters and nothing else (the full gradients are freed). Each
-rank's optimizer owns only that slice (a flat fp32 tensor), so Adam's two moments exist
-once across the job instead of once per rank. After the step the updated slices are
-all-gathered back into every replica.
+Every rank computes its share of the batch on its full replica. The flat parameter
+vector (all parameters in order, padded to N equal slices) is split into N contiguous
+slices; rank r owns slice r: its optimizer holds only that slice (a flat fp32 tensor), so
+Adam's two moments exist once across the job instead of once per rank. After the step
+the updated slices are all-gathered back into every replica.
+
+Gradients are sharded during the backward pass, so that no rank ever holds the whole
+model's gradients. The parameters are grouped into buckets: runs of consecutive
+parameters, a contiguous range of the flat vector, at most BUCKET_BYTES and at most one
+slice. A hook on each parameter (register_post_accumulate_grad_hook) copies its gradient
+into its bucket (a parameter that fills a bucket alone is its own: its gradient is
+reduced in place) and frees `.grad` at once. When a bucket is complete it is reduced: for
+each rank whose slice the bucket's range overlaps (one or two ranks, as a bucket is no
+larger than a slice), the overlap is summed onto that rank (`dist.reduce`, on gloo and
+NCCL alike: an uneven reduce-scatter), which copies it into its slice's gradient; the
+bucket is then freed. The gradients arrive in reverse order, so the buckets are reduced
+from the last to the first, and always in that order (a bucket waits for every later
+one): every rank issues the same collectives in the same order whatever order its
+hooks fire in. A rank thus holds its slice's gradient, one parameter's `.grad` and the
+buckets being filled or reduced (one reduction is in flight while backward goes on).
+Since each flat position is summed exactly as the former reduce-scatter summed it, the
+slices, the optimizer, checkpoints and layout() are those of a whole-buffer
+reduce-scatter.
 
 Why hand-written rather than FSDP or ZeroRedundancyOptimizer: FSDP's SHARD_GRAD_OP
 (fully_shard with reshard_after_forward=False in FSDP2) keeps parameters sharded between
@@ -15,12 +32,13 @@ saving; ZeroRedundancyOptimizer shards whole parameters (a 32k-weight matrix can
 split, so two ranks may hold 65% and 35%) and leaves gradients all-reduced in full.
 Slicing one flat buffer gives every rank exactly ceil(P/N) elements, and the elementwise
 optimizers (SGD, Adam, AdamW) compute the same update on a slice as on the whole.
-Both collectives work on gloo (CPU) and NCCL.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
@@ -40,12 +58,33 @@ from torchyard.workloads.train.modes.base import (
 )
 from torchyard.workloads.train.schedule import rank_share
 
+# Largest bucket of gradients reduced at once (DDP's default), and never more than a slice.
+BUCKET_BYTES = 25 * 1024 * 1024
+
+
+@dataclass
+class Bucket:
+    """Consecutive parameters: the range [start, end) of the flat parameter vector."""
+
+    index: int
+    start: int
+    end: int
+    params: list[int]  # indexes into the strategy's parameters
+    buffer: torch.Tensor | None = None  # the gradients, while being filled
+    waiting: int = 0  # parameters whose gradient has not arrived yet this step
+    reductions: list[tuple[dist.Work, int, int]] = field(default_factory=list)
+
 
 class ShardedGradients(Strategy):
     mode = "gradient"
 
     def __init__(
-        self, model: nn.Module, hp: Hyperparameters, rank: Rank, global_batch: int
+        self,
+        model: nn.Module,
+        hp: Hyperparameters,
+        rank: Rank,
+        global_batch: int,
+        bucket_bytes: int = BUCKET_BYTES,
     ) -> None:
         super().__init__(rank, global_batch)
         self.module = model.to(rank.device)
@@ -61,6 +100,30 @@ class ShardedGradients(Strategy):
         # (the collectives need equal parts); zero weights with zero gradients stay zero.
         self.shard = nn.Parameter(self._flat_params()[start : start + self.shard_size].clone())
         self.optimizer = make_optimizer([self.shard], hp)
+        self.offsets: list[int] = []
+        offset = 0
+        for param in self.params:
+            self.offsets.append(offset)
+            offset += param.numel()
+        self.buckets = self._make_buckets(max(1, min(bucket_bytes // 4, self.shard_size)))
+        self.bucket_of = {i: b for b in self.buckets for i in b.params}
+        self.shard_grad: torch.Tensor | None = None  # set during a step's backward only
+        self.next_bucket = -1  # the next bucket to reduce: the last not yet reduced
+        self.in_flight: list[Bucket] = []
+        for index, param in enumerate(self.params):
+            param.register_post_accumulate_grad_hook(self._hook(index))
+
+    def _make_buckets(self, capacity: int) -> list[Bucket]:
+        buckets: list[Bucket] = []
+        for index, param in enumerate(self.params):
+            last = buckets[-1] if buckets else None
+            if last is None or last.end - last.start + param.numel() > capacity:
+                begin = self.offsets[index]
+                last = Bucket(index=len(buckets), start=begin, end=begin, params=[])
+                buckets.append(last)
+            last.params.append(index)
+            last.end += param.numel()
+        return buckets
 
     def _flat(self, tensors: list[torch.Tensor]) -> torch.Tensor:
         flat = torch.zeros(self.shard_size * self.rank.world, device=self.rank.device)
@@ -76,21 +139,105 @@ class ShardedGradients(Strategy):
     def local_samples(self, indices: torch.Tensor) -> torch.Tensor:
         return rank_share(indices, self.rank.rank, self.rank.world)
 
+    # -- sharding gradients during backward ------------------------------------------------
+
+    def _hook(self, index: int) -> Callable[[torch.Tensor], None]:
+        def hook(param: torch.Tensor) -> None:
+            if self.shard_grad is None or param.grad is None:
+                return  # a backward outside train_step: leave .grad to its caller
+            bucket = self.bucket_of[index]
+            self._put(bucket, index, param.grad)
+            param.grad = None  # only the bucket's copy is kept, and only until reduced
+            self._reduce_ready()
+
+        return hook
+
+    def _put(self, bucket: Bucket, index: int, grad: torch.Tensor) -> None:
+        bucket.waiting -= 1
+        if len(bucket.params) == 1 and grad.dtype == torch.float32 and grad.is_contiguous():
+            # A parameter as large as a bucket is its own bucket: reduce its gradient
+            # where it lies rather than copy it.
+            bucket.buffer = grad.detach().view(-1)
+            return
+        if bucket.buffer is None:
+            bucket.buffer = torch.zeros(bucket.end - bucket.start, device=self.rank.device)
+        begin = self.offsets[index] - bucket.start
+        bucket.buffer[begin : begin + grad.numel()] = grad.reshape(-1)
+
+    def _reduce_ready(self) -> None:
+        """Reduce the complete buckets, from the last down, stopping at one still waiting."""
+        while self.next_bucket >= 0 and self.buckets[self.next_bucket].waiting == 0:
+            self._reduce(self.buckets[self.next_bucket])
+            self.next_bucket -= 1
+
+    def _reduce(self, bucket: Bucket) -> None:
+        # One reduction in flight at a time: finish the earlier bucket before this one.
+        self._finish_reductions()
+        if bucket.buffer is None:  # no gradient reached it (unused parameters)
+            bucket.buffer = torch.zeros(bucket.end - bucket.start, device=self.rank.device)
+        first = bucket.start // self.shard_size
+        last = (bucket.end - 1) // self.shard_size
+        for owner in range(first, last + 1):
+            lo = max(bucket.start, owner * self.shard_size)
+            hi = min(bucket.end, (owner + 1) * self.shard_size)
+            part = bucket.buffer[lo - bucket.start : hi - bucket.start]
+            # SUM, not AVG: each rank's loss is already its share of the global batch
+            # mean (and gloo has no AVG).
+            work = dist.reduce(part, dst=owner, op=dist.ReduceOp.SUM, async_op=True)
+            bucket.reductions.append((work, owner, lo))
+        self.in_flight.append(bucket)
+
+    def _finish_reductions(self) -> None:
+        assert self.shard_grad is not None
+        for bucket in self.in_flight:
+            assert bucket.buffer is not None
+            for work, owner, lo in bucket.reductions:
+                work.wait()
+                if owner == self.rank.rank:
+                    hi = min(bucket.end, (owner + 1) * self.shard_size)
+                    mine = lo - owner * self.shard_size
+                    part = bucket.buffer[lo - bucket.start : hi - bucket.start]
+                    self.shard_grad[mine : mine + hi - lo] = part
+            bucket.reductions.clear()
+            bucket.buffer = None
+        self.in_flight.clear()
+
+    def gradient_bytes(self) -> int:
+        """Bytes of gradients this rank holds now: its slice's, the buckets', and any
+        parameter's `.grad`."""
+        tensors = [p.grad for p in self.params] + [b.buffer for b in self.buckets]
+        tensors += [self.shard_grad, self.shard.grad]
+        seen: set[int] = set()
+        total = 0
+        for tensor in tensors:
+            if tensor is not None and id(tensor) not in seen:
+                seen.add(id(tensor))
+                total += tensor.numel() * tensor.element_size()
+        return total
+
     def train_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         for param in self.params:
             param.grad = None
-        share = loss_share(self.module(features), labels, self.global_batch)
-        share.backward()
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        flat_grads = self._flat(grads)
-        for param in self.params:
-            param.grad = None  # only this rank's slice of the gradient is kept
-        shard_grad = torch.empty(self.shard_size, device=self.rank.device)
-        # SUM, not AVG: each rank's loss is already its share of the global batch mean
-        # (and gloo has no AVG).
-        dist.reduce_scatter_tensor(shard_grad, flat_grads, op=dist.ReduceOp.SUM)
-        del flat_grads
-        self.shard.grad = shard_grad
+        # Positions past the parameters (the last slice's padding) keep a zero gradient.
+        self.shard_grad = torch.zeros(self.shard_size, device=self.rank.device)
+        for bucket in self.buckets:
+            bucket.waiting = len(bucket.params)
+        self.next_bucket = len(self.buckets) - 1
+        try:
+            share = loss_share(self.module(features), labels, self.global_batch)
+            share.backward()
+            # Buckets with parameters that got no gradient, in the same order on all ranks.
+            while self.next_bucket >= 0:
+                self._reduce(self.buckets[self.next_bucket])
+                self.next_bucket -= 1
+            self._finish_reductions()
+            self.shard.grad, self.shard_grad = self.shard_grad, None
+        finally:
+            self.shard_grad = None
+            self.in_flight.clear()
+            for bucket in self.buckets:
+                bucket.buffer = None
+                bucket.reductions.clear()
         self.optimizer.step()
         self.shard.grad = None
         self._gather_params()
