@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -45,9 +46,11 @@ class Launch:
     rendezvous_timeout: int
 
     def torchrun_args(self, log_dir: str | None = None) -> list[str]:
-        """torchrun's arguments; with `log_dir`, each rank's output is also kept there
-        (--tee), so that a rank killed by a signal can be described by its last words."""
-        logs = [f"--log-dir={log_dir}", "--tee=3"] if log_dir else []
+        """torchrun's arguments; with `log_dir`, each rank's stderr is also kept there
+        (--tee=2: tracebacks and a C++ abort's message; the log lines, on stdout, reach
+        the pod's log as they are), so that a rank killed by a signal can be described
+        by its last words."""
+        logs = [f"--log-dir={log_dir}", "--tee=2"] if log_dir else []
         return [
             *logs,
             f"--nnodes={self.nnodes}",
@@ -157,10 +160,18 @@ def last_words(log_dir: str, launch: Launch, ranks: Iterable[int]) -> dict[int, 
     found = {}
     for rank in ranks:
         local = rank - launch.node_rank * launch.nproc_per_node
-        for path in sorted(Path(log_dir).glob(f"*/attempt_*/{local}/stderr.log")):
-            lines = [line for line in path.read_text(errors="replace").splitlines() if line]
+        # One attempt per launcher (--max-restarts=0): attempt_0.
+        for path in Path(log_dir).glob(f"*/attempt_0/{local}/stderr.log"):
+            lines = [line for line in _tail(path).splitlines() if line]
             found[rank] = "\n".join(lines[-8:])
     return found
+
+
+def _tail(path: Path, size: int = 64 * 1024) -> str:
+    """The end of a file, without reading a long run's whole log."""
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - size))
+        return handle.read().decode(errors="replace")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("torchrun %s", " ".join(args))
     try:
         run(parse_args(args))
+        shutil.rmtree(log_dir, ignore_errors=True)  # /tmp is the pod's: keep it small
     except ChildFailedError as failed:
         words = last_words(log_dir, launch, failed.failures)
         code, result = failure_result(failed.failures, words)

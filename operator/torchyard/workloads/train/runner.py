@@ -11,6 +11,7 @@ import torch.distributed as dist
 
 from torchyard.api.training import TrainingJobSpec
 from torchyard.workloads.report import PermanentError
+from torchyard.workloads.train import distributed
 from torchyard.workloads.train.checkpoint import CheckpointStore
 from torchyard.workloads.train.distributed import Rank
 from torchyard.workloads.train.inputs import Inputs, load_initial_model
@@ -196,6 +197,11 @@ class Runner:
 
     def _finish(self, start: int, rate: float) -> dict[str, Any] | None:
         weights = self.strategy.full_state_dict()
+        # That was the last collective: every rank leaves the process group together now,
+        # before replica 0 writes the artifact (an upload may outlast any collective's
+        # timeout), so no rank tears its connections down while another still uses them.
+        distributed.barrier()
+        distributed.stop()
         if not self.rank.is_leader:
             return None
         assert weights is not None

@@ -55,13 +55,9 @@ def train() -> dict[str, Any] | None:
     try:
         strategy = modes.create(spec.parallelism.mode, model, spec.hyperparameters, rank)
         del model  # mode model keeps only its stage of it
-        result = Runner(spec, rank, inputs, strategy, store).run()
-        # Every rank leaves together: one tearing its connections down while another
-        # still finishes (replica 0 writes the artifact) made that one abort in gloo.
-        distributed.barrier()
-        return result
+        return Runner(spec, rank, inputs, strategy, store).run()
     finally:
-        distributed.stop()
+        distributed.stop()  # already left on success (Runner._finish); this is for errors
 
 
 def record_permanent(error: PermanentError) -> None:
@@ -105,5 +101,18 @@ def main() -> int:
     return 0
 
 
+def leave(code: int) -> None:
+    """Exit with `code` without the interpreter's teardown on success: the process group
+    is gone and the result written, and finalising objects that still hold torch's C++
+    worker threads has aborted a finished rank (SIGABRT, "terminate called without an
+    active exception") now and then."""
+    if code != 0:
+        sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

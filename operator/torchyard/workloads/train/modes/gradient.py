@@ -14,16 +14,22 @@ slice. A hook on each parameter (register_post_accumulate_grad_hook) copies its 
 into its bucket (a parameter that fills a bucket alone is its own: its gradient is
 reduced in place) and frees `.grad` at once. When a bucket is complete it is reduced: for
 each rank whose slice the bucket's range overlaps (one or two ranks, as a bucket is no
-larger than a slice), the overlap is summed onto that rank (`dist.reduce`, on gloo and
+larger than a slice, except a parameter larger than a slice, alone in its bucket), the
+overlap is summed onto that rank (`dist.reduce`, on gloo and
 NCCL alike: an uneven reduce-scatter), which copies it into its slice's gradient; the
 bucket is then freed. The gradients arrive in reverse order, so the buckets are reduced
 from the last to the first, and always in that order (a bucket waits for every later
 one): every rank issues the same collectives in the same order whatever order its
 hooks fire in. A rank thus holds its slice's gradient, one parameter's `.grad` and the
 buckets being filled or reduced (one reduction is in flight while backward goes on).
-Since each flat position is summed exactly as the former reduce-scatter summed it, the
-slices, the optimizer, checkpoints and layout() are those of a whole-buffer
-reduce-scatter.
+The slices, the optimizer, checkpoints and layout() are those of a whole-buffer
+reduce-scatter. With 2 ranks each position is summed exactly as the former reduce-scatter
+summed it; with more, the order of the sum may differ from it in the last bit, but is the
+same in every run of a given model and world size (so a resumed job still publishes the
+uninterrupted job's bytes). The saving assumes the model registers its parameters in
+about the order it uses them (as nn.Sequential and transformer stacks do): a bucket is
+reduced only after every later one, so a parameter registered last but used first keeps
+the earlier buckets alive until the end of backward.
 
 Why hand-written rather than FSDP or ZeroRedundancyOptimizer: FSDP's SHARD_GRAD_OP
 (fully_shard with reshard_after_forward=False in FSDP2) keeps parameters sharded between
