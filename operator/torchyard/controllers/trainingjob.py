@@ -38,11 +38,16 @@ from torchyard.controllers.reconciler import Admitted
 from torchyard.controllers.supervisor import Policy
 from torchyard.plans.lineage import Producer, output_entry
 from torchyard.plans.names import TERMINAL, Phase
-from torchyard.plans.training import TrainingObserved, TrainingPlan, attempt_number, plan
+from torchyard.plans.training import (
+    TrainingObserved,
+    TrainingPlan,
+    attempt_number,
+    plan,
+    pods_of_attempt,
+)
 from torchyard.refusals import Backoff, Refusal, controller_uid, was_refused
 from torchyard.resources.kueue import group_name, pod_group
 from torchyard.resources.training import (
-    ATTEMPT_LABEL,
     REPLICA_LABEL,
     headless_service,
     training_pod,
@@ -194,7 +199,7 @@ class _TrainingJobs(jobs.JobKind):
         status = {**obj.status, **obj.patch, **patch}
         attempt = attempt_number(status)
         pinned = _pinned(spec, status)
-        current = [p for p in observed.pods if _attempt_of(p) == attempt]
+        current = pods_of_attempt(observed.pods, attempt)
         return [await _create_children(obj, pinned, decided, attempt, current, patch, events)]
 
     def forget(self, key: tuple[str, str]) -> None:
@@ -209,10 +214,6 @@ class _TrainingJobs(jobs.JobKind):
 
 
 KIND = _TrainingJobs()
-
-
-def _attempt_of(pod: Mapping[str, Any]) -> int:
-    return int(((pod.get("metadata") or {}).get("labels") or {}).get(ATTEMPT_LABEL, -1))
 
 
 async def _create_children(

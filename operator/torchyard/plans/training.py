@@ -131,7 +131,7 @@ def plan(observed: TrainingObserved) -> TrainingPlan:
         if waiting is not None:
             return waiting
 
-    current = [p for p in pods if _label(p, ATTEMPT_LABEL) == attempt]
+    current = pods_of_attempt(pods, attempt)
     stale = [p for p in pods if _label(p, ATTEMPT_LABEL) != attempt]
     if stale:
         # The next attempt starts only once every pod of the previous one is gone.
@@ -229,6 +229,11 @@ def _replica_statuses(
             entry.update(pod=creating[index], phase=Phase.PENDING)
         statuses.append(entry)
     return statuses
+
+
+def pods_of_attempt(pods: Sequence[Mapping[str, Any]], attempt: int) -> list[Mapping[str, Any]]:
+    """The pods of attempt `attempt` (its label), the others being left-overs."""
+    return [p for p in pods if _label(p, ATTEMPT_LABEL) == attempt]
 
 
 def attempt_number(status: Mapping[str, Any]) -> int:
