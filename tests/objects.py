@@ -668,6 +668,89 @@ PLACEMENT_INVALID: tuple[Invalid, ...] = (
 INVALID = INVALID + PLACEMENT_INVALID
 
 
+def _text_task(task: dict[str, Any], mode: str = "data") -> Callable[[dict[str, Any]], None]:
+    def change(spec: dict[str, Any]) -> None:
+        spec["model"] = {"uri": "builtin://all-minilm-l6-v2", "format": "huggingface"}
+        spec["dataset"] = {"uri": "builtin://reviews"}
+        spec["task"] = task
+        spec["parallelism"] = {"mode": mode, "replicas": 2}
+
+    return change
+
+
+TASK_INVALID: tuple[Invalid, ...] = (
+    Invalid(
+        "embedding-without-pair",
+        "TrainingJob",
+        _text_task({"type": "embedding"}),
+        "spec.task.pairField",
+    ),
+    Invalid(
+        "labels-for-regression",
+        "TrainingJob",
+        _text_task({"type": "regression", "labelField": "rating", "labels": ["1", "5"]}),
+        "spec.task.labels",
+    ),
+    Invalid(
+        "one-label",
+        "TrainingJob",
+        _text_task({"type": "classification", "labels": ["positive"]}),
+        "spec.task.labels",
+    ),
+    Invalid(
+        "frozen-embedding",
+        "TrainingJob",
+        _text_task({"type": "embedding", "pairField": "title", "freezeEncoder": True}),
+        "spec.task.freezeEncoder",
+    ),
+    Invalid(
+        "text-task-in-model-mode",
+        "TrainingJob",
+        _text_task({"type": "classification"}, mode="model"),
+        "spec.parallelism.mode",
+    ),
+    Invalid(
+        "max-length-too-long",
+        "TrainingJob",
+        _text_task({"type": "classification", "maxLength": 4096}),
+        "spec.task.maxLength",
+    ),
+    Invalid(
+        "format-of-a-builtin-dataset",
+        "TrainingJob",
+        _set("dataset.format", "csv"),
+        "spec.dataset.format",
+    ),
+    Invalid(
+        "accumulation-beyond-batch",
+        "TrainingJob",
+        _set("hyperparameters", {"globalBatchSize": 4, "gradientAccumulationSteps": 8}),
+        "spec.hyperparameters.gradientAccumulationSteps",
+    ),
+    Invalid(
+        "precision-enum",
+        "TrainingJob",
+        _set("hyperparameters.precision", "fp16"),
+        "spec.hyperparameters.precision",
+    ),
+    Invalid(
+        "early-stopping-patience",
+        "TrainingJob",
+        _set(
+            "evaluation",
+            {
+                "dataset": {"uri": "builtin://digits", "split": "test"},
+                "earlyStopping": {"patience": 0},
+            },
+        ),
+        "spec.evaluation.earlyStopping.patience",
+    ),
+)
+"""Text tasks and evaluation (issue 17): refused by name, at the API server and in code."""
+
+INVALID = INVALID + TASK_INVALID
+
+
 def contains(actual: Any, expected: Any) -> bool:
     """Everything the user wrote is stored; the API server may add defaults."""
     if isinstance(expected, dict):

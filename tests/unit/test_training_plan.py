@@ -216,6 +216,41 @@ def test_the_run_figures_the_artifact_leaves_out_are_kept_in_status():
     assert kept["step"] == 40
 
 
+EVALUATION = {
+    "metric": "accuracy",
+    "history": [
+        {"epoch": 1, "step": 16, "metrics": {"accuracy": 0.75, "loss": 0.52}},
+        {"epoch": 2, "step": 32, "metrics": {"accuracy": 0.8125, "loss": 0.43}},
+    ],
+    "bestEpoch": 2,
+    "stoppedEarly": True,
+}
+
+
+def test_an_early_stop_and_the_held_out_metric_reach_status_and_the_message():
+    result = {
+        "artifact": {"uri": "pvc://training/out", "digest": "sha256:" + "c" * 64},
+        "steps": 32,
+        "totalSteps": 48,
+        "finalLoss": 0.3,
+        "evaluation": EVALUATION,
+    }
+    pods = [
+        _replica(0).phase("Succeeded").terminated(0, message=json.dumps(result)).obj(),
+        _replica(1).phase("Succeeded").terminated(0).obj(),
+    ]
+    decided = plan(_observe(status={"phase": "Running"}, pods=pods)).status_patch
+    assert decided["evaluation"] == EVALUATION
+    assert decided["progressSummary"] == "32/48"
+    assert "held-out accuracy 0.8125 after epoch 2 (stopped early)" in decided["message"]
+    # A pod's malformed evaluation is left out; the job still succeeds with its artifact.
+    broken = {**result, "evaluation": {**EVALUATION, "history": [{"epoch": 0}]}}
+    pods[0] = _replica(0).phase("Succeeded").terminated(0, message=json.dumps(broken)).obj()
+    kept = plan(_observe(status={"phase": "Running"}, pods=pods)).status_patch
+    assert "evaluation" not in kept and kept["phase"] == "Succeeded"
+    assert "held-out" not in kept["message"]
+
+
 def test_suspend_removes_pods_and_resume_starts_again():
     pods = [_replica(i).phase("Running").obj() for i in (0, 1)]
     suspended = plan(_observe(spec=_spec(suspend=True), status={"phase": "Running"}, pods=pods))
@@ -295,6 +330,14 @@ def test_progress_report_becomes_status_and_a_summary():
         "loss": 0.5,
         "samplesPerSecond": 900.0,
     }
+    assert "evaluation" not in update
+    # Metrics after each epoch are shown while the job runs; what does not fit the
+    # schema (a NaN, a list too long) is left out, never written half.
+    assert progress_status({"step": 32, "evaluation": EVALUATION})["evaluation"] == EVALUATION
+    too_long = {**EVALUATION, "history": EVALUATION["history"] * 51}
+    assert "evaluation" not in progress_status({"step": 32, "evaluation": too_long})
+    nan = {"metric": "accuracy", "history": [{"epoch": 1, "step": 1, "metrics": {"loss": "NaN"}}]}
+    assert "evaluation" not in progress_status({"step": 32, "evaluation": nan})
 
 
 def test_a_finished_job_lives_its_ttl_then_is_deleted_and_a_huge_ttl_never_raises():

@@ -22,8 +22,8 @@ import torch.multiprocessing as mp
 from torchyard.api.training import Hyperparameters
 from torchyard.workloads.models import mlp
 from torchyard.workloads.train.distributed import Rank
-from torchyard.workloads.train.modes.base import loss_share
 from torchyard.workloads.train.modes.gradient import ShardedGradients
+from torchyard.workloads.train.objectives import TensorClassification
 
 WORLD = 2
 BATCH = 32
@@ -50,7 +50,8 @@ def worker(rank: int, root: str) -> None:
 
         # The reference: the whole global batch's gradient, in one process.
         reference = model()
-        loss_share(reference(features), labels, BATCH).backward()
+        batch = {"features": features, "labels": labels}
+        (TensorClassification().loss_sum(reference, batch) / BATCH).backward()
         full = torch.cat([p.grad.reshape(-1) for p in reference.parameters()])
 
         net = model()
@@ -67,7 +68,9 @@ def worker(rank: int, root: str) -> None:
         for param in params:
             param.register_post_accumulate_grad_hook(watch)
         hp = Hyperparameters(global_batch_size=BATCH, optimizer="adamw")
-        strategy = ShardedGradients(net, hp, place, BATCH, bucket_bytes=BUCKET_BYTES)
+        strategy = ShardedGradients(
+            net, hp, place, TensorClassification(), bucket_bytes=BUCKET_BYTES
+        )
 
         after: dict[str, object] = {}
         step = strategy.optimizer.step
@@ -87,7 +90,7 @@ def worker(rank: int, root: str) -> None:
 
         strategy.optimizer.step = inspect_then_step  # type: ignore[method-assign]
         local = strategy.local_samples(torch.arange(BATCH))
-        strategy.train_step(features[local], labels[local])
+        strategy.train_step([{"features": features[local], "labels": labels[local]}])
         straddles = any(
             b.start // strategy.shard_size != (b.end - 1) // strategy.shard_size
             for b in strategy.buckets

@@ -46,7 +46,9 @@ def chaos_seed() -> int:
 def run_job(
     uris: tuple[str, str], root: Path, mode: str, job: dict[str, str], fault: dict[str, str]
 ) -> Run:
-    spec = training_spec(*uris, root, mode, REPLICAS, 1, maxSteps=STEPS)
+    # Two epochs of digits (22 steps each), cut at STEPS: every step the chaos may pick
+    # exists (one epoch alone ends before step 22).
+    spec = training_spec(*uris, root, mode, REPLICAS, 1, maxSteps=STEPS, epochs=2)
     spec["checkpoint"]["intervalSteps"] = CHECKPOINT_EVERY
     return launch(spec, root, env={**job, **fault})
 

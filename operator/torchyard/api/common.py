@@ -71,7 +71,15 @@ class ModelSource(ApiModel, json_schema_extra=cel_rules(*FACTORY_RULES)):
         return self
 
 
-BUILTIN_DATASETS = ("digits", "breast_cancer", "wine", "iris", "sentences", "varied-text")
+BUILTIN_DATASETS = (
+    "digits",
+    "breast_cancer",
+    "wine",
+    "iris",
+    "sentences",
+    "varied-text",
+    "reviews",
+)
 
 DATASET_URI_PATTERN = (
     r"^(builtin://(" + "|".join(BUILTIN_DATASETS) + r")"
@@ -87,8 +95,9 @@ class DatasetSource(ApiModel):
     """builtin://NAME for a dataset that ships with the worker image (digits, breast_cancer,
     wine, iris: scikit-learn's bundled sets; sentences: a small English text corpus;
     varied-text: code, logs, chat, long paragraphs, German and Spanish, for held-out
-    checks of text encoders), or
-    file:///, pvc://CLAIM/ or s3:// for a .pt/.safetensors file of tensors."""
+    checks of text encoders; reviews: 640 short reviews with a star rating and a title,
+    a labelled text task), or file:///, pvc://CLAIM/ or s3:// for a .pt/.safetensors
+    file of tensors, or (a TrainingJob with a task) a .jsonl or .csv file of records."""
     split: Literal["train", "test", "all"] = "train"
     """Which split to use; bundled sets are split 80/20 with a fixed seed."""
     max_samples: int | None = Field(default=None, ge=1)

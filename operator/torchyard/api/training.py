@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from torchyard.api.base import (
     CODE_LOADING_ENV,
@@ -91,7 +91,16 @@ class ParallelismSpec(ApiModel, json_schema_extra=cel_rules(_MODEL_NEEDS_TWO_RAN
         return self
 
 
-class Hyperparameters(ApiModel):
+_ACCUMULATION_FITS_BATCH = Cel(
+    rule="self.globalBatchSize >= self.gradientAccumulationSteps",
+    message="globalBatchSize must be at least gradientAccumulationSteps: each accumulation "
+    "step computes part of the global batch",
+    field_path=".gradientAccumulationSteps",
+    reason="FieldValueInvalid",
+)
+
+
+class Hyperparameters(ApiModel, json_schema_extra=cel_rules(_ACCUMULATION_FITS_BATCH)):
     """Optimisation settings. The global batch size holds whatever the world size."""
 
     epochs: int = Field(default=1, ge=1, le=100_000)
@@ -108,6 +117,149 @@ class Hyperparameters(ApiModel):
     """Weight decay."""
     seed: int = Field(default=0, ge=0)
     """Seed for initialisation and data order; a resumed job continues the same order."""
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=1024)
+    """Each rank computes its share of the global batch in this many forward and
+    backward passes before the optimizer step: the same step in less activation memory."""
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    """fp32; bf16: forward passes under bf16 autocast (weights, gradients and optimizer
+    stay fp32); auto: bf16 where the device computes it natively (a GPU with bf16, a CPU
+    with AVX512-BF16 or AMX), else fp32. The artifact's manifest records which ran."""
+
+    @model_validator(mode="after")
+    def _accumulation_fits_batch(self) -> Hyperparameters:
+        if self.global_batch_size < self.gradient_accumulation_steps:
+            raise ValueError(f"gradientAccumulationSteps: {_ACCUMULATION_FITS_BATCH.message}")
+        return self
+
+
+RecordField = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+LabelName = Annotated[
+    str, StringConstraints(min_length=1, max_length=128), Field(description="A class name.")
+]
+TaskType = Literal["classification", "regression", "embedding"]
+
+_PAIR_FOR_EMBEDDING = Cel(
+    rule="self.type != 'embedding' || has(self.pairField)",
+    message="pairField is required for type embedding: the field that holds each text's "
+    "partner (e.g. its title), which the encoder learns to place next to it",
+    field_path=".pairField",
+    reason="FieldValueRequired",
+)
+_LABELS_FOR_CLASSIFICATION = Cel(
+    rule="self.type == 'classification' || size(self.labels) == 0",
+    message="labels names the classes of type classification; regression reads a number "
+    "and embedding reads no label",
+    field_path=".labels",
+    reason="FieldValueForbidden",
+)
+_TWO_LABELS = Cel(
+    rule="size(self.labels) != 1",
+    message="labels needs at least two classes (or none: the classes found in the data)",
+    field_path=".labels",
+    reason="FieldValueInvalid",
+)
+_EMBEDDING_TRAINS_ENCODER = Cel(
+    rule="self.type != 'embedding' || !self.freezeEncoder",
+    message="freezeEncoder leaves nothing to train for type embedding, which has no head",
+    field_path=".freezeEncoder",
+    reason="FieldValueInvalid",
+)
+TASK_RULES = (
+    _PAIR_FOR_EMBEDDING,
+    _LABELS_FOR_CLASSIFICATION,
+    _TWO_LABELS,
+    _EMBEDDING_TRAINS_ENCODER,
+)
+
+
+class TextTask(ApiModel, json_schema_extra=cel_rules(*TASK_RULES)):
+    """Fine-tune a text encoder (a Hugging Face model, e.g. builtin://all-minilm-l6-v2)
+    on records of text: the workload tokenizes them, mean-pools the encoder's output
+    and trains a head for the task."""
+
+    type: TaskType
+    """classification: a class per text (cross-entropy; a linear head); regression: a
+    number per text (mean squared error; a linear head); embedding: texts and their
+    partners (pairField) pulled together and apart from the other texts of the batch
+    (contrastive, in-batch negatives; the encoder's embeddings are the output)."""
+    text_field: RecordField = "text"
+    """The record field (JSON key or CSV column) with the text."""
+    pair_field: RecordField | None = None
+    """Type embedding: the field with each text's partner, e.g. a title or a question."""
+    label_field: RecordField = "label"
+    """Types classification and regression: the field with the class or the number."""
+    labels: list[LabelName] = Field(
+        default_factory=list, max_length=1000, json_schema_extra={"x-kubernetes-list-type": "set"}
+    )
+    """Type classification: the class names, in the order of the model's outputs (a
+    label not in the list fails the job). Empty: the distinct labels of the training
+    data, sorted (numerically when they are all integers)."""
+    max_length: int = Field(default=128, ge=8, le=512)
+    """Tokens per text; longer texts are truncated."""
+    freeze_encoder: bool = False
+    """Train only the head, the encoder's weights fixed: a linear probe, the baseline
+    that fine-tuning is measured against."""
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> TextTask:
+        for rule, broken in (
+            (_PAIR_FOR_EMBEDDING, self.type == "embedding" and self.pair_field is None),
+            (_LABELS_FOR_CLASSIFICATION, self.type != "classification" and bool(self.labels)),
+            (_TWO_LABELS, len(self.labels) == 1),
+            (_EMBEDDING_TRAINS_ENCODER, self.type == "embedding" and self.freeze_encoder),
+        ):
+            if broken:
+                assert rule.field_path is not None
+                raise ValueError(f"{rule.field_path[1:]}: {rule.message}")
+        return self
+
+
+_FORMAT_ONLY_FOR_FILES = Cel(
+    rule="self.format == 'auto' || !self.uri.startsWith('builtin://')",
+    message="format applies to files of records (.jsonl, .csv); a builtin:// dataset has its own",
+    field_path=".format",
+    reason="FieldValueForbidden",
+)
+
+
+class TrainingDataset(DatasetSource, json_schema_extra=cel_rules(_FORMAT_ONLY_FOR_FILES)):
+    """Training or evaluation data: a builtin set, a file of tensors, or (with a task)
+    a JSON Lines or CSV file of records that each rank reads its own samples from."""
+
+    format: Literal["auto", "jsonl", "csv"] = "auto"
+    """How to read a file of records: auto goes by its extension (.jsonl, .json, .csv;
+    anything else is a file of tensors)."""
+    loader_workers: int = Field(default=0, ge=0, le=16)
+    """DataLoader worker processes per rank that read and tokenize ahead of the step
+    (they share batches through /dev/shm); 0 reads in the training process."""
+
+    @model_validator(mode="after")
+    def _format_fits_uri(self) -> TrainingDataset:
+        if self.format != "auto" and self.uri.startswith("builtin://"):
+            raise ValueError(f"format: {_FORMAT_ONLY_FOR_FILES.message}")
+        return self
+
+
+class EarlyStopping(ApiModel):
+    """Stop before the last epoch when the evaluation metric stops improving."""
+
+    patience: int = Field(default=2, ge=1, le=1000)
+    """Epochs in a row without an improvement larger than minDelta before stopping."""
+    min_delta: float = Field(default=0.0, ge=0.0, le=1e6)
+    """Smallest change of the metric that counts as an improvement."""
+
+
+class TrainingEvaluationSpec(ApiModel):
+    """A held-out set evaluated after every epoch; its metrics go to status.evaluation."""
+
+    dataset: TrainingDataset
+    """The evaluation data, in the training data's form (e.g. split test of a builtin
+    set, or another file of records)."""
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    """Samples per evaluation batch (the ranks share the batches)."""
+    early_stopping: EarlyStopping | None = None
+    """Stop when the metric (accuracy; mse for regression, lower is better) has not
+    improved for `patience` epochs; the model of the last epoch is published."""
 
 
 CheckpointUri = uri_type(r"^(file:///|pvc://[a-z0-9]([-a-z0-9]*[a-z0-9])?/|s3://).+$")
@@ -188,10 +340,31 @@ _OUTPUT_NOT_CHECKPOINTS = Cel(
 )
 
 
+_TEXT_NOT_IN_MODEL_MODE = Cel(
+    rule="!has(self.task) || self.parallelism.mode != 'model'",
+    message="parallelism.mode model splits an nn.Sequential of tensor layers; a text task "
+    "trains in mode data or gradient",
+    field_path=".parallelism.mode",
+    reason="FieldValueInvalid",
+)
+_NO_EVALUATION_IN_MODEL_MODE = Cel(
+    rule="!has(self.evaluation) || self.parallelism.mode != 'model'",
+    message="evaluation runs in mode data or gradient (every rank holds the whole model); "
+    "mode model holds one stage per rank",
+    field_path=".evaluation",
+    reason="FieldValueInvalid",
+)
+
+
 class TrainingJobSpec(
     RunPolicy,
     Placement,
-    json_schema_extra=cel_rules(_OUTPUT_NOT_MODEL, _OUTPUT_NOT_CHECKPOINTS),
+    json_schema_extra=cel_rules(
+        _OUTPUT_NOT_MODEL,
+        _OUTPUT_NOT_CHECKPOINTS,
+        _TEXT_NOT_IN_MODEL_MODE,
+        _NO_EVALUATION_IN_MODEL_MODE,
+    ),
 ):
     """Desired state of a TrainingJob."""
 
@@ -199,8 +372,13 @@ class TrainingJobSpec(
     """Parallelism mode and the number of pods and processes."""
     model: InitialModel
     """The model to train: its architecture and starting weights."""
-    dataset: DatasetSource
+    task: TextTask | None = None
+    """A text task (classification, regression or embedding) on records of text. Without
+    it, the model classifies the dataset's feature tensors by their labels."""
+    dataset: TrainingDataset
     """Training data."""
+    evaluation: TrainingEvaluationSpec | None = None
+    """A held-out set evaluated after every epoch, with an optional early stop."""
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     """Optimisation settings."""
     checkpoint: CheckpointSpec | None = None
@@ -237,6 +415,15 @@ class TrainingJobSpec(
     clean_pod_policy: Literal["None", "Running", "All"] = "Running"
     """Which pods to delete when the job ends: None keeps all, Running deletes those still
     running, All deletes every pod (logs are then gone)."""
+
+    @model_validator(mode="after")
+    def _mode_fits_the_work(self) -> TrainingJobSpec:
+        if self.parallelism.mode == "model":
+            if self.task is not None:
+                raise ValueError(f"parallelism.mode: {_TEXT_NOT_IN_MODEL_MODE.message}")
+            if self.evaluation is not None:
+                raise ValueError(f"evaluation: {_NO_EVALUATION_IN_MODEL_MODE.message}")
+        return self
 
     @model_validator(mode="after")
     def _shm_size_is_usable(self) -> TrainingJobSpec:
@@ -291,6 +478,32 @@ class TrainingProgress(ApiModel):
     """When this progress was reported."""
 
 
+class EpochEvaluation(ApiModel):
+    """The evaluation set's metrics after one epoch."""
+
+    epoch: int = Field(ge=1)
+    """The epoch just finished (1-based)."""
+    step: int = Field(ge=0)
+    """Optimizer steps done at that point."""
+    metrics: dict[str, float] = Field(default_factory=dict, max_length=8)
+    """accuracy and loss (classification), mse and mae (regression), accuracy (the
+    share of texts whose nearest partner among the set's is their own) and meanCosine
+    (embedding)."""
+
+
+class TrainingEvaluation(ApiModel):
+    """How the model did on the evaluation set, epoch by epoch."""
+
+    metric: str | None = Field(default=None, max_length=64)
+    """The metric that decides the best epoch and the early stop."""
+    history: list[EpochEvaluation] = Field(default_factory=list, max_length=100)
+    """One entry per epoch (the last 100)."""
+    best_epoch: int | None = Field(default=None, ge=1)
+    """The epoch with the best metric so far."""
+    stopped_early: bool | None = None
+    """True when earlyStopping ended training before the last epoch."""
+
+
 TrainingPhase = Literal["Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed"]
 
 
@@ -311,5 +524,7 @@ class TrainingJobStatus(JobStatusBase):
     """Live progress."""
     progress_summary: str | None = None
     """Progress as 'step/total', for the printer column."""
+    evaluation: TrainingEvaluation | None = None
+    """Metrics on the evaluation set after each epoch, and the early stop."""
     result: ArtifactRef | None = None
     """The trained model, once the job has succeeded."""

@@ -32,9 +32,11 @@ from lightkube.core.exceptions import ApiError
 
 from torchyard.api.base import now, parse_time, rfc3339
 from torchyard.api.kinds import TRAINING_JOB
+from torchyard.api.training import TrainingJobStatus
 from torchyard.controllers import client, objects, podhttp
 from torchyard.controllers.podhttp import Refused
 from torchyard.resources.training import PROGRESS_PORT
+from torchyard.validation import stored_form
 
 PROGRESS_INTERVAL_SECONDS = 5.0
 MAX_POLLS_PER_SECOND = 20.0
@@ -43,7 +45,7 @@ MAX_COUNT = 2**53
 """Largest step, epoch or figure accepted: beyond it a float is no longer exact, and
 the API server's int64 would overflow soon after."""
 _CONCURRENT_POLLS = 32
-_STATUS_FIELDS = ("progress", "progressSummary")
+_STATUS_FIELDS = ("progress", "progressSummary", "evaluation")
 FIELDS = ("step", "totalSteps", "epoch", "loss", "samplesPerSecond", "updateTime")
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)")
 Key = tuple[str, str]
@@ -84,7 +86,13 @@ def progress_status(data: Mapping[str, Any]) -> dict[str, Any]:
     if "step" in progress:
         total = progress.get("totalSteps")
         summary = f"{progress['step']}/{total}" if total else str(progress["step"])
-    return {"progress": progress, "progressSummary": summary}
+    update = {"progress": progress, "progressSummary": summary}
+    # The evaluation set's metrics, epoch by epoch, as the status schema takes them
+    # (anything that would not fit is left out, like a field of progress).
+    evaluation = stored_form(TrainingJobStatus, "evaluation", data.get("evaluation"))
+    if evaluation is not None:
+        update["evaluation"] = evaluation
+    return update
 
 
 def _field(key: str, value: Any) -> Any:

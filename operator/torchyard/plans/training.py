@@ -16,7 +16,12 @@ from typing import Any
 
 from torchyard.admission import Event
 from torchyard.api.base import ConditionStatus, rfc3339
-from torchyard.api.training import TrainingJobSpec, TrainingPhase, TrainingProgress
+from torchyard.api.training import (
+    TrainingJobSpec,
+    TrainingJobStatus,
+    TrainingPhase,
+    TrainingProgress,
+)
 from torchyard.conditions import Conditions, end_of_life, seconds_left
 from torchyard.plans.lineage import WAIT_SECONDS, Producer, gate
 from torchyard.plans.names import TERMINAL, Phase, Reason
@@ -348,6 +353,10 @@ def _succeed(
         message += f", artifact {str(artifact.get('digest', ''))[:19]}"
     if isinstance(result.get("input"), dict):
         state.patch["input"] = {**(state.before.get("input") or {}), **result["input"]}
+    evaluation = stored_form(TrainingJobStatus, "evaluation", result.get("evaluation"))
+    if evaluation is not None:
+        state.patch["evaluation"] = evaluation
+        message += _evaluation_summary(evaluation)
     final = _final_progress(state.before.get("progress"), result)
     if final is not None:
         state.patch["progress"] = final
@@ -367,6 +376,17 @@ def _succeed(
     )
 
 
+def _evaluation_summary(evaluation: Mapping[str, Any]) -> str:
+    """', held-out accuracy 0.9125 after epoch 3 (stopped early)' for the message."""
+    history = evaluation.get("history") or []
+    metric = evaluation.get("metric")
+    value = (history[-1].get("metrics") or {}).get(metric) if history else None
+    if value is None:
+        return ""
+    summary = f", held-out {metric} {value:.4f} after epoch {history[-1].get('epoch')}"
+    return summary + (" (stopped early)" if evaluation.get("stoppedEarly") else "")
+
+
 def _final_progress(
     live: Mapping[str, Any] | None, result: Mapping[str, Any]
 ) -> dict[str, Any] | None:
@@ -376,7 +396,7 @@ def _final_progress(
     status is where they are kept; a value that would not fit the schema is left out."""
     figures = {
         "step": result.get("steps"),
-        "totalSteps": result.get("steps"),
+        "totalSteps": result.get("totalSteps", result.get("steps")),
         "loss": result.get("finalLoss"),
         "samplesPerSecond": result.get("samplesPerSecond"),
         "resumedFromStep": result.get("resumedFromStep"),

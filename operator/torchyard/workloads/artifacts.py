@@ -237,7 +237,7 @@ def _import_transform_modules() -> None:
     fixed list of torchyard's modules, whatever the manifest says)."""
     import importlib
 
-    for module in ("torchyard.workloads.compress",):
+    for module in ("torchyard.workloads.compress", "torchyard.workloads.textmodels"):
         try:
             importlib.import_module(module)
         except ImportError:

@@ -14,7 +14,7 @@ from torchyard.storage import StorageError, fetch
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 TABULAR = ("digits", "breast_cancer", "wine", "iris")
-TEXT = ("sentences", "varied-text")
+TEXT = ("sentences", "varied-text", "reviews")
 UNLABELLED = -1
 """Label of a sample without a label in a tensor file: distillation learns from it
 through the teacher's soft targets only (a few labels plus a larger transfer set)."""
@@ -94,7 +94,7 @@ def load_dataset(source: DatasetSource) -> Dataset:
     return data.head(source.max_samples)
 
 
-def _split(count: int, split: str) -> torch.Tensor:
+def split_indices(count: int, split: str) -> torch.Tensor:
     """Indices of a fixed 80/20 split: every job that names a dataset sees the same."""
     order = torch.randperm(count, generator=torch.Generator().manual_seed(SPLIT_SEED))
     cut = int(count * (1 - TEST_FRACTION))
@@ -105,8 +105,13 @@ def _text(name: str, split: str) -> TextData:
     from torchyard.workloads.text import SENTENCES
     from torchyard.workloads.varied_text import VARIED_TEXT
 
-    corpus = SENTENCES if name == "sentences" else VARIED_TEXT
-    return TextData(tuple(corpus[int(index)] for index in _split(len(corpus), split)))
+    if name == "reviews":
+        from torchyard.workloads.reviews import REVIEWS
+
+        corpus: tuple[str, ...] = tuple(text for _, _, text in REVIEWS)
+    else:
+        corpus = SENTENCES if name == "sentences" else VARIED_TEXT
+    return TextData(tuple(corpus[int(index)] for index in split_indices(len(corpus), split)))
 
 
 def _builtin(name: str, split: str) -> TensorData:
@@ -120,7 +125,7 @@ def _builtin(name: str, split: str) -> TensorData:
     # Standardise with the statistics of the whole set: the split is fixed, so every
     # job that names the same dataset sees the same numbers.
     features = (features - features.mean(0)) / features.std(0).clamp_min(1e-6)
-    chosen = _split(len(labels), split)
+    chosen = split_indices(len(labels), split)
     return TensorData(features[chosen], labels[chosen], int(labels.max()) + 1)
 
 

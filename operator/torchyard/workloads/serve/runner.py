@@ -9,7 +9,10 @@ Two kinds of model are served:
 - text encoders (Hugging Face directories and torchyard artifacts of a Hugging Face
   base, e.g. MiniLM, compressed or not): a BYTES input `text`, one string per row, and
   an FP32 output `embedding`: mean-pooled, L2-normalised sentence embeddings, as
-  sentence-transformers computes them for MiniLM.
+  sentence-transformers computes them for MiniLM. A model fine-tuned by a TrainingJob
+  with a task answers for its task: `label` (BYTES, the class name) and `probabilities`
+  (FP32, one per class) for classification, `prediction` (FP32) for regression, and
+  `embedding` for embedding.
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ from torchyard.workloads.serve.protocol import (
     Signature,
     TensorSpec,
     datatype_of,
+)
+from torchyard.workloads.textmodels import (
+    TextTaskModel,
+    load_tokenizer,
+    mean_pool,
+    tokenize,
+    tokenizer_dir,
 )
 
 PLATFORM = "pytorch"
@@ -102,19 +112,28 @@ class TextRunner(Runner):
     def forward(self, batch: Mapping[str, Column]) -> dict[str, Column]:
         texts = batch["text"]
         assert isinstance(texts, list)
-        encoded = self.tokenizer(
-            texts,
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        )
+        encoded = tokenize(self.tokenizer, texts, self.max_length)
         with torch.inference_mode():
+            if isinstance(self.module, TextTaskModel):
+                return self._task_outputs(self.module(**encoded).float())
             # float32 whatever the weights: an fp16/bf16-cast artifact still answers FP32.
             hidden = self.module(**encoded)[0].float()
-            mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1e-9)
+            pooled = mean_pool(hidden, encoded["attention_mask"])
             return {"embedding": nn.functional.normalize(pooled, dim=-1)}
+
+    def _task_outputs(self, output: torch.Tensor) -> dict[str, Column]:
+        """A fine-tuned model's answer: the class and its probabilities, the number, or
+        the embedding."""
+        model = self.module
+        assert isinstance(model, TextTaskModel)
+        if model.task == "classification":
+            probabilities = output.softmax(dim=-1)
+            names = model.labels or [str(i) for i in range(output.shape[-1])]
+            label: list[str] = [names[int(i)] for i in probabilities.argmax(dim=-1)]
+            return {"label": label, "probabilities": probabilities}
+        if model.task == "regression":
+            return {"prediction": output[:, 0]}
+        return {"embedding": output}
 
     def example(self) -> dict[str, Column]:
         return {"text": [WARM_UP_TEXT]}
@@ -125,12 +144,9 @@ def load_runner(path: Path, artifact: ArtifactSpec) -> Runner:
     module = load_path(path, artifact.format)
     manifest = read_manifest(path) if path.is_dir() else {}
     warn_of_fewer_activation_bits(manifest)
-    tokenizer_dir = _tokenizer_dir(path, artifact.format, manifest)
-    if tokenizer_dir is not None:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
-        return TextRunner(module, tokenizer)
+    directory = tokenizer_dir(path, artifact.format, manifest)
+    if directory is not None:
+        return TextRunner(module, load_tokenizer(directory))
     return TensorRunner(module, _input_specs(module, manifest))
 
 
@@ -168,17 +184,6 @@ def _quantizes_activations(manifest: Mapping[str, Any]) -> bool:
                 ):
                     return True
     return False
-
-
-def _tokenizer_dir(path: Path, format: str, manifest: Mapping[str, Any]) -> Path | None:
-    if format == "huggingface":
-        return path
-    base = manifest.get("base") or {}
-    if format == "torchyard" and "huggingface" in base:
-        from torchyard.workloads.artifacts import base_files
-
-        return base_files(path, base)
-    return None
 
 
 def _input_specs(module: nn.Module, manifest: Mapping[str, Any]) -> tuple[TensorSpec, ...]:

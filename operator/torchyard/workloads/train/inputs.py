@@ -1,58 +1,251 @@
 """The spec, model and data of a training process, checked before any rank waits on
-another: a problem found here fails every rank the same way, at once, as permanent."""
+another: a problem found here fails every rank the same way, at once, as permanent.
+
+Two kinds of input: labelled feature tensors (the model classifies them), and records
+of text for a task (the workload tokenizes them and trains a head on a text encoder).
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from torchyard.api.training import TrainingJobSpec
+from torchyard.api.training import TextTask, TrainingJobSpec
 from torchyard.factories import FactoryNotAllowed
-from torchyard.storage import StorageError
+from torchyard.storage import StorageError, fetch, read_manifest
 from torchyard.workloads.datasets import DatasetError, TensorData, load_dataset
 from torchyard.workloads.models import ModelLoadError, load_model
+from torchyard.workloads.records import Records, check_records, open_records
 from torchyard.workloads.report import PermanentError
+from torchyard.workloads.textmodels import (
+    TextTaskModel,
+    is_text_encoder,
+    load_tokenizer,
+    tokenizer_dir,
+)
 from torchyard.workloads.train import modes
+from torchyard.workloads.train.batches import (
+    StepSampler,
+    TextCollate,
+    evaluation_batches,
+    grouped,
+    record_loader,
+)
+from torchyard.workloads.train.objectives import (
+    TEXT_OBJECTIVES,
+    Batch,
+    Objective,
+    TensorClassification,
+)
 from torchyard.workloads.train.output import check_rebuildable
 from torchyard.workloads.train.schedule import Schedule
 
+Local = Callable[[torch.Tensor], torch.Tensor]
 
-@dataclass(frozen=True)
-class Inputs:
+
+class Inputs(ABC):
+    """The data of a run: the steps' batches, the evaluation set's, and the objective."""
+
+    schedule: Schedule
+    evaluation_batch: int | None
+    """Samples per evaluation batch; None without an evaluation set."""
+
+    @abstractmethod
+    def prepare(self, spec: TrainingJobSpec, model: nn.Module, world: int) -> nn.Module:
+        """The model to train, checked against the data (a text task adds its head)."""
+
+    @abstractmethod
+    def objective(self, device_type: str, bf16: bool) -> Objective: ...
+
+    @abstractmethod
+    def steps(self, start: int, local: Local, pieces: int) -> Iterator[list[Batch]]:
+        """This rank's batches of each step from `start`: `pieces` per step."""
+
+    @abstractmethod
+    def evaluation(self, rank: int, world: int) -> Iterator[Batch]:
+        """This rank's share of the evaluation set."""
+
+
+@dataclass
+class TensorInputs(Inputs):
     features: torch.Tensor
     labels: torch.Tensor
     schedule: Schedule
+    evaluation_data: TensorData | None = None
+    evaluation_batch: int | None = None
+
+    def prepare(self, spec: TrainingJobSpec, model: nn.Module, world: int) -> nn.Module:
+        check_fit(spec, model, self, world)
+        return model
+
+    def objective(self, device_type: str, bf16: bool) -> Objective:
+        return TensorClassification(device_type, bf16)
+
+    def steps(self, start: int, local: Local, pieces: int) -> Iterator[list[Batch]]:
+        for step in range(start, self.schedule.total_steps):
+            parts = torch.tensor_split(local(self.schedule.batch(step)), pieces)
+            yield [{"features": self.features[p], "labels": self.labels[p]} for p in parts]
+
+    def evaluation(self, rank: int, world: int) -> Iterator[Batch]:
+        data = self.evaluation_data
+        assert data is not None and data.labels is not None and self.evaluation_batch
+        for indices in evaluation_batches(len(data), self.evaluation_batch, rank, world):
+            yield {"features": data.features[indices], "labels": data.labels[indices]}
+
+
+@dataclass
+class TextInputs(Inputs):
+    task: TextTask
+    records: Records
+    classes: list[str]
+    tokenizer: Any
+    schedule: Schedule
+    workers: int = 0
+    evaluation_records: Records | None = None
+    evaluation_batch: int | None = None
+
+    def prepare(self, spec: TrainingJobSpec, model: nn.Module, world: int) -> nn.Module:
+        if not is_text_encoder(model):
+            raise PermanentError(
+                "ModelDoesNotFitData",
+                f"task type {self.task.type} fine-tunes a text encoder; model "
+                f"{spec.model.uri} is a {type(model).__name__}. Give a Hugging Face "
+                "encoder (format huggingface, e.g. builtin://all-minilm-l6-v2) or a "
+                "torchyard artifact of one",
+            )
+        outputs = len(self.classes) if self.task.type == "classification" else 1
+        if isinstance(model, TextTaskModel):
+            same = model.task == self.task.type and model.labels == self.classes
+            if not same:
+                model = model.encoder
+        if not isinstance(model, TextTaskModel):
+            # The head's initial weights are the same on every rank and in every attempt.
+            torch.manual_seed(spec.hyperparameters.seed)
+            model = TextTaskModel(model, self.task.type, self.classes, outputs)
+        if self.task.freeze_encoder:
+            model.freeze_encoder()
+        model.train()  # a Hugging Face model loads in eval mode: dropout on for training
+        modes.check(spec.parallelism.mode, model, spec.hyperparameters, world)
+        return model
+
+    def objective(self, device_type: str, bf16: bool) -> Objective:
+        return TEXT_OBJECTIVES[self.task.type](device_type, bf16)
+
+    def _collate(self, records: Records) -> TextCollate:
+        return TextCollate(self.tokenizer, self.task, self.classes, records)
+
+    def steps(self, start: int, local: Local, pieces: int) -> Iterator[list[Batch]]:
+        sampler = StepSampler(self.schedule, local, start, pieces)
+        loader = record_loader(self.records, self._collate(self.records), sampler, self.workers)
+        return grouped(iter(loader), pieces)
+
+    def evaluation(self, rank: int, world: int) -> Iterator[Batch]:
+        records = self.evaluation_records
+        assert records is not None and self.evaluation_batch
+        batches = evaluation_batches(len(records), self.evaluation_batch, rank, world)
+        return iter(record_loader(records, self._collate(records), batches, self.workers))
 
 
 def load_data(spec: TrainingJobSpec) -> Inputs:
     try:
-        data = load_dataset(spec.dataset)
+        if spec.task is not None:
+            return _text_inputs(spec, spec.task)
+        return _tensor_inputs(spec)
     except DatasetError as error:
         raise PermanentError("DatasetUnavailable", str(error)) from None
-    if not isinstance(data, TensorData):
-        raise PermanentError(
-            "DatasetNotSupported",
-            f"dataset {spec.dataset.uri} is text; training takes labelled feature tensors "
-            "(builtin://digits, breast_cancer, wine, iris, or a file of features and labels)",
-        )
-    if data.labels is None or bool((data.labels < 0).any()):
-        raise PermanentError(
-            "DatasetUnlabelled",
-            f"dataset {spec.dataset.uri} has samples without a label; training minimises "
-            "the cross-entropy of class labels, so every sample needs one (a 'labels' "
-            "tensor of class indices next to 'features')",
-        )
+
+
+def _schedule(spec: TrainingJobSpec, samples: int) -> Schedule:
     hp = spec.hyperparameters
-    schedule = Schedule(
-        samples=len(data),
+    return Schedule(
+        samples=samples,
         global_batch=hp.global_batch_size,
         epochs=hp.epochs,
         seed=hp.seed,
         max_steps=hp.max_steps,
     )
-    return Inputs(data.features, data.labels, schedule)
+
+
+def _tensor_inputs(spec: TrainingJobSpec) -> TensorInputs:
+    data = _labelled_tensors(spec.dataset.uri, load_dataset(spec.dataset))
+    evaluation = spec.evaluation
+    held_out = None
+    if evaluation is not None:
+        held_out = _labelled_tensors(evaluation.dataset.uri, load_dataset(evaluation.dataset))
+    assert data.labels is not None
+    return TensorInputs(
+        data.features,
+        data.labels,
+        _schedule(spec, len(data)),
+        held_out,
+        evaluation.batch_size if evaluation else None,
+    )
+
+
+def _labelled_tensors(uri: str, data: Any) -> TensorData:
+    if not isinstance(data, TensorData):
+        raise PermanentError(
+            "DatasetNotSupported",
+            f"dataset {uri} is text; training without a task takes labelled feature tensors "
+            "(builtin://digits, breast_cancer, wine, iris, or a file of features and "
+            "labels). Set spec.task to fine-tune a text encoder on it",
+        )
+    if data.labels is None or bool((data.labels < 0).any()):
+        raise PermanentError(
+            "DatasetUnlabelled",
+            f"dataset {uri} has samples without a label; training minimises "
+            "the cross-entropy of class labels, so every sample needs one (a 'labels' "
+            "tensor of class indices next to 'features')",
+        )
+    return data
+
+
+def _text_inputs(spec: TrainingJobSpec, task: TextTask) -> TextInputs:
+    records = open_records(spec.dataset)
+    classes = check_records(records, task)
+    evaluation = spec.evaluation
+    held_out = None
+    if evaluation is not None:
+        held_out = open_records(evaluation.dataset)
+        # The evaluation set's labels must be classes the model has.
+        known = task.model_copy(update={"labels": classes}) if classes else task
+        check_records(held_out, known)
+    return TextInputs(
+        task,
+        records,
+        classes,
+        load_tokenizer(_tokenizer_location(spec)),
+        _schedule(spec, len(records)),
+        spec.dataset.loader_workers,
+        held_out,
+        evaluation.batch_size if evaluation else None,
+    )
+
+
+def _tokenizer_location(spec: TrainingJobSpec) -> Path:
+    source = spec.model
+    found = None
+    if source.uri is not None:
+        try:
+            path = fetch(source.uri)
+            manifest = read_manifest(path) if source.format == "torchyard" else {}
+        except (StorageError, ValueError) as error:
+            raise PermanentError("ModelUnavailable", str(error)) from None
+        found = tokenizer_dir(path, source.format, manifest)
+    if found is None:
+        raise PermanentError(
+            "ModelDoesNotFitData",
+            "a task fine-tunes a text encoder and tokenizes with its tokenizer: give "
+            "model.format huggingface (e.g. builtin://all-minilm-l6-v2) or a torchyard "
+            "artifact of a Hugging Face model",
+        )
+    return found
 
 
 def load_initial_model(spec: TrainingJobSpec) -> nn.Module:
@@ -68,7 +261,7 @@ def load_initial_model(spec: TrainingJobSpec) -> nn.Module:
         raise PermanentError("ModelUnavailable", str(error)) from None
 
 
-def check_fit(spec: TrainingJobSpec, model: nn.Module, inputs: Inputs, world: int) -> None:
+def check_fit(spec: TrainingJobSpec, model: nn.Module, inputs: TensorInputs, world: int) -> None:
     """The model must map a batch of features to one logit per class of the data."""
     classes = int(inputs.labels.max()) + 1
     model.eval()
@@ -89,4 +282,12 @@ def check_fit(spec: TrainingJobSpec, model: nn.Module, inputs: Inputs, world: in
             f"the model maps 2 samples to {shape}; training needs logits of shape "
             f"[batch, classes] with at least the dataset's {classes} classes",
         )
-    modes.check(spec.parallelism.mode, model, spec.hyperparameters.global_batch_size, world)
+    if inputs.evaluation_data is not None and inputs.evaluation_data.labels is not None:
+        held_out = int(inputs.evaluation_data.labels.max()) + 1
+        if held_out > output.shape[1]:
+            raise PermanentError(
+                "ModelDoesNotFitData",
+                f"the evaluation set has class {held_out - 1}; the model has "
+                f"{output.shape[1]} outputs",
+            )
+    modes.check(spec.parallelism.mode, model, spec.hyperparameters, world)

@@ -16,6 +16,7 @@ from torchyard.api.common import ModelSource, OutputSpec
 from torchyard.storage import Artifact, compute_digest, fetch, read_manifest
 from torchyard.workloads.artifacts import BASE_DIR, base_files, save_artifact
 from torchyard.workloads.report import PermanentError
+from torchyard.workloads.textmodels import TEXT_TASK, TextTaskModel
 
 
 def check_rebuildable(source: ModelSource) -> None:
@@ -55,6 +56,10 @@ def save_trained(
     output: OutputSpec, model: nn.Module, source: ModelSource, figures: dict[str, Any]
 ) -> Artifact:
     base, transforms, files = architecture(source)
+    if isinstance(model, TextTaskModel):
+        # The head this job put on the encoder replaces any head the source had.
+        transforms = [step for step in transforms if step.get("name") != TEXT_TASK]
+        transforms.append(model.describe())
     extra = {"source": {"uri": source.uri, "format": source.format}, "training": figures}
     return save_artifact(
         output.uri,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any
 
@@ -14,9 +15,11 @@ from torchyard.workloads.report import PermanentError
 from torchyard.workloads.train import distributed
 from torchyard.workloads.train.checkpoint import CheckpointStore
 from torchyard.workloads.train.distributed import Rank
+from torchyard.workloads.train.evaluation import EvaluationLog
 from torchyard.workloads.train.inputs import Inputs, load_initial_model
 from torchyard.workloads.train.modes import Strategy
 from torchyard.workloads.train.modes.base import restore_rng, rng_state
+from torchyard.workloads.train.objectives import Batch
 from torchyard.workloads.train.output import input_ref, save_trained
 from torchyard.workloads.train.progress import (
     Throughput,
@@ -58,34 +61,54 @@ class Runner:
         self.history: list[list[float]] = []  # [step, loss] at each report interval
         self.loss: float | None = None
         self.meter = Throughput()
+        objective = strategy.objective
+        self.evaluations = (
+            EvaluationLog(objective.metric, objective.higher_is_better)
+            if spec.evaluation is not None
+            else None
+        )
+        self.stopped_early = False
 
     def run(self) -> dict[str, Any] | None:
-        """Train to the last step; the result (artifact, figures) on rank 0, else None."""
+        """Train to the last step (or an early stop); the result (artifact, figures) on
+        rank 0, else None."""
         start = self._resume()
         if self.rank.is_leader:
             # Visible at once (0/total, or where a resumed job stands), not at the first report.
             write_progress(progress_file(), self._position(start))
         fault = self._fault_step(start)
+        # A job resumed from the checkpoint of its early stop goes straight to the end.
+        self.stopped_early = start < self.total and self._stop_due()
+        done = start
+        steps = self.inputs.steps(start, self.strategy.local_samples, self.strategy.pieces)
         self.meter = Throughput()  # from here: loading and resuming are not training
-        for step in range(start, self.total):
+        for step in range(start, self.total if not self.stopped_early else start):
             if step == fault:
                 log.error(
                     "%s: rank %d exits abruptly before step %d", FAULT_ENV, self.rank.rank, step
                 )
                 os._exit(FAULT_EXIT_CODE)
-            self._step(step)
+            self._step(next(steps))
             done = step + 1
+            evaluated = self._evaluation_due(done)
+            if evaluated:
+                self._evaluate(done)
+                self.stopped_early = done < self.total and self._stop_due()
             # The last step is checkpointed too: a job that fails after it (while writing
-            # the artifact) resumes there instead of training again.
+            # the artifact) resumes there instead of training again; so is an early stop.
             checkpoint_due = self.interval is not None and (
-                done % self.interval == 0 or done == self.total
+                done % self.interval == 0 or done == self.total or self.stopped_early
             )
-            if done % self.every == 0 or done == self.total or checkpoint_due:
-                self._report(done, record=done % self.every == 0 or done == self.total)
+            recorded = done % self.every == 0 or done == self.total
+            if recorded or checkpoint_due or evaluated:
+                self._report(done, record=recorded)
             if checkpoint_due:
                 self._checkpoint(done)
+            if self.stopped_early:
+                log.info("early stop after step %d: %s", done, self._stop_reason())
+                break
         rate = self.meter.overall_rate()
-        return self._finish(start, rate)
+        return self._finish(start, done, rate)
 
     def _fault_step(self, start: int) -> int:
         """The step before which this rank is to die (the chaos hook), else -1."""
@@ -96,12 +119,58 @@ class Runner:
 
     # -- steps ----------------------------------------------------------------------------
 
-    def _step(self, step: int) -> None:
-        local = self.strategy.local_samples(self.schedule.batch(step))
-        features = self.inputs.features[local].to(self.rank.device, non_blocking=True)
-        labels = self.inputs.labels[local].to(self.rank.device, non_blocking=True)
-        self.pending.append(self.strategy.train_step(features, labels))
+    def _step(self, pieces: list[Batch]) -> None:
+        self.pending.append(self.strategy.train_step([self._on_device(b) for b in pieces]))
         self.meter.add(self.schedule.global_batch)
+
+    def _on_device(self, batch: Batch) -> Batch:
+        return {key: value.to(self.rank.device, non_blocking=True) for key, value in batch.items()}
+
+    # -- evaluation -----------------------------------------------------------------------
+
+    def _evaluation_due(self, done: int) -> bool:
+        """After every epoch, and after the last step (a run cut short by maxSteps)."""
+        return self.evaluations is not None and (
+            done % self.schedule.steps_per_epoch == 0 or done == self.total
+        )
+
+    def _evaluate(self, done: int) -> None:
+        """Every rank evaluates its batches of the evaluation set; the sums are added up
+        over the ranks, so every rank reaches the same figures and the same decision."""
+        assert self.evaluations is not None
+        objective, module = self.strategy.objective, self.strategy.module
+        training = module.training
+        module.eval()
+        sums = dict.fromkeys(objective.sums, 0.0)
+        with torch.no_grad():
+            for batch in self.inputs.evaluation(self.rank.rank, self.rank.world):
+                for key, value in objective.evaluation_sums(module, self._on_device(batch)).items():
+                    sums[key] += value
+        module.train(training)
+        totals = torch.tensor([sums[key] for key in objective.sums], dtype=torch.float64)
+        if self.rank.world > 1:
+            totals = totals.to(self.rank.device)
+            dist.all_reduce(totals)
+        figures = objective.metrics(dict(zip(objective.sums, totals.tolist(), strict=True)))
+        metrics = {key: round(value, 6) for key, value in figures.items() if math.isfinite(value)}
+        epoch = self.schedule.epochs_reached(done)
+        self.evaluations.add(epoch, done, metrics)
+        if self.rank.is_leader:
+            shown = " ".join(f"{key} {value:.4f}" for key, value in metrics.items())
+            log.info("evaluation after epoch %d (step %d): %s", epoch, done, shown)
+
+    def _stop_due(self) -> bool:
+        rule = self.spec.evaluation.early_stopping if self.spec.evaluation else None
+        return self.evaluations is not None and self.evaluations.should_stop(rule)
+
+    def _stop_reason(self) -> str:
+        assert self.spec.evaluation is not None and self.evaluations is not None
+        rule = self.spec.evaluation.early_stopping
+        assert rule is not None
+        return (
+            f"{self.evaluations.metric} has not improved by more than {rule.min_delta} for "
+            f"{rule.patience} epochs (best: epoch {self.evaluations.best_epoch()})"
+        )
 
     def _report(self, done: int, record: bool) -> None:
         # One all-reduce per report, not per step: the shares of every step since the
@@ -127,7 +196,7 @@ class Runner:
         )
 
     def _position(self, done: int) -> dict[str, Any]:
-        return {
+        position = {
             "step": done,
             "totalSteps": self.total,
             "epoch": self.schedule.epochs_reached(done),
@@ -135,6 +204,9 @@ class Runner:
             "mode": self.strategy.mode,
             "worldSize": self.rank.world,
         }
+        if self.evaluations is not None:
+            position["evaluation"] = self.evaluations.report()
+        return position
 
     # -- checkpoints ----------------------------------------------------------------------
 
@@ -149,6 +221,8 @@ class Runner:
             "loss": self.loss,
             "holdings": self._holdings(),
         }
+        if self.evaluations is not None:
+            meta["evaluations"] = self.evaluations.history
         path = self.store.save(done, state, meta)
         if self.rank.is_leader:
             log.info("checkpoint of step %d written to %s", done, path)
@@ -189,13 +263,15 @@ class Runner:
         self.strategy.restore(shared, own)
         self.history = [list(entry) for entry in manifest.get("lossHistory", [])]
         self.loss = manifest.get("loss")
+        if self.evaluations is not None:
+            self.evaluations.history = list(manifest.get("evaluations") or [])
         if self.rank.is_leader:
             log.info("resumed from the checkpoint of step %d", manifest["step"])
         return int(manifest["step"])
 
     # -- the end --------------------------------------------------------------------------
 
-    def _finish(self, start: int, rate: float) -> dict[str, Any] | None:
+    def _finish(self, start: int, done: int, rate: float) -> dict[str, Any] | None:
         weights = self.strategy.full_state_dict()
         # That was the last collective: every rank leaves the process group together now,
         # before replica 0 writes the artifact (an upload may outlast any collective's
@@ -205,7 +281,8 @@ class Runner:
         if not self.rank.is_leader:
             return None
         assert weights is not None
-        model = load_initial_model(self.spec)
+        # The trained model's structure (a text task's head too), with its weights.
+        model = self.inputs.prepare(self.spec, load_initial_model(self.spec), self.rank.world)
         model.load_state_dict(weights)
         hp = self.spec.hyperparameters
         # The artifact holds only what the spec, seed, data and initial model determine,
@@ -216,13 +293,19 @@ class Runner:
             "mode": self.strategy.mode,
             "worldSize": self.rank.world,
             "backend": self.rank.backend,
-            "steps": self.total,
-            "epochs": self.schedule.epochs_reached(self.total),
+            "precision": "bf16" if self.strategy.objective.bf16 else "fp32",
+            "steps": done,
+            "epochs": self.schedule.epochs_reached(done),
             "globalBatchSize": hp.global_batch_size,
+            "gradientAccumulationSteps": hp.gradient_accumulation_steps,
             "finalLoss": self.loss,
             "dataset": self.spec.dataset.uri,
             "lossHistory": self.history,
         }
+        evaluation = None
+        if self.evaluations is not None:
+            evaluation = self.evaluations.report(stopped_early=self.stopped_early)
+            figures["evaluation"] = evaluation
         artifact = save_trained(self.spec.output, model, self.spec.model, figures)
         log.info("model written to %s (%s)", artifact.uri, artifact.digest)
         return {
@@ -233,8 +316,11 @@ class Runner:
                 "format": "torchyard",
             },
             "input": input_ref(self.spec.model),
-            "steps": self.total,
+            "steps": done,
+            "totalSteps": self.total,
             "finalLoss": self.loss,
+            "precision": figures["precision"],
+            **({"evaluation": evaluation} if evaluation is not None else {}),
             "samplesPerSecond": round(rate, 1),
             "resumedFromStep": start,
         }

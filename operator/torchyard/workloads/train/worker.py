@@ -23,7 +23,8 @@ from torchyard.workloads.artifacts import output_is_free
 from torchyard.workloads.report import PERMANENT, PermanentError, write_result
 from torchyard.workloads.train import distributed, modes
 from torchyard.workloads.train.checkpoint import CheckpointStore
-from torchyard.workloads.train.inputs import check_fit, load_data, load_initial_model
+from torchyard.workloads.train.inputs import load_data, load_initial_model
+from torchyard.workloads.train.objectives import use_bf16
 from torchyard.workloads.train.runner import Runner
 from torchyard.workloads.train.spec import read_training_spec
 
@@ -39,8 +40,8 @@ def train() -> dict[str, Any] | None:
     # Everything that can be wrong with the inputs is found before joining the group.
     output_is_free(spec.output)
     inputs = load_data(spec)
-    model = load_initial_model(spec)
-    check_fit(spec, model, inputs, rank.world)
+    model = inputs.prepare(spec, load_initial_model(spec), rank.world)
+    objective = inputs.objective(rank.device.type, use_bf16(spec.hyperparameters, rank.device))
     store = CheckpointStore(spec.checkpoint.uri, rank) if spec.checkpoint else None
     if rank.is_leader:
         log.info(
@@ -53,7 +54,7 @@ def train() -> dict[str, Any] | None:
         )
     distributed.start(rank)
     try:
-        strategy = modes.create(spec.parallelism.mode, model, spec.hyperparameters, rank)
+        strategy = modes.create(spec.parallelism.mode, model, spec.hyperparameters, rank, objective)
         del model  # mode model keeps only its stage of it
         return Runner(spec, rank, inputs, strategy, store).run()
     finally:

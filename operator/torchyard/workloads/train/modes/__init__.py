@@ -11,6 +11,7 @@ from torchyard.workloads.train.modes.base import CheckpointState, State, Strateg
 from torchyard.workloads.train.modes.data import DataParallel
 from torchyard.workloads.train.modes.gradient import ShardedGradients
 from torchyard.workloads.train.modes.model import Pipeline, check_splittable
+from torchyard.workloads.train.objectives import Objective
 
 __all__ = ["CheckpointState", "State", "Strategy", "check", "create"]
 
@@ -21,18 +22,27 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def check(mode: ParallelismMode, model: nn.Module, global_batch: int, world: int) -> None:
+def check(mode: ParallelismMode, model: nn.Module, hp: Hyperparameters, world: int) -> None:
     """Refuse, before any rank waits on another, what the mode cannot run."""
     if mode == "model":
         check_splittable(model, world)
-    elif global_batch < world:
+        return
+    pieces = hp.gradient_accumulation_steps
+    if hp.global_batch_size < world * pieces:
         raise PermanentError(
             "BatchSmallerThanWorld",
-            f"hyperparameters.globalBatchSize {global_batch} is smaller than the {world} "
-            f"ranks of mode {mode}: every rank needs at least one sample per step",
+            f"hyperparameters.globalBatchSize {hp.global_batch_size} is smaller than the "
+            f"{world} ranks of mode {mode} times gradientAccumulationSteps {pieces}: every "
+            "rank needs at least one sample in each accumulation step",
         )
 
 
-def create(mode: ParallelismMode, model: nn.Module, hp: Hyperparameters, rank: Rank) -> Strategy:
+def create(
+    mode: ParallelismMode,
+    model: nn.Module,
+    hp: Hyperparameters,
+    rank: Rank,
+    objective: Objective,
+) -> Strategy:
     """The mode's strategy; it takes over `model` (mode model keeps only its stage)."""
-    return STRATEGIES[mode](model, hp, rank, hp.global_batch_size)  # type: ignore[arg-type]
+    return STRATEGIES[mode](model, hp, rank, objective)  # type: ignore[arg-type]

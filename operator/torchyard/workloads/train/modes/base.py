@@ -12,6 +12,7 @@ from torch import nn
 
 from torchyard.api.training import Hyperparameters
 from torchyard.workloads.train.distributed import Rank
+from torchyard.workloads.train.objectives import Batch, Objective
 
 State = dict[str, Any]
 
@@ -33,19 +34,30 @@ class Strategy(ABC):
     """One parallelism mode: how a step is computed and what each rank holds."""
 
     mode: str
+    module: nn.Module
+    """The model, or the part of it, that this rank holds."""
 
-    def __init__(self, rank: Rank, global_batch: int) -> None:
+    def __init__(self, rank: Rank, hp: Hyperparameters, objective: Objective) -> None:
         self.rank = rank
-        self.global_batch = global_batch
+        self.global_batch = hp.global_batch_size
+        self.objective = objective
+        self.pieces = hp.gradient_accumulation_steps
+        """Forward and backward passes per step (gradient accumulation)."""
+
+    def share(self, module: nn.Module, batch: Batch) -> torch.Tensor:
+        """The batch's share of the global batch's mean loss: its samples' summed loss
+        over the global batch size, so shares of uneven size still add up exactly."""
+        return self.objective.loss_sum(module, batch) / self.global_batch
 
     @abstractmethod
     def local_samples(self, indices: torch.Tensor) -> torch.Tensor:
         """The samples of a global batch this rank feeds to its model part."""
 
     @abstractmethod
-    def train_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """One optimizer step. Returns this rank's share of the step's loss (a detached
-        scalar): summed over all ranks it is the mean loss over the global batch."""
+    def train_step(self, pieces: list[Batch]) -> torch.Tensor:
+        """One optimizer step over this rank's batches of the step (one per accumulation
+        step). Returns this rank's share of the step's loss (a detached scalar): summed
+        over all ranks it is the mean loss over the global batch."""
 
     @abstractmethod
     def checkpoint_state(self) -> CheckpointState:
@@ -78,12 +90,6 @@ def make_optimizer(params: Iterable[nn.Parameter], hp: Hyperparameters) -> torch
     if hp.optimizer == "adam":
         return torch.optim.Adam(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
     return torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=hp.weight_decay)
-
-
-def loss_share(logits: torch.Tensor, labels: torch.Tensor, global_batch: int) -> torch.Tensor:
-    """This rank's share of the global batch's mean cross-entropy: its samples' summed
-    loss over the global batch size, so shares of uneven size still add up exactly."""
-    return nn.functional.cross_entropy(logits, labels, reduction="sum") / global_batch
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer | None) -> int:

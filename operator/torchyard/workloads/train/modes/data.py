@@ -3,6 +3,8 @@ DistributedDataParallel all-reduces the gradients (gloo on CPU, NCCL on GPUs).""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -13,12 +15,12 @@ from torchyard.workloads.train.modes.base import (
     CheckpointState,
     State,
     Strategy,
-    loss_share,
     make_optimizer,
     optimizer_state_bytes,
     parameter_count,
     to_cpu,
 )
+from torchyard.workloads.train.objectives import Batch, Objective
 from torchyard.workloads.train.schedule import rank_share
 
 
@@ -26,26 +28,34 @@ class DataParallel(Strategy):
     mode = "data"
 
     def __init__(
-        self, model: nn.Module, hp: Hyperparameters, rank: Rank, global_batch: int
+        self, model: nn.Module, hp: Hyperparameters, rank: Rank, objective: Objective
     ) -> None:
-        super().__init__(rank, global_batch)
+        super().__init__(rank, hp, objective)
         self.module = model.to(rank.device)
         device_ids = [rank.device.index] if rank.device.type == "cuda" else None
         # DDP broadcasts rank 0's weights at construction, so replicas start equal.
         self.ddp = DistributedDataParallel(self.module, device_ids=device_ids)
-        self.optimizer = make_optimizer(self.module.parameters(), hp)
+        trained = [p for p in self.module.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(trained, hp)
 
     def local_samples(self, indices: torch.Tensor) -> torch.Tensor:
         return rank_share(indices, self.rank.rank, self.rank.world)
 
-    def train_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def train_step(self, pieces: list[Batch]) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=True)
-        share = loss_share(self.ddp(features), labels, self.global_batch)
-        # DDP averages gradients over ranks; scaling by the world size turns that
-        # average into the sum of the ranks' shares: the global batch mean's gradient.
-        (share * self.rank.world).backward()
+        total = torch.zeros((), device=self.rank.device)
+        for index, batch in enumerate(pieces):
+            # Gradients are all-reduced once, in the last accumulation step's backward.
+            last = index == len(pieces) - 1
+            with nullcontext() if last else self.ddp.no_sync():
+                share = self.share(self.ddp, batch)
+                # DDP averages gradients over ranks; scaling by the world size turns that
+                # average into the sum of the ranks' shares: the global batch mean's
+                # gradient.
+                (share * self.rank.world).backward()
+            total += share.detach()
         self.optimizer.step()
-        return share.detach()
+        return total
 
     def checkpoint_state(self) -> CheckpointState:
         # Replicas are identical: one copy of weights and optimizer state is enough, and

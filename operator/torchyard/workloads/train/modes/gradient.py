@@ -56,12 +56,12 @@ from torchyard.workloads.train.modes.base import (
     CheckpointState,
     State,
     Strategy,
-    loss_share,
     make_optimizer,
     optimizer_state_bytes,
     parameter_count,
     to_cpu,
 )
+from torchyard.workloads.train.objectives import Batch, Objective
 from torchyard.workloads.train.schedule import rank_share
 
 # Largest bucket of gradients reduced at once (DDP's default), and never more than a slice.
@@ -89,10 +89,10 @@ class ShardedGradients(Strategy):
         model: nn.Module,
         hp: Hyperparameters,
         rank: Rank,
-        global_batch: int,
+        objective: Objective,
         bucket_bytes: int = BUCKET_BYTES,
     ) -> None:
-        super().__init__(rank, global_batch)
+        super().__init__(rank, hp, objective)
         self.module = model.to(rank.device)
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         # Replicas must start equal: nothing else (no DDP) broadcasts them.
@@ -221,16 +221,24 @@ class ShardedGradients(Strategy):
                 total += tensor.numel() * tensor.element_size()
         return total
 
-    def train_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def train_step(self, pieces: list[Batch]) -> torch.Tensor:
         for param in self.params:
             param.grad = None
+        total = torch.zeros((), device=self.rank.device)
+        # Accumulation steps before the last leave their gradients in .grad (the hooks
+        # are off while shard_grad is None); the last one's backward adds to them and
+        # shards the sum.
+        for batch in pieces[:-1]:
+            share = self.share(self.module, batch)
+            share.backward()
+            total += share.detach()
         # Positions past the parameters (the last slice's padding) keep a zero gradient.
         self.shard_grad = torch.zeros(self.shard_size, device=self.rank.device)
         for bucket in self.buckets:
             bucket.waiting = len(bucket.params)
         self.next_bucket = len(self.buckets) - 1
         try:
-            share = loss_share(self.module(features), labels, self.global_batch)
+            share = self.share(self.module, pieces[-1])
             share.backward()
             # Buckets with parameters that got no gradient, in the same order on all ranks.
             while self.next_bucket >= 0:
@@ -247,7 +255,7 @@ class ShardedGradients(Strategy):
         self.optimizer.step()
         self.shard.grad = None
         self._gather_params()
-        return share.detach()
+        return total + share.detach()
 
     def _gather_params(self) -> None:
         flat = torch.empty(self.shard_size * self.rank.world, device=self.rank.device)

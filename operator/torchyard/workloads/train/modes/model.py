@@ -28,6 +28,7 @@ from torchyard.workloads.train.modes.base import (
     parameter_count,
     to_cpu,
 )
+from torchyard.workloads.train.objectives import Batch, Objective
 
 # Microbatches per stage: more shrink the pipeline bubble ((S-1)/(M+S-1) of the time),
 # fewer cost less per-message overhead; two per stage halves the bubble of one.
@@ -78,10 +79,11 @@ def partition(sizes: list[int], parts: int) -> list[tuple[int, int]]:
     return ranges[::-1]
 
 
-def microbatches(global_batch: int, stages: int) -> int:
-    """The largest count up to MICROBATCHES_PER_STAGE * stages that divides the batch:
-    equal microbatches keep each one's mean loss a fair part of the batch mean."""
-    target = min(global_batch, MICROBATCHES_PER_STAGE * stages)
+def microbatches(global_batch: int, stages: int, accumulation: int = 1) -> int:
+    """The largest count up to MICROBATCHES_PER_STAGE * stages * accumulation that
+    divides the batch: equal microbatches keep each one's mean loss a fair part of the
+    batch mean. A pipeline's microbatches are its gradient accumulation steps."""
+    target = min(global_batch, MICROBATCHES_PER_STAGE * stages * accumulation)
     return next(m for m in range(target, 0, -1) if global_batch % m == 0)
 
 
@@ -89,12 +91,13 @@ class Pipeline(Strategy):
     mode = "model"
 
     def __init__(
-        self, model: nn.Sequential, hp: Hyperparameters, rank: Rank, global_batch: int
+        self, model: nn.Sequential, hp: Hyperparameters, rank: Rank, objective: Objective
     ) -> None:
         # Imported here: it pulls in torch._dynamo (3 s), which the other modes skip.
         from torch.distributed.pipelining import PipelineStage, ScheduleGPipe
 
-        super().__init__(rank, global_batch)
+        super().__init__(rank, hp, objective)
+        accumulation, self.pieces = self.pieces, 1
         check_splittable(model, rank.world)
         sizes = [parameter_count(layer) for layer in model]
         self.stages = partition(sizes, rank.world)
@@ -109,7 +112,7 @@ class Pipeline(Strategy):
         self.stage = PipelineStage(self.module, rank.rank, rank.world, rank.device)
         self.schedule = ScheduleGPipe(
             self.stage,
-            n_microbatches=microbatches(global_batch, rank.world),
+            n_microbatches=microbatches(hp.global_batch_size, rank.world, accumulation),
             loss_fn=nn.functional.cross_entropy,
         )
         params = list(self.module.parameters())
@@ -120,7 +123,9 @@ class Pipeline(Strategy):
         # The first stage reads every sample's features, the last every label.
         return indices
 
-    def train_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def train_step(self, pieces: list[Batch]) -> torch.Tensor:
+        (batch,) = pieces
+        features, labels = batch["features"], batch["labels"]
         if self.optimizer is not None:
             self.optimizer.zero_grad(set_to_none=True)
         losses: list[torch.Tensor] = []

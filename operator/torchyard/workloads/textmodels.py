@@ -1,0 +1,117 @@
+"""A text encoder with a task head: what a TrainingJob with a task trains, and what its
+artifact rebuilds (transform `text_task`) for CompressionJob and the serving workload.
+
+The encoder's token outputs are mean-pooled over the attention mask, as
+sentence-transformers pools MiniLM. Classification and regression put a linear head on
+the pooled vector; embedding returns it L2-normalised (no head).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from torchyard.workloads.artifacts import transform
+
+TEXT_TASK = "text_task"
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The mean of the token vectors that the attention mask keeps."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-9)
+
+
+class TextTaskModel(nn.Module):
+    """encoder -> mean pooling -> head (classification, regression) or normalisation
+    (embedding). Takes the tokenizer's output as keyword arguments."""
+
+    def __init__(self, encoder: nn.Module, task: str, labels: list[str], outputs: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        # The encoder's own pooler (BERT's [CLS] dense layer) is not used: without it no
+        # parameter goes without a gradient (DDP would wait for it), and the artifact
+        # carries no dead weights.
+        if getattr(encoder, "pooler", None) is not None:
+            encoder.pooler = None
+        self.task = task
+        self.labels = list(labels)
+        hidden = int(encoder.config.hidden_size)  # type: ignore[union-attr]
+        self.head = nn.Linear(hidden, outputs) if task != "embedding" else None
+        self.encoder_frozen = False
+
+    def freeze_encoder(self) -> None:
+        """Train the head only: the encoder's weights fixed and its dropout off (a
+        linear probe of its features)."""
+        self.encoder_frozen = True
+        self.encoder.requires_grad_(False)
+        self.encoder.eval()
+
+    def train(self, mode: bool = True) -> TextTaskModel:
+        super().train(mode)
+        if self.encoder_frozen:
+            self.encoder.eval()
+        return self
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)[0]
+        pooled = mean_pool(hidden, attention_mask)
+        if self.head is None:
+            return nn.functional.normalize(pooled.float(), dim=-1)
+        return self.head(pooled)
+
+    def describe(self) -> dict[str, Any]:
+        """The `text_task` transform that rebuilds this model around its encoder."""
+        outputs = 0 if self.head is None else self.head.out_features
+        return {"name": TEXT_TASK, "task": self.task, "labels": self.labels, "outputs": outputs}
+
+
+@transform(TEXT_TASK)
+def _text_task(model: nn.Module, params: dict[str, Any]) -> nn.Module:
+    labels = params.get("labels") or []
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        raise ValueError("labels must be a list of strings")
+    return TextTaskModel(model, str(params["task"]), labels, int(params.get("outputs", 0)))
+
+
+def is_text_encoder(model: nn.Module) -> bool:
+    """A Hugging Face encoder (or one already wrapped for a task)."""
+    if isinstance(model, TextTaskModel):
+        return True
+    return isinstance(getattr(getattr(model, "config", None), "hidden_size", None), int)
+
+
+def tokenizer_dir(path: Path, format: str, manifest: Mapping[str, Any]) -> Path | None:
+    """Where the tokenizer of the model at `path` is: a Hugging Face directory's own,
+    an artifact's base directory, else None (not a text model)."""
+    if format == "huggingface":
+        return path
+    base = manifest.get("base") or {}
+    if format == "torchyard" and "huggingface" in base:
+        from torchyard.workloads.artifacts import base_files
+
+        return base_files(path, base)
+    return None
+
+
+def tokenize(tokenizer: Any, texts: list[str], max_length: int) -> Any:
+    """A batch of texts as the encoder takes it: padded to the longest, truncated."""
+    return tokenizer(
+        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
+
+
+def load_tokenizer(directory: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
