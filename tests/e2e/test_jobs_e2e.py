@@ -22,10 +22,13 @@ from tests.cluster.torchyard import (
     wait_for,
     wait_until,
 )
+from tests.e2e.conftest import python_pod
 from torchyard.api.common import DatasetSource
+from torchyard.api.training import TrainingDataset
 from torchyard.storage import compute_digest
 from torchyard.workloads.datasets import load_dataset
 from torchyard.workloads.models import mlp
+from torchyard.workloads.records import open_records, write_records
 
 FACTORY = "torchyard.workloads.models:mlp"
 
@@ -274,3 +277,82 @@ def test_running_job_reports_live_progress_in_status(cluster, namespace, operato
     )
     assert later["phase"] == "Running"
     cluster.cp.kubectl("delete", "tjob", "ddp-long", "-n", namespace, "--wait=false")
+
+
+def _bound_claim_path(cluster, namespace, claim) -> Path:
+    wait_until(
+        f"claim {claim} bound",
+        lambda: (
+            (get(cluster.cp, "pvc", claim, "-n", namespace).get("status") or {}).get("phase")
+            == "Bound"
+        ),
+        timeout=60,
+    )
+    return _claim_path(cluster, namespace, claim)
+
+
+def test_minilm_fine_tuned_on_files_by_two_replicas_registers_and_serves(
+    cluster, namespace, operator
+):
+    """Records of text on a claim -> 2 replicas fine-tune MiniLM, evaluated after each
+    epoch -> registerAs -> the version serves the classes over the inference protocol."""
+    _claim(cluster, namespace, "reviews")
+    folder = _bound_claim_path(cluster, namespace, "reviews")
+    train = open_records(TrainingDataset(uri="builtin://reviews", max_samples=128))
+    held_out = open_records(TrainingDataset(uri="builtin://reviews", split="test", max_samples=64))
+    write_records(folder / "train.jsonl", train, "jsonl")
+    write_records(folder / "test.csv", held_out, "csv")
+    for name in ("train.jsonl", "test.csv"):
+        os.chmod(folder / name, 0o644)
+    job = {
+        "apiVersion": "torchyard.io/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "reviews"},
+        "spec": {
+            "parallelism": {"mode": "data", "replicas": 2},
+            "model": {"uri": "builtin://all-minilm-l6-v2", "format": "huggingface"},
+            "task": {"type": "classification", "textField": "text", "labelField": "label"},
+            "dataset": {"uri": "pvc://reviews/train.jsonl"},
+            "evaluation": {"dataset": {"uri": "pvc://reviews/test.csv"}},
+            "hyperparameters": {
+                "epochs": 2,
+                "globalBatchSize": 16,
+                "gradientAccumulationSteps": 2,
+                "learningRate": 5e-5,
+                "seed": 1,
+            },
+            "checkpoint": {"uri": "pvc://reviews/checkpoints", "intervalSteps": 4},
+            "output": {"uri": "pvc://reviews/model"},
+            "registerAs": {"model": "reviews", "version": "1"},
+            "backoffLimit": 2,
+        },
+    }
+    apply(cluster.cp, namespace, job)
+    status = wait_for(cluster.cp, namespace, "tjob/reviews", "Succeeded", 600)["status"]
+    assert status["result"]["digest"] == compute_digest(folder / "model")
+    assert status["progressSummary"] == "16/16"
+    evaluation = status["evaluation"]
+    assert [e["epoch"] for e in evaluation["history"]] == [1, 2]
+    accuracy = evaluation["history"][-1]["metrics"]["accuracy"]
+    succeeded = next(c for c in status["conditions"] if c["type"] == "Succeeded")
+    assert f"held-out accuracy {accuracy:.4f} after epoch 2" in succeeded["message"]
+
+    version = wait_for(cluster.cp, namespace, "mv/reviews-v1", "Ready", 300)
+    assert version["spec"]["artifact"]["digest"] == status["result"]["digest"]
+    texts = ["Best purchase this year, it works perfectly.", "Broke on day two. Avoid."]
+    request = {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [2], "data": texts}]}
+    script = (
+        "import json\n"
+        "from torchyard.workloads.serve.client import call\n"
+        f"status, version, body = call({version['status']['url']!r} + '/infer', {request!r})\n"
+        "answer = {'status': status, 'version': version, 'body': json.loads(body or b'{}')}\n"
+        "open('/dev/termination-log', 'w').write(json.dumps(answer))\n"
+    )
+    cluster.apply(python_pod("client", namespace, script))
+    pod = cluster.wait_phase("client", namespace, "Succeeded", "Failed", timeout=120)
+    answer = json.loads(pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"])
+    assert answer["status"] == 200 and answer["version"] == "1", answer
+    outputs = {output["name"]: output for output in answer["body"]["outputs"]}
+    assert set(outputs) == {"label", "probabilities"}
+    assert set(outputs["label"]["data"]) <= {"negative", "positive"}
+    assert outputs["probabilities"]["shape"] == [2, 2]

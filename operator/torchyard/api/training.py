@@ -92,7 +92,8 @@ class ParallelismSpec(ApiModel, json_schema_extra=cel_rules(_MODEL_NEEDS_TWO_RAN
 
 
 _ACCUMULATION_FITS_BATCH = Cel(
-    rule="self.globalBatchSize >= self.gradientAccumulationSteps",
+    rule="!has(self.globalBatchSize) || !has(self.gradientAccumulationSteps) || "
+    "self.globalBatchSize >= self.gradientAccumulationSteps",
     message="globalBatchSize must be at least gradientAccumulationSteps: each accumulation "
     "step computes part of the global batch",
     field_path=".gradientAccumulationSteps",
@@ -146,20 +147,20 @@ _PAIR_FOR_EMBEDDING = Cel(
     reason="FieldValueRequired",
 )
 _LABELS_FOR_CLASSIFICATION = Cel(
-    rule="self.type == 'classification' || size(self.labels) == 0",
+    rule="self.type == 'classification' || !has(self.labels) || size(self.labels) == 0",
     message="labels names the classes of type classification; regression reads a number "
     "and embedding reads no label",
     field_path=".labels",
     reason="FieldValueForbidden",
 )
 _TWO_LABELS = Cel(
-    rule="size(self.labels) != 1",
+    rule="!has(self.labels) || size(self.labels) != 1",
     message="labels needs at least two classes (or none: the classes found in the data)",
     field_path=".labels",
     reason="FieldValueInvalid",
 )
 _EMBEDDING_TRAINS_ENCODER = Cel(
-    rule="self.type != 'embedding' || !self.freezeEncoder",
+    rule="self.type != 'embedding' || !has(self.freezeEncoder) || !self.freezeEncoder",
     message="freezeEncoder leaves nothing to train for type embedding, which has no head",
     field_path=".freezeEncoder",
     reason="FieldValueInvalid",
@@ -215,7 +216,7 @@ class TextTask(ApiModel, json_schema_extra=cel_rules(*TASK_RULES)):
 
 
 _FORMAT_ONLY_FOR_FILES = Cel(
-    rule="self.format == 'auto' || !self.uri.startsWith('builtin://')",
+    rule="!has(self.format) || self.format == 'auto' || !self.uri.startsWith('builtin://')",
     message="format applies to files of records (.jsonl, .csv); a builtin:// dataset has its own",
     field_path=".format",
     reason="FieldValueForbidden",
@@ -341,14 +342,14 @@ _OUTPUT_NOT_CHECKPOINTS = Cel(
 
 
 _TEXT_NOT_IN_MODEL_MODE = Cel(
-    rule="!has(self.task) || self.parallelism.mode != 'model'",
+    rule="!has(self.task) || !has(self.parallelism) || self.parallelism.mode != 'model'",
     message="parallelism.mode model splits an nn.Sequential of tensor layers; a text task "
     "trains in mode data or gradient",
     field_path=".parallelism.mode",
     reason="FieldValueInvalid",
 )
 _NO_EVALUATION_IN_MODEL_MODE = Cel(
-    rule="!has(self.evaluation) || self.parallelism.mode != 'model'",
+    rule="!has(self.evaluation) || !has(self.parallelism) || self.parallelism.mode != 'model'",
     message="evaluation runs in mode data or gradient (every rank holds the whole model); "
     "mode model holds one stage per rank",
     field_path=".evaluation",
