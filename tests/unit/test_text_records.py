@@ -234,3 +234,48 @@ def test_tokenized_batches_carry_the_targets(tmp_path):
     assert pairs(items)["input_ids"].shape[0] == 4  # texts, then their titles
     numbers = TextCollate(tokenizer, TextTask(type="regression", label_field="stars"), [], records)
     assert numbers(items)["labels"].dtype == torch.float32
+
+
+def test_forked_loader_workers_each_read_their_own_records(tmp_path):
+    """The parent reads a record first (its check does), then forked workers read in
+    parallel: each must seek its own file, never the parent's shared one."""
+    from torch.utils.data import DataLoader
+
+    from torchyard.workloads.train.batches import RecordDataset
+
+    rows = [{"text": f"record {i} " + "x" * (i % 97), "label": str(i)} for i in range(4000)]
+    records = open_records(_dataset(tmp_path, "jsonl", rows))
+    assert records[0]["label"] == "0"  # the parent's file is open now
+    batches = [list(range(start, start + 50)) for start in range(0, 4000, 50)]
+    loader = DataLoader(
+        RecordDataset(records), batch_sampler=batches, collate_fn=list, num_workers=2
+    )
+    seen = [(index, record["label"]) for batch in loader for index, record in batch]
+    assert seen == [(i, str(i)) for i in range(4000)]
+
+
+def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_header(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes('\ufefftext,label\r\n"one, two",a\r\nthree,b\r\n'.encode())
+    records = open_records(TrainingDataset(uri=f"file://{path}"))
+    assert [r["text"] for r in records] == ["one, two", "three"]
+    assert check_records(records, TextTask(type="classification")) == ["a", "b"]
+
+
+def test_a_class_named_twice_is_refused():
+    with pytest.raises(ValueError, match="labels: each class is named once"):
+        TextTask(type="classification", labels=["a", "a", "b"])
+    assert sorted_labels({"--1", "2"}) == ["--1", "2"]  # not integers: alphabetical
+
+
+def test_a_pods_evaluation_that_would_overflow_the_api_is_left_out():
+    from torchyard.api.training import TrainingJobStatus
+    from torchyard.validation import stored_form
+
+    huge = {"metric": "accuracy", "history": [{"epoch": 2**64, "step": 1, "metrics": {}}]}
+    assert stored_form(TrainingJobStatus, "evaluation", huge) is None
+    long_key = {
+        "metric": "accuracy",
+        "history": [{"epoch": 1, "step": 1, "metrics": {"k" * 65: 1.0}}],
+    }
+    assert stored_form(TrainingJobStatus, "evaluation", long_key) is None

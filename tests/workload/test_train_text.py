@@ -61,6 +61,7 @@ def served(uri: str) -> Any:
 
 def test_two_pods_fine_tune_minilm_on_files_and_the_artifact_serves_its_classes(tmp_path, files):
     spec = text_spec(tmp_path, files, {"type": "classification"}, gradientAccumulationSteps=2)
+    spec["dataset"]["loaderWorkers"] = 1  # read and tokenized in a forked worker
     run = launch(spec, tmp_path, timeout=600)
     assert run.returncodes == [0, 0], "\n".join(run.logs)
     result = run.termination()
@@ -79,6 +80,7 @@ def test_two_pods_fine_tune_minilm_on_files_and_the_artifact_serves_its_classes(
         "task": "classification",
         "labels": ["negative", "positive"],
         "outputs": 2,
+        "maxLength": 128,
     }
     assert manifest["training"]["gradientAccumulationSteps"] == 2
     assert manifest["training"]["precision"] == "fp32"

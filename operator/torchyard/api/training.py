@@ -182,7 +182,8 @@ class TextTask(ApiModel, json_schema_extra=cel_rules(*TASK_RULES)):
     """classification: a class per text (cross-entropy; a linear head); regression: a
     number per text (mean squared error; a linear head); embedding: texts and their
     partners (pairField) pulled together and apart from the other texts of the batch
-    (contrastive, in-batch negatives; the encoder's embeddings are the output)."""
+    (contrastive, in-batch negatives: the other texts of the rank's accumulation step;
+    the encoder's embeddings are the output)."""
     text_field: RecordField = "text"
     """The record field (JSON key or CSV column) with the text."""
     pair_field: RecordField | None = None
@@ -203,6 +204,8 @@ class TextTask(ApiModel, json_schema_extra=cel_rules(*TASK_RULES)):
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> TextTask:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels: each class is named once")
         for rule, broken in (
             (_PAIR_FOR_EMBEDDING, self.type == "embedding" and self.pair_field is None),
             (_LABELS_FOR_CLASSIFICATION, self.type != "classification" and bool(self.labels)),
@@ -479,17 +482,25 @@ class TrainingProgress(ApiModel):
     """When this progress was reported."""
 
 
+# The largest count a status figure may hold: beyond it a float is no longer exact, and
+# the API server's int64 would overflow soon after (a pod writes these).
+_MAX_COUNT = 2**53
+MetricName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64), Field(description="A metric's name.")
+]
+
+
 class EpochEvaluation(ApiModel):
     """The evaluation set's metrics after one epoch."""
 
-    epoch: int = Field(ge=1)
+    epoch: int = Field(ge=1, le=_MAX_COUNT)
     """The epoch just finished (1-based)."""
-    step: int = Field(ge=0)
+    step: int = Field(ge=0, le=_MAX_COUNT)
     """Optimizer steps done at that point."""
-    metrics: dict[str, float] = Field(default_factory=dict, max_length=8)
+    metrics: dict[MetricName, float] = Field(default_factory=dict, max_length=8)
     """accuracy and loss (classification), mse and mae (regression), accuracy (the
-    share of texts whose nearest partner among the set's is their own) and meanCosine
-    (embedding)."""
+    share of texts whose nearest partner among the partners of their evaluation batch
+    is their own) and meanCosine (embedding)."""
 
 
 class TrainingEvaluation(ApiModel):
@@ -499,7 +510,7 @@ class TrainingEvaluation(ApiModel):
     """The metric that decides the best epoch and the early stop."""
     history: list[EpochEvaluation] = Field(default_factory=list, max_length=100)
     """One entry per epoch (the last 100)."""
-    best_epoch: int | None = Field(default=None, ge=1)
+    best_epoch: int | None = Field(default=None, ge=1, le=_MAX_COUNT)
     """The epoch with the best metric so far."""
     stopped_early: bool | None = None
     """True when earlyStopping ended training before the last epoch."""

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import math
+import os
 from abc import ABC, abstractmethod
 from array import array
 from collections.abc import Iterator, Sequence
@@ -87,6 +88,7 @@ class FileRecords(Records):
         self.offsets = array("q")
         self.lines = array("q")
         self._file: BinaryIO | None = None
+        self._opened_by = 0  # the process that opened _file
         with path.open("rb") as handle:
             if format == "csv":
                 self._index_csv(handle, limit)
@@ -103,8 +105,10 @@ class FileRecords(Records):
         return f"line {self.lines[index]} of {self.uri}"
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        if self._file is None:
+        # A forked DataLoader worker must not share the parent's file position.
+        if self._file is None or self._opened_by != os.getpid():
             self._file = self.path.open("rb")
+            self._opened_by = os.getpid()
         self._file.seek(self.offsets[index])
         if self.format == "jsonl":
             return self._parse_json(self._file.readline(), index)
@@ -148,25 +152,30 @@ class FileRecords(Records):
                 f"{self.uri} is empty: a CSV dataset starts with a header row that names "
                 "its columns"
             ) from None
+        except csv.Error as error:
+            raise DatasetError(f"{self.uri}, its header row: {error}") from None
         while limit is None or len(self.offsets) < limit:
-            offset = handle.tell()
+            offset, first_line = handle.tell(), reader.line_num + 1
             try:
                 row = next(reader)
             except StopIteration:
                 break
             except csv.Error as error:
-                raise DatasetError(f"{self.uri}, row {reader.line_num}: {error}") from None
+                raise DatasetError(f"{self.uri}, line {first_line}: {error}") from None
             if row:
                 self.offsets.append(offset)
-                self.lines.append(reader.line_num)
+                self.lines.append(first_line)
 
 
 def _decoded(handle: BinaryIO, uri: str) -> Iterator[str]:
+    # A byte order mark (spreadsheet exports) is not part of the first column's name.
+    encoding = "utf-8-sig" if handle.tell() == 0 else "utf-8"
     while line := handle.readline():
         try:
-            yield line.decode("utf-8")
+            yield line.decode(encoding)
         except UnicodeDecodeError as error:
             raise DatasetError(f"{uri} is not UTF-8 text: {error}") from None
+        encoding = "utf-8"
 
 
 def open_records(source: TrainingDataset) -> Records:
@@ -280,9 +289,10 @@ def check_records(records: Records, task: TextTask) -> list[str]:
 
 def sorted_labels(labels: set[str]) -> list[str]:
     """Integers in numeric order ("2" before "10"), anything else alphabetically."""
-    if all(label.lstrip("-").isdigit() for label in labels):
-        return sorted(labels, key=int)
-    return sorted(labels)
+    try:
+        return sorted(labels, key=lambda label: (int(label), label))
+    except ValueError:
+        return sorted(labels)
 
 
 def write_records(path: Path, records: Records, format: str) -> None:

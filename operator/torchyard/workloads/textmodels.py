@@ -30,8 +30,17 @@ class TextTaskModel(nn.Module):
     """encoder -> mean pooling -> head (classification, regression) or normalisation
     (embedding). Takes the tokenizer's output as keyword arguments."""
 
-    def __init__(self, encoder: nn.Module, task: str, labels: list[str], outputs: int) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        task: str,
+        labels: list[str],
+        outputs: int,
+        max_length: int | None = None,
+    ) -> None:
         super().__init__()
+        self.max_length = max_length
+        """Tokens per text it was trained on (serving truncates there too)."""
         self.encoder = encoder
         # The encoder's own pooler (BERT's [CLS] dense layer) is not used: without it no
         # parameter goes without a gradient (DDP would wait for it), and the artifact
@@ -73,7 +82,8 @@ class TextTaskModel(nn.Module):
     def describe(self) -> dict[str, Any]:
         """The `text_task` transform that rebuilds this model around its encoder."""
         outputs = 0 if self.head is None else self.head.out_features
-        return {"name": TEXT_TASK, "task": self.task, "labels": self.labels, "outputs": outputs}
+        step = {"name": TEXT_TASK, "task": self.task, "labels": self.labels, "outputs": outputs}
+        return step if self.max_length is None else {**step, "maxLength": self.max_length}
 
 
 @transform(TEXT_TASK)
@@ -81,7 +91,14 @@ def _text_task(model: nn.Module, params: dict[str, Any]) -> nn.Module:
     labels = params.get("labels") or []
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         raise ValueError("labels must be a list of strings")
-    return TextTaskModel(model, str(params["task"]), labels, int(params.get("outputs", 0)))
+    max_length = params.get("maxLength")
+    return TextTaskModel(
+        model,
+        str(params["task"]),
+        labels,
+        int(params.get("outputs", 0)),
+        int(max_length) if max_length is not None else None,
+    )
 
 
 def is_text_encoder(model: nn.Module) -> bool:

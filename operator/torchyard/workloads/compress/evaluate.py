@@ -90,9 +90,13 @@ class TextAdapter(Adapter):
 
     def outputs(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         assert isinstance(batch, dict)
-        hidden = model(**batch)[0].float()
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1e-9)
+        from torchyard.workloads.textmodels import TextTaskModel, mean_pool
+
+        if isinstance(model, TextTaskModel):
+            # A fine-tuned model: what it answers (class logits, the number, or the
+            # embedding) is what compression must keep.
+            return model(**batch).float()
+        return mean_pool(model(**batch)[0].float(), batch["attention_mask"])
 
 
 def accuracy(outputs: torch.Tensor, labels: torch.Tensor) -> float:

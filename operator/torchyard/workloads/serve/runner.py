@@ -106,8 +106,11 @@ class TextRunner(Runner):
     def __init__(self, module: nn.Module, tokenizer: Any) -> None:
         self.module = module.eval()
         self.tokenizer = tokenizer
-        positions = getattr(getattr(module, "config", None), "max_position_embeddings", 512)
+        encoder = module.encoder if isinstance(module, TextTaskModel) else module
+        positions = getattr(getattr(encoder, "config", None), "max_position_embeddings", 512)
         self.max_length = min(int(tokenizer.model_max_length), int(positions))
+        if isinstance(module, TextTaskModel) and module.max_length is not None:
+            self.max_length = min(self.max_length, module.max_length)  # as it was trained
 
     def forward(self, batch: Mapping[str, Column]) -> dict[str, Column]:
         texts = batch["text"]

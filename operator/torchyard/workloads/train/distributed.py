@@ -76,3 +76,13 @@ def barrier() -> None:
 def stop() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def all_agree(rank: Rank, flag: bool) -> bool:
+    """True only when `flag` is true on every rank (e.g. every rank's device computes
+    bf16 natively): a setting the ranks decide alone must come out the same on all."""
+    if rank.world == 1:
+        return flag
+    value = torch.tensor([int(flag)], device=rank.device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())

@@ -109,6 +109,7 @@ class TextInputs(Inputs):
     workers: int = 0
     evaluation_records: Records | None = None
     evaluation_batch: int | None = None
+    evaluation_workers: int = 0
 
     def prepare(self, spec: TrainingJobSpec, model: nn.Module, world: int) -> nn.Module:
         if not is_text_encoder(model):
@@ -124,14 +125,29 @@ class TextInputs(Inputs):
             same = model.task == self.task.type and model.labels == self.classes
             if not same:
                 model = model.encoder
+            else:
+                model.max_length = self.task.max_length
         if not isinstance(model, TextTaskModel):
             # The head's initial weights are the same on every rank and in every attempt.
             torch.manual_seed(spec.hyperparameters.seed)
-            model = TextTaskModel(model, self.task.type, self.classes, outputs)
+            model = TextTaskModel(
+                model, self.task.type, self.classes, outputs, self.task.max_length
+            )
         if self.task.freeze_encoder:
             model.freeze_encoder()
         model.train()  # a Hugging Face model loads in eval mode: dropout on for training
         modes.check(spec.parallelism.mode, model, spec.hyperparameters, world)
+        hp = spec.hyperparameters
+        piece = hp.global_batch_size // (world * hp.gradient_accumulation_steps)
+        if self.task.type == "embedding" and piece < 2:
+            raise PermanentError(
+                "BatchSmallerThanWorld",
+                f"task type embedding contrasts each text with the other texts of its "
+                f"rank's accumulation step; globalBatchSize {hp.global_batch_size} over "
+                f"{world} ranks and {hp.gradient_accumulation_steps} accumulation steps "
+                "leaves fewer than 2. Raise globalBatchSize or lower "
+                "gradientAccumulationSteps",
+            )
         return model
 
     def objective(self, device_type: str, bf16: bool) -> Objective:
@@ -149,7 +165,8 @@ class TextInputs(Inputs):
         records = self.evaluation_records
         assert records is not None and self.evaluation_batch
         batches = evaluation_batches(len(records), self.evaluation_batch, rank, world)
-        return iter(record_loader(records, self._collate(records), batches, self.workers))
+        collate = self._collate(records)
+        return iter(record_loader(records, collate, batches, self.evaluation_workers))
 
 
 def load_data(spec: TrainingJobSpec) -> Inputs:
@@ -225,6 +242,7 @@ def _text_inputs(spec: TrainingJobSpec, task: TextTask) -> TextInputs:
         spec.dataset.loader_workers,
         held_out,
         evaluation.batch_size if evaluation else None,
+        evaluation.dataset.loader_workers if evaluation else 0,
     )
 
 

@@ -41,7 +41,6 @@ def train() -> dict[str, Any] | None:
     output_is_free(spec.output)
     inputs = load_data(spec)
     model = inputs.prepare(spec, load_initial_model(spec), rank.world)
-    objective = inputs.objective(rank.device.type, use_bf16(spec.hyperparameters, rank.device))
     store = CheckpointStore(spec.checkpoint.uri, rank) if spec.checkpoint else None
     if rank.is_leader:
         log.info(
@@ -54,6 +53,8 @@ def train() -> dict[str, Any] | None:
         )
     distributed.start(rank)
     try:
+        bf16 = distributed.all_agree(rank, use_bf16(spec.hyperparameters, rank.device))
+        objective = inputs.objective(rank.device.type, bf16)
         strategy = modes.create(spec.parallelism.mode, model, spec.hyperparameters, rank, objective)
         del model  # mode model keeps only its stage of it
         return Runner(spec, rank, inputs, strategy, store).run()
