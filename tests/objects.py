@@ -704,10 +704,28 @@ TASK_INVALID: tuple[Invalid, ...] = (
         "spec.task.freezeEncoder",
     ),
     Invalid(
-        "text-task-in-model-mode",
+        "text-task-in-model-mode-without-split-points",
         "TrainingJob",
         _text_task({"type": "classification"}, mode="model"),
-        "spec.parallelism.mode",
+        "spec.parallelism.splitPoints",
+    ),
+    Invalid(
+        "split-points-outside-model-mode",
+        "TrainingJob",
+        _set("parallelism", {"mode": "data", "replicas": 2, "splitPoints": ["head"]}),
+        "spec.parallelism.splitPoints",
+    ),
+    Invalid(
+        "split-points-one-stage-per-rank",
+        "TrainingJob",
+        _set("parallelism", {"mode": "model", "replicas": 2, "splitPoints": ["2", "4"]}),
+        "spec.parallelism.splitPoints",
+    ),
+    Invalid(
+        "split-point-name",
+        "TrainingJob",
+        _set("parallelism", {"mode": "model", "replicas": 2, "splitPoints": ["layer 3"]}),
+        "spec.parallelism.splitPoints[0]",
     ),
     Invalid(
         "max-length-too-long",

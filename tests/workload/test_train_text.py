@@ -175,3 +175,70 @@ def test_early_stop_ends_training_when_the_metric_stops_improving(tmp_path, digi
     assert evaluation["history"][-1]["metrics"]["accuracy"] > 0.8
     # The last checkpoint is the stop's: a restart there publishes, it does not train on.
     assert (run.checkpoints() / f"step-{2 * steps_per_epoch:09d}").is_dir()
+
+
+def dropout_free_minilm(root: Path) -> str:
+    """MiniLM as a torchyard artifact whose config turns dropout off: runs that draw
+    their random numbers differently (one process, or a pipeline of two) must then
+    compute the same losses."""
+    import json
+    import shutil
+
+    from torchyard.api.common import ModelSource
+    from torchyard.storage import fetch
+    from torchyard.workloads.artifacts import save_artifact
+    from torchyard.workloads.models import load_model
+
+    source = fetch(MINILM["uri"])
+    config = root / "config"
+    shutil.copytree(source, config, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    settings = json.loads((config / "config.json").read_text())
+    settings.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (config / "config.json").write_text(json.dumps(settings))
+    model = load_model(ModelSource.model_validate(MINILM))
+    uri = f"file://{root}/minilm-no-dropout"
+    save_artifact(uri, model, base={"huggingface": "base"}, base_files=config)
+    return uri
+
+
+def test_minilm_split_across_two_ranks_matches_one_rank(tmp_path, files):
+    """parallelism.splitPoints: the encoder traced and cut before its fourth layer, one
+    stage per rank, pipelined in microbatches: the same losses as one process."""
+    model = {"uri": dropout_free_minilm(tmp_path), "format": "torchyard"}
+    losses = {}
+    for mode, replicas, split in (("data", 1, []), ("model", 2, ["encoder.layer.3"])):
+        root = tmp_path / mode
+        spec = text_spec(root, files, {"type": "classification", "maxLength": 48}, maxSteps=6)
+        spec["model"] = model
+        spec["parallelism"] = {"mode": mode, "replicas": replicas, "splitPoints": split}
+        del spec["evaluation"]  # mode model trains; evaluation runs in modes data, gradient
+        run = launch(spec, root, timeout=600)
+        assert run.returncodes == [0] * replicas, "\n".join(run.logs)
+        losses[mode] = [loss for _, loss in run.manifest()["training"]["lossHistory"]]
+        if mode == "model":
+            layout = run.checkpoint_manifest(4)["layout"]
+            assert layout["splitPoints"] == ["encoder.layer.3"]
+            holdings = run.checkpoint_manifest(4)["holdings"]
+            assert [h["parameters"] > 0 for h in holdings] == [True, True]
+            # The published model is whole: it serves as any fine-tuned MiniLM does.
+            answer = served(spec["output"]["uri"]).forward({"text": ["Fine.", "Awful."]})
+            assert answer["probabilities"].shape == (2, 2)
+    assert len(losses["model"]) == 6
+    assert losses["model"] == pytest.approx(losses["data"], abs=1e-4)
+
+
+def test_a_model_that_is_no_sequential_splits_at_its_named_submodule(tmp_path, digits):
+    """The LSTM digits classifier (an LSTM, then a head on its last output) cut before
+    its head: each rank holds one part, and the losses are one process's."""
+    _, data = digits
+    model = {"format": "state_dict", "factory": "torchyard.workloads.models:lstm_classifier"}
+    losses = {}
+    for mode, replicas, split in (("data", 1, []), ("model", 2, ["head"])):
+        root = tmp_path / mode
+        spec = training_spec("file:///unused", data, root, mode, replicas, 1)
+        spec["model"] = model
+        spec["parallelism"]["splitPoints"] = split
+        run = launch(spec, root)
+        assert run.returncodes == [0] * replicas, "\n".join(run.logs)
+        losses[mode] = run.losses()
+    assert losses["model"] == pytest.approx(losses["data"], abs=1e-5)

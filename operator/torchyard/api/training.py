@@ -69,7 +69,33 @@ _MODEL_NEEDS_TWO_RANKS = Cel(
 )
 
 
-class ParallelismSpec(ApiModel, json_schema_extra=cel_rules(_MODEL_NEEDS_TWO_RANKS)):
+ModulePath = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9_]+([.][A-Za-z0-9_]+)*$", max_length=256),
+    Field(description="A submodule's dotted name, e.g. encoder.layer.3."),
+]
+_SPLIT_POINTS_IN_MODEL_MODE = Cel(
+    rule="!has(self.splitPoints) || size(self.splitPoints) == 0 || self.mode == 'model'",
+    message="splitPoints applies to mode model, which cuts the model there into stages",
+    field_path=".splitPoints",
+    reason="FieldValueForbidden",
+)
+_STAGE_PER_RANK = Cel(
+    rule="!has(self.splitPoints) || size(self.splitPoints) == 0 || "
+    "size(self.splitPoints) + 1 == self.replicas * self.procsPerReplica",
+    message="splitPoints cuts the model into one stage more than it names, one stage per "
+    "rank: replicas * procsPerReplica must be the number of split points + 1",
+    field_path=".splitPoints",
+    reason="FieldValueInvalid",
+)
+
+
+class ParallelismSpec(
+    ApiModel,
+    json_schema_extra=cel_rules(
+        _MODEL_NEEDS_TWO_RANKS, _SPLIT_POINTS_IN_MODEL_MODE, _STAGE_PER_RANK
+    ),
+):
     """How the training is spread over pods and processes."""
 
     mode: ParallelismMode = "data"
@@ -84,10 +110,28 @@ class ParallelismSpec(ApiModel, json_schema_extra=cel_rules(_MODEL_NEEDS_TWO_RAN
     """torch.distributed backend; auto picks nccl when the replica's processes see a
     GPU (normally because resources request one, e.g. nvidia.com/gpu), else gloo."""
 
+    split_points: list[ModulePath] = Field(
+        default_factory=list, max_length=63, json_schema_extra={"x-kubernetes-list-type": "set"}
+    )
+    """Mode model: where to cut the model into pipeline stages, one stage per rank, each
+    cut before the named submodule (for a text task, named as in the Hugging Face
+    encoder, e.g. encoder.layer.3). The model is traced (torch.distributed.pipelining),
+    so any traceable model splits, not only an nn.Sequential. Empty: an nn.Sequential's
+    layers balanced by parameter count."""
+
     @model_validator(mode="after")
     def _model_mode_needs_two_ranks(self) -> ParallelismSpec:
         if self.mode == "model" and self.replicas * self.procs_per_replica < 2:
             raise ValueError(f"replicas: {_MODEL_NEEDS_TWO_RANKS.message}")
+        if self.split_points and self.mode != "model":
+            raise ValueError(f"splitPoints: {_SPLIT_POINTS_IN_MODEL_MODE.message}")
+        if (
+            self.split_points
+            and len(self.split_points) + 1 != self.replicas * self.procs_per_replica
+        ):
+            raise ValueError(f"splitPoints: {_STAGE_PER_RANK.message}")
+        if len(set(self.split_points)) != len(self.split_points):
+            raise ValueError("splitPoints: each split point is named once")
         return self
 
 
@@ -344,11 +388,14 @@ _OUTPUT_NOT_CHECKPOINTS = Cel(
 )
 
 
-_TEXT_NOT_IN_MODEL_MODE = Cel(
-    rule="!has(self.task) || !has(self.parallelism) || self.parallelism.mode != 'model'",
-    message="parallelism.mode model splits an nn.Sequential of tensor layers; a text task "
-    "trains in mode data or gradient",
-    field_path=".parallelism.mode",
+_TEXT_IN_MODEL_MODE = Cel(
+    rule="!has(self.task) || !has(self.parallelism) || self.parallelism.mode != 'model' || "
+    "(has(self.parallelism.splitPoints) && size(self.parallelism.splitPoints) > 0 && "
+    "self.task.type != 'embedding')",
+    message="a text task in mode model needs parallelism.splitPoints (e.g. "
+    "['encoder.layer.3']) and type classification or regression (embedding contrasts "
+    "whole batches, which a pipeline's microbatches are not)",
+    field_path=".parallelism.splitPoints",
     reason="FieldValueInvalid",
 )
 _NO_EVALUATION_IN_MODEL_MODE = Cel(
@@ -366,7 +413,7 @@ class TrainingJobSpec(
     json_schema_extra=cel_rules(
         _OUTPUT_NOT_MODEL,
         _OUTPUT_NOT_CHECKPOINTS,
-        _TEXT_NOT_IN_MODEL_MODE,
+        _TEXT_IN_MODEL_MODE,
         _NO_EVALUATION_IN_MODEL_MODE,
     ),
 ):
@@ -423,8 +470,10 @@ class TrainingJobSpec(
     @model_validator(mode="after")
     def _mode_fits_the_work(self) -> TrainingJobSpec:
         if self.parallelism.mode == "model":
-            if self.task is not None:
-                raise ValueError(f"parallelism.mode: {_TEXT_NOT_IN_MODEL_MODE.message}")
+            if self.task is not None and (
+                not self.parallelism.split_points or self.task.type == "embedding"
+            ):
+                raise ValueError(f"parallelism.splitPoints: {_TEXT_IN_MODEL_MODE.message}")
             if self.evaluation is not None:
                 raise ValueError(f"evaluation: {_NO_EVALUATION_IN_MODEL_MODE.message}")
         return self

@@ -69,12 +69,24 @@ class TextTaskModel(nn.Module):
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if attention_mask is None:
+            # Mode model feeds the ids and the mask as one tensor [batch, 2, length]: a
+            # traced pipeline takes one input (torch 2.15's splitter passes several to
+            # the first stage in the order they are first used, under the names of the
+            # signature's order, so the ids and the mask would swap).
+            # Contiguous: what the first stage sends on (gloo sends no strided views).
+            input_ids, attention_mask = (part.contiguous() for part in input_ids.unbind(1))
+        # The pooling weights come first: cut inside the encoder (mode model), the stage
+        # that pools receives them from the first stage, as a later stage gets no input
+        # of the model itself.
+        weights = attention_mask.unsqueeze(-1)
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)[0]
-        pooled = mean_pool(hidden, attention_mask)
+        weights = weights.to(hidden.dtype)
+        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-9)
         if self.head is None:
             return nn.functional.normalize(pooled.float(), dim=-1)
         return self.head(pooled)
@@ -121,10 +133,12 @@ def tokenizer_dir(path: Path, format: str, manifest: Mapping[str, Any]) -> Path 
     return None
 
 
-def tokenize(tokenizer: Any, texts: list[str], max_length: int) -> Any:
-    """A batch of texts as the encoder takes it: padded to the longest, truncated."""
+def tokenize(tokenizer: Any, texts: list[str], max_length: int, fixed: bool = False) -> Any:
+    """A batch of texts as the encoder takes it: truncated, padded to the longest (or,
+    `fixed`, to max_length)."""
+    padding = "max_length" if fixed else True
     return tokenizer(
-        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        texts, padding=padding, truncation=True, max_length=max_length, return_tensors="pt"
     )
 
 

@@ -76,9 +76,15 @@ class TextCollate:
     For embedding, the texts and then their partners, in one batch of twice the size."""
 
     def __init__(
-        self, tokenizer: Any, task: TextTask, labels: Sequence[str], records: Records
+        self,
+        tokenizer: Any,
+        task: TextTask,
+        labels: Sequence[str],
+        records: Records,
+        fixed_length: bool = False,
     ) -> None:
         self.tokenizer, self.task, self.records = tokenizer, task, records
+        self.fixed_length = fixed_length
         self.classes = {label: index for index, label in enumerate(labels)}
 
     def __call__(self, items: list[tuple[int, dict[str, Any]]]) -> Batch:
@@ -87,7 +93,7 @@ class TextCollate:
         if task.type == "embedding":
             assert task.pair_field is not None
             texts += [text_of(records, i, record, task.pair_field) for i, record in items]
-        encoded = tokenize(self.tokenizer, texts, task.max_length)
+        encoded = tokenize(self.tokenizer, texts, task.max_length, self.fixed_length)
         batch: Batch = {key: value for key, value in encoded.items()}
         if task.type == "classification":
             targets = [self.classes[label_of(records, i, r, task.label_field)] for i, r in items]

@@ -31,6 +31,7 @@ from torchyard.workloads.textmodels import (
 )
 from torchyard.workloads.train import modes
 from torchyard.workloads.train.batches import (
+    RecordDataset,
     StepSampler,
     TextCollate,
     evaluation_batches,
@@ -71,6 +72,10 @@ class Inputs(ABC):
     def evaluation(self, rank: int, world: int) -> Iterator[Batch]:
         """This rank's share of the evaluation set."""
 
+    @abstractmethod
+    def example(self, count: int) -> Batch:
+        """The first `count` training samples as a batch (what mode model traces on)."""
+
 
 @dataclass
 class TensorInputs(Inputs):
@@ -92,6 +97,9 @@ class TensorInputs(Inputs):
             parts = torch.tensor_split(local(self.schedule.batch(step)), pieces)
             yield [{"features": self.features[p], "labels": self.labels[p]} for p in parts]
 
+    def example(self, count: int) -> Batch:
+        return {"features": self.features[:count], "labels": self.labels[:count]}
+
     def evaluation(self, rank: int, world: int) -> Iterator[Batch]:
         data = self.evaluation_data
         assert data is not None and data.labels is not None and self.evaluation_batch
@@ -110,6 +118,8 @@ class TextInputs(Inputs):
     evaluation_records: Records | None = None
     evaluation_batch: int | None = None
     evaluation_workers: int = 0
+    fixed_length: bool = False
+    """Pad every text to task.maxLength (a traced pipeline stage has fixed shapes)."""
 
     def prepare(self, spec: TrainingJobSpec, model: nn.Module, world: int) -> nn.Module:
         if not is_text_encoder(model):
@@ -136,7 +146,7 @@ class TextInputs(Inputs):
         if self.task.freeze_encoder:
             model.freeze_encoder()
         model.train()  # a Hugging Face model loads in eval mode: dropout on for training
-        modes.check(spec.parallelism.mode, model, spec.hyperparameters, world)
+        modes.check(spec.parallelism, model, spec.hyperparameters, world)
         hp = spec.hyperparameters
         piece = hp.global_batch_size // (world * hp.gradient_accumulation_steps)
         if self.task.type == "embedding" and piece < 2:
@@ -154,7 +164,11 @@ class TextInputs(Inputs):
         return TEXT_OBJECTIVES[self.task.type](device_type, bf16)
 
     def _collate(self, records: Records) -> TextCollate:
-        return TextCollate(self.tokenizer, self.task, self.classes, records)
+        return TextCollate(self.tokenizer, self.task, self.classes, records, self.fixed_length)
+
+    def example(self, count: int) -> Batch:
+        dataset = RecordDataset(self.records)
+        return self._collate(self.records)([dataset[i] for i in range(count)])
 
     def steps(self, start: int, local: Local, pieces: int) -> Iterator[list[Batch]]:
         sampler = StepSampler(self.schedule, local, start, pieces)
@@ -243,6 +257,7 @@ def _text_inputs(spec: TrainingJobSpec, task: TextTask) -> TextInputs:
         held_out,
         evaluation.batch_size if evaluation else None,
         evaluation.dataset.loader_workers if evaluation else 0,
+        fixed_length=spec.parallelism.mode == "model",
     )
 
 
@@ -308,4 +323,4 @@ def check_fit(spec: TrainingJobSpec, model: nn.Module, inputs: TensorInputs, wor
                 f"the evaluation set has class {held_out - 1}; the model has "
                 f"{output.shape[1]} outputs",
             )
-    modes.check(spec.parallelism.mode, model, spec.hyperparameters, world)
+    modes.check(spec.parallelism, model, spec.hyperparameters, world)

@@ -62,6 +62,10 @@ class Objective(ABC):
     def loss_sum(self, module: nn.Module, batch: Batch) -> torch.Tensor:
         """The loss summed over the batch's samples (a float32 scalar)."""
 
+    def mean_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The mean loss of a pipeline's microbatch, from the last stage's output."""
+        return nn.functional.cross_entropy(output.float(), target)
+
     @abstractmethod
     def evaluation_sums(self, module: nn.Module, batch: Batch) -> dict[str, float]:
         """Sums over the batch that `metrics` turns into figures, with `count`."""
@@ -132,6 +136,9 @@ class TextRegression(Objective):
             predicted = module(**text_inputs(batch))
         return nn.functional.mse_loss(predicted.float()[:, 0], batch["labels"], reduction="sum")
 
+    def mean_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return nn.functional.mse_loss(output.float()[:, 0], target)
+
     def evaluation_sums(self, module: nn.Module, batch: Batch) -> dict[str, float]:
         with self.autocast():
             error = module(**text_inputs(batch)).float()[:, 0] - batch["labels"]
@@ -159,6 +166,9 @@ class TextEmbedding(Objective):
             embeddings = module(**text_inputs(batch)).float()
         texts, partners = embeddings.chunk(2)
         return texts @ partners.T
+
+    def mean_loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("embedding contrasts whole batches, not microbatches")
 
     def loss_sum(self, module: nn.Module, batch: Batch) -> torch.Tensor:
         scores = self._similarities(module, batch) * CONTRASTIVE_SCALE

@@ -55,7 +55,11 @@ def train() -> dict[str, Any] | None:
     try:
         bf16 = distributed.all_agree(rank, use_bf16(spec.hyperparameters, rank.device))
         objective = inputs.objective(rank.device.type, bf16)
-        strategy = modes.create(spec.parallelism.mode, model, spec.hyperparameters, rank, objective)
+        traced = bool(spec.parallelism.split_points)
+        example = inputs.example(spec.hyperparameters.global_batch_size) if traced else None
+        strategy = modes.create(
+            spec.parallelism, model, spec.hyperparameters, rank, objective, example
+        )
         del model  # mode model keeps only its stage of it
         return Runner(spec, rank, inputs, strategy, store).run()
     finally:

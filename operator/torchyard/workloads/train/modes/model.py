@@ -1,16 +1,29 @@
 """mode model: the model's layers split across ranks as pipeline stages (GPipe).
 
-The model must be an nn.Sequential; its top-level layers are cut into one contiguous
-stage per rank, balanced by parameter count, and each rank keeps only its stage (the
-rest of the model it loaded is dropped). torch.distributed.pipelining runs the stages:
-the global batch is cut into equal microbatches, activations flow forward and gradients
-backward between neighbouring ranks over send/recv (gloo or NCCL), and the gradients of
-the microbatches are averaged, so one step equals one step on the whole batch.
+Two ways to cut the model into one stage per rank:
+
+- parallelism.splitPoints names where: the model is traced on a microbatch
+  (torch.distributed.pipelining's `pipeline`, through torch.export) and cut before each
+  named submodule, so any traceable model splits (a Hugging Face encoder with its task
+  head, a model with branches), and each stage gets exactly the activations the later
+  stages use (an attention mask too). A text task pads every text to task.maxLength in
+  this mode: a traced stage has fixed shapes.
+- without it, the model must be an nn.Sequential: its top-level layers are cut into
+  contiguous stages balanced by parameter count.
+
+Each rank keeps only its stage (the rest of the model it loaded is dropped), and
+torch.distributed.pipelining runs the stages: the global batch is cut into equal
+microbatches, activations flow forward and gradients backward between neighbouring
+ranks over send/recv (gloo or NCCL), and the gradients of the microbatches are averaged,
+so one step equals one step on the whole batch. The loss is the task's (cross-entropy,
+or the mean squared error of regression), computed by the last stage.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -35,13 +48,38 @@ from torchyard.workloads.train.objectives import Batch, Objective
 MICROBATCHES_PER_STAGE = 2
 
 
-def check_splittable(model: nn.Module, stages: int) -> None:
+def split_names(model: nn.Module, points: Sequence[str]) -> list[str]:
+    """The submodules of `model` that `points` name: for a text task, names in its
+    encoder (encoder.layer.3 is the task model's encoder.encoder.layer.3)."""
+    from torchyard.workloads.textmodels import TextTaskModel
+
+    prefix = "encoder." if isinstance(model, TextTaskModel) else ""
+    return [prefix + point for point in points]
+
+
+def check_split_points(model: nn.Module, points: Sequence[str]) -> None:
+    modules = dict(model.named_modules())
+    for point, name in zip(points, split_names(model, points), strict=True):
+        if name not in modules or name == "":
+            known = [n for n in modules if n and n.count(".") <= 2][:12]
+            raise PermanentError(
+                "ModelNotSplittable",
+                f"parallelism.splitPoints: {point!r} names no submodule of the model; "
+                f"its submodules include {', '.join(known)}",
+            )
+
+
+def check_splittable(model: nn.Module, stages: int, points: Sequence[str] = ()) -> None:
+    if points:
+        check_split_points(model, points)
+        return
     if not isinstance(model, nn.Sequential):
         raise PermanentError(
             "ModelNotSplittable",
-            f"parallelism.mode model splits an nn.Sequential's layers across ranks; this "
-            f"model is a {type(model).__name__}. Use mode data or gradient, or a factory "
-            "that returns nn.Sequential",
+            f"parallelism.mode model splits an nn.Sequential's layers across ranks, or any "
+            f"traceable model at parallelism.splitPoints; this model is a "
+            f"{type(model).__name__}. Name its split points, use mode data or gradient, or "
+            "a factory that returns nn.Sequential",
         )
     if len(model) < stages:
         raise PermanentError(
@@ -91,33 +129,81 @@ class Pipeline(Strategy):
     mode = "model"
 
     def __init__(
-        self, model: nn.Sequential, hp: Hyperparameters, rank: Rank, objective: Objective
+        self,
+        model: nn.Module,
+        hp: Hyperparameters,
+        rank: Rank,
+        objective: Objective,
+        split_points: Sequence[str] = (),
+        example: Batch | None = None,
     ) -> None:
         # Imported here: it pulls in torch._dynamo (3 s), which the other modes skip.
         from torch.distributed.pipelining import PipelineStage, ScheduleGPipe
 
         super().__init__(rank, hp, objective)
         accumulation, self.pieces = self.pieces, 1
-        check_splittable(model, rank.world)
+        check_splittable(model, rank.world, split_points)
+        count = microbatches(hp.global_batch_size, rank.world, accumulation)
+        self.split_points = list(split_points)
+        # The whole model's state keys: a traced stage also holds buffers the model does
+        # not save (position ids), which the published model must not get.
+        self.model_keys = set(model.state_dict())
+        self.first = rank.rank == 0
+        self.last = rank.rank == rank.world - 1
+        if split_points:
+            assert example is not None, "tracing needs an example microbatch"
+            self.module, self.stage = self._traced(model, example, hp, count)
+        else:
+            self.module, self.stage = self._sequential(model, PipelineStage)
+        self.schedule = ScheduleGPipe(self.stage, n_microbatches=count, loss_fn=objective.mean_loss)
+        params = [p for p in self.module.parameters() if p.requires_grad]
+        # A stage of parameter-free layers (an activation) has nothing to optimise.
+        self.optimizer = make_optimizer(params, hp) if params else None
+
+    def _sequential(self, model: nn.Module, stage_type: Any) -> tuple[nn.Module, Any]:
+        assert isinstance(model, nn.Sequential)
         sizes = [parameter_count(layer) for layer in model]
-        self.stages = partition(sizes, rank.world)
-        start, end = self.stages[rank.rank]
+        self.stages = partition(sizes, self.rank.world)
+        start, end = self.stages[self.rank.rank]
         names = list(model._modules)[start:end]
         # Keep the layers' names ("2", "3", ...) so the stage's state_dict keys are the
         # whole model's keys and the stages merge back into the model without renaming.
-        self.module = nn.Sequential(OrderedDict((n, model._modules[n]) for n in names))
-        self.module.to(rank.device)
-        self.first = rank.rank == 0
-        self.last = rank.rank == rank.world - 1
-        self.stage = PipelineStage(self.module, rank.rank, rank.world, rank.device)
-        self.schedule = ScheduleGPipe(
-            self.stage,
-            n_microbatches=microbatches(hp.global_batch_size, rank.world, accumulation),
-            loss_fn=nn.functional.cross_entropy,
-        )
-        params = list(self.module.parameters())
-        # A stage of parameter-free layers (an activation) has nothing to optimise.
-        self.optimizer = make_optimizer(params, hp) if params else None
+        module = nn.Sequential(OrderedDict((n, model._modules[n]) for n in names))
+        module.to(self.rank.device)
+        return module, stage_type(module, self.rank.rank, self.rank.world, self.rank.device)
+
+    def _traced(
+        self, model: nn.Module, example: Batch, hp: Hyperparameters, count: int
+    ) -> tuple[nn.Module, Any]:
+        from torch.distributed.pipelining import SplitPoint, pipeline
+
+        names = split_names(model, self.split_points)
+        size = hp.global_batch_size // count
+        args, kwargs = stage_inputs({k: v[:size] for k, v in example.items()})
+        try:
+            pipe = pipeline(
+                model,
+                mb_args=args,
+                mb_kwargs=kwargs,
+                split_spec=dict.fromkeys(names, SplitPoint.BEGINNING),
+            )
+        except Exception as error:  # the model's own code, traced: not a passing fault
+            raise PermanentError(
+                "ModelNotSplittable",
+                f"the model cannot be traced for parallelism.splitPoints: "
+                f"{type(error).__name__}: {str(error)[:500]}",
+            ) from None
+        if pipe.num_stages != self.rank.world:
+            raise PermanentError(
+                "ModelNotSplittable",
+                f"parallelism.splitPoints {self.split_points} cut the model into "
+                f"{pipe.num_stages} stages, not the {self.rank.world} ranks: a split point "
+                "the forward pass never reaches, or two that fall together, make fewer",
+            )
+        self.stages = [[i, i + 1] for i in range(pipe.num_stages)]
+        module = pipe.get_stage_module(self.rank.rank)
+        module.to(self.rank.device)
+        return module, pipe.build_stage(self.rank.rank, self.rank.device)
 
     def local_samples(self, indices: torch.Tensor) -> torch.Tensor:
         # The first stage reads every sample's features, the last every label.
@@ -125,16 +211,17 @@ class Pipeline(Strategy):
 
     def train_step(self, pieces: list[Batch]) -> torch.Tensor:
         (batch,) = pieces
-        features, labels = batch["features"], batch["labels"]
         if self.optimizer is not None:
             self.optimizer.zero_grad(set_to_none=True)
         losses: list[torch.Tensor] = []
-        if self.first:
-            self.schedule.step(features)
-        elif self.last:
-            self.schedule.step(target=labels, losses=losses)
-        else:
-            self.schedule.step()
+        with self.objective.autocast():
+            if self.first:
+                args, kwargs = stage_inputs(batch)
+                self.schedule.step(*args, **kwargs)
+            elif self.last:
+                self.schedule.step(target=batch["labels"], losses=losses)
+            else:
+                self.schedule.step()
         if self.optimizer is not None:
             self.optimizer.step()
         if not self.last:
@@ -159,7 +246,8 @@ class Pipeline(Strategy):
         dist.gather_object(to_cpu(self.module.state_dict()), parts, dst=0)
         if parts is None:
             return None
-        return {key: value for part in parts for key, value in part.items()}
+        merged = {key: value for part in parts for key, value in part.items()}
+        return {key: value for key, value in merged.items() if key in self.model_keys}
 
     def held_parameters(self) -> int:
         return parameter_count(self.module)
@@ -168,4 +256,15 @@ class Pipeline(Strategy):
         return optimizer_state_bytes(self.optimizer)
 
     def layout(self) -> State:
-        return {**super().layout(), "stages": [list(stage) for stage in self.stages]}
+        stages = [list(stage) for stage in self.stages]
+        if self.split_points:
+            return {**super().layout(), "splitPoints": self.split_points}
+        return {**super().layout(), "stages": stages}
+
+
+def stage_inputs(batch: Batch) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+    """What the first stage takes: the features, or the tokenizer's ids and mask as one
+    tensor [batch, 2, length] (see TextTaskModel.forward)."""
+    if "features" in batch:
+        return (batch["features"],), {}
+    return (torch.stack([batch["input_ids"], batch["attention_mask"]], dim=1),), {}
