@@ -242,3 +242,22 @@ def test_a_model_that_is_no_sequential_splits_at_its_named_submodule(tmp_path, d
         assert run.returncodes == [0] * replicas, "\n".join(run.logs)
         losses[mode] = run.losses()
     assert losses["model"] == pytest.approx(losses["data"], abs=1e-5)
+
+
+def test_a_traced_pipeline_in_bf16_trains_like_fp32(tmp_path, digits):
+    """Under bf16 autocast a stage computes in bf16, yet what it sends matches the
+    buffers the fp32 trace sized (cut after a Linear, it sent bf16 into fp32 buffers:
+    losses of 1e30)."""
+    losses = {}
+    for name, mode, replicas, split, precision in (
+        ("fp32", "data", 1, [], "fp32"),
+        ("bf16", "model", 2, ["2"], "bf16"),
+    ):
+        root = tmp_path / name
+        spec = training_spec(*digits, root, mode, replicas, 1, precision=precision)
+        spec["parallelism"]["splitPoints"] = split
+        run = launch(spec, root)
+        assert run.returncodes == [0] * replicas, "\n".join(run.logs)
+        assert run.manifest()["training"]["precision"] == precision
+        losses[name] = run.losses()
+    assert losses["bf16"] == pytest.approx(losses["fp32"], abs=0.05)

@@ -167,8 +167,8 @@ class Hyperparameters(ApiModel, json_schema_extra=cel_rules(_ACCUMULATION_FITS_B
     backward passes before the optimizer step: the same step in less activation memory."""
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
     """fp32; bf16: forward passes under bf16 autocast (weights, gradients and optimizer
-    stay fp32); auto: bf16 where the device computes it natively (a GPU with bf16, a CPU
-    with AVX512-BF16 or AMX), else fp32. The artifact's manifest records which ran."""
+    stay fp32); auto: bf16 where it trains faster (a GPU with bf16, a CPU with AMX),
+    else fp32, the same on every rank. The artifact's manifest records which ran."""
 
     @model_validator(mode="after")
     def _accumulation_fits_batch(self) -> Hyperparameters:

@@ -72,13 +72,15 @@ class TextTaskModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if attention_mask is None:
+        if input_ids.dim() == 3:
             # Mode model feeds the ids and the mask as one tensor [batch, 2, length]: a
             # traced pipeline takes one input (torch 2.15's splitter passes several to
             # the first stage in the order they are first used, under the names of the
             # signature's order, so the ids and the mask would swap).
             # Contiguous: what the first stage sends on (gloo sends no strided views).
             input_ids, attention_mask = (part.contiguous() for part in input_ids.unbind(1))
+        elif attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)  # as Hugging Face models take it
         # The pooling weights come first: cut inside the encoder (mode model), the stage
         # that pools receives them from the first stage, as a later stage gets no input
         # of the model itself.

@@ -19,12 +19,15 @@ from typing import Any
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
+from torchyard.api.training import TrainingJobSpec
 from torchyard.workloads.artifacts import output_is_free
+from torchyard.workloads.datasets import DatasetError
 from torchyard.workloads.report import PERMANENT, PermanentError, write_result
 from torchyard.workloads.train import distributed, modes
 from torchyard.workloads.train.checkpoint import CheckpointStore
-from torchyard.workloads.train.inputs import load_data, load_initial_model
-from torchyard.workloads.train.objectives import use_bf16
+from torchyard.workloads.train.inputs import Inputs, load_data, load_initial_model
+from torchyard.workloads.train.modes.model import microbatch_size
+from torchyard.workloads.train.objectives import Batch, use_bf16
 from torchyard.workloads.train.runner import Runner
 from torchyard.workloads.train.spec import read_training_spec
 
@@ -55,8 +58,7 @@ def train() -> dict[str, Any] | None:
     try:
         bf16 = distributed.all_agree(rank, use_bf16(spec.hyperparameters, rank.device))
         objective = inputs.objective(rank.device.type, bf16)
-        traced = bool(spec.parallelism.split_points)
-        example = inputs.example(spec.hyperparameters.global_batch_size) if traced else None
+        example = _tracing_example(spec, inputs, rank.world)
         strategy = modes.create(
             spec.parallelism, model, spec.hyperparameters, rank, objective, example
         )
@@ -64,6 +66,16 @@ def train() -> dict[str, Any] | None:
         return Runner(spec, rank, inputs, strategy, store).run()
     finally:
         distributed.stop()  # already left on success (Runner._finish); this is for errors
+
+
+def _tracing_example(spec: TrainingJobSpec, inputs: Inputs, world: int) -> Batch | None:
+    """One microbatch, which mode model traces the model on at its split points."""
+    if not spec.parallelism.split_points:
+        return None
+    try:
+        return inputs.example(microbatch_size(spec.hyperparameters, world))
+    except DatasetError as error:
+        raise PermanentError("DatasetUnavailable", str(error)) from None
 
 
 def record_permanent(error: PermanentError) -> None:

@@ -58,10 +58,14 @@ def split_names(model: nn.Module, points: Sequence[str]) -> list[str]:
 
 
 def check_split_points(model: nn.Module, points: Sequence[str]) -> None:
-    modules = dict(model.named_modules())
-    for point, name in zip(points, split_names(model, points), strict=True):
-        if name not in modules or name == "":
-            known = [n for n in modules if n and n.count(".") <= 2][:12]
+    from torchyard.workloads.textmodels import TextTaskModel
+
+    # Names as the user writes them: a text task's are its encoder's.
+    named = model.encoder if isinstance(model, TextTaskModel) else model
+    modules = {name for name, _ in named.named_modules() if name}
+    for point in points:
+        if point not in modules:
+            known = [name for name in modules if name.count(".") <= 2][:20]
             raise PermanentError(
                 "ModelNotSplittable",
                 f"parallelism.splitPoints: {point!r} names no submodule of the model; "
@@ -150,9 +154,10 @@ class Pipeline(Strategy):
         self.model_keys = set(model.state_dict())
         self.first = rank.rank == 0
         self.last = rank.rank == rank.world - 1
+        self.untraced: State = {}
         if split_points:
             assert example is not None, "tracing needs an example microbatch"
-            self.module, self.stage = self._traced(model, example, hp, count)
+            self.module, self.stage = self._traced(model, example)
         else:
             self.module, self.stage = self._sequential(model, PipelineStage)
         self.schedule = ScheduleGPipe(self.stage, n_microbatches=count, loss_fn=objective.mean_loss)
@@ -172,14 +177,11 @@ class Pipeline(Strategy):
         module.to(self.rank.device)
         return module, stage_type(module, self.rank.rank, self.rank.world, self.rank.device)
 
-    def _traced(
-        self, model: nn.Module, example: Batch, hp: Hyperparameters, count: int
-    ) -> tuple[nn.Module, Any]:
+    def _traced(self, model: nn.Module, example: Batch) -> tuple[nn.Module, Any]:
         from torch.distributed.pipelining import SplitPoint, pipeline
 
         names = split_names(model, self.split_points)
-        size = hp.global_batch_size // count
-        args, kwargs = stage_inputs({k: v[:size] for k, v in example.items()})
+        args, kwargs = stage_inputs(example)
         try:
             pipe = pipeline(
                 model,
@@ -201,8 +203,19 @@ class Pipeline(Strategy):
                 "the forward pass never reaches, or two that fall together, make fewer",
             )
         self.stages = [[i, i + 1] for i in range(pipe.num_stages)]
+        # Weights the forward pass never uses are in no stage: kept aside, unchanged, so
+        # that the published model is whole.
+        traced = set(pipe.split_gm.state_dict())
+        state = model.state_dict()
+        self.untraced = {
+            key: state[key].detach().cpu().clone() for key in state if key not in traced
+        }
         module = pipe.get_stage_module(self.rank.rank)
         module.to(self.rank.device)
+        if self.objective.bf16:
+            # The stages' receive buffers were sized by an fp32 trace: what a stage sends
+            # must be fp32 too, whatever autocast computed it in.
+            module.register_forward_hook(_outputs_in_fp32)
         return module, pipe.build_stage(self.rank.rank, self.rank.device)
 
     def local_samples(self, indices: torch.Tensor) -> torch.Tensor:
@@ -247,6 +260,7 @@ class Pipeline(Strategy):
         if parts is None:
             return None
         merged = {key: value for part in parts for key, value in part.items()}
+        merged.update(self.untraced)
         return {key: value for key, value in merged.items() if key in self.model_keys}
 
     def held_parameters(self) -> int:
@@ -260,6 +274,18 @@ class Pipeline(Strategy):
         if self.split_points:
             return {**super().layout(), "splitPoints": self.split_points}
         return {**super().layout(), "stages": stages}
+
+
+def _outputs_in_fp32(module: nn.Module, args: Any, output: Any) -> Any:
+    if isinstance(output, torch.Tensor):
+        return output.float() if output.dtype == torch.bfloat16 else output
+    return type(output)(_outputs_in_fp32(module, args, item) for item in output)
+
+
+def microbatch_size(hp: Hyperparameters, world: int) -> int:
+    """Samples per microbatch of a pipeline of `world` stages: what tracing takes."""
+    count = microbatches(hp.global_batch_size, world, hp.gradient_accumulation_steps)
+    return hp.global_batch_size // count
 
 
 def stage_inputs(batch: Batch) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
