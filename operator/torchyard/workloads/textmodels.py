@@ -22,7 +22,12 @@ TEXT_TASK = "text_task"
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The mean of the token vectors that the attention mask keeps."""
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return pool(hidden, mask.unsqueeze(-1))
+
+
+def pool(hidden: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """mean_pool with the mask already shaped [batch, length, 1]."""
+    weights = weights.to(hidden.dtype)
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-9)
 
 
@@ -87,8 +92,7 @@ class TextTaskModel(nn.Module):
         weights = attention_mask.unsqueeze(-1)
         extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra)[0]
-        weights = weights.to(hidden.dtype)
-        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-9)
+        pooled = pool(hidden, weights)
         if self.head is None:
             return nn.functional.normalize(pooled.float(), dim=-1)
         return self.head(pooled)

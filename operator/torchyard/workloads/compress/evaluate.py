@@ -72,21 +72,18 @@ class TextAdapter(Adapter):
     takes = TextData
 
     def __init__(self, tokenizer_dir: Path, max_length: int = 128) -> None:
-        from transformers import AutoTokenizer
+        from torchyard.workloads.textmodels import load_tokenizer
 
-        self.tokenizer: Any = AutoTokenizer.from_pretrained(
-            str(tokenizer_dir), local_files_only=True
-        )
+        self.tokenizer: Any = load_tokenizer(tokenizer_dir)
         self.max_length = max_length
 
     def batch(self, data: Dataset, index: torch.Tensor) -> Batch:
         if not isinstance(data, TextData):
             raise TypeError("this model takes text; the dataset is tensors")
         texts = [data.texts[int(i)] for i in index]
-        encoded = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
-        return dict(encoded)
+        from torchyard.workloads.textmodels import tokenize
+
+        return dict(tokenize(self.tokenizer, texts, self.max_length))
 
     def outputs(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         assert isinstance(batch, dict)

@@ -77,23 +77,33 @@ class Objective(ABC):
         """The figures of summed evaluation batches."""
 
 
-class TensorClassification(Objective):
-    """Feature tensors and integer class labels: cross-entropy, accuracy."""
+class Classification(Objective):
+    """Integer class labels: cross-entropy, accuracy."""
 
     metric = "accuracy"
 
+    @abstractmethod
+    def logits(self, module: nn.Module, batch: Batch) -> torch.Tensor: ...
+
     def loss_sum(self, module: nn.Module, batch: Batch) -> torch.Tensor:
         with self.autocast():
-            logits = module(batch["features"])
+            logits = self.logits(module, batch)
         return nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="sum")
 
     def evaluation_sums(self, module: nn.Module, batch: Batch) -> dict[str, float]:
         with self.autocast():
-            logits = module(batch["features"]).float()
+            logits = self.logits(module, batch).float()
         return _classification_sums(logits, batch["labels"])
 
     def metrics(self, sums: dict[str, float]) -> dict[str, float]:
         return _classification_metrics(sums)
+
+
+class TensorClassification(Classification):
+    """Feature tensors."""
+
+    def logits(self, module: nn.Module, batch: Batch) -> torch.Tensor:
+        return module(batch["features"])
 
 
 def _classification_sums(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -111,21 +121,11 @@ def text_inputs(batch: Batch) -> Batch:
     return {key: batch[key] for key in TEXT_INPUTS if key in batch}
 
 
-class TextClassification(Objective):
-    metric = "accuracy"
+class TextClassification(Classification):
+    """The tokenizer's output."""
 
-    def loss_sum(self, module: nn.Module, batch: Batch) -> torch.Tensor:
-        with self.autocast():
-            logits = module(**text_inputs(batch))
-        return nn.functional.cross_entropy(logits.float(), batch["labels"], reduction="sum")
-
-    def evaluation_sums(self, module: nn.Module, batch: Batch) -> dict[str, float]:
-        with self.autocast():
-            logits = module(**text_inputs(batch)).float()
-        return _classification_sums(logits, batch["labels"])
-
-    def metrics(self, sums: dict[str, float]) -> dict[str, float]:
-        return _classification_metrics(sums)
+    def logits(self, module: nn.Module, batch: Batch) -> torch.Tensor:
+        return module(**text_inputs(batch))
 
 
 class TextRegression(Objective):
