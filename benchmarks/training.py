@@ -25,6 +25,11 @@ its job.
 
     .venv/bin/python benchmarks/training.py --resume-exact 5 --steps 40
 
+With --recovery gang inPlace it also runs each mode with spec.recovery inPlace: the
+killed rank stops its whole pod (TORCHYARD_FAULT_SCOPE=pod), only that pod is started
+again while the others stay up and meet it at the elastic rendezvous, and the table
+compares the time from the kill to the resumed job's next step.
+
 --memory measures instead each rank's peak resident memory (VmHWM, polled from
 /proc/<pid>/status of the rank processes while they run) in modes data and gradient on
 1 pod of 2 ranks, in the same invocation: what sharding gradients and optimizer state
@@ -122,13 +127,20 @@ def run_once(
 
 
 def resume_exact(
-    mode: str, root: Path, common: dict[str, Any], args: argparse.Namespace, chaos: random.Random
+    mode: str,
+    root: Path,
+    common: dict[str, Any],
+    args: argparse.Namespace,
+    chaos: random.Random,
+    recovery: str = "gang",
 ) -> dict[str, Any]:
-    """One uninterrupted run of `mode` and args.resume_exact killed-and-resumed ones."""
+    """One uninterrupted run of `mode` and args.resume_exact killed-and-resumed ones,
+    recovered by a gang restart or in place (`recovery`)."""
     steps, every = args.steps, args.checkpoint_every
     replicas, procs = args.resume_layout
     job = {"TORCHYARD_JOB": f"TrainingJob/exact-{mode}", "TORCHYARD_JOB_UID": f"uid-{mode}"}
     env = {"OMP_NUM_THREADS": str(args.threads), **job}
+    root = root / recovery
 
     def spec(workdir: Path) -> dict[str, Any]:
         return {
@@ -136,12 +148,17 @@ def resume_exact(
             "parallelism": {"mode": mode, "replicas": replicas, "procsPerReplica": procs},
             "checkpoint": {"uri": f"file://{workdir}/checkpoints", "intervalSteps": every},
             "output": {"uri": f"file://{workdir}/model"},
+            "recovery": recovery,
         }
 
     unplanned: list[str] = []
 
-    def launch(workdir: Path, extra: dict[str, str] | None = None) -> list[Replica]:
-        return run_replicas(spec(workdir), workdir, env={**env, **(extra or {})}, timeout=600)
+    def launch(
+        workdir: Path, extra: dict[str, str] | None = None, recreate: int = 0
+    ) -> list[Replica]:
+        return run_replicas(
+            spec(workdir), workdir, env={**env, **(extra or {})}, timeout=600, recreate=recreate
+        )
 
     def finish(workdir: Path, extra: dict[str, str] | None = None) -> list[Replica]:
         """Run to success, with gang restarts as the operator would (up to 2): a
@@ -164,19 +181,31 @@ def resume_exact(
     expected = reference[0].result()["artifact"]["digest"]
     runs = []
     for n in range(args.resume_exact):
-        step, victim = chaos.randrange(every, steps), chaos.randrange(replicas * procs)
-        pod = victim // procs  # ranks fill the pods in order (static rendezvous)
+        step = chaos.randrange(every, steps)
+        # In place, replica 0 hosts the rendezvous: a rank of another pod dies.
+        victim = chaos.randrange(procs if recovery == "inPlace" else 0, replicas * procs)
+        pod = victim // procs  # ranks fill the pods in order
         workdir = root / f"{mode}-killed-{n}"
         fault = {"TORCHYARD_FAULT_AT_STEP": str(step), "TORCHYARD_FAULT_RANK": str(victim)}
-        crashed = launch(workdir, fault)
-        exited = time.time()
-        if crashed[pod].returncode == 0:
-            sys.exit(f"{mode}: rank {victim} was to die before step {step} but did not")
-        restarted = time.time()
-        resumed = finish(workdir, fault)  # the gang restart: same job, same place
+        if recovery == "inPlace":
+            fault["TORCHYARD_FAULT_SCOPE"] = "pod"
+            resumed = launch(workdir, fault, recreate=1)
+            crashed, exited, restarted = resumed, float("nan"), float("nan")
+            if any(r.returncode for r in resumed):
+                sys.exit(f"{mode}: recovery in place failed:\n{resumed[pod].log[-4000:]}")
+        else:
+            crashed = launch(workdir, fault)
+            exited = time.time()
+            if crashed[pod].returncode == 0:
+                sys.exit(f"{mode}: rank {victim} was to die before step {step} but did not")
+            restarted = time.time()
+            resumed = finish(workdir, fault)  # the gang restart: same job, same place
         result = resumed[0].result()
         killed = log_time(crashed[pod].log, "exits abruptly")
-        first = log_time(resumed[0].log, f"step {result['resumedFromStep'] + 1}/", r"step \d+/")
+        again = f"step {result['resumedFromStep'] + 1}/"
+        # Replica 0's log holds that step twice when it stayed up: the resumed one is last.
+        first = last_log_time(resumed[0].log, again) if recovery == "inPlace" else None
+        first = first or log_time(resumed[0].log, again, r"step \d+/")
         runs.append(
             {
                 "victim": victim,
@@ -186,9 +215,16 @@ def resume_exact(
                 "digest": result["artifact"]["digest"],
                 "exit": exited - killed,
                 "restart": first - restarted,
+                "next": first - killed,
             }
         )
-    return {"mode": mode, "expected": expected, "runs": runs, "unplanned": unplanned}
+    return {
+        "mode": mode,
+        "recovery": recovery,
+        "expected": expected,
+        "runs": runs,
+        "unplanned": unplanned,
+    }
 
 
 def log_time(log: str, text: str, pattern: str | None = None) -> float:
@@ -207,6 +243,12 @@ def log_time(log: str, text: str, pattern: str | None = None) -> float:
     return datetime.strptime(stamp.group(), "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
+def last_log_time(log: str, text: str) -> float | None:
+    """The time of the last log line containing `text`, None if none does."""
+    found = [line for line in log.splitlines() if text in line]
+    return log_time(found[-1], text) if found else None
+
+
 def print_resume_exact(results: list[dict[str, Any]], args: argparse.Namespace, seed: int) -> None:
     print(
         f"\ntorch {torch.__version__}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; "
@@ -218,17 +260,19 @@ def print_resume_exact(results: list[dict[str, Any]], args: argparse.Namespace, 
         runs = result["runs"]
         same = sum(run["identical"] for run in runs)
         expected = result["expected"]
-        print(f"{result['mode']}: {same}/{len(runs)} artifacts bit-identical ({expected})")
+        name = f"{result['mode']}, recovery {result['recovery']}"
+        print(f"{name}: {same}/{len(runs)} artifacts bit-identical ({expected})")
         if result["unplanned"]:
             print(f"  unplanned failures (restarted): {', '.join(result['unplanned'])}")
-    header = ("mode", "run", "killed rank", "before step", "resumed from", "identical")
-    header += ("kill→all exited s", "restart→first step s")
+    header = ("mode", "recovery", "run", "killed rank", "before step", "resumed from")
+    header += ("identical", "kill→all exited s", "restart→first step s", "kill→next step s")
     print("\n| " + " | ".join(header) + " |")
-    print("|" + "|".join("---:" if i else ":---" for i in range(len(header))) + "|")
+    print("|" + "|".join("---:" if i > 1 else ":---" for i in range(len(header))) + "|")
     for result in results:
         for n, run in enumerate(result["runs"]):
             row = (
                 result["mode"],
+                result["recovery"],
                 n,
                 run["victim"],
                 run["step"],
@@ -236,14 +280,18 @@ def print_resume_exact(results: list[dict[str, Any]], args: argparse.Namespace, 
                 "yes" if run["identical"] else f"NO {run['digest'][:19]}",
                 f"{run['exit']:.1f}",
                 f"{run['restart']:.1f}",
+                f"{run['next']:.1f}",
             )
-            print("| " + " | ".join(map(str, row)) + " |")
+            print("| " + " | ".join(map(str, row)).replace("nan", "-") + " |")
     print(
-        "\nkill→all exited: from the killed rank's exit until every process of the attempt "
-        "had ended (the launchers notice and stop the other ranks). restart→first step: "
-        "from starting the same pods again until the resumed job's first step (process "
-        "start, rendezvous, loading the checkpoint). A cluster adds the operator's gang "
-        "restart (deleting and scheduling pods) between the two."
+        "\ngang: kill→all exited: from the killed rank's exit until every process of the "
+        "attempt had ended (the launchers notice and stop the other ranks); restart→first "
+        "step: from starting the same pods again until the resumed job's first step "
+        "(process start, rendezvous, loading the checkpoint). A cluster adds the "
+        "operator's gang restart (deleting and scheduling every pod) between the two. "
+        "inPlace: the killed rank stops its pod, which is started again at once while the "
+        "other pods stay up (a cluster adds recreating that one pod). kill→next step: "
+        "from the kill until the resumed job's first step, in both."
     )
 
 
@@ -377,6 +425,13 @@ def main() -> None:
     parser.add_argument(
         "--chaos-seed", type=int, help="with --resume-exact: seed of the kills' ranks and steps"
     )
+    parser.add_argument(
+        "--recovery",
+        nargs="+",
+        choices=["gang", "inPlace"],
+        default=["gang"],
+        help="with --resume-exact: how a killed job recovers (spec.recovery); both compare",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="torchyard-bench-") as scratch:
@@ -398,7 +453,11 @@ def main() -> None:
             if seed is None:
                 seed = random.SystemRandom().randrange(2**32)
             chaos = random.Random(seed)
-            exact = [resume_exact(mode, root, common, args, chaos) for mode in args.modes]
+            exact = [
+                resume_exact(mode, root, common, args, chaos, recovery)
+                for recovery in args.recovery
+                for mode in args.modes
+            ]
             print_resume_exact(exact, args, seed)
             return
         if args.memory:

@@ -63,6 +63,21 @@ def test_invalid_object_is_rejected_naming_the_field(control_plane, namespace, c
     assert listed["items"] == []
 
 
+def test_training_job_recovery_cannot_change(control_plane, namespace):
+    """Running pods met at the rendezvous the job's recovery chose: switching it would
+    start a replacement that can never join them."""
+    job = sample("TrainingJob")
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(job))
+    job["spec"]["recovery"] = "inPlace"
+    result = control_plane.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(job), check=False
+    )
+    assert result.returncode != 0
+    assert "spec.recovery" in result.stderr and "cannot change" in result.stderr
+    job["spec"]["recovery"] = "gang"  # the default, written out: no change
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(job))
+
+
 def test_model_version_identity_cannot_change(control_plane, namespace):
     version = sample("ModelVersion")
     control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(version))

@@ -248,6 +248,41 @@ def test_killed_replica_restarts_from_checkpoint(cluster, namespace, operator, t
     assert events(cluster.cp, namespace, "ddp-kill", "Restarting")
 
 
+def test_killed_replica_is_recreated_alone_while_replica_0_waits(
+    cluster, namespace, operator, trained_model
+):
+    """recovery inPlace: replica 1's pod fails before step 15; only it is recreated,
+    replica 0's pod (same uid) stays up and both resume from the checkpoint of step 10."""
+    _claim(cluster, namespace, "training")
+    job = _training("ddp-heal", trained_model, recovery="inPlace")
+    selector = "torchyard.io/trainingjob=ddp-heal"
+    job["spec"]["env"] = [
+        {"name": "TORCHYARD_FAULT_AT_STEP", "value": "15"},
+        {"name": "TORCHYARD_FAULT_SCOPE", "value": "pod"},
+    ]
+    apply(cluster.cp, namespace, job)
+
+    def both_pods() -> list[dict]:
+        pods = get(cluster.cp, "pods", "-n", namespace, "-l", selector)["items"]
+        return pods if len(pods) == 2 else []
+
+    pods = wait_until("both replicas' pods", both_pods, timeout=120)
+    first = {pod["metadata"]["name"]: pod["metadata"]["uid"] for pod in pods}
+    done = wait_for(cluster.cp, namespace, "tjob/ddp-heal", "Succeeded", 500)
+    status = done["status"]
+    recovering = [e.get("message") for e in events(cluster.cp, namespace, "ddp-heal", "Recovering")]
+    assert status.get("recoveries") == 1 and not status.get("restarts"), (status, recovering)
+    assert any("recreating only replica 1" in message for message in recovering), recovering
+    assert status["progress"]["resumedFromStep"] == 10, status["progress"]
+    # Replica 0's pod is the one it started with; replica 1's is a new one, and the
+    # one it replaced is the failure status counted.
+    survivor = get(cluster.cp, "pod", "ddp-heal-worker-0", "-n", namespace)
+    assert survivor["metadata"]["uid"] == first["ddp-heal-worker-0"]
+    replacement = get(cluster.cp, "pod", "ddp-heal-worker-1", "-n", namespace)
+    assert replacement["metadata"]["uid"] != first["ddp-heal-worker-1"]
+    assert status["recoveredPods"] == [first["ddp-heal-worker-1"]]
+
+
 def test_running_job_reports_live_progress_in_status(cluster, namespace, operator, trained_model):
     """The operator's poller copies replica 0's progress into status while the job runs."""
     _claim(cluster, namespace, "training")

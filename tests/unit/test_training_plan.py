@@ -6,6 +6,8 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.builders import PodBuilder
 from tests.objects import sample
 from torchyard.api.training import TrainingJobSpec, TrainingProgress
@@ -75,16 +77,239 @@ def test_one_failed_replica_restarts_the_whole_gang():
         _replica(0).phase("Running").obj(),
         _replica(1).phase("Failed").terminated(137, message="Killed").obj(),
     ]
+    assert _spec().recovery == "gang"  # the default
     decided = plan(
         _observe(status={"phase": "Running", "startTime": "2026-11-28T11:00:00Z"}, pods=pods)
     )
     assert decided.status_patch["phase"] == "Restarting"
     assert decided.status_patch["restarts"] == 1
+    assert "recoveries" not in decided.status_patch
     assert sorted(decided.delete_pods) == ["digits-ddp-worker-0", "digits-ddp-worker-1"]
+    assert [e.reason for e in decided.events] == ["Restarting"]
     assert decided.create_replicas == []
     restarting = find_condition(decided.status_patch["conditions"], "Restarting")
     assert "replica 1" in restarting["message"] and "137" in restarting["message"]
     assert decided.events[0].type == "Warning"
+
+
+# -- recovery inPlace ---------------------------------------------------------------------
+
+IN_PLACE = _spec(recovery="inPlace")
+RUNNING = {"phase": "Running", "startTime": "2026-11-28T11:00:00Z"}
+
+
+def _placed(replica: int, incarnation: int = 0, attempt: int = 0) -> PodBuilder:
+    """A replica of a job with recovery inPlace; `incarnation` tells its pods apart (uid)."""
+    pod = training_pod("digits-ddp", "team-a", IN_PLACE, replica, attempt)
+    pod["metadata"]["uid"] = f"pod-{replica}-{incarnation}"
+    return PodBuilder.wrap(pod)
+
+
+def _replica_1_killed() -> list[dict]:
+    """Replica 1 killed (exit 137) while replica 0 runs on, before any recovery."""
+    return [
+        _placed(0).phase("Running").obj(),
+        _placed(1).phase("Failed").terminated(137, message="Killed").obj(),
+    ]
+
+
+def test_in_place_a_failed_replica_alone_is_recreated_and_counted_as_a_recovery():
+    decided = plan(_observe(spec=IN_PLACE, status=RUNNING, pods=_replica_1_killed()))
+    assert decided.delete_pods == ["digits-ddp-worker-1"]  # replica 0 waits at the rendezvous
+    assert decided.create_replicas == []  # not before the failed pod is gone
+    patch = decided.status_patch
+    assert patch["recoveries"] == 1
+    assert "restarts" not in patch and "disruptions" not in patch  # same attempt, same pods
+    assert patch["phase"] == "Restarting"
+    restarting = find_condition(patch["conditions"], "Restarting")
+    assert (restarting["status"], restarting["reason"]) == ("True", "ReplicaRecovering")
+    assert find_condition(patch["conditions"], "Running")["status"] == "False"
+    assert [(e.type, e.reason) for e in decided.events] == [("Warning", "Recovering")]
+    message = decided.events[0].message
+    assert "replica 1 (digits-ddp-worker-1) failed with exit code 137: Killed" in message
+    assert "recreating only replica 1" in message
+    assert "restart 1 of 3" in message  # the sample's backoffLimit
+
+
+def test_in_place_the_same_failed_pod_seen_again_is_deleted_again_but_not_counted_twice():
+    pods = _replica_1_killed()
+    first = plan(_observe(spec=IN_PLACE, status=RUNNING, pods=pods))
+    recovered = {**RUNNING, **first.status_patch}
+    assert recovered["recoveries"] == 1
+    # The next reconcile still sees the pod, whose uid status keeps: the deletion is
+    # asked for again, and nothing else happens.
+    assert recovered["recoveredPods"] == [pods[1]["metadata"]["uid"]]
+    again = plan(_observe(spec=IN_PLACE, status=recovered, pods=pods))
+    assert again.delete_pods == ["digits-ddp-worker-1"]
+    assert again.create_replicas == []
+    assert again.status_patch.get("recoveries", 1) == 1
+    assert "restarts" not in again.status_patch
+    assert again.status_patch.get("phase", "Restarting") == "Restarting"
+    assert again.events == []
+
+
+def test_in_place_once_the_failed_pod_is_gone_only_it_is_created_and_the_job_runs_again():
+    first = plan(_observe(spec=IN_PLACE, status=RUNNING, pods=_replica_1_killed()))
+    recovered = {**RUNNING, **first.status_patch}
+    survivor = _placed(0).phase("Running").obj()
+    gone = plan(_observe(spec=IN_PLACE, status=recovered, pods=[survivor]))
+    assert gone.create_replicas == [1]
+    assert gone.delete_pods == []
+    assert gone.status_patch["phase"] == "Restarting"
+    assert gone.status_patch["replicaStatuses"] == [
+        {"index": 0, "pod": "digits-ddp-worker-0", "phase": "Running"},
+        {"index": 1, "pod": "digits-ddp-worker-1", "phase": "Pending"},
+    ]
+    # The replacement (a new pod) runs beside the survivor.
+    waiting = {**recovered, **gone.status_patch}
+    both = [survivor, _placed(1, incarnation=1).phase("Running").obj()]
+    running = plan(_observe(spec=IN_PLACE, status=waiting, pods=both))
+    assert running.create_replicas == [] and running.delete_pods == []
+    assert running.status_patch["phase"] == "Running"
+    restarting = find_condition(running.status_patch["conditions"], "Restarting")
+    assert (restarting["status"], restarting["reason"]) == ("False", "Resumed")
+    assert find_condition(running.status_patch["conditions"], "Running")["status"] == "True"
+    assert [e.reason for e in running.events] == ["Running"]
+    assert running.status_patch.get("recoveries", 1) == 1
+
+
+def test_in_place_a_failed_replica_0_still_restarts_the_whole_gang():
+    """Replica 0 hosts the rendezvous: the others cannot wait for it."""
+    pods = [
+        _placed(0).phase("Failed").terminated(137, message="Killed").obj(),
+        _placed(1).phase("Running").obj(),
+    ]
+    decided = plan(_observe(spec=IN_PLACE, status=RUNNING, pods=pods))
+    assert sorted(decided.delete_pods) == ["digits-ddp-worker-0", "digits-ddp-worker-1"]
+    assert decided.status_patch["restarts"] == 1
+    assert "recoveries" not in decided.status_patch
+    assert decided.status_patch["phase"] == "Restarting"
+    restarting = find_condition(decided.status_patch["conditions"], "Restarting")
+    assert restarting["reason"] == "ReplicaFailed"
+    assert [e.reason for e in decided.events] == ["Restarting"]
+
+
+def test_in_place_a_permanent_error_of_replica_1_fails_the_job_without_recovering():
+    said = json.dumps({"reason": "ModelNotFound", "message": "no model at pvc://x"})
+    pods = [
+        _placed(0).phase("Running").obj(),
+        _placed(1).phase("Failed").terminated(3, message=said).obj(),
+    ]
+    decided = plan(_observe(spec=IN_PLACE, status=RUNNING, pods=pods))
+    assert decided.status_patch["phase"] == "Failed"
+    assert "recoveries" not in decided.status_patch and "restarts" not in decided.status_patch
+    assert find_condition(decided.status_patch["conditions"], "Failed")["reason"] == (
+        "ModelNotFound"
+    )
+    assert decided.delete_pods == ["digits-ddp-worker-0"]  # the one still running
+    assert "Recovering" not in [e.reason for e in decided.events]
+
+
+def test_in_place_the_last_restart_of_backoff_limit_may_be_a_recovery():
+    status = {**RUNNING, "restarts": 1, "recoveries": 1}
+    pods = [
+        _placed(0, attempt=1).phase("Running").obj(),
+        _placed(1, incarnation=1, attempt=1).phase("Failed").terminated(137).obj(),
+    ]
+    decided = plan(_observe(spec=IN_PLACE, status=status, pods=pods))
+    assert decided.delete_pods == ["digits-ddp-worker-1"]
+    assert decided.status_patch["recoveries"] == 2
+    assert "restart 3 of 3" in decided.events[0].message
+
+
+@pytest.mark.parametrize(
+    ("restarts", "recoveries"),
+    [(3, 0), (2, 1), (0, 3)],
+)
+def test_in_place_restarts_and_recoveries_together_use_up_backoff_limit(restarts, recoveries):
+    status = {**RUNNING, "restarts": restarts, "recoveries": recoveries}
+    pods = [
+        _placed(0, attempt=restarts).phase("Running").obj(),
+        _placed(1, recoveries, attempt=restarts).phase("Failed").terminated(137).obj(),
+    ]
+    decided = plan(_observe(spec=IN_PLACE, status=status, pods=pods))
+    assert decided.status_patch["phase"] == "Failed"
+    failed = find_condition(decided.status_patch["conditions"], "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded"
+    assert "all 3 restarts (backoffLimit) used" in failed["message"]
+    assert decided.status_patch.get("restarts", restarts) == restarts
+    assert decided.status_patch.get("recoveries", recoveries) == recoveries
+    assert decided.delete_pods == ["digits-ddp-worker-0"]  # the one still running
+
+
+def test_in_place_replica_0_failing_after_a_recovery_still_restarts_the_gang():
+    status = {**RUNNING, "recoveries": 1, "recoveredPods": ["pod-1-0"]}
+    pods = [
+        # replica 0 ran through replica 1's recovery: the same pod as before it
+        _placed(0).phase("Failed").terminated(1, message="CUDA error").obj(),
+        _placed(1, incarnation=1).phase("Running").obj(),
+    ]
+    decided = plan(_observe(spec=IN_PLACE, status=status, pods=pods))
+    assert sorted(decided.delete_pods) == ["digits-ddp-worker-0", "digits-ddp-worker-1"]
+    assert decided.status_patch["restarts"] == 1
+    assert [e.reason for e in decided.events] == ["Restarting"]
+
+
+def test_a_replica_is_named_for_the_rendezvous():
+    for replica in (0, 1):
+        pod = training_pod("digits-ddp", "team-a", IN_PLACE, replica, 1, "uid")
+        assert pod["metadata"]["labels"]["torchyard.io/attempt"] == "1"
+        env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+        # resolvable under the headless Service, as the pod's hostname.subdomain
+        assert env["TORCHYARD_NODE_ADDR"] == f"digits-ddp-worker-{replica}.digits-ddp"
+        assert env["TORCHYARD_NODE_ADDR"] == (
+            f"{pod['spec']['hostname']}.{pod['spec']['subdomain']}"
+        )
+
+
+def test_in_place_under_a_kueue_queue_restarts_the_gang():
+    """Kueue holds a failed pod of an admitted group until the group has a replacement,
+    which cannot exist under the same name first: the gang restarts instead."""
+    decided = plan(_observe(spec=IN_PLACE, status=RUNNING, pods=_replica_1_killed(), queued=True))
+    assert sorted(decided.delete_pods) == ["digits-ddp-worker-0", "digits-ddp-worker-1"]
+    assert decided.status_patch["restarts"] == 1
+    assert "recoveries" not in decided.status_patch
+
+
+def test_in_place_a_failed_rendezvous_restarts_the_gang():
+    """A replica whose rendezvous was closed (another replica's launcher ended) or timed
+    out: a replacement could not join it either."""
+    said = json.dumps({"reason": "RendezvousFailed", "message": "RendezvousClosedError: "})
+    pods = [
+        _placed(0).phase("Running").obj(),
+        _placed(1).phase("Failed").terminated(1, message=said).obj(),
+    ]
+    decided = plan(_observe(spec=IN_PLACE, status=RUNNING, pods=pods))
+    assert sorted(decided.delete_pods) == ["digits-ddp-worker-0", "digits-ddp-worker-1"]
+    assert decided.status_patch["restarts"] == 1
+
+
+def test_in_place_a_failure_while_replica_0_is_not_running_restarts_the_gang():
+    """Replica 0 already ended (here: succeeded): nobody hosts the rendezvous."""
+    pods = [
+        _placed(0).phase("Succeeded").terminated(0).obj(),
+        _placed(1).phase("Failed").terminated(137).obj(),
+    ]
+    decided = plan(_observe(spec=IN_PLACE, status=RUNNING, pods=pods))
+    assert sorted(decided.delete_pods) == ["digits-ddp-worker-0", "digits-ddp-worker-1"]
+    assert decided.status_patch["restarts"] == 1
+
+
+def test_in_place_a_new_permanent_error_beside_a_pod_already_recovered_from_fails_the_job():
+    """The decisive failure is the permanent one, not the leftover listed first."""
+    said = json.dumps({"reason": "ModelNotFound", "message": "no model at pvc://x"})
+    status = {**RUNNING, "recoveries": 1, "recoveredPods": ["pod-1-0"]}
+    spec = _spec(recovery="inPlace", parallelism={"mode": "data", "replicas": 3})
+    pods = [
+        _placed(0).phase("Running").obj(),
+        _placed(1).phase("Failed").terminated(137).obj(),
+        _placed(2).phase("Failed").terminated(3, message=said).obj(),
+    ]
+    decided = plan(_observe(spec=spec, status=status, pods=pods))
+    assert decided.status_patch["phase"] == "Failed"
+    assert find_condition(decided.status_patch["conditions"], "Failed")["reason"] == (
+        "ModelNotFound"
+    )
 
 
 def test_next_attempt_waits_until_the_old_pods_are_gone():

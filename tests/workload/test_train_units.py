@@ -80,13 +80,14 @@ def test_microbatches_are_equal_and_at_most_two_per_stage():
 # -- launch ------------------------------------------------------------------------------
 
 
-def _spec(replicas: int, procs: int) -> TrainingJobSpec:
+def _spec(replicas: int, procs: int, **fields) -> TrainingJobSpec:
     return TrainingJobSpec.model_validate(
         {
             "parallelism": {"mode": "data", "replicas": replicas, "procsPerReplica": procs},
             "model": {"uri": "file:///m", "format": "torchyard"},
             "dataset": {"uri": "builtin://digits"},
             "output": {"uri": "file:///out"},
+            **fields,
         }
     )
 
@@ -113,6 +114,46 @@ def test_the_operator_environment_becomes_torchrun_arguments():
     assert launch_from(pet, _spec(4, 2)).node_rank == 1
 
 
+def test_recovery_in_place_meets_at_an_elastic_rendezvous_hosted_by_replica_0():
+    from torch.distributed.run import parse_args
+
+    spec = _spec(4, 2, recovery="inPlace", backoffLimit=5)
+    operator = {
+        "MASTER_ADDR": "job-worker-0.job",
+        "MASTER_PORT": "29500",
+        "WORLD_SIZE": "8",
+        "NPROC_PER_NODE": "2",
+        "TORCHYARD_JOB_UID": "7a1e-uid",
+        "TORCHYARD_RENDEZVOUS_TIMEOUT": "60",
+    }
+    hosts = {}
+    for rank in (0, 1):
+        env = {**operator, "NODE_RANK": str(rank), "TORCHYARD_NODE_ADDR": f"job-worker-{rank}.job"}
+        args = launch_from(env, spec).torchrun_args()
+        assert "--rdzv-backend=c10d" in args
+        assert "--rdzv-endpoint=job-worker-0.job:29500" in args
+        assert "--rdzv-id=7a1e-uid" in args  # one rendezvous per job
+        assert f"--local-addr=job-worker-{rank}.job" in args
+        assert "--max-restarts=5" in args
+        # elastic: the rendezvous, not the launcher, orders the nodes
+        assert not [a for a in args if a.startswith(("--node-rank", "--master-addr"))]
+        assert "--rdzv-backend=static" not in args and "--max-restarts=0" not in args
+        (conf,) = [a.removeprefix("--rdzv-conf=") for a in args if a.startswith("--rdzv-conf=")]
+        settings = dict(item.split("=", 1) for item in conf.split(","))
+        hosts[rank] = settings["is_host"]
+        assert settings["join_timeout"] == "60"
+        assert args[:2] == ["--nnodes=4", "--nproc-per-node=2"]
+        assert args[-2:] == ["--module", "torchyard.workloads.train.worker"]
+        parsed = parse_args(args)  # what torchrun is given, as it reads it
+        assert (parsed.rdzv_backend, parsed.max_restarts) == ("c10d", 5)
+        assert parsed.local_addr == f"job-worker-{rank}.job"
+    assert hosts == {0: "true", 1: "false"}  # only replica 0 hosts the store
+    # recovery gang (the default) keeps the static rendezvous and no restarts in the pod
+    gang = launch_from({**operator, "NODE_RANK": "1"}, _spec(4, 2, backoffLimit=5))
+    assert "--rdzv-backend=static" in gang.torchrun_args()
+    assert "--max-restarts=0" in gang.torchrun_args()
+
+
 def test_without_the_environment_one_replica_runs_locally():
     launch = launch_from({}, _spec(1, 2))
     assert (launch.nnodes, launch.nproc_per_node, launch.node_rank) == (1, 2, 0)
@@ -129,13 +170,16 @@ def test_an_environment_that_contradicts_the_spec_is_refused():
 # -- failures ----------------------------------------------------------------------------
 
 
-def _failure(tmp_path, rank: int, exitcode: int, error_file: bool = False):
+def _failure(tmp_path, rank: int, exitcode: int, error_file: bool = False, local: int = -1):
     from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
 
     path = tmp_path / f"error-{rank}.json"
     if not error_file:
         path.unlink(missing_ok=True)
-    return ProcessFailure(local_rank=rank, pid=1000 + rank, exitcode=exitcode, error_file=str(path))
+    local_rank = rank if local < 0 else local
+    return ProcessFailure(
+        local_rank=local_rank, pid=1000 + rank, exitcode=exitcode, error_file=str(path)
+    )
 
 
 def test_a_permanent_failure_of_any_rank_makes_the_pod_fail_permanently(tmp_path, monkeypatch):
@@ -165,9 +209,10 @@ def test_a_rank_killed_by_a_signal_is_described_by_its_last_words(tmp_path):
     stderr.parent.mkdir(parents=True)
     said = "terminate called after throwing an instance of 'gloo::IoException'"
     stderr.write_text("\n".join([f"noise {n}" for n in range(20)] + [said, "  what(): closed"]))
-    words = last_words(str(tmp_path), launch, [3])  # global rank 3: local rank 1 of node 1
+    failures = {3: _failure(tmp_path, 3, -6, local=1)}  # global rank 3: local rank 1
+    words = last_words(str(tmp_path), failures)
     assert words[3].endswith(f"{said}\n  what(): closed")
-    code, result = failure_result({3: _failure(tmp_path, 3, -6)}, words)
+    code, result = failure_result(failures, words)
     assert code == 1
     assert result["message"].startswith("rank 3 ended with signal SIGABRT: ")
     assert "gloo::IoException" in result["message"] and "noise 0" not in result["message"]

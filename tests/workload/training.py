@@ -109,10 +109,12 @@ def launch(
     *,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    recreate: int = 0,
 ) -> Run:
     """Start one process per replica, as the operator starts one pod per replica, and
-    wait for all of them."""
+    wait for all of them; `recreate`: replace a failed replica (not 0) that many times,
+    as the operator does with recovery inPlace."""
     # The machine's cores are shared by every rank of every "pod".
     env = {"OMP_NUM_THREADS": "1", "TORCHYARD_RENDEZVOUS_TIMEOUT": "60", **(env or {})}
-    replicas = run_replicas(spec, root, env=env, timeout=timeout)
+    replicas = run_replicas(spec, root, env=env, timeout=timeout, recreate=recreate)
     return Run(root, spec, [r.returncode for r in replicas], [r.log for r in replicas])

@@ -57,6 +57,7 @@ RESERVED_ENV = (
     "TORCHYARD_SPEC",
     "TORCHYARD_JOB",
     "TORCHYARD_JOB_UID",
+    "TORCHYARD_NODE_ADDR",
     "TORCHYARD_ALLOWED_FACTORIES",
     *CODE_LOADING_ENV,
 )
@@ -340,6 +341,14 @@ _NO_RESERVED_ENV = Cel(
 )
 
 
+_RECOVERY_IS_FIXED = Cel(
+    rule="self == oldSelf",
+    message="recovery cannot change once the job exists: its running pods meet at the "
+    "rendezvous it chose; delete and re-create the job to change it",
+    reason="FieldValueForbidden",
+)
+
+
 _SHM_AT_LEAST_1MI = Cel(
     rule="!isQuantity(string(self)) || quantity(string(self)).compareTo(quantity('1Mi')) >= 0",
     message="shmSize must be at least 1Mi, e.g. 1Gi",
@@ -463,6 +472,16 @@ class TrainingJobSpec(
     """Extra environment variables for the training processes."""
     suspend: bool = False
     """True removes the pods and keeps the job; false again resumes from the last checkpoint."""
+    recovery: Literal["gang", "inPlace"] = Field(
+        default="gang", json_schema_extra=cel_rules(_RECOVERY_IS_FIXED)
+    )
+    """What a failed replica restarts. gang: every pod is replaced and the job resumes
+    from the last checkpoint. inPlace: the other replicas stay up and wait at torch's
+    elastic (c10d) rendezvous while the failed pod alone is recreated (a failed worker
+    process is restarted inside its pod), then every rank resumes from the last
+    checkpoint; replica 0 hosts the rendezvous, so its failure is still a gang restart,
+    as is any failure of a job in a Kueue queue. Both count against backoffLimit. Cannot
+    change once the job exists."""
     clean_pod_policy: Literal["None", "Running", "All"] = "Running"
     """Which pods to delete when the job ends: None keeps all, Running deletes those still
     running, All deletes every pod (logs are then gone)."""
@@ -565,6 +584,9 @@ class TrainingEvaluation(ApiModel):
     """True when earlyStopping ended training before the last epoch."""
 
 
+PodUid = Annotated[str, StringConstraints(max_length=64), Field(description="A pod's uid.")]
+
+
 TrainingPhase = Literal["Pending", "Running", "Restarting", "Suspended", "Succeeded", "Failed"]
 
 
@@ -579,6 +601,12 @@ class TrainingJobStatus(JobStatusBase):
     disruptions: int | None = Field(default=None, ge=0)
     """Gang restarts after the cluster stopped a replica (preemption, eviction, a node
     drain, Kueue): not counted against backoffLimit."""
+    recoveries: int | None = Field(default=None, ge=0)
+    """recovery inPlace: failed replicas recreated alone while the others waited (one
+    per failure seen together); counted against backoffLimit with restarts."""
+    recovered_pods: list[PodUid] = Field(default_factory=list, max_length=1024)
+    """recovery inPlace: the uids of the failed pods the last recovery counted, so that
+    none is counted again while it is being deleted."""
     replica_statuses: list[ReplicaStatus] = Field(default_factory=list, max_length=1024)
     """One entry per replica."""
     progress: TrainingProgress | None = None

@@ -46,7 +46,7 @@ from torchyard.plans.training import (
     pods_of_attempt,
 )
 from torchyard.refusals import Backoff, Refusal, controller_uid, was_refused
-from torchyard.resources.kueue import group_name, pod_group
+from torchyard.resources.kueue import QUEUE_NAME, group_name, pod_group, queue_labels
 from torchyard.resources.training import (
     REPLICA_LABEL,
     headless_service,
@@ -180,6 +180,7 @@ class _TrainingJobs(jobs.JobKind):
                 service_exists=observed.service_exists,
                 now=when,
                 producer=producer,
+                queued=QUEUE_NAME in queue_labels(obj.body["metadata"].get("labels")),
             )
         )
 

@@ -41,6 +41,9 @@ class Reason:
     """The training workload's, when the starting model cannot be loaded."""
     REPLICA_FAILED: Final = "ReplicaFailed"
     """A training replica failed: a gang restart counted against backoffLimit."""
+    REPLICA_RECOVERING: Final = "ReplicaRecovering"
+    """A training replica failed and is recreated alone (recovery inPlace), counted
+    against backoffLimit."""
     REPLICA_DISRUPTED: Final = "ReplicaDisrupted"
     """The cluster stopped a training replica (preemption, eviction, Kueue): a gang
     restart not counted against backoffLimit."""

@@ -5,6 +5,9 @@ status.restarts plus status.disruptions).
 When any pod of the attempt fails, every pod of it is deleted; only when all are gone
 is the next attempt started, so a replica never meets a peer from the old attempt at
 rendezvous, and a pod left over from before an operator restart is never duplicated.
+With recovery inPlace, a failed replica other than 0 is deleted alone and recreated in
+the same attempt (status.recoveries; status.recoveredPods keeps it from being counted
+twice) while the others wait for it at the elastic rendezvous.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from torchyard.plans.names import TERMINAL, Phase, Reason
 from torchyard.podstatus import OOM_KILLED, disruption, pending_message, phase_of, pod_outcome
 from torchyard.resources.training import ATTEMPT_LABEL, REPLICA_LABEL, pod_name
 from torchyard.validation import stored_form
-from torchyard.workloads.report import PERMANENT
+from torchyard.workloads.report import PERMANENT, RENDEZVOUS_FAILED
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class TrainingObserved:
     producer: Producer | None = None
     """The job in the namespace that writes this job's starting model, if any
     (torchyard.plans.lineage)."""
+    queued: bool = False
+    """Whether the job names a Kueue queue (torchyard.resources.kueue)."""
 
     @property
     def phase(self) -> TrainingPhase:
@@ -71,6 +76,10 @@ def _label(pod: Mapping[str, Any], key: str) -> int:
 
 def _name(pod: Mapping[str, Any]) -> str:
     return str(pod["metadata"]["name"])
+
+
+def _uid(pod: Mapping[str, Any]) -> str:
+    return str(pod["metadata"].get("uid", ""))
 
 
 class _Status:
@@ -147,7 +156,11 @@ def plan(observed: TrainingObserved) -> TrainingPlan:
 
     failed = [p for p in current if phase_of(p) == "Failed"]
     if failed:
-        return _on_failure(state, spec, status, failed[0], current, producer)
+        recovered = _recover_in_place(state, observed, current, failed)
+        if recovered is not None:
+            return recovered
+        decisive = _decisive(failed, status.get("recoveredPods") or [])
+        return _on_failure(state, spec, status, decisive, current, producer)
 
     by_replica = {_label(p, REPLICA_LABEL): p for p in current}
     missing = [index for index in range(replicas) if index not in by_replica]
@@ -170,7 +183,7 @@ def plan(observed: TrainingObserved) -> TrainingPlan:
     running = [p for p in current if phase_of(p) in ("Running", "Succeeded")]
     if len(running) == replicas:
         state.condition("Running", "True", "AllReplicasRunning", f"{replicas} replicas running")
-        if attempt:
+        if attempt or status.get("recoveries"):
             state.condition(
                 "Restarting",
                 "False",
@@ -192,7 +205,7 @@ def plan(observed: TrainingObserved) -> TrainingPlan:
             f"{len(running)}/{replicas} replicas running; {waiting}",
         )
         state.phase(
-            "Restarting" if attempt and phase == Phase.RESTARTING else "Pending",
+            "Restarting" if phase == Phase.RESTARTING else "Pending",
             f"{len(running)}/{replicas} replicas running; {waiting}",
         )
     return TrainingPlan(
@@ -247,6 +260,93 @@ def attempt_number(status: Mapping[str, Any]) -> int:
     return int(status.get("restarts") or 0) + int(status.get("disruptions") or 0)
 
 
+def recovers_in_place(spec: TrainingJobSpec, queued: bool) -> bool:
+    """Whether a failed replica is recreated alone. Not under a Kueue queue: Kueue keeps
+    a failed pod of an admitted group (its finalizer) until the group has a replacement,
+    and the replacement, which has the failed pod's name, cannot exist before it is
+    gone; the gang restart starts a new group instead."""
+    return spec.recovery == "inPlace" and not queued
+
+
+def _decisive(
+    failed: Sequence[Mapping[str, Any]], counted: Sequence[str] = ()
+) -> Mapping[str, Any]:
+    """The failure that decides what happens to the attempt: a permanent error first,
+    then the cluster stopping a pod, then replica 0's, then the lowest replica's; one
+    already recovered from only when there is nothing else."""
+
+    def rank(pod: Mapping[str, Any]) -> tuple[bool, bool, bool, int]:
+        outcome = pod_outcome(pod)
+        permanent = outcome is not None and outcome.exit_code == PERMANENT
+        replica = _label(pod, REPLICA_LABEL)
+        return (_uid(pod) in counted, not permanent, disruption(pod) is None, replica)
+
+    return min(failed, key=rank)
+
+
+def _recover_in_place(
+    state: _Status,
+    observed: TrainingObserved,
+    current: Sequence[Mapping[str, Any]],
+    failed: Sequence[Mapping[str, Any]],
+) -> TrainingPlan | None:
+    """recovery inPlace: delete only the failed replicas, to be recreated once gone, while
+    the others wait for them at the elastic rendezvous. None when the failure takes the
+    gang path: replica 0 is not running (it hosts the rendezvous), a permanent error,
+    the cluster stopped a pod, the rendezvous itself failed (closed by a replica that
+    ended, or timed out: a replacement could not join it), backoffLimit is used up, or
+    the job does not recover in place."""
+    spec, status = observed.spec, observed.status
+    if not recovers_in_place(spec, observed.queued):
+        return None
+    recoveries = int(status.get("recoveries") or 0)
+    counted = set(status.get("recoveredPods") or [])
+    fresh = [p for p in failed if _uid(p) not in counted]
+    leader = next((p for p in current if _label(p, REPLICA_LABEL) == 0), None)
+    leading = (
+        leader is not None
+        and phase_of(leader) == "Running"
+        and not leader["metadata"].get("deletionTimestamp")
+    )
+    if not fresh and leading:
+        # Already recovered from: the replacements follow once these are gone.
+        return TrainingPlan(state.patch, state.events, delete_pods=[_name(p) for p in failed])
+    outcomes = [pod_outcome(p) for p in fresh]
+    gang = not leading or any(
+        disruption(pod) is not None
+        or (outcome is not None and outcome.exit_code == PERMANENT)
+        or (outcome is not None and outcome.reason == RENDEZVOUS_FAILED)
+        for pod, outcome in zip(fresh, outcomes, strict=True)
+    )
+    used = int(status.get("restarts") or 0) + recoveries
+    if gang or used >= spec.backoff_limit:
+        return None
+    pod = _decisive(fresh)
+    names = ", ".join(f"replica {_label(p, REPLICA_LABEL)}" for p in fresh)
+    others = spec.parallelism.replicas - len(fresh)
+    message = (
+        f"{_cause(pod)}; recreating only {names}: the other {others} wait for it at the "
+        f"rendezvous and every rank resumes from the last checkpoint "
+        f"(restart {used + 1} of {spec.backoff_limit})"
+    )
+    state.patch["recoveries"] = recoveries + 1
+    # Only pods still there need remembering: at most one entry per replica.
+    state.patch["recoveredPods"] = [_uid(p) for p in failed]
+    state.condition("Restarting", "True", Reason.REPLICA_RECOVERING, message)
+    state.condition("Running", "False", Reason.REPLICA_RECOVERING, message)
+    state.phase(Phase.RESTARTING, message)
+    state.events.append(Event("Warning", "Recovering", message))
+    return TrainingPlan(state.patch, state.events, delete_pods=[_name(p) for p in failed])
+
+
+def _cause(pod: Mapping[str, Any]) -> str:
+    """'replica 1 (job-worker-1) failed with exit code 137: <its last words>'."""
+    outcome = pod_outcome(pod)
+    code = outcome.exit_code if outcome else None
+    said = f": {outcome.message}" if outcome and outcome.message else ""
+    return f"replica {_label(pod, REPLICA_LABEL)} ({_name(pod)}) failed with exit code {code}{said}"
+
+
 def _on_failure(
     state: _Status,
     spec: TrainingJobSpec,
@@ -256,6 +356,8 @@ def _on_failure(
     producer: Producer | None,
 ) -> TrainingPlan:
     restarts = int(status.get("restarts") or 0)
+    # In-place recoveries (recovery inPlace) share backoffLimit with gang restarts.
+    used = restarts + int(status.get("recoveries") or 0)
     outcome = pod_outcome(pod)
     replica = _label(pod, REPLICA_LABEL)
     stopped = disruption(pod)
@@ -271,8 +373,7 @@ def _on_failure(
         state.patch["disruptions"] = disruptions
         return _restart(state, current, Reason.REPLICA_DISRUPTED, message)
     code = outcome.exit_code if outcome else None
-    said = f": {outcome.message}" if outcome and outcome.message else ""
-    cause = f"replica {replica} ({_name(pod)}) failed with exit code {code}{said}"
+    cause = _cause(pod)
     missing = outcome is not None and outcome.reason == Reason.MODEL_UNAVAILABLE
     if code == PERMANENT and missing and producer is not None and producer.phase != Phase.FAILED:
         # Applied together, the job may start before its producer is even seen: what it
@@ -284,7 +385,7 @@ def _on_failure(
     if code == PERMANENT:
         reason = (outcome.reason if outcome else None) or Reason.PERMANENT_ERROR
         return _fail(state, spec, current, reason, cause + " (a permanent error: not retried)")
-    if restarts >= spec.backoff_limit:
+    if used >= spec.backoff_limit:
         oom = outcome is not None and outcome.reason == OOM_KILLED
         return _fail(
             state,
@@ -295,7 +396,7 @@ def _on_failure(
         )
     message = (
         f"{cause}; restarting all {spec.parallelism.replicas} replicas from the last "
-        f"checkpoint (restart {restarts + 1} of {spec.backoff_limit})"
+        f"checkpoint (restart {used + 1} of {spec.backoff_limit})"
     )
     state.patch["restarts"] = restarts + 1
     return _restart(state, current, Reason.REPLICA_FAILED, message)

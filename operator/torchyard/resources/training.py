@@ -2,8 +2,9 @@
 
 Pods are created directly (not through a Job or StatefulSet) because gang semantics need
 it: when any replica fails, every replica of that attempt is replaced together and the
-job resumes from its last checkpoint; the operator, not the container runtime, counts
-those restarts (a container restart is not a job restart: Kubeflow #2045).
+job resumes from its last checkpoint (with recovery inPlace, only the failed replica);
+the operator, not the container runtime, counts those restarts (a container restart is
+not a job restart: Kubeflow #2045).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torchyard.resources.storage_access import storage_access
 from torchyard.resources.volumes import claim_volumes, claims_in
 from torchyard.storage import DEFAULT_PVC_ROOT, PVC_ROOT_ENV
 from torchyard.workloads.report import SPEC_ENV
+from torchyard.workloads.train.launcher import NODE_ADDR_ENV
 
 KIND = "TrainingJob"
 MASTER_PORT = 29500
@@ -33,10 +35,14 @@ def service_name(job: str) -> str:
     return job
 
 
-def master_address(job: str) -> str:
-    """Replica 0's stable DNS name under the headless Service (hostname.subdomain); the
+def replica_address(job: str, replica: int) -> str:
+    """A replica's stable DNS name under the headless Service (hostname.subdomain); the
     pod's DNS search path (or the local agent's hosts file) completes it."""
-    return f"{pod_name(job, 0)}.{service_name(job)}"
+    return f"{pod_name(job, replica)}.{service_name(job)}"
+
+
+def master_address(job: str) -> str:
+    return replica_address(job, 0)
 
 
 def training_env(
@@ -57,6 +63,9 @@ def training_env(
         "PET_NODE_RANK": str(replica),
         "PET_MASTER_ADDR": master,
         "PET_MASTER_PORT": str(MASTER_PORT),
+        # Recovery in place: this replica's name in the elastic rendezvous, which ranks
+        # the replicas by it (replica 0's name sorts first: it keeps global rank 0).
+        NODE_ADDR_ENV: replica_address(job, replica),
         SPEC_ENV: workload_spec(spec),
         PVC_ROOT_ENV: DEFAULT_PVC_ROOT,
         **job_identity(KIND, job, uid),

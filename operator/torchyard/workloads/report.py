@@ -16,6 +16,8 @@ DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 SPEC_ENV = "TORCHYARD_SPEC"
 MAX_MESSAGE_BYTES = 4096
 PERMANENT = 3
+RENDEZVOUS_FAILED = "RendezvousFailed"
+"""The training launcher's reason when the replicas' rendezvous failed (closed, timed out)."""
 
 
 class PermanentError(RuntimeError):

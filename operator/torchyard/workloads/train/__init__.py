@@ -10,8 +10,11 @@ with
     --master-addr=$MASTER_ADDR --master-port=$MASTER_PORT
     --rdzv-backend=static --max-restarts=0 -m torchyard.workloads.train.worker
 
+(with spec.recovery inPlace: c10d rendezvous at the same address; see Rendezvous below)
+
 It starts procsPerReplica worker processes (worker.py), one rank each; global rank =
-NODE_RANK * procsPerReplica + local rank.
+NODE_RANK * procsPerReplica + local rank (with recovery inPlace, the rendezvous orders
+the replicas by name: replica 0's ranks come first, the others' may be in another order).
 
 Environment, set by the operator (the names in api.training.RESERVED_ENV):
 
@@ -28,7 +31,8 @@ Environment, set by the operator (the names in api.training.RESERVED_ENV):
 Without these variables one replica runs on 127.0.0.1 (a developer's shell); tests run
 several "pods" as local processes with NODE_RANK 0..N-1 and one MASTER_PORT.
 
-Rendezvous: static, not c10d. The static backend takes the node rank from NODE_RANK,
+Rendezvous (recovery gang, the default): static, not c10d. The static backend takes
+the node rank from NODE_RANK,
 so replica 0 always holds global rank 0: the rank that serves progress, writes the
 artifact and the result is where the operator looks for them. Its launcher hosts the
 TCPStore at MASTER_ADDR:MASTER_PORT and the other replicas retry connecting until it
@@ -40,6 +44,16 @@ restarts are gang restarts by the operator (--max-restarts=0; a failed rank fail
 pod, the operator replaces every pod of the attempt and training resumes from the
 latest checkpoint), and each attempt's pods start a fresh store, so no state of a
 failed attempt can leak into the next.
+
+Rendezvous with recovery inPlace: c10d, fixed size (--nnodes=N), --max-restarts =
+backoffLimit. Both objections above are met: replica 0 hosts the store because the
+launcher says so (is_host), and the rendezvous ranks the nodes by name
+(TORCHYARD_NODE_ADDR, the replica's DNS name `<job>-worker-<i>.<job>`), where replica
+0's name sorts first, so it keeps global rank 0. When a pod fails, the other agents
+restart their workers and wait at the rendezvous while the operator recreates only that
+pod; a dead agent leaves the rendezvous when its heartbeats stop. A rank that exits
+PERMANENT is not restarted (launcher._give_up_on_permanent_errors), and replica 0's
+failure still ends the job's rendezvous: the operator restarts the gang.
 
 Results: rank 0 writes the termination message (torchyard.workloads.report) on
 success: {"artifact": {"uri", "digest", "bytes", "format"}, "steps", "finalLoss",

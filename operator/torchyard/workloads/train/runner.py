@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+import time
 from typing import Any
 
 import torch
@@ -33,10 +35,24 @@ log = logging.getLogger(__name__)
 # Chaos hook for tests: one rank (TORCHYARD_FAULT_RANK, default the last) exits abruptly
 # before step TORCHYARD_FAULT_AT_STEP, as if its pod had been killed; only in an attempt
 # that did not resume, so the restarted job gets past it (set it beyond the first
-# checkpoint).
+# checkpoint). With TORCHYARD_FAULT_SCOPE=pod it stops its pod's launcher first (SIGTERM,
+# which leaves the rendezvous open, as a pod deleted or killed does), so that the pod
+# fails even where the launcher would restart a failed worker in place.
 FAULT_ENV = "TORCHYARD_FAULT_AT_STEP"
 FAULT_RANK_ENV = "TORCHYARD_FAULT_RANK"
+FAULT_SCOPE_ENV = "TORCHYARD_FAULT_SCOPE"
 FAULT_EXIT_CODE = 137
+
+
+def _die(rank: int, step: int) -> None:
+    """The chaos hook's fault: this rank, or with FAULT_SCOPE_ENV=pod its whole pod."""
+    pod = os.environ.get(FAULT_SCOPE_ENV) == "pod"
+    scope = ", stopping its pod" if pod else ""
+    log.error("%s: rank %d exits abruptly before step %d%s", FAULT_ENV, rank, step, scope)
+    if pod:
+        os.kill(os.getppid(), signal.SIGTERM)
+        time.sleep(60)  # the launcher stops this worker as it goes
+    os._exit(FAULT_EXIT_CODE)
 
 
 class Runner:
@@ -84,10 +100,7 @@ class Runner:
         self.meter = Throughput()  # from here: loading and resuming are not training
         for step in range(start, self.total if not self.stopped_early else start):
             if step == fault:
-                log.error(
-                    "%s: rank %d exits abruptly before step %d", FAULT_ENV, self.rank.rank, step
-                )
-                os._exit(FAULT_EXIT_CODE)
+                _die(self.rank.rank, step)
             self._step(next(steps))
             done = step + 1
             evaluated = self._evaluation_due(done)
