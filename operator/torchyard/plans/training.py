@@ -276,12 +276,20 @@ def _decisive(
     already recovered from only when there is nothing else."""
 
     def rank(pod: Mapping[str, Any]) -> tuple[bool, bool, bool, int]:
-        outcome = pod_outcome(pod)
-        permanent = outcome is not None and outcome.exit_code == PERMANENT
         replica = _label(pod, REPLICA_LABEL)
-        return (_uid(pod) in counted, not permanent, disruption(pod) is None, replica)
+        return (_uid(pod) in counted, not _permanent(pod), disruption(pod) is None, replica)
 
     return min(failed, key=rank)
+
+
+def _permanent(pod: Mapping[str, Any]) -> bool:
+    outcome = pod_outcome(pod)
+    return outcome is not None and outcome.exit_code == PERMANENT
+
+
+def _reason(pod: Mapping[str, Any]) -> str | None:
+    outcome = pod_outcome(pod)
+    return outcome.reason if outcome is not None else None
 
 
 def _recover_in_place(
@@ -311,12 +319,9 @@ def _recover_in_place(
     if not fresh and leading:
         # Already recovered from: the replacements follow once these are gone.
         return TrainingPlan(state.patch, state.events, delete_pods=[_name(p) for p in failed])
-    outcomes = [pod_outcome(p) for p in fresh]
     gang = not leading or any(
-        disruption(pod) is not None
-        or (outcome is not None and outcome.exit_code == PERMANENT)
-        or (outcome is not None and outcome.reason == RENDEZVOUS_FAILED)
-        for pod, outcome in zip(fresh, outcomes, strict=True)
+        disruption(pod) is not None or _permanent(pod) or _reason(pod) == RENDEZVOUS_FAILED
+        for pod in fresh
     )
     used = int(status.get("restarts") or 0) + recoveries
     if gang or used >= spec.backoff_limit:

@@ -32,11 +32,11 @@ Without these variables one replica runs on 127.0.0.1 (a developer's shell); tes
 several "pods" as local processes with NODE_RANK 0..N-1 and one MASTER_PORT.
 
 Rendezvous (recovery gang, the default): static, not c10d. The static backend takes
-the node rank from NODE_RANK,
-so replica 0 always holds global rank 0: the rank that serves progress, writes the
-artifact and the result is where the operator looks for them. Its launcher hosts the
-TCPStore at MASTER_ADDR:MASTER_PORT and the other replicas retry connecting until it
-is up (TORCHYARD_RENDEZVOUS_TIMEOUT), whatever order the pods start in. c10d
+the node rank from NODE_RANK, so replica 0 always holds global rank 0: the rank that
+serves progress, writes the artifact and the result is where the operator looks for
+them. Its launcher hosts the TCPStore at MASTER_ADDR:MASTER_PORT and the other
+replicas retry connecting until it is up (TORCHYARD_RENDEZVOUS_TIMEOUT), whatever
+order the pods start in. c10d
 rendezvous is for elastic membership and in-place restarts: it assigns node ranks in
 order of arrival (rank 0 could land on any pod) and decides which node hosts the
 store by matching host names, fragile behind a headless Service. Neither is wanted:

@@ -260,9 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     except RendezvousError as error:
         # The replicas did not meet in time, or another replica's launcher ended and
         # closed the rendezvous (recovery inPlace): its pod says why.
-        result = {"reason": RENDEZVOUS_FAILED, "message": f"{type(error).__name__}: {error}"}
+        said = f"{type(error).__name__}: {error}"[:2000]
+        result = {"reason": RENDEZVOUS_FAILED, "message": said}
         log.error("training failed: %s", json.dumps(result))
-        write_result({**result, "message": result["message"][:2000]})
+        write_result(result)
         return 1
     except SignalException as stopped:
         # Deleted (suspend, a gang restart): the workers were stopped with us.
