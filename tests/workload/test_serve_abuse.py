@@ -10,11 +10,15 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import math
 import random
 import select
 import socket
+import struct
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -206,6 +210,100 @@ def test_malformed_requests_are_the_clients_mistake(server, body, status, words)
     got, response = call("POST", f"{server.model_url}/infer", body)
     assert got == status, response
     assert set(response) == {"error"} and words in response["error"]
+    assert _good(server) == 200
+
+
+def _binary(
+    header: dict | None = None,
+    tail: bytes = struct.pack("<8f", *range(8)),
+    length: str | None = None,
+) -> tuple[bytes, str]:
+    """A body of the binary data extension and its Inference-Header-Content-Length: by
+    default a valid one-row FP32 request."""
+    if header is None:
+        size = {"binary_data_size": len(tail)}
+        header = {"inputs": [{**_tensor(None)["inputs"][0], "parameters": size}]}
+        del header["inputs"][0]["data"]
+    raw = json.dumps(header).encode()
+    return raw + tail, str(len(raw)) if length is None else length
+
+
+def _binary_input(**fields) -> dict:
+    tensor = {"name": "input", "shape": [1, FEATURES], "datatype": "FP32", **fields}
+    return {"inputs": [tensor]}
+
+
+def _sized(size) -> dict:
+    return _binary_input(parameters={"binary_data_size": size})
+
+
+_BOTH = _binary_input(data=[0] * 8, parameters={"binary_data_size": 32})
+_NOT_A_FLAG = {**_sized(32), "parameters": {"binary_data_output": "yes"}}
+BINARY_LIES = [
+    ("a header length that is not a number", _binary(length="12abc"), "must be an integer"),
+    ("a header length of 0 (raw binary)", _binary(length="0"), "not supported"),
+    ("a header longer than the body", _binary(length="100000"), "cannot be longer"),
+    ("a header length cutting the JSON", _binary(length="10"), "not JSON"),
+    ("a size past the end", _binary(_sized(64)), "only 32 are left"),
+    ("a size short of the shape", _binary(_sized(16), bytes(16)), "shape [1, 8] of FP32 needs 32"),
+    ("bytes no input accounts for", _binary(_sized(32), bytes(40)), "8 bytes of binary data"),
+    ("a negative size", _binary(_sized(-32)), "non-negative integer"),
+    ("a size as a string", _binary(_sized("32")), "non-negative integer"),
+    ("both data and a size", _binary(_BOTH), "both"),
+    ("neither data nor a size", _binary(_binary_input()), "neither"),
+    ("parameters not an object", _binary(_binary_input(parameters=[1])), "must be an object"),
+    ("a NaN in the bytes", _binary(tail=struct.pack("<8f", math.nan, *range(7))), "NaN"),
+    ("an infinity", _binary(tail=struct.pack("<8f", math.inf, *range(7))), "NaN or beyond"),
+    ("binary_data_output not a flag", _binary(_NOT_A_FLAG), "true or false"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [(case[1], case[2]) for case in BINARY_LIES],
+    ids=[case[0] for case in BINARY_LIES],
+)
+def test_binary_bodies_that_lie_are_400(server, body, words):
+    raw, length = body
+    got, response = _call_binary(server, raw, length)
+    assert got == 400, response
+    assert set(response) == {"error"} and words in response["error"], response
+    assert _good(server) == 200
+
+
+def _call_binary(server, raw: bytes, length: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{server.model_url}/infer",
+        data=raw,
+        method="POST",
+        headers={"Inference-Header-Content-Length": length},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_valid_binary_body_is_answered(server):
+    got, response = _call_binary(server, *_binary())
+    assert got == 200 and response["outputs"][0]["shape"] == [1, 3], response
+
+
+def test_fuzzed_binary_bodies_get_an_answer_and_never_a_server_error(server):
+    rng = random.Random(2027)
+    raw, length = _binary()
+    answers = []
+    for _ in range(200):
+        body = bytearray(raw)
+        for _ in range(rng.randrange(1, 4)):
+            where = rng.randrange(len(body))
+            body[where : where + rng.randrange(1, 4)] = rng.randbytes(rng.randrange(0, 4))
+        declared = str(int(length) + rng.randrange(-3, 4)) if rng.random() < 0.3 else length
+        status, response = _call_binary(server, bytes(body), declared)
+        answers.append(status)
+        assert status in (200, 400), (status, bytes(body), declared, response)
+    assert answers.count(400) > 100
     assert _good(server) == 200
 
 

@@ -1,5 +1,6 @@
 """Reading a request body under the limits: size, time, the server's byte budget, JSON
-depth and numbers that are not numbers.
+depth and numbers that are not numbers; and splitting off the binary tensor data that
+may follow the JSON.
 
 aiohttp reads headers before a handler runs (and closes a connection that takes longer
 than the keep-alive timeout to send them: Limits.header_timeout_s); the body is the
@@ -17,6 +18,7 @@ from typing import Any
 
 from aiohttp import ClientPayloadError, web
 
+from torchyard.oip.binary import HEADER_LENGTH, BinaryError, split_body
 from torchyard.workloads.serve.limits import ENV, Limits, too_deep
 from torchyard.workloads.serve.protocol import ProtocolError
 
@@ -80,9 +82,26 @@ class Holding:
         self.budget._take(self, count)
 
 
-async def read_json(request: web.Request, limits: Limits, holding: Holding) -> Any:
-    """The request's body parsed as strict JSON (no NaN or Infinity), within the limits."""
-    raw = await read_body(request, limits, holding)
+async def read_request(
+    request: web.Request, limits: Limits, holding: Holding
+) -> tuple[Any, memoryview]:
+    """The request's JSON, parsed strictly (no NaN or Infinity), within the limits, and
+    the binary tensor data that follow it (empty unless the request says how long its
+    JSON part is: the protocol's binary data extension). The Content-Type is not read:
+    tritonclient sends none."""
+    body = await read_body(request, limits, holding)
+    length = request.headers.get(HEADER_LENGTH)
+    if length is None:
+        return parse_json(body, limits), memoryview(b"")
+    try:
+        header, binary = split_body(body, length)
+    except BinaryError as error:
+        raise ProtocolError(str(error)) from None
+    return parse_json(bytes(header), limits), binary
+
+
+def parse_json(raw: bytes | bytearray, limits: Limits) -> Any:
+    """JSON within the depth limit, with no NaN or Infinity."""
     if too_deep(raw, limits.max_json_depth):
         raise ProtocolError(
             f"the request body nests arrays or objects deeper than {limits.max_json_depth} "

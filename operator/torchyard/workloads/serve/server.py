@@ -22,6 +22,7 @@ from aiohttp import web
 from torchyard import __version__
 from torchyard.api.modelversion import ArtifactSpec
 from torchyard.factories import FactoryNotAllowed
+from torchyard.oip.binary import EXTENSION, HEADER_LENGTH
 from torchyard.storage import DigestMismatch, StorageError, fetch, verify
 from torchyard.workloads.report import PERMANENT
 from torchyard.workloads.serve.batching import Batcher, InferenceError
@@ -30,7 +31,7 @@ from torchyard.workloads.serve.body import (
     ByteBudget,
     Holding,
     Overloaded,
-    read_json,
+    read_request,
 )
 from torchyard.workloads.serve.client import VERSION_HEADER
 from torchyard.workloads.serve.config import ServeConfig, cpu_limit
@@ -74,16 +75,16 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
     try:
         return await handler(request)
     except ProtocolError as error:
-        return web.json_response({"error": str(error)}, status=error.status, headers=error.headers)
+        return json_response({"error": str(error)}, status=error.status, headers=error.headers)
     except web.HTTPException as error:
         if error.status < 400:
             raise
         headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
         message = f"{error.reason}: {request.method} {request.path}"
-        return web.json_response({"error": message}, status=error.status, headers=headers)
+        return json_response({"error": message}, status=error.status, headers=headers)
     except Exception as error:
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return web.json_response({"error": f"internal error: {error}"}, status=500)
+        return json_response({"error": f"internal error: {error}"}, status=500)
 
 
 class ModelServer:
@@ -156,25 +157,27 @@ class ModelServer:
     # -- routes -------------------------------------------------------------------------
 
     async def server_metadata(self, request: web.Request) -> web.Response:
-        return web.json_response({"name": SERVER_NAME, "version": __version__, "extensions": []})
+        return json_response(
+            {"name": SERVER_NAME, "version": __version__, "extensions": [EXTENSION]}
+        )
 
     async def live(self, request: web.Request) -> web.Response:
-        return web.json_response({"live": True})
+        return json_response({"live": True})
 
     async def server_ready(self, request: web.Request) -> web.Response:
-        return web.json_response({"ready": self.ready}, status=200 if self.ready else NOT_HEALTHY)
+        return json_response({"ready": self.ready}, status=200 if self.ready else NOT_HEALTHY)
 
     async def model_ready(self, request: web.Request) -> web.Response:
-        self._check_model(request)
-        return web.json_response(
+        self._check_route(request)
+        return json_response(
             {"name": self.model, "ready": self.ready}, status=200 if self.ready else NOT_HEALTHY
         )
 
     async def model_metadata(self, request: web.Request) -> web.Response:
-        self._check_model(request)
+        self._check_route(request)
         if self.signature is None:
             raise ProtocolError(f"model '{self.model}' is still loading", 503)
-        return web.json_response(
+        return json_response(
             {
                 "name": self.model,
                 "versions": [self.version],
@@ -186,18 +189,23 @@ class ModelServer:
 
     async def infer(self, request: web.Request) -> web.Response:
         headers: dict[str, str] = {}
+        parts: list[bytes] = []
         # What the request's body holds of the server's byte budget goes back once it
         # is answered, whatever the answer.
         with self.metrics.in_flight.track_inprogress(), self.budget.hold() as holding:
             try:
-                status, body = 200, await self._infer(request, holding)
+                status = 200
+                body, parts = await self._infer(request, holding)
             except ProtocolError as error:
                 status, body, headers = error.status, {"error": str(error)}, error.headers
             except InferenceError as error:
                 status, body = 500, {"error": f"inference failed: {error}"}
         received = request.get(RECEIVED)
         self.metrics.request(status, None if received is None else time.perf_counter() - received)
-        response = web.json_response(body, status=status, headers=headers, dumps=dumps)
+        if parts:
+            response = _binary_response(body, parts)
+        else:
+            response = json_response(body, status=status, headers=headers)
         if status == REQUEST_TIMEOUT:
             # Answer, then close at once: aiohttp would otherwise linger, reading the
             # rest of the slow body for as long again.
@@ -211,27 +219,35 @@ class ModelServer:
         response.headers["Content-Type"] = self.metrics.content_type
         return response
 
-    async def _infer(self, request: web.Request, holding: Holding) -> dict[str, Any]:
-        self._check_model(request)
-        # Draining servers still answer: requests may reach them until the Service
-        # has noticed they are not ready any more.
-        if self.batcher is None or self.signature is None:
-            raise ProtocolError(f"model '{self.model}' is still loading", 503)
+    async def _infer(
+        self, request: web.Request, holding: Holding
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        self._check_route(request)
+        batcher, signature = self.loaded()
         if self.faults.next_fails():
             request[RECEIVED] = time.perf_counter()
             raise InferenceError(f"injected fault ({FAULT_RATE_ENV}={self.faults.rate})")
         # Refused before its body is read: a full queue has no use for it.
-        self._check_room()
-        body = await read_json(request, self.limits, holding)
+        self.check_room()
+        body, binary = await read_request(request, self.limits, holding)
         received = time.perf_counter()
-        parsed = parse_infer_request(body, self.signature, self.limits)
-        del body  # the JSON values are many times the size of the tensors
-        self._check_room()
+        parsed = parse_infer_request(body, signature, self.limits, binary)
+        del body, binary  # the JSON values are many times the size of the tensors
+        self.check_room()
         request[RECEIVED] = received
-        outputs = await self.batcher.infer(parsed.inputs, parsed.rows)
+        outputs = await batcher.infer(parsed.inputs, parsed.rows)
         return infer_response(self.model, self.version, parsed, outputs)
 
-    def _check_room(self) -> None:
+    def loaded(self) -> tuple[Batcher, Signature]:
+        """The batcher and the signature, once the model is loaded: 503 before."""
+        # Draining servers still answer: requests may reach them until the Service
+        # has noticed they are not ready any more.
+        if self.batcher is None or self.signature is None:
+            raise ProtocolError(f"model '{self.model}' is still loading", 503)
+        return self.batcher, self.signature
+
+    def check_room(self) -> None:
+        """503 with Retry-After while the batcher's queue is full."""
         assert self.batcher is not None
         if self.batcher.full:
             raise Overloaded(
@@ -239,8 +255,11 @@ class ModelServer:
                 self.limits.retry_after_s,
             )
 
-    def _check_model(self, request: web.Request) -> None:
-        name, version = request.match_info["model"], request.match_info.get("version")
+    def _check_route(self, request: web.Request) -> None:
+        self.check_model(request.match_info["model"], request.match_info.get("version"))
+
+    def check_model(self, name: str, version: str | None) -> None:
+        """404 unless the request names this server's model (and version, if any)."""
         if name != self.model:
             raise ProtocolError(f"unknown model '{name}'; this server serves '{self.model}'", 404)
         if version is not None and version != self.version:
@@ -249,6 +268,27 @@ class ModelServer:
                 f"{self.version}",
                 404,
             )
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """JSON as `application/json` with no charset parameter, which JSON does not have
+    (RFC 8259); KServe's client reads an error's message only from exactly that type.
+    Never a bare NaN or Infinity."""
+    return web.Response(
+        body=dumps(body).encode(), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def _binary_response(body: dict[str, Any], parts: list[bytes]) -> web.Response:
+    """The binary data extension's answer: the JSON, then the outputs' bytes."""
+    header = dumps(body).encode()
+    return web.Response(
+        body=b"".join([header, *parts]),
+        content_type="application/octet-stream",
+        headers={HEADER_LENGTH: str(len(header))},
+    )
 
 
 def _load(artifact: ArtifactSpec) -> tuple[Runner, Signature]:

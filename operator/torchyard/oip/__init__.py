@@ -1,0 +1,6 @@
+"""The Open Inference Protocol's wire forms that need no torch: the binary tensor layout
+that HTTP's binary data extension and gRPC's raw contents share, and the gRPC binding's
+messages and service (open_inference.proto and its generated stubs).
+
+Shared by the serving workload and anything else that reads or writes tensors on the
+wire without a model (a router, a test client)."""
