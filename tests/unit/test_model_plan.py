@@ -16,6 +16,7 @@ from torchyard.plans.rollout.analysis import Counters
 from torchyard.plans.rollout.model import (
     HANDOVER_LIMIT_SECONDS,
     PERMANENT_EXIT,
+    ROLLBACK_REASONS,
     ModelObserved,
     ModelPlan,
     VersionObserved,
@@ -238,3 +239,28 @@ def test_a_refused_deployment_is_said_in_ready_once():
     assert [e.type for e in first.version(name).events].count("Warning") == 1
     again = model.plan(T0 + timedelta(seconds=10))
     assert [e.type for e in again.version(name).events].count("Warning") == 0
+
+
+def test_every_rollback_is_counted_under_a_reason_the_counter_is_made_for():
+    """The operator creates the rollback counter's series at 0 for ROLLBACK_REASONS only:
+    a rollback under any other reason would first be scraped at 1, and never alert."""
+    paused = {"steps": [{"setWeight": 0}, {"pause": {}}]}
+    model = _serving_model()
+    model.add("2", rollout=paused)
+    made = list(model.plan(T0 + timedelta(minutes=1)).rollbacks)
+    model.add("3", rollout=paused)  # replaces v2 mid-rollout
+    made += model.plan(T0 + timedelta(minutes=2)).rollbacks
+    model.bodies["digits-v3"]["spec"]["rollback"] = True
+    made += model.plan(T0 + timedelta(minutes=3)).rollbacks
+
+    model = _serving_model()
+    analysis = {"failureLimit": 1, "intervalSeconds": 30}
+    name = model.add("2", rollout={"steps": [{"setWeight": 50}], "analysis": analysis})
+    t = T0 + timedelta(minutes=1)
+    model.plan(t)
+    model.ready(name)
+    start = {f"{name}-0": Counters(requests=0.0)}
+    model.plan(t + timedelta(seconds=1), Window(None, start))
+    failing = {f"{name}-0": Counters(requests=100.0, server_errors=50.0)}
+    made += model.plan(t + timedelta(seconds=40), Window(start, failing)).rollbacks
+    assert sorted(made) == sorted(ROLLBACK_REASONS)

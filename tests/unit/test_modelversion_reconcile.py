@@ -13,12 +13,14 @@ from typing import Any
 
 import kopf
 import pytest
+from prometheus_client import REGISTRY
 
 from torchyard.controllers import client, modelversion, objects
 from torchyard.controllers.children import CreatedChildren
 from torchyard.controllers.modelversion import FINALIZER, KOPF_FINALIZER, Indexes
 from torchyard.controllers.queue import Stale
-from torchyard.plans.rollout import Counters
+from torchyard.metrics import ANALYSES, ROLLBACKS, VERSION_HEALTHY, VERSION_WEIGHT
+from torchyard.plans.rollout import ROLLBACK_REASONS, VERDICTS, Counters
 from torchyard.refusals import Backoff, Refusal
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -127,6 +129,12 @@ class FakeApi:
         body["metadata"]["finalizers"] = finalizers
         return self._bump(body)
 
+    async def patch(self, kind: Any, name: str, patch: dict[str, Any], **_: Any) -> None:
+        """A serving Deployment's patch (the client's own, in place of the API server's)."""
+        self.requests.append(("patch", name, *sorted(patch)))
+        spec = self.deployments[name.removesuffix("-serving")]["spec"]
+        spec["replicas"] = patch.get("spec", {}).get("replicas", spec["replicas"])
+
     async def add_service_owners(self, namespace: str, name: str, refs: list[Any]) -> None:
         self.requests.append(("add owners", name, *(r["name"] for r in refs)))
 
@@ -148,6 +156,8 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     monkeypatch.setattr(client, "patch_status", fake.patch_status)
     monkeypatch.setattr(client, "set_finalizers", fake.set_finalizers)
     monkeypatch.setattr(client, "add_service_owners", fake.add_service_owners)
+    # Never the kubeconfig's cluster, whatever it is.
+    monkeypatch.setattr(client, "api", lambda: fake)
     monkeypatch.setattr(modelversion, "now", fake.now)
     monkeypatch.setattr(
         kopf, "event", lambda body, type, reason, message: fake.events.append((type, reason))
@@ -254,6 +264,56 @@ def test_a_write_that_lost_a_race_keeps_the_analysis_window(api: FakeApi, monkey
     with pytest.raises(Stale):
         api.reconcile()
     assert modelversion.windows.start(("ns", "digits"), "digits-v2") == start
+
+
+@pytest.fixture
+def no_series(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget the series earlier tests' reconciles of the same model made."""
+    for metric in (ANALYSES, ROLLBACKS, VERSION_WEIGHT, VERSION_HEALTHY):
+        metric.clear()
+    monkeypatch.setattr(modelversion, "_versions_seen", {})
+
+
+def _rollbacks(reason: str) -> float | None:
+    labels = {"namespace": "ns", "model": "digits", "reason": reason}
+    return REGISTRY.get_sample_value("torchyard_modelversion_rollbacks_total", labels)
+
+
+def _analyses(version: str, verdict: str) -> float | None:
+    labels = {"namespace": "ns", "model": "digits", "version": version, "verdict": verdict}
+    return REGISTRY.get_sample_value("torchyard_modelversion_analysis_total", labels)
+
+
+@pytest.mark.usefixtures("no_series")
+def test_the_counters_are_at_zero_before_the_first_rollback(api: FakeApi):
+    """A series first scraped at 1 has no rise for increase() to see: the alert on a
+    model's first rollback (manifests/monitoring) needs the 0 before it."""
+    api.version("1", phase="Superseded")
+    serving = api.version("2", phase="Serving")
+    api.reconcile()
+    assert [_rollbacks(reason) for reason in ROLLBACK_REASONS] == [0.0] * len(ROLLBACK_REASONS)
+    for version in ("1", "2"):
+        assert [_analyses(version, verdict) for verdict in VERDICTS] == [0.0] * len(VERDICTS)
+    api.versions[serving]["spec"]["rollback"] = True
+    api.versions[serving]["metadata"]["generation"] = 2
+    api.reconcile()
+    assert api.versions[serving]["status"]["phase"] == "RolledBack"
+    assert _rollbacks("ManualRollback") == 1.0
+
+
+@pytest.mark.usefixtures("no_series")
+def test_a_version_s_series_go_with_it_and_the_model_s_with_the_last(api: FakeApi):
+    api.version("1", phase="Superseded")
+    gone = api.version("2", phase="Serving")
+    api.reconcile()
+    del api.versions[gone]  # its deletion is over
+    api.reconcile()
+    assert [_analyses("2", verdict) for verdict in VERDICTS] == [None] * len(VERDICTS)
+    assert _analyses("1", "Fail") == 0.0 and _rollbacks("Replaced") == 0.0
+    api.versions.clear()
+    api.reconcile()
+    assert [_rollbacks(reason) for reason in ROLLBACK_REASONS] == [None] * len(ROLLBACK_REASONS)
+    assert _analyses("1", "Fail") is None
 
 
 async def _found(body: dict[str, Any]) -> dict[str, Any]:

@@ -130,6 +130,11 @@ def test_unknown_models_and_routes_are_protocol_errors(server, method, path, sta
 
 def test_metrics_count_requests_errors_latency_and_batches(server):
     before = Counters.parse(text(f"{server.url}/metrics"))
+    # The server's own errors are series from the start, at 0, so that rate() and
+    # increase() see the first one (a series born at 1 has nothing to rise from).
+    for code in ("500", "503"):
+        zero = f'torchyard_inference_errors_total{{code="{code}",model="digits",version="2"}} 0.0'
+        assert zero in text(f"{server.url}/metrics")
     for _ in range(4):
         server.infer(infer_body(torch.zeros(1, FEATURES)))
     server.infer(_input(shape=[1, 2]))  # a client error

@@ -30,6 +30,7 @@ import kopf
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.types import PatchType
+from prometheus_client import Counter
 
 from torchyard.api.base import GROUP, VERSION
 from torchyard.api.kinds import MODEL_VERSION
@@ -41,6 +42,8 @@ from torchyard.controllers.queue import NewGenerations, Stale, WorkQueue, soones
 from torchyard.controllers.scrape import Scraper, scrape_pods
 from torchyard.metrics import ANALYSES, ROLLBACKS, VERSION_HEALTHY, VERSION_WEIGHT, reconciling
 from torchyard.plans.rollout import (
+    ROLLBACK_REASONS,
+    VERDICTS,
     ModelObserved,
     ModelPlan,
     Scrape,
@@ -491,17 +494,15 @@ async def _refresh(namespace: str, name: str) -> bool:
 
 
 _versions_seen: dict[tuple[str, str], set[str]] = {}
-"""Each model's versions as of its last reconcile, to drop the gauges of the ones gone."""
+"""Each model's versions as of its last reconcile, to drop the series of the ones gone."""
 
 
 def _count(key: tuple[str, str], versions: list[VersionObserved], plan: ModelPlan) -> None:
     """The metrics: analyses and rollbacks made, each live version's weight and health."""
     namespace, model = key
-    candidate = next((v for v in versions if v.name == candidate_of(versions)), None)
-    if plan.analysis is not None and candidate is not None and candidate.spec is not None:
-        ANALYSES.labels(namespace, model, candidate.spec.version, plan.analysis).inc()
-    for reason in plan.rollbacks:
-        ROLLBACKS.labels(namespace, model, reason).inc()
+    earlier = _versions_seen.get(key)
+    if earlier is None:
+        _zero(ROLLBACKS, [(namespace, model, reason) for reason in ROLLBACK_REASONS])
     seen = set()
     for version in versions:
         planned = plan.version(version.name)
@@ -509,24 +510,45 @@ def _count(key: tuple[str, str], versions: list[VersionObserved], plan: ModelPla
             continue
         seen.add(version.spec.version)
         labels = (namespace, model, version.spec.version)
+        if earlier is None or version.spec.version not in earlier:
+            _zero(ANALYSES, [(*labels, verdict) for verdict in VERDICTS])
         VERSION_WEIGHT.labels(*labels).set(planned.weight)
         VERSION_HEALTHY.labels(*labels).set(1.0 if planned.healthy else 0.0)
-    _drop_gauges(key, _versions_seen.get(key, set()) - seen)
+    candidate = next((v for v in versions if v.name == candidate_of(versions)), None)
+    if plan.analysis is not None and candidate is not None and candidate.spec is not None:
+        ANALYSES.labels(namespace, model, candidate.spec.version, plan.analysis).inc()
+    for reason in plan.rollbacks:
+        ROLLBACKS.labels(namespace, model, reason).inc()
+    _drop_series(key, (earlier or set()) - seen)
     _versions_seen[key] = seen
 
 
-def _drop_gauges(key: tuple[str, str], versions: set[str]) -> None:
+def _zero(counter: Counter, children: list[tuple[str, ...]]) -> None:
+    """Create the counter's series at 0 ahead of their first increment. A series that
+    appears at 1 has no earlier sample to rise from: increase() and rate() see nothing,
+    and an alert on a model's first rollback or failed analysis would never fire."""
+    for labels in children:
+        counter.labels(*labels)
+
+
+def _drop_series(key: tuple[str, str], versions: set[str]) -> None:
     for version in versions:
         for gauge in (VERSION_WEIGHT, VERSION_HEALTHY):
             with contextlib.suppress(KeyError):  # never set
                 gauge.remove(*key, version)
+        for verdict in VERDICTS:
+            with contextlib.suppress(KeyError):
+                ANALYSES.remove(*key, version, verdict)
 
 
 def _forget(key: tuple[str, str]) -> None:
     """Drop what is kept about a model none of whose versions is left."""
     windows.keep(key, None, None)
     refused_creates.forget_where(lambda k: k[:2] != key)
-    _drop_gauges(key, _versions_seen.pop(key, set()))
+    _drop_series(key, _versions_seen.pop(key, set()))
+    for reason in ROLLBACK_REASONS:
+        with contextlib.suppress(KeyError):
+            ROLLBACKS.remove(*key, reason)
 
 
 async def _model_service(

@@ -12,6 +12,7 @@ result.
 """
 
 from torchyard.plans.rollout.analysis import (
+    VERDICTS,
     Analysis,
     Counters,
     Measurement,
@@ -22,6 +23,7 @@ from torchyard.plans.rollout.analysis import (
     read_counters,
 )
 from torchyard.plans.rollout.model import (
+    ROLLBACK_REASONS,
     ModelObserved,
     ModelPlan,
     VersionObserved,
@@ -55,6 +57,8 @@ from torchyard.plans.rollout.steps import (
 
 __all__ = [
     "FINAL_PHASES",
+    "ROLLBACK_REASONS",
+    "VERDICTS",
     "Analysis",
     "Counters",
     "Measurement",

@@ -29,11 +29,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from torchyard.api.modelversion import AnalysisResult, AnalysisSpec
 
 Verdict = Literal["Pass", "Fail", "Inconclusive"]
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 
 # Metric names the serving pods export; analysis and alert rules read the same ones.
 REQUESTS = "torchyard_inference_requests_total"

@@ -35,6 +35,9 @@ PERMANENT_EXIT = 3
 """Exit code of a serving container that cannot serve and must not be restarted."""
 HANDOVER_LIMIT_SECONDS = 300.0
 """Longest a deleted serving version waits for the restored one before it goes anyway."""
+ROLLBACK_REASONS = ("AnalysisFailed", "ManualRollback", "Replaced")
+"""The reasons ModelPlan.rollbacks can hold (rollout.steps and rollout.roles give them):
+the operator's rollback counter has a series for each from a model's first reconcile."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from torchyard.plans.rollout.analysis import (
     REQUESTS,
 )
 
+SERVER_ERRORS = ("500", "503")
+"""The 5xx statuses the server answers with: the model failed, or it is overloaded."""
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 
@@ -37,6 +39,10 @@ class ServerMetrics:
             (*labels, "code"),
             registry=self.registry,
         )
+        # The server's own errors exist at 0 from the start: a series that appears at 1
+        # has no earlier sample to rise from, and rate() would miss the first failure.
+        for code in SERVER_ERRORS:
+            self._errors.labels(*self._identity, code)
         self._latency = Histogram(
             LATENCY,
             "Inference request latency in seconds, from the request's arrival (its whole "
