@@ -9,6 +9,10 @@ pass dominate, which is where batching pays). Each server is a real
 process, on the same cores, so its cost is in the figures too.
 
     .venv/bin/python benchmarks/serving.py [--models mlp minilm] [--requests 2000]
+
+`--measure router` instead measures the model router (torchyard.router): the same
+server called directly and through a `torchyard workload router` process that sends it
+every request, p50 and p99 at concurrency 1 and 16, in the same run.
 """
 
 from __future__ import annotations
@@ -197,6 +201,73 @@ async def load(url: str, body: bytes, requests: int, concurrency: int) -> tuple[
         return latencies, time.perf_counter() - began
 
 
+class RouterProcess:
+    """`torchyard workload router` in its own process, sending every request to `backend`."""
+
+    TOKEN = "benchmark"
+
+    def __init__(self, backend_port: int, port: int) -> None:
+        env = {
+            **os.environ,
+            "TORCHYARD_MODEL": "bench",
+            "TORCHYARD_ROUTER_TOKEN": self.TOKEN,
+            "TORCHYARD_PORT": str(port),
+            "TORCHYARD_HOST": "127.0.0.1",
+        }
+        self.url = f"http://127.0.0.1:{port}/v2/models/bench/infer"
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "torchyard.cli", "workload", "router"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        table = {
+            "generation": 1,
+            "versions": [
+                {"version": "1", "weight": 100, "endpoints": [f"127.0.0.1:{backend_port}"]}
+            ],
+        }
+        deadline = time.monotonic() + 60
+        while True:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/_torchyard/routes",
+                data=json.dumps(table).encode(),
+                method="PUT",
+                headers={"Authorization": f"Bearer {self.TOKEN}"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5):
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self._process.poll() is not None:
+                    raise
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self._process.send_signal(signal.SIGTERM)
+        self._process.wait(timeout=60)
+
+
+def measure_router(case: Case, scratch: Path) -> list[Row]:
+    """The same server, directly and through the router, alternating runs so that the
+    machine's other load falls on both alike."""
+    body = json.dumps(case.body).encode()
+    port = free_port()
+    server = Server(case, BATCHING, port, scratch)
+    router = RouterProcess(port, free_port())
+    rows = []
+    try:
+        for concurrency in (1, CONCURRENCY):
+            count = case.requests if concurrency > 1 else max(case.requests // 2, 50)
+            for label, url in (("direct", server.url), ("through the router", router.url)):
+                latencies, seconds = asyncio.run(load(url, body, count, concurrency))
+                rows.append(Row(case.name, label, concurrency, latencies, seconds))
+    finally:
+        router.stop()
+        server.stop()
+    return rows
+
+
 def measure(case: Case, scratch: Path) -> list[Row]:
     rows = [raw_forward(case)]
     body = json.dumps(case.body).encode()
@@ -235,6 +306,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["mlp", "minilm"], choices=["mlp", "minilm"])
     parser.add_argument("--requests", type=int, default=2000, help="requests per MLP load run")
+    parser.add_argument(
+        "--measure",
+        choices=["batching", "router"],
+        default="batching",
+        help="the server against the forward pass (batching), or the router's overhead",
+    )
     args = parser.parse_args()
     rows: list[Row] = []
     load_before = os.getloadavg()[0]
@@ -246,13 +323,21 @@ def main() -> None:
         if "minilm" in args.models:
             cases.append(minilm_case(max(args.requests // 5, 100)))
         for case in cases:
-            rows += measure(case, scratch)
+            rows += (measure_router if args.measure == "router" else measure)(case, scratch)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; "
         f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
         "(other work on the machine skews the figures)"
     )
     print_table(rows)
+    if args.measure == "router":
+        for direct, routed in zip(rows[::2], rows[1::2], strict=True):
+            added = [1000 * (_percentile(routed, q) - _percentile(direct, q)) for q in (0.5, 0.99)]
+            print(
+                f"{direct.model}, concurrency {direct.concurrency}: the router adds "
+                f"{added[0]:.2f} ms at p50, {added[1]:.2f} ms at p99"
+            )
+        return
     for case in {row.model for row in rows}:
         mine = [row for row in rows if row.model == case]
         raw = statistics.median(mine[0].latencies)
@@ -263,6 +348,11 @@ def main() -> None:
             f"{case}: server overhead over the forward pass (p50) {1000 * (served - raw):.2f} ms; "
             f"dynamic batching at concurrency {CONCURRENCY}: {gain:.2f}x the throughput"
         )
+
+
+def _percentile(row: Row, quantile: float) -> float:
+    ordered = sorted(row.latencies)
+    return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
 
 
 def _rate(row: Row) -> float:

@@ -148,13 +148,15 @@ WORKLOADS = {
     "train": "torchyard.workloads.train",
     "serve": "torchyard.workloads.serve",
     "client": "torchyard.workloads.serve.client",
+    "router": "torchyard.router.app",
 }
 
 
 def _workload(args: argparse.Namespace) -> int:
     """Run a workload inside a pod: compress, train and serve read TORCHYARD_SPEC and
     report through the termination message (torchyard.workloads.report); client is a
-    load generator for a served model."""
+    load generator for a served model; router splits a model's requests between its
+    versions (torchyard.router)."""
     import importlib
 
     module = importlib.import_module(WORKLOADS[args.workload])

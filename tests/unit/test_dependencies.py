@@ -1,8 +1,8 @@
 """Every import is declared, and the images install exactly the declared pins, by hash.
 
-Each module of the package belongs to what runs it: the worker image (workloads, s3),
-the operator image and the local cluster (controllers, local, metrics), or both (the
-API, planners, builders, storage). A third-party import must come from a distribution
+Each module of the package belongs to what runs it: the worker image (workloads, s3,
+the gRPC stubs), the operator image and the local cluster (controllers, local, metrics),
+or both (the API, planners, builders, storage, the model router). A third-party import must come from a distribution
 that pyproject.toml declares for that place: the base dependencies, plus the `worker`
 or the `operator` extra. A package that is only there because another one depends on
 it today (httpx2 through lightkube) is declared all the same: its version is then ours
@@ -34,8 +34,11 @@ from torchyard.imagebuild.inputs import arg_defaults, image_inputs
 
 PACKAGE = REPO / "operator" / "torchyard"
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-WORKER = ("workloads/", "s3.py")
+# The gRPC binding's generated stubs serve only from the worker image.
+WORKER = ("workloads/", "s3.py", "oip/open_inference_pb2")
 OPERATOR = ("controllers/", "local/", "metrics.py")
+# The model router imports only what both images hold: it can run from either.
+BOTH = ("router/",)
 # The command line: both images run it; it imports each side's modules lazily.
 ENTRY = "cli.py"
 # Declared, and used without an import statement of their own.
@@ -86,6 +89,8 @@ def _allowed(relative: str, at_module_level: bool) -> set[str]:
         return _declared("worker")
     if relative.startswith(OPERATOR):
         return _declared("operator")
+    if relative.startswith(BOTH):
+        return _declared("operator") & _declared("worker")
     return _declared()
 
 

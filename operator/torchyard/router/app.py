@@ -1,0 +1,66 @@
+"""The router process (`torchyard workload router`): listen, take routing tables from the
+operator, forward requests until SIGTERM, then finish those in flight.
+
+Configured from the environment the operator sets: TORCHYARD_MODEL (the model's name),
+TORCHYARD_ROUTER_TOKEN (the bearer token of the routes API; required), TORCHYARD_PORT
+(8080) and TORCHYARD_HOST (0.0.0.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from torchyard.router.proxy import Router
+
+MODEL_ENV = "TORCHYARD_MODEL"
+TOKEN_ENV = "TORCHYARD_ROUTER_TOKEN"
+PORT_ENV = "TORCHYARD_PORT"
+HOST_ENV = "TORCHYARD_HOST"
+DRAIN_TIMEOUT_S = 25.0
+
+log = logging.getLogger("torchyard.router")
+
+
+async def route(router: Router, host: str, port: int, stop: asyncio.Event) -> int:
+    """Serve `router` on host:port until `stop` is set; the exit code."""
+    runner = web.AppRunner(router.application(), access_log=None, shutdown_timeout=DRAIN_TIMEOUT_S)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as error:
+        log.error("cannot listen on %s:%d: %s", host, port, error)
+        await runner.cleanup()
+        return 1
+    log.info("routing model %s on %s:%d", router.model, host, port)
+    await stop.wait()
+    log.info("stopping: no new connections, finishing requests in flight")
+    await runner.cleanup()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    parser = argparse.ArgumentParser(prog="torchyard workload router")
+    parser.add_argument("--model", default=os.environ.get(MODEL_ENV))
+    parser.add_argument("--host", default=os.environ.get(HOST_ENV, "0.0.0.0"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get(PORT_ENV, "8080")))
+    args = parser.parse_args(list(argv or ()))
+    token = os.environ.get(TOKEN_ENV, "")
+    if not args.model or not token:
+        parser.error(f"{MODEL_ENV} (or --model) and {TOKEN_ENV} must be set")
+    return asyncio.run(_until_signalled(Router(args.model, token), args.host, args.port))
+
+
+async def _until_signalled(router: Router, host: str, port: int) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return await route(router, host, port, stop)

@@ -1,0 +1,210 @@
+"""The router's HTTP face: the routing table's own routes, and every other request passed
+to the version the table picks, body and answer as bytes (never parsed).
+
+- `PUT /_torchyard/routes` (bearer token): a new table; one whose generation is older
+  than the current one is refused with 409, so a slow push never undoes a newer one.
+- `GET /_torchyard/routes` (bearer token): the current table.
+- `GET /_torchyard/ready`: 200 once a table has a version with a weight and a ready
+  endpoint (the router pod's readiness), 503 before.
+- `GET /metrics`: the router's own metrics (the versions' pods are scraped directly).
+
+A connection that fails before the request was sent is retried on the version's next
+endpoint (a pod that just went away), then on another version; nothing is retried once
+a backend may have seen the request. The answering version is in the X-Model-Version
+header, as the serving pods write it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from torchyard.router.metrics import RouterMetrics
+from torchyard.router.table import Picker, RouteTable, TableError, VersionRoute
+
+log = logging.getLogger("torchyard.router")
+
+ROUTES_PATH = "/_torchyard/routes"
+READY_PATH = "/_torchyard/ready"
+VERSION_HEADER = "X-Model-Version"
+# Headers of one connection, not of the request (RFC 9110 7.6.1), and those aiohttp
+# writes itself from the body it sends.
+HOP_BY_HOP = frozenset(
+    name.lower()
+    for name in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Host",
+        "Content-Length",
+    )
+)
+UNAVAILABLE = 503
+BAD_GATEWAY = 502
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Router:
+    """One model's router: the current table and a pooled client to its backends."""
+
+    def __init__(
+        self,
+        model: str,
+        token: str,
+        *,
+        max_body_bytes: int = 8 * 1024 * 1024,
+        upstream_timeout_s: float = 60.0,
+    ) -> None:
+        if not token:
+            raise ValueError("the router needs a token for its routes API")
+        self.model = model
+        self.metrics = RouterMetrics(model)
+        self.max_body_bytes = max_body_bytes
+        self.table: RouteTable | None = None
+        self.picker: Picker | None = None
+        self._token = token.encode()
+        self._timeout = aiohttp.ClientTimeout(total=upstream_timeout_s, sock_connect=2.0)
+        self._client: aiohttp.ClientSession | None = None
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_body_bytes)
+        app.router.add_put(ROUTES_PATH, self.put_routes)
+        app.router.add_get(ROUTES_PATH, self.get_routes)
+        app.router.add_get(READY_PATH, self.ready)
+        app.router.add_get("/metrics", self.prometheus)
+        app.router.add_route("*", "/{tail:.*}", self.forward)
+        app.on_startup.append(self._open)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _open(self, app: web.Application) -> None:
+        # Keep-alive connections to the backends: a new TCP connection per request
+        # would cost more than the router itself. auto_decompress off: bytes pass as
+        # they came, with their Content-Encoding.
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=30)
+        self._client = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, auto_decompress=False
+        )
+
+    async def _close(self, app: web.Application) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    # -- the table -----------------------------------------------------------------------
+
+    def _authorized(self, request: web.Request) -> bool:
+        given = request.headers.get("Authorization", "").encode()
+        return hmac.compare_digest(given, b"Bearer " + self._token)
+
+    async def put_routes(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _error("the routes API needs the router's bearer token", 401)
+        try:
+            table = RouteTable.from_json(json.loads(await request.read()))
+        except (ValueError, TableError) as error:
+            return _error(f"routing table refused: {error}", 400)
+        if self.table is not None and table.generation < self.table.generation:
+            return _error(
+                f"generation {table.generation} is older than the current {self.table.generation}",
+                409,
+            )
+        if table != self.table:
+            self.table, self.picker = table, Picker(table)
+            weights = {route.version: route.weight for route in table.versions}
+            log.info("routes generation %d: weights %s", table.generation, weights)
+        return web.json_response(table.to_json())
+
+    async def get_routes(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return _error("the routes API needs the router's bearer token", 401)
+        return web.json_response(None if self.table is None else self.table.to_json())
+
+    async def ready(self, request: web.Request) -> web.Response:
+        ready = self.picker is not None and not self.picker.empty
+        return web.json_response({"ready": ready}, status=200 if ready else UNAVAILABLE)
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        response = web.Response(body=self.metrics.render())
+        response.headers["Content-Type"] = self.metrics.content_type
+        return response
+
+    # -- forwarding ----------------------------------------------------------------------
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        picker = self.picker
+        if picker is None or picker.empty:
+            self.metrics.unroutable()
+            return _error(
+                f"no version of model '{self.model}' has a weight and a ready pod",
+                UNAVAILABLE,
+                {"Retry-After": "1"},
+            )
+        sticky = picker.table.sticky_header
+        route = picker.pick(request.headers.get(sticky) if sticky else None)
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        for candidate in _fallbacks(picker, route):
+            for _ in candidate.endpoints:
+                endpoint = picker.endpoint(candidate)
+                try:
+                    response = await self._send(request, endpoint, headers, body)
+                except aiohttp.ClientConnectorError as error:
+                    log.warning("%s (version %s) refused: %s", endpoint, candidate.version, error)
+                    self.metrics.retried(candidate.version)
+                    continue
+                except (aiohttp.ClientError, TimeoutError) as error:
+                    # The backend may have seen the request: not sent again.
+                    response = _error(f"version {candidate.version}: {error}", BAD_GATEWAY)
+                self.metrics.routed(
+                    response.headers.get(VERSION_HEADER, candidate.version),
+                    response.status,
+                    time.perf_counter() - started,
+                )
+                return response
+        self.metrics.unroutable()
+        message = f"no pod of model '{self.model}' accepted a connection"
+        return _error(message, UNAVAILABLE, {"Retry-After": "1"})
+
+    async def _send(
+        self, request: web.Request, endpoint: str, headers: dict[str, str], body: bytes
+    ) -> web.Response:
+        assert self._client is not None
+        url = f"http://{endpoint}{request.rel_url}"
+        async with self._client.request(
+            request.method, url, headers=headers, data=body, allow_redirects=False
+        ) as upstream:
+            payload = await upstream.read()
+            answer = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+            return web.Response(status=upstream.status, body=payload, headers=answer)
+
+
+def _fallbacks(picker: Picker, first: VersionRoute) -> list[VersionRoute]:
+    """The picked version, then the others that take requests, heaviest first."""
+    others = sorted(
+        (route for route in picker.table.routable if route.version != first.version),
+        key=lambda route: -route.weight,
+    )
+    return [first, *others]
+
+
+def _error(message: str, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    # The protocol's error object, as the serving pods answer.
+    return web.Response(
+        body=json.dumps({"error": message}).encode(),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+    )
