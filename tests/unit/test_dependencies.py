@@ -1,12 +1,13 @@
 """Every import is declared, and the images install exactly the declared pins, by hash.
 
-Each module of the package belongs to what runs it: the worker image (workloads, s3,
-the gRPC stubs), the operator image and the local cluster (controllers, local, metrics),
-or both (the API, planners, builders, storage, the model router). A third-party import must come from a distribution
-that pyproject.toml declares for that place: the base dependencies, plus the `worker`
-or the `operator` extra. A package that is only there because another one depends on
-it today (httpx2 through lightkube) is declared all the same: its version is then ours
-to choose, and an image without it fails at build, not at run time.
+Each module of the package belongs to what runs it: the worker image (workloads, s3, the
+gRPC stubs), the operator image and the local cluster (controllers, local, metrics), or
+both (the API, planners, builders, storage, the model router). A third-party import must
+come from a distribution that pyproject.toml declares for that place: the base
+dependencies, plus the `worker` or the `operator` extra. A package that is only there
+because another one depends on it today (httpx2 through lightkube) is declared all the
+same: its version is then ours to choose, and an image without it fails at build, not at
+run time.
 
 The images install their lock files (images/*/requirements.lock, made by
 scripts/lock-images) with `pip install --require-hashes`, so every file installed is

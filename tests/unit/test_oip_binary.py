@@ -64,7 +64,9 @@ def test_bytes_prefixes_that_lie_are_refused(raw, count, words):
 def test_split_body_checks_the_header_length():
     header, tail = split_body(b'{"a": 1}xyz', "8")
     assert bytes(header) == b'{"a": 1}' and bytes(tail) == b"xyz"
-    for bad, words in [("-1", "cannot be longer"), ("12", "cannot be longer"), ("a", "integer")]:
+    refused = [("-1", "integer"), ("12", "cannot be longer"), ("a", "integer"), ("+8", "integer")]
+    refused += [(" 8", "integer"), ("0_8", "integer"), ("８", "integer")]
+    for bad, words in refused:
         with pytest.raises(BinaryError, match=words):
             split_body(b'{"a": 1}xyz', bad)
 

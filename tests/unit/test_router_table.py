@@ -42,14 +42,30 @@ def test_every_hundred_requests_hold_exactly_the_weights(weight):
     assert longest <= -(-(100 - weight) // weight)
 
 
-def test_endpoints_of_a_version_take_turns():
+def test_each_request_starts_one_endpoint_further_and_tries_every_one():
     picker = Picker(table(0, stable_endpoints=3))
     route = picker.pick()
-    assert [picker.endpoint(route) for _ in range(6)] == [
-        "10.0.0.0:8080",
-        "10.0.0.1:8080",
-        "10.0.0.2:8080",
-    ] * 2
+    orders = [picker.endpoints(route) for _ in range(4)]
+    assert [order[0] for order in orders] == [f"10.0.0.{i}:8080" for i in (0, 1, 2, 0)]
+    assert all(sorted(order) == sorted(route.endpoints) for order in orders)
+
+
+def test_a_new_table_carries_the_round_on():
+    """Pushes between requests (a new generation, new endpoints) keep each version's
+    running score: restarting it would favour the first version after every push."""
+    picker = Picker(table(10))
+    picks = []
+    for index in range(1000):
+        if index % 3 == 0:
+            pushed = table(10)
+            picker = Picker(RouteTable(index, pushed.versions), after=picker)
+        picks.append(picker.pick().version)
+    assert Counter(picks)["2"] == 100
+
+
+def test_requests_that_are_not_weighed_go_to_the_heaviest_version():
+    assert Picker(table(25)).steadiest().version == "1"
+    assert Picker(table(75)).steadiest().version == "2"
 
 
 def test_a_version_without_ready_endpoints_or_weight_takes_nothing():

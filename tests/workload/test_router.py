@@ -11,12 +11,14 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.workload.serving import (
     FEATURES,
@@ -37,11 +39,11 @@ BODY = json.dumps(infer_body(torch.zeros(1, FEATURES))).encode()
 class RunningRouter:
     """The router on a free port, in a thread with its own event loop."""
 
-    def __init__(self, model: str = "digits") -> None:
+    def __init__(self, router: Router | None = None) -> None:
         from torchyard.router.app import route
 
         self.port = free_port()
-        self.router = Router(model, TOKEN)
+        self.router = router or Router("digits", TOKEN)
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
         self._started = threading.Event()
@@ -121,6 +123,16 @@ def table(
     }
 
 
+def samples(running: RunningRouter, name: str) -> dict[tuple, float]:
+    """The router's metric `name`: value by its labels' values (sorted by label name)."""
+    found = {}
+    for family in text_string_to_metric_families(text(f"http://127.0.0.1:{running.port}/metrics")):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(value for _, value in sorted(sample.labels.items()))] = sample.value
+    return found
+
+
 def answered_by(running: RunningRouter, count: int, headers: dict | None = None) -> Counter:
     """Which version answered each of `count` inference requests on one keep-alive
     connection (as a pooled client sends them)."""
@@ -145,19 +157,25 @@ def test_the_served_share_is_the_weight(versions, weight, requests):
     with router() as running:
         assert running.push(table(versions, weight))[0] == 200
         seen = answered_by(running, requests)
-        metrics = text(f"http://127.0.0.1:{running.port}/metrics")
+        served = samples(running, "torchyard_router_requests_total")
     wanted = requests * weight // 100
     assert seen["2"] == wanted and seen["1"] == requests - wanted
     # The router's own counters say the same: what status.weight will report.
-    assert f'version="2"}} {wanted}.0' in metrics.replace(',code="200"', "")
+    assert served == {
+        ("200", "digits", "2"): wanted,
+        ("200", "digits", "1"): requests - wanted,
+    }
 
 
 def test_a_session_header_sticks_to_one_version(versions):
     with router() as running:
         running.push(table(versions, 50, stickyHeader="X-Session"))
-        for user in ("ann", "bob", "cyd", "dee"):
-            seen = answered_by(running, 20, {"X-Session": user})
+        chosen = set()
+        for user in (f"user-{i}" for i in range(12)):
+            seen = answered_by(running, 5, {"X-Session": user})
             assert len(seen) == 1, (user, seen)
+            chosen |= set(seen)
+        assert chosen == {"1", "2"}  # sessions spread over both versions
 
 
 def test_binary_bodies_pass_through_unparsed(versions):
@@ -203,11 +221,61 @@ def test_an_endpoint_that_went_away_costs_the_client_nothing(versions):
         running.push(routes)
         seen = answered_by(running, 100)
         assert sum(seen.values()) == 100  # every request answered 200
-        metrics = text(f"http://127.0.0.1:{running.port}/metrics")
-        assert "torchyard_router_retries_total" in metrics
+        retries = samples(running, "torchyard_router_retries_total")
+        assert retries[("digits", "2")] >= 1 and retries[("digits", "1")] >= 1
+
+        # Concurrent requests each try every endpoint: none is skipped for another's turn.
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(lambda _: _infer(running)[0], range(200)))
+        assert statuses == [200] * 200
 
         # A version whose every endpoint is gone: its share goes to the other one.
         routes["versions"][0]["endpoints"] = [gone]
         routes["generation"] = 2
         running.push(routes)
         assert answered_by(running, 20) == Counter({"1": 20})
+
+
+def _infer(running: RunningRouter, headers: dict | None = None) -> tuple[int, dict]:
+    status, answer, _ = running.request("POST", "/v2/models/digits/infer", BODY, headers)
+    return status, answer
+
+
+def test_only_inference_requests_are_weighed_and_counted(versions):
+    with router() as running:
+        running.push(table(versions, 50))
+        seen: Counter = Counter()
+        for _ in range(40):
+            assert running.request("GET", "/v2/health/ready")[0] == 200
+            status, headers = _infer(running)
+            assert status == 200
+            seen[headers["X-Model-Version"]] += 1
+        assert seen == Counter({"1": 20, "2": 20})
+        served = samples(running, "torchyard_router_requests_total")
+        assert sum(served.values()) == 40
+
+
+def test_compressed_bodies_pass_through_as_sent(versions):
+    import tritonclient.http as http
+
+    with router() as running:
+        running.push(table(versions, 50))
+        client = http.InferenceServerClient(url=f"127.0.0.1:{running.port}")
+        batch = np.ones((2, FEATURES), dtype=np.float32)
+        for algorithm in ("gzip", "deflate"):
+            tensor = http.InferInput("input", list(batch.shape), "FP32")
+            tensor.set_data_from_numpy(batch)
+            result = client.infer("digits", [tensor], request_compression_algorithm=algorithm)
+            assert result.as_numpy("output").shape == (2, 3)
+        status, _, raw = running.request(
+            "POST", "/v2/models/digits/infer", b"not gzip", {"Content-Encoding": "gzip"}
+        )
+        assert status == 400 and "cannot be read" in json.loads(raw)["error"]
+
+
+def test_a_body_over_the_limit_is_the_protocols_413(versions):
+    small = Router("digits", TOKEN, max_body_bytes=1024)
+    with RunningRouter(router=small) as running:
+        running.push(table(versions, 50))
+        status, _, raw = running.request("POST", "/v2/models/digits/infer", b"x" * 4096)
+        assert status == 413 and "error" in json.loads(raw)

@@ -557,3 +557,18 @@ def test_under_abuse_a_normal_client_is_answered_and_the_analysis_passes(server)
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "x-unknown"])
+def test_a_body_that_its_content_encoding_cannot_undo_is_400(server, encoding):
+    request = urllib.request.Request(
+        f"{server.model_url}/infer",
+        data=b"this is not compressed",
+        method="POST",
+        headers={"Content-Encoding": encoding},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 400
+    assert set(json.loads(refused.value.read())) == {"error"}
+    assert _good(server) == 200

@@ -173,3 +173,14 @@ def test_bytes_inputs_from_tritonclient_give_the_json_forms_embeddings(text_serv
     status, answer = call("POST", f"{text_server.model_url}/infer", body)
     assert status == 200
     np.testing.assert_allclose(output_tensor(answer, "embedding").numpy(), embeddings, atol=1e-6)
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_tritonclient_compressed_requests(mlp_server, algorithm):
+    import tritonclient.http as http
+
+    batch = rows(2)
+    tensor = http.InferInput("input", list(batch.shape), "FP32")
+    tensor.set_data_from_numpy(batch)
+    result = triton(mlp_server).infer("digits", [tensor], request_compression_algorithm=algorithm)
+    np.testing.assert_allclose(result.as_numpy("output"), expected(batch), atol=1e-5)

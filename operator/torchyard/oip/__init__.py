@@ -4,3 +4,7 @@ messages and service (open_inference.proto and its generated stubs).
 
 Shared by the serving workload and anything else that reads or writes tensors on the
 wire without a model (a router, a test client)."""
+
+VERSION_HEADER = "X-Model-Version"
+"""The header every answer of a serving pod carries: the version that gave it (the
+model router counts by it, clients tell versions apart by it)."""

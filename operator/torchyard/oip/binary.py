@@ -57,10 +57,10 @@ class BinaryError(ValueError):
 def split_body(body: bytes | bytearray, header_length: str) -> tuple[memoryview, memoryview]:
     """The JSON header and the binary part of a body whose HEADER_LENGTH is `header_length`."""
     view = memoryview(body)
-    try:
-        length = int(header_length)
-    except ValueError:
-        raise BinaryError(f"{HEADER_LENGTH} must be an integer, not {header_length!r}") from None
+    # ASCII digits only: int() would also take "+1", " 1 " and "1_0".
+    if not (header_length.isascii() and header_length.isdigit()):
+        raise BinaryError(f"{HEADER_LENGTH} must be an integer, not {header_length!r}")
+    length = int(header_length)
     if length == 0:
         # Triton's "raw binary request" (one input, no JSON) needs the model's config to
         # name the input; it is not part of the protocol and not supported here.

@@ -8,23 +8,32 @@ to the version the table picks, body and answer as bytes (never parsed).
   endpoint (the router pod's readiness), 503 before.
 - `GET /metrics`: the router's own metrics (the versions' pods are scraped directly).
 
-A connection that fails before the request was sent is retried on the version's next
-endpoint (a pod that just went away), then on another version; nothing is retried once
-a backend may have seen the request. The answering version is in the X-Model-Version
-header, as the serving pods write it.
+Only inference requests (POST .../infer) are weighed and counted: health and metadata
+calls go to the heaviest version, so that a client's readiness checks neither move the
+round nor count as traffic served. A connection that fails before the request was sent
+(refused, or not made in time) is retried on the version's next endpoint (a pod that
+just went away), then on another version; the router never sends a request again once a
+backend may have seen it (aiohttp itself may resend an idempotent GET on a connection
+the backend closed). The answering version is in the X-Model-Version header, as the
+serving pods write it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
+from multidict import CIMultiDict
 
+from torchyard.oip import VERSION_HEADER
 from torchyard.router.metrics import RouterMetrics
 from torchyard.router.table import Picker, RouteTable, TableError, VersionRoute
 
@@ -32,7 +41,6 @@ log = logging.getLogger("torchyard.router")
 
 ROUTES_PATH = "/_torchyard/routes"
 READY_PATH = "/_torchyard/ready"
-VERSION_HEADER = "X-Model-Version"
 # Headers of one connection, not of the request (RFC 9110 7.6.1), and those aiohttp
 # writes itself from the body it sends.
 HOP_BY_HOP = frozenset(
@@ -52,6 +60,11 @@ HOP_BY_HOP = frozenset(
 )
 UNAVAILABLE = 503
 BAD_GATEWAY = 502
+REQUEST_TIMEOUT = 408
+# Nothing was sent: safe to try another endpoint.
+NOT_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+# A client gone mid-body, or a body aiohttp cannot take apart.
+UNREADABLE = (ConnectionError, aiohttp.ClientPayloadError, RequestPayloadError, HttpProcessingError)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -65,6 +78,7 @@ class Router:
         token: str,
         *,
         max_body_bytes: int = 8 * 1024 * 1024,
+        body_timeout_s: float = 60.0,
         upstream_timeout_s: float = 60.0,
     ) -> None:
         if not token:
@@ -72,6 +86,9 @@ class Router:
         self.model = model
         self.metrics = RouterMetrics(model)
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
+        self.draining = False
+        """After SIGTERM: not ready, still forwarding (see app.route)."""
         self.table: RouteTable | None = None
         self.picker: Picker | None = None
         self._token = token.encode()
@@ -79,7 +96,7 @@ class Router:
         self._client: aiohttp.ClientSession | None = None
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=self.max_body_bytes)
+        app = web.Application(client_max_size=self.max_body_bytes, middlewares=[_errors_as_json])
         app.router.add_put(ROUTES_PATH, self.put_routes)
         app.router.add_get(ROUTES_PATH, self.get_routes)
         app.router.add_get(READY_PATH, self.ready)
@@ -105,8 +122,10 @@ class Router:
     # -- the table -----------------------------------------------------------------------
 
     def _authorized(self, request: web.Request) -> bool:
-        given = request.headers.get("Authorization", "").encode()
-        return hmac.compare_digest(given, b"Bearer " + self._token)
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # Header values are latin-1 on the wire; aiohttp hands odd bytes back escaped.
+        raw = given.strip().encode("utf-8", "surrogateescape")
+        return scheme.lower() == "bearer" and hmac.compare_digest(raw, self._token)
 
     async def put_routes(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
@@ -121,7 +140,7 @@ class Router:
                 409,
             )
         if table != self.table:
-            self.table, self.picker = table, Picker(table)
+            self.table, self.picker = table, Picker(table, after=self.picker)
             weights = {route.version: route.weight for route in table.versions}
             log.info("routes generation %d: weights %s", table.generation, weights)
         return web.json_response(table.to_json())
@@ -132,7 +151,7 @@ class Router:
         return web.json_response(None if self.table is None else self.table.to_json())
 
     async def ready(self, request: web.Request) -> web.Response:
-        ready = self.picker is not None and not self.picker.empty
+        ready = self.picker is not None and not self.picker.empty and not self.draining
         return web.json_response({"ready": ready}, status=200 if ready else UNAVAILABLE)
 
     async def prometheus(self, request: web.Request) -> web.Response:
@@ -144,6 +163,16 @@ class Router:
 
     async def forward(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                body = await request.read()
+        except TimeoutError:
+            return _error(
+                f"the request body took longer than {self.body_timeout_s:g} s to arrive",
+                REQUEST_TIMEOUT,
+                {"Connection": "close"},
+            )
+        # Picked once the body is here: a slow client does not hold a turn of the round.
         picker = self.picker
         if picker is None or picker.empty:
             self.metrics.unroutable()
@@ -152,34 +181,40 @@ class Router:
                 UNAVAILABLE,
                 {"Retry-After": "1"},
             )
-        sticky = picker.table.sticky_header
-        route = picker.pick(request.headers.get(sticky) if sticky else None)
-        body = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        weighed = request.method == "POST" and request.path.endswith("/infer")
+        if weighed:
+            sticky = picker.table.sticky_header
+            route = picker.pick(request.headers.get(sticky) if sticky else None)
+        else:
+            route = picker.steadiest()
+        headers = _forwarded(request.headers.items())
         for candidate in _fallbacks(picker, route):
-            for _ in candidate.endpoints:
-                endpoint = picker.endpoint(candidate)
+            for endpoint in picker.endpoints(candidate):
                 try:
                     response = await self._send(request, endpoint, headers, body)
-                except aiohttp.ClientConnectorError as error:
+                except NOT_CONNECTED as error:
                     log.warning("%s (version %s) refused: %s", endpoint, candidate.version, error)
                     self.metrics.retried(candidate.version)
                     continue
                 except (aiohttp.ClientError, TimeoutError) as error:
                     # The backend may have seen the request: not sent again.
                     response = _error(f"version {candidate.version}: {error}", BAD_GATEWAY)
-                self.metrics.routed(
-                    response.headers.get(VERSION_HEADER, candidate.version),
-                    response.status,
-                    time.perf_counter() - started,
-                )
+                if weighed:
+                    answered = response.headers.get(VERSION_HEADER)
+                    # A label from the table, never a value a backend made up.
+                    known = answered in {v.version for v in picker.table.versions}
+                    self.metrics.routed(
+                        answered if known and answered else candidate.version,
+                        response.status,
+                        time.perf_counter() - started,
+                    )
                 return response
         self.metrics.unroutable()
         message = f"no pod of model '{self.model}' accepted a connection"
         return _error(message, UNAVAILABLE, {"Retry-After": "1"})
 
     async def _send(
-        self, request: web.Request, endpoint: str, headers: dict[str, str], body: bytes
+        self, request: web.Request, endpoint: str, headers: CIMultiDict[str], body: bytes
     ) -> web.Response:
         assert self._client is not None
         url = f"http://{endpoint}{request.rel_url}"
@@ -187,8 +222,37 @@ class Router:
             request.method, url, headers=headers, data=body, allow_redirects=False
         ) as upstream:
             payload = await upstream.read()
-            answer = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+            answer = _forwarded(upstream.headers.items())
             return web.Response(status=upstream.status, body=payload, headers=answer)
+
+
+def _forwarded(headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
+    """The end-to-end headers, repeated ones kept: without the hop-by-hop ones and
+    those the Connection header names."""
+    pairs = list(headers)
+    named = {
+        token.strip().lower()
+        for name, value in pairs
+        if name.lower() == "connection"
+        for token in value.split(",")
+    }
+    return CIMultiDict(
+        (name, value) for name, value in pairs if name.lower() not in HOP_BY_HOP | named
+    )
+
+
+@web.middleware
+async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own refusals (a body over the limit, a client gone mid-body) as the
+    protocol's error object, never a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return _error(f"{error.reason}: {error.text or request.path}", error.status)
+    except UNREADABLE as error:
+        return _error(f"the request could not be read: {error}", 400)
 
 
 def _fallbacks(picker: Picker, first: VersionRoute) -> list[VersionRoute]:

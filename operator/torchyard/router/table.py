@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,17 +114,20 @@ def _is_endpoint(value: Any) -> bool:
 
 
 class Picker:
-    """Chooses a version and one of its endpoints per request, for one table."""
+    """Chooses a version and one of its endpoints per request, for one table.
 
-    def __init__(self, table: RouteTable) -> None:
+    A new table carries on where the previous picker was (`after`): each version keeps
+    its running score, so pushes between requests (new endpoints, a new generation) do
+    not start the round again, which would favour the first version each time."""
+
+    def __init__(self, table: RouteTable, after: Picker | None = None) -> None:
         self.table = table
         routable = table.routable
         self._routes = {route.version: route for route in routable}
-        self._current = dict.fromkeys(self._routes, 0)
-        self._endpoints: dict[str, Iterator[str]] = {
-            route.version: itertools.cycle(route.endpoints) for route in routable
-        }
+        earlier = after._current if after is not None else {}
+        self._current = {version: earlier.get(version, 0) for version in self._routes}
         self._total = sum(route.weight for route in routable)
+        self._turn = itertools.count()
 
     @property
     def empty(self) -> bool:
@@ -144,9 +147,19 @@ class Picker:
         self._current[chosen] -= self._total
         return self._routes[chosen]
 
-    def endpoint(self, route: VersionRoute) -> str:
-        """The next of the version's endpoints, round robin."""
-        return next(self._endpoints[route.version])
+    def endpoints(self, route: VersionRoute) -> list[str]:
+        """The version's endpoints in the order this request tries them: round robin over
+        requests, each request starting one further and going round once (its own list,
+        so requests that wait on each other never skip an endpoint)."""
+        start = next(self._turn) % len(route.endpoints)
+        return [*route.endpoints[start:], *route.endpoints[:start]]
+
+    def steadiest(self) -> VersionRoute:
+        """The heaviest version that takes requests, for requests that are not weighed
+        (health, metadata): they neither move the round nor count as served."""
+        if self.empty:
+            raise LookupError("no version has a weight and a ready endpoint")
+        return max(self._routes.values(), key=lambda route: route.weight)
 
     def _by_session(self, session: str) -> VersionRoute:
         bucket = session_bucket(session)

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from aiohttp import ClientPayloadError, web
+from aiohttp.http import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from torchyard.oip.binary import HEADER_LENGTH, BinaryError, split_body
 from torchyard.workloads.serve.limits import ENV, Limits, too_deep
@@ -136,6 +138,9 @@ async def read_body(request: web.Request, limits: Limits, holding: Holding) -> b
         # Nobody will read the answer; but a client's hang-up is its business, not a
         # server error with a traceback.
         raise ProtocolError(f"the client went away before its body arrived: {error}") from None
+    except (RequestPayloadError, HttpProcessingError) as error:
+        # A Content-Encoding aiohttp cannot undo, or a body that is not what it says.
+        raise ProtocolError(f"the request body cannot be read: {error}") from None
     except TimeoutError:
         raise TimedOut(
             f"the request body took longer than {limits.body_timeout_s:g} s to arrive "

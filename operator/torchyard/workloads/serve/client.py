@@ -25,7 +25,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-VERSION_HEADER = "X-Model-Version"
+from torchyard.oip import VERSION_HEADER
+
 NOBODY = "none"
 
 
