@@ -79,6 +79,7 @@ class Server:
             **os.environ,
             "TORCHYARD_SPEC": json.dumps(spec),
             "TORCHYARD_PORT": str(self.port),
+            "TORCHYARD_GRPC_PORT": "0",
             "TORCHYARD_HOST": "127.0.0.1",
             "TORCHYARD_TERMINATION_LOG": str(scratch / "termination-log"),
         }

@@ -40,6 +40,7 @@ class FakeApi:
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
     pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     service_owners: list[str] | None = None
+    service_ports: list[str] = field(default_factory=lambda: ["http", "grpc"])
     requests: list[tuple[str, ...]] = field(default_factory=list)
     events: list[tuple[str, str]] = field(default_factory=list)
     clock_reads: int = 0
@@ -79,7 +80,11 @@ class FakeApi:
         replicasets = {("ns", f"dep-{n}"): [f"rs-{n}"] for n in self.deployments}
         pods = {("ns", f"rs-{n}"): p for n, p in self.pods.items()}
         services = (
-            {("ns", "digits-model"): [{"owners": self.service_owners, "labels": {}}]}
+            {
+                ("ns", "digits-model"): [
+                    {"owners": self.service_owners, "labels": {}, "ports": self.service_ports}
+                ]
+            }
             if self.service_owners is not None
             else {}
         )
@@ -135,8 +140,13 @@ class FakeApi:
         spec = self.deployments[name.removesuffix("-serving")]["spec"]
         spec["replicas"] = patch.get("spec", {}).get("replicas", spec["replicas"])
 
-    async def add_service_owners(self, namespace: str, name: str, refs: list[Any]) -> None:
-        self.requests.append(("add owners", name, *(r["name"] for r in refs)))
+    async def update_service(
+        self, namespace: str, name: str, refs: list[Any], ports: list[Any] | None = None
+    ) -> None:
+        if refs:
+            self.requests.append(("add owners", name, *(r["name"] for r in refs)))
+        if ports:
+            self.requests.append(("add ports", name, *(p["name"] for p in ports)))
 
     def now(self) -> datetime:
         self.clock_reads += 1
@@ -155,7 +165,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     monkeypatch.setattr(client, "create_child", fake.create_child)
     monkeypatch.setattr(client, "patch_status", fake.patch_status)
     monkeypatch.setattr(client, "set_finalizers", fake.set_finalizers)
-    monkeypatch.setattr(client, "add_service_owners", fake.add_service_owners)
+    monkeypatch.setattr(client, "update_service", fake.update_service)
     # Never the kubeconfig's cluster, whatever it is.
     monkeypatch.setattr(client, "api", lambda: fake)
     monkeypatch.setattr(modelversion, "now", fake.now)
@@ -318,3 +328,16 @@ def test_a_version_s_series_go_with_it_and_the_model_s_with_the_last(api: FakeAp
 
 async def _found(body: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(body)
+
+
+def test_a_model_service_of_an_earlier_release_gets_the_ports_added_since(api: FakeApi):
+    """A Service made before the gRPC port existed is patched to have it (a strategic
+    merge by port: its http port and its ClusterIP stay)."""
+    api.version("1")
+    api.reconcile()
+    api.service_ports = ["http"]
+    api.reconcile()
+    assert ("add ports", "digits-model", "http", "grpc") in api.requests
+    api.service_ports = ["http", "grpc"]
+    api.reconcile()
+    assert not [r for r in api.requests if r[0] == "add ports"]

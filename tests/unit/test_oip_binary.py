@@ -65,7 +65,8 @@ def test_split_body_checks_the_header_length():
     header, tail = split_body(b'{"a": 1}xyz', "8")
     assert bytes(header) == b'{"a": 1}' and bytes(tail) == b"xyz"
     refused = [("-1", "integer"), ("12", "cannot be longer"), ("a", "integer"), ("+8", "integer")]
-    refused += [(" 8", "integer"), ("0_8", "integer"), ("８", "integer")]
+    # "\uff18" is a full-width 8: a digit to str.isdigit, not ASCII.
+    refused += [(" 8", "integer"), ("0_8", "integer"), ("\uff18", "integer")]
     for bad, words in refused:
         with pytest.raises(BinaryError, match=words):
             split_body(b'{"a": 1}xyz', bad)

@@ -70,6 +70,7 @@ def test_user_env_reaches_the_container_and_cannot_hide_the_operators():
     assert env["OMP_NUM_THREADS"] == "2"
     assert env["TORCHYARD_DRAIN_DELAY_SECONDS"] == "10"
     assert env["TORCHYARD_PORT"] == "8080"
+    assert env["TORCHYARD_GRPC_PORT"] == "8081"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert len(container["env"]) == len(env), "each variable once"
 
@@ -99,3 +100,26 @@ def test_service_selects_every_serving_pod_of_the_model():
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert model_url("digits", "ml") == "http://digits-model.ml.svc/v2/models/digits"
+
+
+def test_the_service_and_the_pods_serve_http_and_grpc_on_named_ports():
+    deployment = serving_deployment("digits-v2", "ml", _spec(), replicas=1)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080},
+        {"name": "grpc", "containerPort": 8081},
+    ]
+    env = _env(deployment)
+    assert (env["TORCHYARD_PORT"], env["TORCHYARD_GRPC_PORT"]) == ("8080", "8081")
+    # Each Service port targets the container port of its name: the server listens there.
+    ports = {port["name"]: port for port in model_service("digits", "ml")["spec"]["ports"]}
+    assert ports["http"] == {"name": "http", "port": 80, "targetPort": "http"}
+    assert ports["grpc"] == {
+        "name": "grpc",
+        "port": 8081,
+        "targetPort": "grpc",
+        "appProtocol": "kubernetes.io/h2c",
+    }
+    assert {port["targetPort"] for port in ports.values()} == {
+        p["name"] for p in container["ports"]
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,15 @@ import pytest
 
 from tests.s3server import S3Server, s3_environment, s3_server
 from tests.workload.training import digits_file, initial_model
+
+
+@pytest.fixture(autouse=True)
+def _no_default_grpc_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serving processes that a test starts from the environment (main(), a `torchyard
+    workload serve` child) leave gRPC off unless the test gives it a port: the default
+    8081 is one port per machine, and test processes run side by side."""
+    if "TORCHYARD_GRPC_PORT" not in os.environ:
+        monkeypatch.setenv("TORCHYARD_GRPC_PORT", "0")
 
 
 @pytest.fixture(scope="session")

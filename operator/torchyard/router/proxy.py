@@ -31,7 +31,6 @@ import aiohttp
 from aiohttp import web
 from aiohttp.http import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
-from multidict import CIMultiDict
 
 from torchyard.oip import VERSION_HEADER
 from torchyard.router.metrics import RouterMetrics
@@ -214,7 +213,7 @@ class Router:
         return _error(message, UNAVAILABLE, {"Retry-After": "1"})
 
     async def _send(
-        self, request: web.Request, endpoint: str, headers: CIMultiDict[str], body: bytes
+        self, request: web.Request, endpoint: str, headers: list[tuple[str, str]], body: bytes
     ) -> web.Response:
         assert self._client is not None
         url = f"http://{endpoint}{request.rel_url}"
@@ -226,7 +225,7 @@ class Router:
             return web.Response(status=upstream.status, body=payload, headers=answer)
 
 
-def _forwarded(headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
+def _forwarded(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The end-to-end headers, repeated ones kept: without the hop-by-hop ones and
     those the Connection header names."""
     pairs = list(headers)
@@ -236,9 +235,8 @@ def _forwarded(headers: Iterable[tuple[str, str]]) -> CIMultiDict[str]:
         if name.lower() == "connection"
         for token in value.split(",")
     }
-    return CIMultiDict(
-        (name, value) for name, value in pairs if name.lower() not in HOP_BY_HOP | named
-    )
+    dropped = HOP_BY_HOP | named
+    return [(name, value) for name, value in pairs if name.lower() not in dropped]
 
 
 @web.middleware

@@ -9,6 +9,9 @@ WarmupFailed: exit 3; ArtifactNotFound: exit 1, worth a restart), so the operato
 why.
 TORCHYARD_DRAIN_DELAY_SECONDS keeps it answering (while not ready) for that long after
 SIGTERM, so requests already routed to it are not refused.
+
+The protocol's gRPC binding (grpc.py) listens on TORCHYARD_GRPC_PORT next to HTTP, for
+the same model on the same event loop, and drains with it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from aiohttp import web
 
 from torchyard.workloads.report import PERMANENT, PermanentError, write_result
 from torchyard.workloads.serve.config import ServeConfig, load_config
+from torchyard.workloads.serve.grpc import start_grpc, stop_grpc
 from torchyard.workloads.serve.server import LoadFailure, ModelServer
 
 log = logging.getLogger("torchyard.serve")
@@ -41,16 +45,22 @@ async def serve(config: ServeConfig, stop: asyncio.Event) -> int:
         keepalive_timeout=config.limits.header_timeout_s,
     )
     await runner.setup()
+    grpc_server = None
+    port = config.port
     try:
         await web.TCPSite(runner, config.host, config.port).start()
+        if config.grpc_port:
+            port = config.grpc_port
+            grpc_server = await start_grpc(server, config.host, config.grpc_port)
     except OSError as error:
         await runner.cleanup()
-        write_result({"reason": "PortUnavailable", "message": f"{config.port}: {error}"})
+        write_result({"reason": "PortUnavailable", "message": f"{port}: {error}"})
         return 1
     log.info(
-        "listening on %s:%d for model %s version %s",
+        "listening on %s:%d (HTTP) and %s (gRPC) for model %s version %s",
         config.host,
         config.port,
+        config.grpc_port or "off",
         server.model,
         server.version,
     )
@@ -79,7 +89,9 @@ async def serve(config: ServeConfig, stop: asyncio.Event) -> int:
             await asyncio.sleep(config.drain_delay_s)
         log.info("draining: no new connections, finishing requests in flight")
         result |= {"reason": "Drained", "message": "stopped after finishing in-flight requests"}
-    await runner.cleanup()  # stops listening, then waits for the handlers in flight
+    # Each stops listening, then waits for the requests in flight (up to the drain
+    # timeout), both at once: gRPC refuses new RPCs on open connections too.
+    await asyncio.gather(runner.cleanup(), stop_grpc(grpc_server, config.drain_timeout_s))
     await server.close()
     write_result(result)
     return code

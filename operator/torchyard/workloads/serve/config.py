@@ -18,9 +18,12 @@ from torchyard.workloads.serve.faults import FAULT_RATE_ENV
 from torchyard.workloads.serve.limits import Limits, limits_from_env
 
 PORT_ENV = "TORCHYARD_PORT"
+GRPC_PORT_ENV = "TORCHYARD_GRPC_PORT"
 HOST_ENV = "TORCHYARD_HOST"
 DRAIN_DELAY_ENV = "TORCHYARD_DRAIN_DELAY_SECONDS"
 DEFAULT_PORT = 8080
+# KServe's predictors listen for the protocol's gRPC binding here.
+DEFAULT_GRPC_PORT = 8081
 DEFAULT_HOST = "0.0.0.0"
 # Below Kubernetes' default 30 s grace period, so the pod exits on its own before SIGKILL.
 DRAIN_TIMEOUT_S = 25.0
@@ -31,6 +34,8 @@ class ServeConfig:
     spec: ModelVersionSpec
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    grpc_port: int = DEFAULT_GRPC_PORT
+    """The protocol's gRPC binding (torchyard.workloads.serve.grpc); 0: no gRPC."""
     fault_rate: float = 0.0
     """Test hook (faults.py): the fraction of inference requests answered 500."""
     drain_delay_s: float = 0.0
@@ -44,12 +49,15 @@ class ServeConfig:
 
 
 def load_config(argv: Sequence[str] = ()) -> ServeConfig:
-    """TORCHYARD_SPEC (ModelVersionSpec JSON), TORCHYARD_PORT, TORCHYARD_HOST,
-    TORCHYARD_DRAIN_DELAY_SECONDS, TORCHYARD_FAULT_RATE and the limits (limits.ENV);
-    raises PermanentError("InvalidSpec") naming what is wrong."""
+    """TORCHYARD_SPEC (ModelVersionSpec JSON), TORCHYARD_PORT, TORCHYARD_GRPC_PORT (0: no
+    gRPC), TORCHYARD_HOST, TORCHYARD_DRAIN_DELAY_SECONDS, TORCHYARD_FAULT_RATE and the limits
+    (limits.ENV); raises PermanentError("InvalidSpec") naming what is wrong."""
     parser = argparse.ArgumentParser(prog="torchyard workload serve")
     parser.add_argument("--host", default=os.environ.get(HOST_ENV, DEFAULT_HOST))
     parser.add_argument("--port", default=os.environ.get(PORT_ENV, str(DEFAULT_PORT)))
+    parser.add_argument(
+        "--grpc-port", default=os.environ.get(GRPC_PORT_ENV, str(DEFAULT_GRPC_PORT))
+    )
     args = parser.parse_args(list(argv))
     try:
         spec = parse_spec(ModelVersionSpec, read_spec())
@@ -63,6 +71,7 @@ def load_config(argv: Sequence[str] = ()) -> ServeConfig:
         spec=spec,
         host=args.host,
         port=int(_bounded(PORT_ENV, args.port, 0, 65535, integer=True)),
+        grpc_port=int(_bounded(GRPC_PORT_ENV, args.grpc_port, 0, 65535, integer=True)),
         fault_rate=_bounded(FAULT_RATE_ENV, os.environ.get(FAULT_RATE_ENV, "0"), 0, 1),
         drain_delay_s=_bounded(DRAIN_DELAY_ENV, os.environ.get(DRAIN_DELAY_ENV, "0"), 0, 300),
         limits=limits,

@@ -200,6 +200,10 @@ class ModelServer:
                 status, body, headers = error.status, {"error": str(error)}, error.headers
             except InferenceError as error:
                 status, body = 500, {"error": f"inference failed: {error}"}
+            except Exception as error:
+                # Counted like any other 500: the analysis and the alerts must see it.
+                log.exception("unexpected error on %s %s", request.method, request.path)
+                status, body = 500, {"error": f"internal error: {error}"}
         received = request.get(RECEIVED)
         self.metrics.request(status, None if received is None else time.perf_counter() - received)
         if parts:
