@@ -199,17 +199,26 @@ async def read(manifest: dict[str, Any]) -> dict[str, Any] | None:
     return found.to_dict()  # type: ignore[no-any-return]
 
 
-async def update_service(
-    namespace: str,
-    name: str,
-    references: list[dict[str, Any]],
-    ports: list[dict[str, Any]] | None = None,
-) -> None:
-    """Add ownerReferences (and ports) to a Service; a strategic merge patch merges them
-    by uid (and by port), so the owners and ports it has are kept."""
-    patch: dict[str, Any] = {"metadata": {"ownerReferences": references}}
-    if ports:
-        patch["spec"] = {"ports": ports}
+async def add_service_owners(namespace: str, name: str, references: list[dict[str, Any]]) -> None:
+    """Add ownerReferences to a Service; a strategic merge patch merges them by uid, so
+    the owners it has are kept."""
+    await _patch_service(namespace, name, {"metadata": {"ownerReferences": references}})
+
+
+async def add_service_ports(namespace: str, name: str, ports: list[dict[str, Any]]) -> str | None:
+    """Add ports to a Service (merged by port number, so its own stay); the API server's
+    refusal, if it refuses (a port of that name or number taken by another's edit), is
+    returned, not raised: the model keeps being reconciled without the port."""
+    try:
+        await _patch_service(namespace, name, {"spec": {"ports": ports}})
+    except ApiError as error:
+        if error.status.code not in (403, 422):
+            raise
+        return str(error.status.message)
+    return None
+
+
+async def _patch_service(namespace: str, name: str, patch: dict[str, Any]) -> None:
     try:
         await api().patch(Service, name, patch, namespace=namespace, patch_type=PatchType.STRATEGIC)
     except ApiError as error:

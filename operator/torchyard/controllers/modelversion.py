@@ -578,12 +578,18 @@ async def _model_service(
     service = model_service(model, namespace)
     if found is not None and (uids & set(found["owners"]) or _unowned_model_service(found, model)):
         missing = [body for body in live if body["metadata"]["uid"] not in found["owners"]]
+        if missing:
+            await client.add_service_owners(namespace, name, [_owner(b) for b in missing])
         # A Service made by an earlier release lacks the ports added since (grpc).
-        ports = service["spec"]["ports"]
-        lacking = {port["name"] for port in ports} - set(found.get("ports") or [])
-        if missing or lacking:
-            references = [_owner(b) for b in missing]
-            await client.update_service(namespace, name, references, ports if lacking else None)
+        have = set(found.get("ports") or [])
+        lacking = [port for port in service["spec"]["ports"] if port["name"] not in have]
+        if lacking:
+            refused = await client.add_service_ports(namespace, name, lacking)
+            if refused is not None:
+                names = ", ".join(port["name"] for port in lacking)
+                log.warning(
+                    "Service %s/%s: cannot add port(s) %s: %s", namespace, name, names, refused
+                )
         refused_creates.forget(key)
         return None
     service["metadata"]["ownerReferences"] = [_owner(body) for body in live]

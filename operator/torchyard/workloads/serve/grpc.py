@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,7 @@ log = logging.getLogger("torchyard.serve")
 VERSION_METADATA = VERSION_HEADER.lower()
 """Response metadata naming the version that answered (gRPC keys are lower case)."""
 CLIENT_CLOSED = 499
+DEADLINE_PASSED = 504
 STATUS_CODES: dict[int, grpc.StatusCode] = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     404: grpc.StatusCode.NOT_FOUND,
@@ -149,7 +151,16 @@ def _typed_values(tensor: pb.ModelInferRequest.InferInputTensor) -> list[Any]:
             f"input '{tensor.name}' is {tensor.datatype}: its values go in "
             f"contents.{expected}, not in contents.{', contents.'.join(wrong)}"
         )
-    return list(getattr(tensor.contents, expected))
+    values = getattr(tensor.contents, expected)
+    needed = math.prod(tensor.shape)
+    if len(values) != needed:
+        # Before a Python list of them is made: a message of millions of values that the
+        # shape does not need costs nothing but this count.
+        raise ProtocolError(
+            f"input '{tensor.name}' has {len(values)} values but shape {list(tensor.shape)} "
+            f"needs {needed}"
+        )
+    return list(values)
 
 
 def response_message(
@@ -242,7 +253,12 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             except InferenceError as error:
                 status, failure = 500, ProtocolError(f"inference failed: {error}", 500)
             except asyncio.CancelledError:
-                self._count(CLIENT_CLOSED, _Timing())
+                # A deadline that passed while the model had the request is the version's
+                # slowness (a 5xx, timed, as the analysis must see it); a client that
+                # went away is the client's business.
+                remaining = context.time_remaining()
+                late = timing.received is not None and remaining is not None and remaining <= 0
+                self._count(DEADLINE_PASSED if late else CLIENT_CLOSED, timing)
                 raise
             except Exception as error:
                 # Counted, unlike an HTTP handler's crash: a 5xx the analysis must see.
@@ -301,15 +317,27 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
 async def start_grpc(server: ModelServer, host: str, port: int) -> grpc.aio.Server:
     """The gRPC server of `server`, listening on host:port; OSError when it cannot."""
+    limits = server.limits
     grpc_server = grpc.aio.server(
+        # gRPC reads a whole message before the servicer (and the byte budget) sees it:
+        # at most this many at once, so what it holds is about twice the budget at worst;
+        # more are refused RESOURCE_EXHAUSTED by gRPC itself (not counted in /metrics).
+        maximum_concurrent_rpcs=max(16, 2 * limits.max_buffered_bytes // limits.max_body_bytes),
         options=[
             # The HTTP body limit: gRPC refuses a bigger message (RESOURCE_EXHAUSTED)
             # before it reaches the servicer.
-            ("grpc.max_receive_message_length", server.limits.max_body_bytes),
+            ("grpc.max_receive_message_length", limits.max_body_bytes),
+            # Idle connections go as HTTP's do; every connection is asked to reconnect
+            # after a minute (in-flight calls get the body timeout to finish), which cuts
+            # off streams stalled mid-message and spreads long-lived clients over the
+            # Service's pods again, as its replica-ratio weights assume.
+            ("grpc.max_connection_idle_ms", int(limits.header_timeout_s * 1000)),
+            ("grpc.max_connection_age_ms", 60_000),
+            ("grpc.max_connection_age_grace_ms", int(limits.body_timeout_s * 1000)),
             # gRPC's default (SO_REUSEPORT on) would share a port in use instead of
             # failing; a second server must fail as the HTTP one does.
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(server), grpc_server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
