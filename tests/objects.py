@@ -117,6 +117,11 @@ def _weight_over_100(spec: dict[str, Any]) -> None:
     spec["rollout"] = {"steps": [{"setWeight": 150}]}
 
 
+def _watch_too_short(spec: dict[str, Any]) -> None:
+    analysis = {"intervalSeconds": 30, "failureLimit": 2, "afterPromotionSeconds": 45}
+    spec["rollout"] = {"steps": [{"setWeight": 100}], "analysis": analysis}
+
+
 def _promote_and_rollback(spec: dict[str, Any]) -> None:
     spec["promote"] = True
     spec["rollback"] = True
@@ -248,6 +253,12 @@ INVALID: tuple[Invalid, ...] = (
         "spec.rollout.steps[0].setWeight",
     ),
     Invalid("promote-and-rollback", "ModelVersion", _promote_and_rollback, "spec.rollback"),
+    Invalid(
+        "watch-too-short",
+        "ModelVersion",
+        _watch_too_short,
+        "spec.rollout.analysis",
+    ),
     Invalid("version-format", "ModelVersion", _set("version", "latest"), "spec.version"),
     Invalid(
         "registered-name-too-long",

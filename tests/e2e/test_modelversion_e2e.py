@@ -290,3 +290,44 @@ def test_analysis_promotes_v2_rolls_back_failing_v3_and_v2_never_fails_a_client(
     assert counts["2"][0] > 0 and counts["2"][1] == 0, counts
     assert counts["1"][0] > 0 and counts["1"][1] == 0, counts
     assert "none" not in counts, counts
+
+
+def test_a_version_that_regresses_after_promotion_goes_back_to_the_one_it_replaced(
+    cluster, namespace, operator, artifacts, root
+):
+    apply(cluster.cp, namespace, _version("1", artifacts["1"]))
+    _wait_ready(cluster, namespace, "digits-v1")
+    stop = root / f"stop-{namespace}"
+    _start_client(cluster, namespace, stop)
+
+    # v2 is healthy for its rollout, promoted, then answers every request with a 500
+    # from 60 s after its server started: the watch after promotion catches it.
+    watched = {
+        "steps": [{"setWeight": 100}],
+        "analysis": {**FAST_ANALYSIS, "afterPromotionSeconds": 600},
+    }
+    regresses = {
+        "replicas": 1,
+        "env": [
+            {"name": "TORCHYARD_FAULT_RATE", "value": "1.0"},
+            {"name": "TORCHYARD_FAULT_AFTER_SECONDS", "value": "60"},
+        ],
+    }
+    apply(cluster.cp, namespace, _version("2", artifacts["2"], rollout=watched, serving=regresses))
+    _wait_ready(cluster, namespace, "digits-v2")
+    promoted = _status(cluster, namespace, "digits-v2")
+    assert promoted["phase"] == "Serving" and "watchedUntil" in promoted, promoted
+    assert _condition(promoted, "Progressing")["reason"] == "Promoted"
+
+    v2 = _wait_phase(cluster, namespace, "digits-v2", "RolledBack", timeout=180)
+    progressing = _condition(v2, "Progressing")
+    assert progressing["reason"] == "RegressedAfterPromotion", v2
+    assert "error rate" in progressing["message"] and "version 1" in progressing["message"]
+    assert events(cluster.cp, namespace, "digits-v2", "RolledBack")
+    _wait_ready(cluster, namespace, "digits-v1")
+    restored = _status(cluster, namespace, "digits-v1")
+    assert restored["phase"] == "Serving" and restored["weight"] == 100
+
+    counts = _stop_client(cluster, namespace, stop)
+    assert counts["2"][0] > 0 and counts["2"][1] > 0, counts  # served, then failed
+    assert counts["1"][0] > 0 and counts["1"][1] == 0, counts

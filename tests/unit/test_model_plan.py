@@ -21,6 +21,7 @@ from torchyard.plans.rollout.model import (
     ModelPlan,
     VersionObserved,
     Window,
+    analysed_of,
     candidate_of,
     plan_model,
 )
@@ -263,4 +264,128 @@ def test_every_rollback_is_counted_under_a_reason_the_counter_is_made_for():
     model.plan(t + timedelta(seconds=1), Window(None, start))
     failing = {f"{name}-0": Counters(requests=100.0, server_errors=50.0)}
     made += model.plan(t + timedelta(seconds=40), Window(start, failing)).rollbacks
+
+    model, name, promoted = _promoted_and_watched()
+    made += _regress(model, name, promoted)
     assert sorted(made) == sorted(ROLLBACK_REASONS)
+
+
+WATCHED = {"failureLimit": 2, "intervalSeconds": 30, "afterPromotionSeconds": 300}
+
+
+def _promoted_and_watched(after: int = 300) -> tuple[Model, str, datetime]:
+    """digits v2 rolled out at 100 % over v1, passed its analysis, promoted, watched."""
+    model = _serving_model()
+    analysis = {**WATCHED, "afterPromotionSeconds": after}
+    name = model.add("2", rollout={"steps": [{"setWeight": 100}], "analysis": analysis})
+    t = T0 + timedelta(minutes=1)
+    model.plan(t)
+    model.ready(name)
+    start = {f"{name}-0": Counters(requests=0.0)}
+    model.plan(t + timedelta(seconds=1), Window(None, start))
+    healthy = {f"{name}-0": Counters(requests=100.0)}
+    promoted = t + timedelta(seconds=40)
+    model.plan(promoted, Window(start, healthy))
+    assert model.status(name)["phase"] == "Serving"
+    until = (promoted + timedelta(seconds=after)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert model.status(name)["watchedUntil"] == until
+    assert f"watched until {until}" in model.condition(name, "Progressing")["message"]
+    plan = model.plan(promoted + timedelta(seconds=1))  # v1 superseded: the rollback target
+    assert model.status("digits-v1")["phase"] == "Superseded"
+    assert plan.version("digits-v1").replicas == 0
+    model.pods["digits-v1"] = []  # its pod has gone
+    plan = model.plan(promoted + timedelta(seconds=2))
+    assert plan.window_start is not None  # the watch's first window begins
+    assert plan.requeue_after == 28  # its first analysis is due then
+    return model, name, promoted
+
+
+def _regress(model: Model, name: str, promoted: datetime) -> list[str]:
+    """Two failed analyses after promotion: the rollbacks the plans made."""
+    made: list[str] = []
+    start = {f"{name}-0": Counters(requests=100.0)}
+    for index in (1, 2):
+        errors = {f"{name}-0": Counters(requests=100.0 + 100 * index, server_errors=50.0 * index)}
+        plan = model.plan(promoted + timedelta(seconds=31 * index), Window(start, errors))
+        made += plan.rollbacks
+        start = errors
+    return made
+
+
+def test_a_version_that_regresses_after_promotion_is_rolled_back_to_the_previous():
+    model, name, promoted = _promoted_and_watched()
+    observed = model.observed(promoted + timedelta(seconds=31))
+    assert analysed_of(observed.versions) == name  # its pods are scraped
+    made = _regress(model, name, promoted)
+    assert made == ["RegressedAfterPromotion"]
+    status = model.status(name)
+    assert status["phase"] == "RolledBack" and status["weight"] == 0
+    progressing = model.condition(name, "Progressing")
+    assert progressing["reason"] == "RegressedAfterPromotion"
+    assert "analysis failed 2 times (failureLimit 2)" in progressing["message"]
+    assert "error rate 50.00% (50 of 100 requests)" in progressing["message"]
+    assert "traffic returned to version 1" in progressing["message"]
+    # Its pods stay until v1's are ready again: no moment without a serving pod.
+    later = promoted + timedelta(seconds=63)
+    plan = model.plan(later)
+    assert model.status("digits-v1")["phase"] == "Serving"
+    assert plan.version("digits-v1").replicas == 1 and plan.version(name).replicas == 1
+    model.ready("digits-v1")
+    assert model.plan(later + timedelta(seconds=2)).version(name).replicas == 0
+
+
+def test_the_watch_ends_and_spec_promote_skips_it():
+    model, name, promoted = _promoted_and_watched()
+    healthy = {f"{name}-0": Counters(requests=100.0 + 10 * i) for i in range(3)}
+    ended = promoted + timedelta(seconds=301)
+    # An analysis due before the end runs, however late: it passes, and the watch is over.
+    plan = model.plan(ended, Window({f"{name}-0": Counters(requests=0.0)}, healthy))
+    assert plan.analysis == "Pass" and plan.rollbacks == ()
+    assert model.status(name)["phase"] == "Serving"
+    assert analysed_of(model.observed(ended).versions) is None
+
+    model = _serving_model()
+    forced = model.add("2", rollout={"steps": [{"pause": {}}], "analysis": WATCHED}, promote=True)
+    t = T0 + timedelta(minutes=1)
+    model.plan(t)
+    model.ready(forced)
+    model.plan(t + timedelta(seconds=1))
+    assert model.status(forced)["phase"] == "Serving"
+    assert "watchedUntil" not in model.status(forced)
+
+
+def test_a_watch_of_exactly_failure_limit_intervals_still_rolls_back():
+    """Late reconciles do not push the last analysis past the end: the watch's analyses
+    are on a grid from promotion."""
+    model, name, promoted = _promoted_and_watched(after=60)
+    made = _regress(model, name, promoted)
+    assert made == ["RegressedAfterPromotion"]
+
+
+def test_spec_promote_or_a_shorter_watch_ends_it():
+    for change in ({"promote": True}, {"afterPromotionSeconds": 0}):
+        model, name, promoted = _promoted_and_watched()
+        spec = model.bodies[name]["spec"]
+        if "promote" in change:
+            spec["promote"] = True
+        else:
+            spec["rollout"]["analysis"] = {**WATCHED, **change}
+        assert analysed_of(model.observed(promoted + timedelta(seconds=31)).versions) is None
+        assert _regress(model, name, promoted) == [], change
+
+
+def test_a_version_that_stops_serving_drops_its_watch():
+    """v2 promoted and watched; v3 promoted over it: v2, superseded, loses watchedUntil,
+    so restoring it later (v3 rolled back) does not revive v2's old watch."""
+    model, name, promoted = _promoted_and_watched()
+    v3 = model.add("3", rollout={"steps": [{"setWeight": 100}], "analysis": WATCHED})
+    t = promoted + timedelta(seconds=40)
+    model.plan(t)
+    assert analysed_of(model.observed(t).versions) == v3  # the candidate, not the watch
+    model.ready(v3)
+    start = {f"{v3}-0": Counters(requests=0.0)}
+    model.plan(t + timedelta(seconds=1), Window(None, start))
+    model.plan(t + timedelta(seconds=40), Window(start, {f"{v3}-0": Counters(requests=100.0)}))
+    model.plan(t + timedelta(seconds=41))
+    assert model.status(name)["phase"] == "Superseded"
+    assert model.status(name).get("watchedUntil") is None

@@ -80,6 +80,21 @@ _SOME_ACTION = Cel(
 )
 
 
+_WATCH_FITS = Cel(
+    rule=(
+        "!has(self.afterPromotionSeconds) || self.afterPromotionSeconds == 0 || "
+        "self.afterPromotionSeconds >= (has(self.failureLimit) ? self.failureLimit : 2) * "
+        "(has(self.intervalSeconds) ? self.intervalSeconds : 30)"
+    ),
+    message=(
+        "afterPromotionSeconds must be 0 or at least failureLimit x intervalSeconds: a "
+        "shorter watch could never fail failureLimit analyses"
+    ),
+    field_path=".afterPromotionSeconds",
+    reason="FieldValueInvalid",
+)
+
+
 class PauseStep(ApiModel):
     """Hold the current weight."""
 
@@ -102,7 +117,7 @@ class RolloutStep(ApiModel, json_schema_extra=cel_rules(_ONE_ACTION, _SOME_ACTIO
         return self
 
 
-class AnalysisSpec(ApiModel):
+class AnalysisSpec(ApiModel, json_schema_extra=cel_rules(_WATCH_FITS)):
     """Health checks run at every interval while a version rolls out."""
 
     interval_seconds: int = Field(default=30, ge=1, le=3600)
@@ -115,6 +130,20 @@ class AnalysisSpec(ApiModel):
     """Largest acceptable 99th-percentile inference latency in milliseconds."""
     min_request_count: int = Field(default=10, ge=0)
     """Fewer requests than this in an interval make the analysis inconclusive (never a pass)."""
+    after_promotion_seconds: int = Field(default=0, ge=0, le=86400)
+    """How long to keep analysing a version after its rollout promoted it: failureLimit
+    failed analyses in that time roll it back to the version it replaced (0: no watch;
+    else at least failureLimit x intervalSeconds)."""
+
+    @model_validator(mode="after")
+    def _watch_fits(self) -> AnalysisSpec:
+        needed = self.failure_limit * self.interval_seconds
+        if 0 < self.after_promotion_seconds < needed:
+            raise ValueError(
+                f"afterPromotionSeconds must be 0 or at least failureLimit x intervalSeconds "
+                f"({needed}): a shorter watch could never fail failureLimit analyses"
+            )
+        return self
 
 
 class RolloutSpec(ApiModel):
@@ -324,5 +353,8 @@ class ModelVersionStatus(StatusBase):
     """The model's version that serves when no rollout is under way."""
     previous_version: str | None = None
     """The version this one replaces (the rollback target)."""
+    watched_until: Timestamp | None = None
+    """End of the watch after promotion (spec.rollout.analysis.afterPromotionSeconds):
+    until then the promoted version is analysed and rolled back if it regresses."""
     url: str | None = None
     """In-cluster URL of the model's inference endpoint (Open Inference Protocol v2)."""

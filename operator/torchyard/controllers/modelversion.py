@@ -3,7 +3,7 @@
 The unit of reconciliation is the model: roles involve every version of it. Every
 trigger (a version's new generation or deletion, a serving Deployment or pod) queues
 one reconcile of its model (torchyard.controllers.queue, keyed (namespace, model)),
-which reads the versions and their children from the watch, scrapes the candidate's
+which reads the versions and their children from the watch, scrapes the analysed version's
 pods, decides with rollout.plan_model and applies: Deployments, the model's Service,
 status (guarded by resourceVersion), Events, finalizers. Moments (a pause's end, the
 next analysis, a hand-over's limit) come back as the reconcile's requeue delay.
@@ -49,7 +49,7 @@ from torchyard.plans.rollout import (
     Scrape,
     VersionObserved,
     Window,
-    candidate_of,
+    analysed_of,
     plan_model,
 )
 from torchyard.podstatus import phase_of
@@ -108,7 +108,8 @@ created_deployments = CreatedChildren(snap=deployment_entry)
 
 
 class Windows:
-    """Each model's candidate and its pods' counters when its analysis window began."""
+    """Each model's analysed version (the candidate, or the serving one while watched after
+    promotion) and its pods' counters when its analysis window began."""
 
     def __init__(self) -> None:
         self._started: dict[tuple[str, str], tuple[str, dict[str, Scrape]]] = {}
@@ -313,11 +314,11 @@ async def _reconcile(
         )
         for body in bodies
     ]
-    candidate = candidate_of(versions)
+    analysed = analysed_of(versions)
     window = None
-    if candidate is not None:
-        pods = next(v.pods for v in versions if v.name == candidate)
-        window = Window(windows.start(key, candidate), await _scrape_running(pods))
+    if analysed is not None:
+        pods = next(v.pods for v in versions if v.name == analysed)
+        window = Window(windows.start(key, analysed), await _scrape_running(pods))
     plan = plan_model(ModelObserved(versions, now(), window))
     await _release([v.body for v in versions if v.name in plan.release])
     retries = [await _scale(v, plan, model, indexes) for v in versions if not v.deleting]
@@ -326,14 +327,14 @@ async def _reconcile(
         # Planned again at once from fresh copies: the analysis window and the metrics
         # stay as they were, or the analysis just made would be lost and counted twice.
         raise Stale(f"a ModelVersion of model {model} in {namespace} changed since it was read")
-    windows.keep(key, candidate, plan.window_start)
-    _count(key, versions, plan)
+    windows.keep(key, analysed, plan.window_start)
+    _count(key, versions, plan, analysed)
     refused_creates.forget_where(
         lambda k: (
             k[:2] != key or k[2] == SERVICE_KEY or k[2] in {b["metadata"]["name"] for b in live}
         )
     )
-    under_way = candidate is not None or len(live) < len(bodies)
+    under_way = analysed is not None or len(live) < len(bodies)
     service_retry = refused_creates.wait((*key, SERVICE_KEY), clock) if service_refusal else None
     planned = soonest(plan.requeue_after, service_retry, *retries)
     return soonest(planned, RESYNC_SECONDS) if under_way else planned
@@ -499,7 +500,9 @@ _versions_seen: dict[tuple[str, str], set[str]] = {}
 """Each model's versions as of its last reconcile, to drop the series of the ones gone."""
 
 
-def _count(key: tuple[str, str], versions: list[VersionObserved], plan: ModelPlan) -> None:
+def _count(
+    key: tuple[str, str], versions: list[VersionObserved], plan: ModelPlan, analysed: str | None
+) -> None:
     """The metrics: analyses and rollbacks made, each live version's weight and health."""
     namespace, model = key
     earlier = _versions_seen.get(key)
@@ -516,9 +519,9 @@ def _count(key: tuple[str, str], versions: list[VersionObserved], plan: ModelPla
             _zero(ANALYSES, [(*labels, verdict) for verdict in VERDICTS])
         VERSION_WEIGHT.labels(*labels).set(planned.weight)
         VERSION_HEALTHY.labels(*labels).set(1.0 if planned.healthy else 0.0)
-    candidate = next((v for v in versions if v.name == candidate_of(versions)), None)
-    if plan.analysis is not None and candidate is not None and candidate.spec is not None:
-        ANALYSES.labels(namespace, model, candidate.spec.version, plan.analysis).inc()
+    subject = next((v for v in versions if v.name == analysed), None)
+    if plan.analysis is not None and subject is not None and subject.spec is not None:
+        ANALYSES.labels(namespace, model, subject.spec.version, plan.analysis).inc()
     for reason in plan.rollbacks:
         ROLLBACKS.labels(namespace, model, reason).inc()
     _drop_series(key, (earlier or set()) - seen)

@@ -29,6 +29,7 @@ from torchyard.plans.rollout.model import (
     VersionObserved,
     VersionPlan,
     Window,
+    analysed_of,
     candidate_of,
     plan_model,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "VersionView",
     "Window",
     "analyse",
+    "analysed_of",
     "assign_roles",
     "candidate_of",
     "decide",

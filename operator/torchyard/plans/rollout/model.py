@@ -23,10 +23,19 @@ from torchyard.api.base import parse_time
 from torchyard.api.kinds import MODEL_VERSION
 from torchyard.api.modelversion import ModelVersionSpec
 from torchyard.conditions import Conditions, find_condition
-from torchyard.plans.rollout.analysis import Scrape, measure
+from torchyard.plans.rollout.analysis import Measurement, Scrape, measure
 from torchyard.plans.rollout.replicas import replica_plan
 from torchyard.plans.rollout.roles import Roles, VersionView, assign_roles, retirement_message
-from torchyard.plans.rollout.steps import FINAL_PHASES, Observed, PodFailure, RolloutState, decide
+from torchyard.plans.rollout.steps import (
+    FINAL_PHASES,
+    REGRESSED,
+    WATCH_END_FIELD,
+    Observed,
+    PodFailure,
+    RolloutDecision,
+    RolloutState,
+    decide,
+)
 from torchyard.podstatus import phase_of
 from torchyard.refusals import Refusal
 from torchyard.resources.serving import model_url
@@ -35,7 +44,7 @@ PERMANENT_EXIT = 3
 """Exit code of a serving container that cannot serve and must not be restarted."""
 HANDOVER_LIMIT_SECONDS = 300.0
 """Longest a deleted serving version waits for the restored one before it goes anyway."""
-ROLLBACK_REASONS = ("AnalysisFailed", "ManualRollback", "Replaced")
+ROLLBACK_REASONS = ("AnalysisFailed", "ManualRollback", "Replaced", REGRESSED)
 """The reasons ModelPlan.rollbacks can hold (rollout.steps and rollout.roles give them):
 the operator's rollback counter has a series for each from a model's first reconcile."""
 
@@ -134,9 +143,25 @@ def views(versions: Sequence[VersionObserved]) -> list[VersionView]:
 
 
 def candidate_of(versions: Sequence[VersionObserved]) -> str | None:
-    """The name of the version under rollout (whose pods the controller scrapes)."""
+    """The name of the version under rollout."""
     candidate = assign_roles(views(versions)).candidate
     return candidate.name if candidate else None
+
+
+def analysed_of(versions: Sequence[VersionObserved]) -> str | None:
+    """The name of the version whose pods the controller scrapes for an analysis: the
+    one under rollout, or else the serving one while it is watched after promotion."""
+    roles = assign_roles(views(versions))
+    if roles.candidate is not None:
+        return roles.candidate.name
+    return roles.stable.name if _watched(roles, versions) else None
+
+
+def _watched(roles: Roles, versions: Sequence[VersionObserved]) -> bool:
+    if roles.stable is None or roles.candidate is not None or roles.previous is None:
+        return False
+    stable = next(v for v in versions if v.name == roles.stable.name)
+    return stable.spec is not None and RolloutState.from_status(stable.status).watching(stable.spec)
 
 
 def ready_pods(pods: Sequence[Mapping[str, Any]]) -> int:
@@ -203,6 +228,8 @@ def plan_model(observed: ModelObserved) -> ModelPlan:
     rollbacks: list[str] = []
     candidate = _plan_candidate(roles, valid, drafts, observed)
     _plan_stable(roles, valid, drafts)
+    if roles.candidate is None:
+        candidate = _plan_watched(roles, valid, drafts, observed)
     stable_ready = ready_pods(valid[roles.stable.name].pods) if roles.stable else 0
     for retired in roles.retired:
         draft = drafts[retired.view.name]
@@ -259,11 +286,7 @@ def _plan_candidate(
     stable_spec = valid[stable.name].spec if stable else None
     window = observed.window or Window(None, {})
     ready = ready_pods(version.pods)
-    measurement = (
-        measure(dict(window.start), dict(window.current))
-        if window.start is not None and window.current
-        else None
-    )
+    measurement = _measurement(window)
     failure = pod_failure(version.pods)
     decision = decide(
         spec,
@@ -299,6 +322,52 @@ def _plan_candidate(
     if failure is not None and failure.reason == "DigestMismatch":
         draft.conditions.append(("ArtifactVerified", False, failure.reason, failure.message))
     draft.events.extend(decision.events)
+    return _outcome(decision, window)
+
+
+def _plan_watched(
+    roles: Roles,
+    valid: Mapping[str, VersionObserved],
+    drafts: Mapping[str, _Draft],
+    observed: ModelObserved,
+) -> _CandidateOutcome:
+    """The serving version while it is watched after promotion (rollout.steps): its
+    analysis, and its rollback to the previous version if it regressed."""
+    if not _watched(roles, list(valid.values())):
+        return _CandidateOutcome()
+    assert roles.stable is not None and roles.previous is not None
+    version = valid[roles.stable.name]
+    assert version.spec is not None
+    window = observed.window or Window(None, {})
+    decision = decide(
+        version.spec,
+        RolloutState.from_status(version.status),
+        Observed(
+            now=observed.now,
+            ready_replicas=ready_pods(version.pods),
+            measurement=_measurement(window),
+            previous_version=roles.previous.version,
+        ),
+    )
+    draft = drafts[version.name]
+    draft.patch.update(decision.state.to_status())
+    if decision.state.phase == "RolledBack":
+        # Its pods stay until the restored version has ready ones: the next plan,
+        # made at once, hands over (roles.retired).
+        draft.patch["weight"] = 0
+    if decision.reason is not None:
+        draft.conditions.append(("Progressing", False, decision.reason, decision.message or ""))
+    draft.events.extend(decision.events)
+    return _outcome(decision, window)
+
+
+def _measurement(window: Window) -> Measurement | None:
+    if window.start is None or not window.current:
+        return None
+    return measure(dict(window.start), dict(window.current))
+
+
+def _outcome(decision: RolloutDecision, window: Window) -> _CandidateOutcome:
     restart = decision.restart_window or window.start is None
     return _CandidateOutcome(
         window_start=dict(window.current) if restart else window.start,
@@ -416,6 +485,10 @@ def _version_plan(version: VersionObserved, draft: _Draft | None, now: datetime)
         "url": model_url(spec.model, metadata["namespace"]),
     }
     update = {key: value for key, value in update.items() if value is not None}
+    if phase != "Serving" and status.get(WATCH_END_FIELD) is not None:
+        # A watch belongs to one promotion: a version that stops serving drops it, so
+        # that a restored version is never watched on an old promotion's account.
+        update[WATCH_END_FIELD] = None
     return VersionPlan(
         version.name,
         draft.replicas,

@@ -20,6 +20,10 @@ Semantics (Argo Rollouts and Flagger are the anchors):
 - Manual controls come from the spec (GitOps): `rollback` wins over everything and needs
   no steps or analysis; `promote` skips the remaining steps and analysis; `paused` holds
   the current step while analysis goes on.
+- After its rollout promotes it, a version is watched for `afterPromotionSeconds` (Argo
+  Rollouts' post-promotion analysis, Flagger's): analysis goes on at every interval, and
+  `failureLimit` failures in that time roll it back to the version it replaced
+  (RegressedAfterPromotion). `spec.promote` skips analysis, so it skips the watch too.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ from torchyard.plans.rollout.replicas import replicas_for
 FINAL_PHASES = ("Superseded", "RolledBack", "Failed")
 STEP_START_FIELD = "stepStartTime"
 """status field the step's start is kept in (ModelVersionStatus.step_start_time)."""
+WATCH_END_FIELD = "watchedUntil"
+"""status field the end of the watch after promotion is kept in."""
+REGRESSED = "RegressedAfterPromotion"
+"""Reason of a rollback by the watch after promotion."""
 POLL_SECONDS = 5.0
 """How soon to look again while waiting for pods (their changes also wake the controller)."""
 
@@ -64,18 +72,30 @@ class RolloutState:
     """Failed analyses so far in this rollout."""
     analysis: Analysis | None = None
     """The latest analysis."""
+    watched_until: datetime | None = None
+    """A promoted version is analysed until then (the watch after promotion)."""
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any]) -> RolloutState:
         """Read the state from a ModelVersion's status (wire form, camelCase)."""
-        started = status.get(STEP_START_FIELD)
+        started, watched = status.get(STEP_START_FIELD), status.get(WATCH_END_FIELD)
         return cls(
             phase=status.get("phase"),
             step=int(status.get("currentStep") or 0),
             step_started=None if started is None else parse_time(started),
             failures=int((status.get("analysis") or {}).get("failures") or 0),
             analysis=Analysis.from_status(status.get("analysis")),
+            watched_until=None if watched is None else parse_time(watched),
         )
+
+    def watching(self, spec: ModelVersionSpec) -> bool:
+        """Whether the serving version is under its watch after promotion: an analysis of
+        the watch is still due at or before its end (however late it runs), the spec
+        still asks for a watch, and spec.promote has not ended it."""
+        end = watch_end(spec, self)
+        if self.phase != "Serving" or end is None or spec.promote:
+            return False
+        return _next_watch_analysis(self, spec.rollout.analysis.interval_seconds) <= end
 
     def to_status(self) -> dict[str, Any]:
         """The status fields this state lives in (wire form, camelCase)."""
@@ -84,6 +104,8 @@ class RolloutState:
             patch[STEP_START_FIELD] = rfc3339(self.step_started)
         if self.analysis is not None:
             patch["analysis"] = self.analysis.to_status(self.failures)
+        if self.watched_until is not None:
+            patch[WATCH_END_FIELD] = rfc3339(self.watched_until)
         return patch
 
 
@@ -130,7 +152,7 @@ def decide(spec: ModelVersionSpec, state: RolloutState, observed: Observed) -> R
     if spec.rollback:
         return _manual_rollback(spec, state, observed)
     if state.phase == "Serving":
-        return RolloutDecision(state, 100, None, None)
+        return _watch(spec, state, observed)
     if observed.failure is not None:
         return _failed(spec, state, observed, observed.failure)
     if observed.previous_version is None:
@@ -138,6 +160,15 @@ def decide(spec: ModelVersionSpec, state: RolloutState, observed: Observed) -> R
     if spec.promote:
         return _promote(spec, state, observed, (), manual=True)
     return _progress(spec, state, observed)
+
+
+def watch_end(spec: ModelVersionSpec, state: RolloutState) -> datetime | None:
+    """When the watch after promotion ends: as set at promotion, or sooner if the spec's
+    afterPromotionSeconds was lowered since (0 ends it)."""
+    if state.watched_until is None or state.step_started is None:
+        return None
+    asked = state.step_started + timedelta(seconds=spec.rollout.analysis.after_promotion_seconds)
+    return min(state.watched_until, asked)
 
 
 def step_weight(steps: list[RolloutStep], index: int) -> int:
@@ -244,6 +275,12 @@ def _promote(
             f"version {spec.version} {how} and serves the model; version "
             f"{observed.previous_version} is superseded"
         )
+        watch = spec.rollout.analysis.after_promotion_seconds
+        if watch and not manual:
+            until = observed.now + timedelta(seconds=watch)
+            # The watch counts its own failures, in windows from now.
+            state = replace(state, watched_until=until, failures=0, step_started=observed.now)
+            message += f"; it is watched until {rfc3339(until)} and rolled back if it regresses"
         return RolloutDecision(
             replace(state, phase="Serving"),
             100,
@@ -251,7 +288,13 @@ def _promote(
             message,
             (*events, Event("Normal", "Promoted", message)),
             analysis=None,
-            restart_window=restart_window,
+            restart_window=restart_window or bool(state.watched_until),
+            requeue_after=_seconds_until(
+                observed.now,
+                _next_analysis(state, spec.rollout.analysis.interval_seconds)
+                if state.watched_until
+                else None,
+            ),
         )
     message = (
         f"version {spec.version} {how}; promoting: {observed.ready_replicas} of {replicas} "
@@ -383,6 +426,49 @@ def _progress(spec: ModelVersionSpec, state: RolloutState, observed: Observed) -
     )
 
 
+def _watch(spec: ModelVersionSpec, state: RolloutState, observed: Observed) -> RolloutDecision:
+    """A serving version: analysed at every interval while it is under its watch after
+    promotion, and rolled back to the version it replaced at failureLimit failures."""
+    now, limits = observed.now, spec.rollout.analysis
+    if not state.watching(spec) or observed.previous_version is None:
+        return RolloutDecision(state, 100, None, None)
+    due = _next_watch_analysis(state, limits.interval_seconds)
+    if now < due:
+        return RolloutDecision(state, 100, None, None, requeue_after=_seconds_until(now, due))
+    ran = analyse(observed.measurement, limits, now)
+    failures = state.failures + (ran.verdict == "Fail")
+    state = replace(state, analysis=ran, failures=failures)
+    if ran.verdict == "Fail" and failures >= limits.failure_limit:
+        message = (
+            f"version {spec.version} regressed after promotion: analysis failed {failures} "
+            f"times (failureLimit {limits.failure_limit}): {ran.message}; traffic returned to "
+            f"version {observed.previous_version}"
+        )
+        return RolloutDecision(
+            replace(state, phase="RolledBack", watched_until=None),
+            0,
+            REGRESSED,
+            message,
+            (Event("Warning", "RolledBack", message),),
+            analysis=ran,
+            restart_window=True,
+        )
+    events: tuple[Event, ...] = ()
+    if ran.verdict == "Fail":
+        said = f"analysis after promotion failed ({failures} of {limits.failure_limit} allowed)"
+        events = (Event("Warning", "AnalysisFailed", f"{said}: {ran.message}"),)
+    return RolloutDecision(
+        state,
+        100,
+        None,
+        None,
+        events,
+        analysis=ran,
+        restart_window=True,
+        requeue_after=_seconds_until(now, _next_watch_analysis(state, limits.interval_seconds)),
+    )
+
+
 def _weight_in_effect(
     spec: ModelVersionSpec, state: RolloutState, observed: Observed
 ) -> tuple[int, bool]:
@@ -429,6 +515,16 @@ def _next_analysis(state: RolloutState, interval_seconds: int) -> datetime:
     if state.analysis is not None and state.analysis.time > start:
         start = state.analysis.time
     return start + timedelta(seconds=interval_seconds)
+
+
+def _next_watch_analysis(state: RolloutState, interval_seconds: int) -> datetime:
+    """The watch's analyses are due on a grid from its start (promotion + k intervals),
+    however late each one ran: a late one does not push the last one past the end."""
+    assert state.step_started is not None
+    start, done = state.step_started, 0
+    if state.analysis is not None and state.analysis.time > start:
+        done = int((state.analysis.time - start).total_seconds() // interval_seconds)
+    return start + timedelta(seconds=interval_seconds * (done + 1))
 
 
 def _seconds_until(now: datetime, *moments: datetime | None) -> float | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from torchyard.api.modelversion import ModelVersionSpec
 from torchyard.validation import InvalidSpec, parse_spec
 from torchyard.workloads.report import PermanentError, read_spec
-from torchyard.workloads.serve.faults import FAULT_RATE_ENV
+from torchyard.workloads.serve.faults import FAULT_AFTER_ENV, FAULT_RATE_ENV
 from torchyard.workloads.serve.limits import Limits, limits_from_env
 
 PORT_ENV = "TORCHYARD_PORT"
@@ -38,6 +38,8 @@ class ServeConfig:
     """The protocol's gRPC binding (torchyard.workloads.serve.grpc); 0: no gRPC."""
     fault_rate: float = 0.0
     """Test hook (faults.py): the fraction of inference requests answered 500."""
+    fault_after_s: float = 0.0
+    """Test hook (faults.py): the faults start this long after the server started."""
     drain_delay_s: float = 0.0
     """After SIGTERM, how long to keep answering while reporting not ready: Kubernetes
     removes a terminating pod from the Service's endpoints asynchronously, and requests
@@ -50,7 +52,8 @@ class ServeConfig:
 
 def load_config(argv: Sequence[str] = ()) -> ServeConfig:
     """TORCHYARD_SPEC (ModelVersionSpec JSON), TORCHYARD_PORT, TORCHYARD_GRPC_PORT (0: no
-    gRPC), TORCHYARD_HOST, TORCHYARD_DRAIN_DELAY_SECONDS, TORCHYARD_FAULT_RATE and the limits
+    gRPC), TORCHYARD_HOST, TORCHYARD_DRAIN_DELAY_SECONDS, TORCHYARD_FAULT_RATE,
+    TORCHYARD_FAULT_AFTER_SECONDS and the limits
     (limits.ENV); raises PermanentError("InvalidSpec") naming what is wrong."""
     parser = argparse.ArgumentParser(prog="torchyard workload serve")
     parser.add_argument("--host", default=os.environ.get(HOST_ENV, DEFAULT_HOST))
@@ -73,6 +76,7 @@ def load_config(argv: Sequence[str] = ()) -> ServeConfig:
         port=int(_bounded(PORT_ENV, args.port, 0, 65535, integer=True)),
         grpc_port=int(_bounded(GRPC_PORT_ENV, args.grpc_port, 0, 65535, integer=True)),
         fault_rate=_bounded(FAULT_RATE_ENV, os.environ.get(FAULT_RATE_ENV, "0"), 0, 1),
+        fault_after_s=_bounded(FAULT_AFTER_ENV, os.environ.get(FAULT_AFTER_ENV, "0"), 0, 3600),
         drain_delay_s=_bounded(DRAIN_DELAY_ENV, os.environ.get(DRAIN_DELAY_ENV, "0"), 0, 300),
         limits=limits,
     )

@@ -95,7 +95,7 @@ class ModelServer:
         self.model = config.spec.model
         self.version = config.spec.version
         self.metrics = ServerMetrics(self.model, self.version)
-        self.faults = FaultInjector(config.fault_rate)
+        self.faults = FaultInjector(config.fault_rate, config.fault_after_s)
         self.limits = config.limits
         self.budget = ByteBudget(self.limits.max_buffered_bytes, self.limits.retry_after_s)
         self.signature: Signature | None = None
