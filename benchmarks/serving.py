@@ -13,6 +13,11 @@ process, on the same cores, so its cost is in the figures too.
 `--measure router` instead measures the model router (torchyard.router): the same
 server called directly and through a `torchyard workload router` process that sends it
 every request, p50 and p99 at concurrency 1 and 16, in the same run.
+
+`--measure protocols` sends the same requests to one server as JSON over HTTP, as
+binary tensors over HTTP (the binary data extension, binary outputs asked for) and over
+gRPC (raw contents), at concurrency 1 and 16; the MLP case carries 32 rows per request,
+where encoding matters.
 """
 
 from __future__ import annotations
@@ -125,7 +130,14 @@ def _timed(call: Callable[[], object], count: int) -> list[float]:
 class Server:
     """`torchyard workload serve` in its own process."""
 
-    def __init__(self, case: Case, batching: dict[str, Any], port: int, scratch: Path) -> None:
+    def __init__(
+        self,
+        case: Case,
+        batching: dict[str, Any],
+        port: int,
+        scratch: Path,
+        grpc_port: int = 0,
+    ) -> None:
         spec = {
             "model": "bench",
             "version": "1",
@@ -140,7 +152,7 @@ class Server:
             **os.environ,
             "TORCHYARD_SPEC": json.dumps(spec),
             "TORCHYARD_PORT": str(port),
-            "TORCHYARD_GRPC_PORT": "0",
+            "TORCHYARD_GRPC_PORT": str(grpc_port),
             "TORCHYARD_HOST": "127.0.0.1",
             "TORCHYARD_TERMINATION_LOG": str(scratch / "termination-log"),
         }
@@ -171,35 +183,68 @@ class Server:
         self._process.wait(timeout=60)
 
 
-async def load(url: str, body: bytes, requests: int, concurrency: int) -> tuple[list[float], float]:
-    """Send `requests` requests from `concurrency` clients; latencies and wall time."""
+async def load(
+    url: str,
+    body: bytes,
+    requests: int,
+    concurrency: int,
+    headers: dict[str, str] | None = None,
+) -> tuple[list[float], float]:
+    """Send `requests` HTTP requests from `concurrency` clients; latencies and wall time."""
     import aiohttp
 
-    latencies: list[float] = []
-    remaining = requests
-    headers = {"Content-Type": "application/json"}
+    headers = headers or {"Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
 
-    async def client(session: aiohttp.ClientSession) -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            began = time.perf_counter()
+        async def send() -> None:
             async with session.post(url, data=body, headers=headers) as response:
                 await response.read()
                 if response.status != 200:
                     raise RuntimeError(f"request failed with {response.status}")
+
+        return await _timed_load(send, requests, concurrency)
+
+
+async def load_grpc(
+    target: str, request: Any, requests: int, concurrency: int
+) -> tuple[list[float], float]:
+    """The same over gRPC, with torchyard's own stubs on one channel."""
+    import grpc
+
+    from torchyard.oip.open_inference_pb2_grpc import GRPCInferenceServiceStub
+
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = GRPCInferenceServiceStub(channel)
+
+        async def send() -> None:
+            await stub.ModelInfer(request)
+
+        return await _timed_load(send, requests, concurrency)
+
+
+async def _timed_load(
+    send: Callable[[], Any], requests: int, concurrency: int
+) -> tuple[list[float], float]:
+    """`requests` calls of `send` from `concurrency` clients, after a warm-up."""
+    latencies: list[float] = []
+    remaining = 0
+
+    async def client() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            began = time.perf_counter()
+            await send()
             latencies.append(time.perf_counter() - began)
 
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        warm = remaining
-        remaining = 4 * concurrency
-        await asyncio.gather(*(client(session) for _ in range(concurrency)))
-        latencies.clear()
-        remaining = warm
-        began = time.perf_counter()
-        await asyncio.gather(*(client(session) for _ in range(concurrency)))
-        return latencies, time.perf_counter() - began
+    remaining = 4 * concurrency
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    latencies.clear()
+    remaining = requests
+    began = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return latencies, time.perf_counter() - began
 
 
 class RouterProcess:
@@ -269,6 +314,67 @@ def measure_router(case: Case, scratch: Path) -> list[Row]:
     return rows
 
 
+def binary_request(body: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """The JSON request `body` in the binary data extension's form, binary outputs asked for."""
+    import numpy as np
+
+    from torchyard.oip.binary import BINARY_OUTPUTS, BINARY_SIZE, HEADER_LENGTH, encode_bytes
+
+    inputs, parts = [], []
+    for tensor in body["inputs"]:
+        data = tensor["data"]
+        if tensor["datatype"] == "BYTES":
+            part = encode_bytes(data)
+        else:
+            part = np.asarray(data, dtype=np.float32).tobytes()
+        parts.append(part)
+        header = {key: value for key, value in tensor.items() if key != "data"}
+        inputs.append({**header, "parameters": {BINARY_SIZE: len(part)}})
+    head = json.dumps({"inputs": inputs, "parameters": {BINARY_OUTPUTS: True}}).encode()
+    return head + b"".join(parts), {HEADER_LENGTH: str(len(head))}
+
+
+def grpc_request(model: str, body: dict[str, Any]) -> Any:
+    """The JSON request `body` as a ModelInferRequest with raw contents."""
+    from torchyard.oip import open_inference_pb2 as pb
+    from torchyard.oip.binary import HEADER_LENGTH
+
+    request = pb.ModelInferRequest(model_name=model)
+    for tensor in body["inputs"]:
+        request.inputs.add(name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"])
+        raw, headers = binary_request({"inputs": [tensor]})
+        request.raw_input_contents.append(raw[int(headers[HEADER_LENGTH]) :])
+    return request
+
+
+def measure_protocols(case: Case, scratch: Path) -> list[Row]:
+    """One server, the same requests as JSON, binary HTTP and gRPC, alternating."""
+    if case.name == "digits-mlp":
+        rows = torch.randn(32, 64).reshape(-1).tolist()
+        body = {"inputs": [{"name": "input", "shape": [32, 64], "datatype": "FP32", "data": rows}]}
+        case = Case("digits-mlp x32", case.artifact, case.format, body, case.requests)
+    port, grpc_port = free_port(), free_port()
+    server = Server(case, BATCHING, port, scratch, grpc_port=grpc_port)
+    json_body = json.dumps(case.body).encode()
+    binary, headers = binary_request(case.body)
+    request = grpc_request("bench", case.body)
+    rows_out = []
+    try:
+        for concurrency in (1, CONCURRENCY):
+            count = case.requests if concurrency > 1 else max(case.requests // 2, 50)
+            runs = (
+                ("JSON over HTTP", load(server.url, json_body, count, concurrency)),
+                ("binary over HTTP", load(server.url, binary, count, concurrency, headers)),
+                ("gRPC", load_grpc(f"127.0.0.1:{grpc_port}", request, count, concurrency)),
+            )
+            for label, run in runs:
+                latencies, seconds = asyncio.run(run)
+                rows_out.append(Row(case.name, label, concurrency, latencies, seconds))
+    finally:
+        server.stop()
+    return rows_out
+
+
 def measure(case: Case, scratch: Path) -> list[Row]:
     rows = [raw_forward(case)]
     body = json.dumps(case.body).encode()
@@ -309,9 +415,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per MLP load run")
     parser.add_argument(
         "--measure",
-        choices=["batching", "router"],
+        choices=["batching", "router", "protocols"],
         default="batching",
-        help="the server against the forward pass (batching), or the router's overhead",
+        help="the server against the forward pass (batching), the router's overhead, or "
+        "JSON, binary HTTP and gRPC on the same server",
     )
     args = parser.parse_args()
     rows: list[Row] = []
@@ -324,13 +431,16 @@ def main() -> None:
         if "minilm" in args.models:
             cases.append(minilm_case(max(args.requests // 5, 100)))
         for case in cases:
-            rows += (measure_router if args.measure == "router" else measure)(case, scratch)
+            measured = {"router": measure_router, "protocols": measure_protocols}
+            rows += measured.get(args.measure, measure)(case, scratch)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores; "
         f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
         "(other work on the machine skews the figures)"
     )
     print_table(rows)
+    if args.measure == "protocols":
+        return
     if args.measure == "router":
         for direct, routed in zip(rows[::2], rows[1::2], strict=True):
             added = [1000 * (_percentile(routed, q) - _percentile(direct, q)) for q in (0.5, 0.99)]
