@@ -393,6 +393,26 @@ def test_grpc_requests_count_in_the_metrics_the_analysis_reads(tmp_path):
     assert window.latency_buckets[-1][1] == 4
 
 
+def test_a_deadline_that_passes_while_the_model_has_the_call_is_a_timed_5xx(tmp_path):
+    """A version slower than its clients' deadlines fails its analysis rather than look
+    quiet: the call counts as 504 with its latency, not as a client's 499."""
+    slow = {"maxBatchSize": 64, "maxQueueDelayMs": 2000}
+    with serving(tmp_path, serving_spec(mlp_artifact(tmp_path), batching=slow)) as server:
+        before = Counters.parse(text(f"{server.url}/metrics"))
+        for _ in range(3):
+            with pytest.raises(grpc.RpcError) as late:
+                stub(server).ModelInfer(raw_request(rows(1)), timeout=0.5)
+            assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+        def counted() -> bool:
+            window = Counters.parse(text(f"{server.url}/metrics")).since(before)
+            return window.server_errors == 3
+
+        eventually(counted)
+        window = Counters.parse(text(f"{server.url}/metrics")).since(before)
+    assert window.requests == 3 and window.latency_buckets[-1][1] == 3
+
+
 def test_overload_is_unavailable_with_retry_after_and_a_5xx(tmp_path, kserve):
     # A byte budget smaller than one request: every request is refused as overload.
     limits = Limits(max_buffered_bytes=16, retry_after_s=2)

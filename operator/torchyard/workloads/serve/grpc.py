@@ -10,8 +10,10 @@ raw_output_contents, as Triton does. A refusal carries the HTTP answer's message
 the gRPC status of its HTTP status (STATUS_CODES), and every inference RPC counts in the
 same metrics as an HTTP request, under the HTTP status it would have had: the rollout
 analysis reads 5xx there, whichever binding answered. An RPC that the client cancels
-(or whose deadline passes) counts as 499, nginx's "client closed request", untimed: the
-client's doing, not the version's, and like every 4xx not a request the analysis reads.
+counts as 499, nginx's "client closed request", untimed: the client's doing, not the
+version's, and like every 4xx not a request the analysis reads. One whose deadline passes
+while the model has it counts as a timed 504: a version slower than its clients' deadlines
+must fail its analysis, not look quiet.
 
 Parameters (request, input and output `parameters`) are not read: the ones the HTTP
 binding knows (binary_data...) choose the HTTP encoding, which gRPC does not have.
