@@ -36,9 +36,11 @@ from torchyard.imagebuild.inputs import arg_defaults, image_inputs
 PACKAGE = REPO / "operator" / "torchyard"
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 # The gRPC binding's generated stubs serve only from the worker image.
-WORKER = ("workloads/", "s3.py", "oip/open_inference_pb2")
+# The router's gRPC face needs grpcio: the operator runs routers from the worker image.
+WORKER = ("workloads/", "s3.py", "oip/open_inference_pb2", "router/grpc.py")
 OPERATOR = ("controllers/", "local/", "metrics.py")
-# The model router imports only what both images hold: it can run from either.
+# The rest of the model router imports only what both images hold: without its gRPC face
+# (TORCHYARD_GRPC_PORT empty) it runs from either.
 BOTH = ("router/",)
 # The command line: both images run it; it imports each side's modules lazily.
 ENTRY = "cli.py"

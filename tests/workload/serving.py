@@ -141,17 +141,20 @@ class RunningServer:
     def __init__(self, spec: dict[str, Any], **options: Any) -> None:
         from torchyard.workloads.serve.config import ServeConfig
 
+        # Another loopback address (127.0.0.2) gives servers that share a port number,
+        # as the pods of a Deployment do.
+        self.host: str = options.pop("host", "127.0.0.1")
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}:{self.port}"
         self.model_url = f"{self.url}/v2/models/{spec['model']}"
         # A port of its own, never the default 8081: servers run side by side.
         grpc_port = options.pop("grpc_port", None)
         self.grpc_port: int = free_port() if grpc_port is None else grpc_port
-        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
+        self.grpc_target = f"{self.host}:{self.grpc_port}"
         """What gRPC clients dial (host:port, no scheme)."""
         self.config = ServeConfig(
             spec=ModelVersionSpec.model_validate(spec),
-            host="127.0.0.1",
+            host=self.host,
             port=self.port,
             grpc_port=self.grpc_port,
             **{"drain_timeout_s": 10.0, **options},

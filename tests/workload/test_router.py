@@ -39,11 +39,14 @@ BODY = json.dumps(infer_body(torch.zeros(1, FEATURES))).encode()
 class RunningRouter:
     """The router on a free port, in a thread with its own event loop."""
 
-    def __init__(self, router: Router | None = None) -> None:
-        from torchyard.router.app import route
+    def __init__(self, router: Router | None = None, grpc_backend_port: int | None = None) -> None:
+        from torchyard.router.app import GrpcPorts, route
 
         self.port = free_port()
         self.router = router or Router("digits", TOKEN)
+        self.grpc_port: int | None = None
+        """Where the router takes gRPC, with `grpc_backend_port` (the serving pods')."""
+        self._grpc = None if grpc_backend_port is None else GrpcPorts(0, grpc_backend_port)
         self._loop = asyncio.new_event_loop()
         self._stop = asyncio.Event()
         self._started = threading.Event()
@@ -52,7 +55,14 @@ class RunningRouter:
 
     def _run(self) -> None:
         self._loop.call_soon(self._started.set)
-        self._loop.run_until_complete(self._route(self.router, "127.0.0.1", self.port, self._stop))
+        self._loop.run_until_complete(
+            self._route(
+                self.router, "127.0.0.1", self.port, self._stop, 0.0, self._grpc, self._bound
+            )
+        )
+
+    def _bound(self, port: int) -> None:
+        self.grpc_port = port
 
     def __enter__(self) -> RunningRouter:
         self._thread.start()
@@ -60,9 +70,11 @@ class RunningRouter:
         for _ in range(100):
             try:
                 self.request("GET", "/_torchyard/ready")
-                break
+                if self._grpc is None or self.grpc_port is not None:
+                    break
             except OSError:
-                threading.Event().wait(0.05)
+                pass
+            threading.Event().wait(0.05)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -3,9 +3,11 @@ operator, forward requests until SIGTERM, then finish those in flight.
 
 Configured from the environment the operator sets: TORCHYARD_MODEL (the model's name),
 TORCHYARD_ROUTER_TOKEN (the bearer token of the routes API; required), TORCHYARD_PORT
-(8080), TORCHYARD_HOST (0.0.0.0) and TORCHYARD_DRAIN_DELAY_SECONDS (3: after SIGTERM, how
-long it reports not ready while it still forwards, so that requests already sent its way
-by the Service are answered).
+(8080), TORCHYARD_GRPC_PORT (8081: the gRPC binding, forwarded per call by
+torchyard.router.grpc; empty: none), TORCHYARD_BACKEND_GRPC_PORT (8081: where the serving
+pods take gRPC), TORCHYARD_HOST (0.0.0.0) and TORCHYARD_DRAIN_DELAY_SECONDS (3: after
+SIGTERM, how long it reports not ready while it still forwards, so that requests already
+sent its way by the Service are answered).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -25,6 +28,8 @@ from torchyard.router.proxy import Router
 MODEL_ENV = "TORCHYARD_MODEL"
 TOKEN_ENV = "TORCHYARD_ROUTER_TOKEN"
 PORT_ENV = "TORCHYARD_PORT"
+GRPC_PORT_ENV = "TORCHYARD_GRPC_PORT"
+BACKEND_GRPC_PORT_ENV = "TORCHYARD_BACKEND_GRPC_PORT"
 HOST_ENV = "TORCHYARD_HOST"
 DRAIN_DELAY_ENV = "TORCHYARD_DRAIN_DELAY_SECONDS"
 DRAIN_TIMEOUT_S = 25.0
@@ -32,10 +37,25 @@ DRAIN_TIMEOUT_S = 25.0
 log = logging.getLogger("torchyard.router")
 
 
+@dataclass(frozen=True)
+class GrpcPorts:
+    """Where the router takes gRPC (0: any free port) and where the serving pods do."""
+
+    listen: int
+    backend: int = 8081
+
+
 async def route(
-    router: Router, host: str, port: int, stop: asyncio.Event, drain_delay_s: float = 0.0
+    router: Router,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    drain_delay_s: float = 0.0,
+    grpc_ports: GrpcPorts | None = None,
+    bound: Callable[[int], None] | None = None,
 ) -> int:
-    """Serve `router` on host:port until `stop` is set; the exit code."""
+    """Serve `router` on host:port (and gRPC on `grpc_ports`, whose port is told to
+    `bound`) until `stop` is set; the exit code."""
     runner = web.AppRunner(
         router.application(),
         access_log=None,
@@ -50,6 +70,22 @@ async def route(
         log.error("cannot listen on %s:%d: %s", host, port, error)
         await runner.cleanup()
         return 1
+    grpc_server = None
+    if grpc_ports is not None:
+        # Imported here: the gRPC face needs grpcio, which the worker image has.
+        from torchyard.router import grpc as grpc_face
+
+        try:
+            grpc_server, forwarder, listening = await grpc_face.start(
+                router, host, grpc_ports.listen, grpc_ports.backend
+            )
+        except OSError as error:
+            log.error("%s", error)
+            await runner.cleanup()
+            return 1
+        log.info("gRPC on %s:%d, to the serving pods' port %d", host, listening, grpc_ports.backend)
+        if bound is not None:
+            bound(listening)
     log.info("routing model %s on %s:%d", router.model, host, port)
     await stop.wait()
     router.draining = True
@@ -57,7 +93,11 @@ async def route(
         log.info("draining: not ready, forwarding for %g s more", drain_delay_s)
         await asyncio.sleep(drain_delay_s)
     log.info("stopping: no new connections, finishing requests in flight")
-    await runner.cleanup()
+    if grpc_server is not None:
+        await asyncio.gather(runner.cleanup(), grpc_server.stop(DRAIN_TIMEOUT_S))
+        await forwarder.close()
+    else:
+        await runner.cleanup()
     return 0
 
 
@@ -75,8 +115,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         drain_delay_s = float(os.environ.get(DRAIN_DELAY_ENV, "3"))
     except ValueError:
         parser.error(f"{DRAIN_DELAY_ENV} must be a number of seconds")
+    grpc_ports = None
+    if os.environ.get(GRPC_PORT_ENV, "8081"):
+        try:
+            grpc_ports = GrpcPorts(
+                int(os.environ.get(GRPC_PORT_ENV, "8081")),
+                int(os.environ.get(BACKEND_GRPC_PORT_ENV, "8081")),
+            )
+        except ValueError:
+            parser.error(f"{GRPC_PORT_ENV} and {BACKEND_GRPC_PORT_ENV} must be port numbers")
     router = Router(args.model, token)
-    return _run(_until_signalled(router, args.host, args.port, drain_delay_s))
+    return _run(_until_signalled(router, args.host, args.port, drain_delay_s, grpc_ports))
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
@@ -89,9 +138,11 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-async def _until_signalled(router: Router, host: str, port: int, drain_delay_s: float) -> int:
+async def _until_signalled(
+    router: Router, host: str, port: int, drain_delay_s: float, grpc_ports: GrpcPorts | None
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    return await route(router, host, port, stop, drain_delay_s)
+    return await route(router, host, port, stop, drain_delay_s, grpc_ports)

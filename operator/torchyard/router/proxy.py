@@ -187,7 +187,7 @@ class Router:
         else:
             route = picker.steadiest()
         headers = _forwarded(request.headers.items())
-        for candidate in _fallbacks(picker, route):
+        for candidate in fallbacks(picker, route):
             for endpoint in picker.endpoints(candidate):
                 try:
                     response = await self._send(request, endpoint, headers, body)
@@ -253,7 +253,7 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
         return _error(f"the request could not be read: {error}", 400)
 
 
-def _fallbacks(picker: Picker, first: VersionRoute) -> list[VersionRoute]:
+def fallbacks(picker: Picker, first: VersionRoute) -> list[VersionRoute]:
     """The picked version, then the others that take requests, heaviest first."""
     others = sorted(
         (route for route in picker.table.routable if route.version != first.version),
