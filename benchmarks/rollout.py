@@ -1,6 +1,9 @@
-"""ModelVersion timings on the local cluster: apply -> Ready, and automatic rollback.
+"""ModelVersion timings on the local cluster: apply -> Ready, and automatic rollback;
+with --measure weights, the share of requests each version served through the model's
+router against the share configured.
 
-    .venv/bin/python benchmarks/rollout.py [--rounds 3]     (as root: the node agent)
+    .venv/bin/python benchmarks/rollout.py [--rounds 3] [--measure timings|weights]
+                                                              (as root: the node agent)
 
 Starts its own control plane, node agent (own bridge and subnet) and operator, then:
 
@@ -10,6 +13,11 @@ Starts its own control plane, node agent (own bridge and subnet) and operator, t
 - with a client sending requests through the model's Service, a version whose every
   answer is a 500: its first failing analysis -> RolledBack, and -> its pods gone (no
   more traffic), against the configured bound interval x (failureLimit - 1).
+
+--measure weights: v1 serving, then a candidate at setWeight 10, 25 and 50 (one pod per
+version), 2,000 requests through the model's Service each: the share the candidate
+answered and its status.weight, against the configured weight and against what replica
+ratios (the Service over the serving pods, no router) would give with these pods.
 """
 
 from __future__ import annotations
@@ -150,6 +158,82 @@ def client_pod(url: str, stop: Path) -> dict[str, Any]:
     }
 
 
+def requests_pod(name: str, url: str, requests: int) -> dict[str, Any]:
+    """A client that sends `requests` inference requests, one after another, and ends."""
+    pod = client_pod(url, Path("/nonexistent"))
+    pod["metadata"]["name"] = name
+    pod["spec"]["containers"][0]["command"] = [
+        "python",
+        "-m",
+        "torchyard.workloads.serve.client",
+        url,
+        "--requests",
+        str(requests),
+        "--interval",
+        "0",
+        "--output",
+        "/dev/termination-log",
+    ]
+    return pod
+
+
+def routed(cp: ControlPlane, model: str) -> bool:
+    service = get(cp, "service", f"{model}-model")
+    return (service.get("spec") or {}).get("selector", {}).get("torchyard.io/router") == "true"
+
+
+def weights(cp: ControlPlane, root: Path, requests: int) -> None:
+    cp.kubectl("create", "namespace", NAMESPACE)
+    poll(lambda: cp.kubectl("get", "sa", "default", "-n", NAMESPACE, check=False).returncode == 0)
+    artifact = save_artifact(
+        f"file://{root}/v", mlp(), base={"factory": "torchyard.workloads.models:mlp"}
+    )
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    apply(cp, version("1", artifact.uri, artifact.digest))
+    cp.kubectl("wait", "mv/digits-v1", "-n", NAMESPACE, "--for=condition=Ready", "--timeout=300s")
+    url = status(cp, "digits-v1")["url"]
+    print(f"{requests} requests per weight, one pod per version, through the model's Service")
+    print("  configured   served   status.weight   replica ratios would serve")
+    for number, weight in (("2", 10), ("3", 25), ("4", 50)):
+        name = f"digits-v{number}"
+        rollout = {"steps": [{"setWeight": weight}, {"pause": {}}]}
+        apply(cp, version(number, artifact.uri, artifact.digest, rollout=rollout))
+        poll(
+            lambda name=name, weight=weight: (
+                (s := status(cp, name)).get("desiredWeight") == weight
+                and s.get("readyReplicas") == 1
+                and routed(cp, "digits")
+            )
+        )
+        ready = {n: status(cp, n).get("readyReplicas") or 0 for n in ("digits-v1", name)}
+        ratio = 100 * ready[name] / max(1, sum(ready.values()))
+        client = f"weights-{number}"
+        apply(cp, requests_pod(client, url, requests))
+        poll(
+            lambda client=client: (
+                (get(cp, "pod", client).get("status") or {}).get("phase") in ("Succeeded", "Failed")
+            )
+        )
+        ended = get(cp, "pod", client)["status"]["containerStatuses"][0]["state"]["terminated"]
+        counts = json.loads(ended["message"])
+        served = 100 * counts.get(number, [0, 0])[0] / requests
+        # status.weight: the routers' count, read every 10 s while two versions serve.
+        poll(
+            lambda name=name, served=served: abs(status(cp, name).get("weight", -99) - served) <= 1,
+            timeout=60,
+        )
+        said = status(cp, name)["weight"]
+        print(f"  {weight:7d} %   {served:6.2f} %   {said:9d} %        {ratio:6.1f} %   {counts}")
+        cp.kubectl("delete", "mv", name, "-n", NAMESPACE)
+        cp.kubectl("delete", "pod", client, "-n", NAMESPACE)
+        poll(
+            lambda name=name: (
+                not get(cp, "pods", "-l", f"torchyard.io/modelversion={name}").get("items")
+            )
+        )
+
+
 def summary(values: list[float]) -> str:
     return (
         f"median {statistics.median(values):5.2f} s  (min {min(values):.2f}, max {max(values):.2f})"
@@ -206,6 +290,8 @@ def measure(cp: ControlPlane, root: Path, rounds: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--measure", choices=("timings", "weights"), default="timings")
+    parser.add_argument("--requests", type=int, default=2000, help="per weight (weights)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("the node agent needs root", file=sys.stderr)
@@ -223,7 +309,10 @@ def main() -> int:
                 install(cp, REPO_ROOT / "manifests" / "base")
                 start_operator(cp, workdir)
                 try:
-                    measure(cp, root, args.rounds)
+                    if args.measure == "weights":
+                        weights(cp, root, args.requests)
+                    else:
+                        measure(cp, root, args.rounds)
                 finally:
                     stop_operator(workdir)
             finally:

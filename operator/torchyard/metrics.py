@@ -22,7 +22,12 @@ RECONCILE_SECONDS = Histogram(
 )
 VERSION_WEIGHT = Gauge(
     "torchyard_modelversion_weight_percent",
-    "Share of the model's traffic a version gets",
+    "Share of the model's inference requests a version served (status.weight)",
+    ["namespace", "model", "version"],
+)
+VERSION_DESIRED_WEIGHT = Gauge(
+    "torchyard_modelversion_desired_weight_percent",
+    "Share of the model's traffic a version is meant to get (status.desiredWeight)",
     ["namespace", "model", "version"],
 )
 VERSION_HEALTHY = Gauge(

@@ -5,6 +5,7 @@ controller's write would, and checks what a user would see in `kubectl get mv`."
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from torchyard.plans.rollout.model import (
     candidate_of,
     plan_model,
 )
+from torchyard.plans.rollout.routes import route_table
 from torchyard.refusals import Refusal
 
 T0 = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
@@ -389,3 +391,70 @@ def test_a_version_that_stops_serving_drops_its_watch():
     model.plan(t + timedelta(seconds=41))
     assert model.status(name)["phase"] == "Superseded"
     assert model.status(name).get("watchedUntil") is None
+
+
+def _table(model: Model, now: datetime, generation: int = 1) -> list[tuple[str, int, int]]:
+    """The router's table for the plan at `now`: (version, weight, ready endpoints)."""
+    observed = model.observed(now)
+    table = route_table(observed.versions, model.plan(now), generation).table
+    assert table.generation == generation
+    return [(r.version, r.weight, len(r.endpoints)) for r in table.versions]
+
+
+def test_the_router_gets_the_plans_weights_with_the_candidate_first():
+    model = _serving_model()
+    model.ready("digits-v1", 3)
+    name = model.add("2", replicas=2, rollout={"steps": [{"setWeight": 25}, {"pause": {}}]})
+    t = T0 + timedelta(minutes=1)
+    # Not ready yet: listed with its weight and no endpoint (the router skips it).
+    assert _table(model, t) == [("2", 25, 0), ("1", 75, 3)]
+    model.ready(name)
+    assert _table(model, t + timedelta(seconds=1)) == [("2", 25, 1), ("1", 75, 3)]
+
+
+def test_a_rollback_routes_nothing_to_the_candidate_at_once():
+    model = _serving_model()
+    name = model.add("2", rollout={"steps": [{"setWeight": 50}, {"pause": {}}]})
+    t = T0 + timedelta(minutes=1)
+    model.plan(t)
+    model.ready(name)
+    model.plan(t + timedelta(seconds=1))
+    model.bodies[name]["spec"]["rollback"] = True
+    model.bodies[name]["metadata"]["generation"] = 2
+    # The plan that decides the rollback is the one whose table is pushed first.
+    assert _table(model, t + timedelta(seconds=2)) == [("1", 100, 1), ("2", 0, 1)]
+
+
+def test_while_no_weighted_version_is_ready_the_ready_ones_share_by_their_pods():
+    """A deleted serving version hands over to the restored one: until that one has a
+    ready pod, the leaving version's pods still answer, as they did without a router."""
+    model = Model()
+    old, new = model.add("1"), model.add("2")
+    model.bodies[old]["status"] = {"phase": "Superseded"}
+    model.bodies[new]["status"] = {"phase": "Serving"}
+    model.ready(new, 2)
+    model.delete(new, T0)
+    assert _table(model, T0 + timedelta(seconds=1)) == [("1", 0, 0), ("2", 100, 2)]
+    routing = route_table(model.observed(T0).versions, model.plan(T0 + timedelta(seconds=1)), 1)
+    assert routing.handing_over  # status.weight is then not the routers' to say
+    model.ready(old)
+    assert _table(model, T0 + timedelta(seconds=2)) == [("1", 100, 1), ("2", 0, 2)]
+    routing = route_table(model.observed(T0).versions, model.plan(T0 + timedelta(seconds=2)), 1)
+    assert not routing.handing_over
+
+
+def test_status_weight_is_the_share_served_and_desired_weight_the_one_asked_for():
+    model = _serving_model()
+    name = model.add("2", rollout={"steps": [{"setWeight": 25}, {"pause": {}}]})
+    t = T0 + timedelta(minutes=1)
+    model.plan(t)
+    model.ready(name)
+    # Nothing counted yet (or no router): the weight asked for.
+    plan = model.plan(t + timedelta(seconds=1))
+    assert (model.status(name)["weight"], model.status(name)["desiredWeight"]) == (25, 25)
+    served = {"2": 23.6, "1": 76.4}
+    plan = plan_model(replace(model.observed(t + timedelta(seconds=11)), served=served))
+    candidate, stable = plan.version(name), plan.version("digits-v1")
+    assert candidate.status["weight"] == 24 and "desiredWeight" not in candidate.status
+    assert (candidate.weight, candidate.desired_weight) == (24.0, 25)
+    assert stable.status["weight"] == 76 and stable.desired_weight == 75

@@ -41,6 +41,9 @@ class FakeApi:
     pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     service_owners: list[str] | None = None
     service_ports: list[str] = field(default_factory=lambda: ["http", "grpc"])
+    service_selector: dict[str, str] = field(default_factory=dict)
+    router: dict[str, Any] | None = None
+    """The router Deployment's index entry, once created."""
     requests: list[tuple[str, ...]] = field(default_factory=list)
     events: list[tuple[str, str]] = field(default_factory=list)
     clock_reads: int = 0
@@ -82,14 +85,20 @@ class FakeApi:
         services = (
             {
                 ("ns", "digits-model"): [
-                    {"owners": self.service_owners, "labels": {}, "ports": self.service_ports}
+                    {
+                        "owners": self.service_owners,
+                        "labels": {},
+                        "ports": self.service_ports,
+                        "selector": self.service_selector,
+                    }
                 ]
             }
             if self.service_owners is not None
             else {}
         )
         versions = {("ns", "digits"): [copy.deepcopy(v) for v in self.versions.values()]}
-        return Indexes(versions, pods, replicasets, deployments, services)  # type: ignore[arg-type]
+        routers = {("ns", "digits-router"): [self.router]} if self.router else {}
+        return Indexes(versions, pods, replicasets, deployments, services, routers)  # type: ignore[arg-type]
 
     def _bump(self, body: dict[str, Any]) -> dict[str, Any]:
         self.revision += 1
@@ -101,6 +110,13 @@ class FakeApi:
         self.requests.append(("create", kind, name))
         if kind == "Service":
             self.service_owners = [r["uid"] for r in manifest["metadata"]["ownerReferences"]]
+            self.service_selector = dict(manifest["spec"]["selector"])
+        elif name == "digits-router":
+            env = manifest["spec"]["template"]["spec"]["containers"][0]["env"]
+            token = next(var["value"] for var in env if var["name"] == "TORCHYARD_ROUTER_TOKEN")
+            owners = [r["uid"] for r in manifest["metadata"]["ownerReferences"]]
+            digest = manifest["metadata"]["annotations"]["torchyard.io/template-hash"]
+            self.router = {"uid": "dep-router", "owners": owners, "token": token, "hash": digest}
         else:
             version = name.removesuffix("-serving")
             self.deployments[version] = {
@@ -137,11 +153,21 @@ class FakeApi:
     async def patch(self, kind: Any, name: str, patch: dict[str, Any], **_: Any) -> None:
         """A serving Deployment's patch (the client's own, in place of the API server's)."""
         self.requests.append(("patch", name, *sorted(patch)))
+        if name == "digits-router":
+            assert self.router is not None
+            self.router["hash"] = patch["metadata"]["annotations"]["torchyard.io/template-hash"]
+            return
         spec = self.deployments[name.removesuffix("-serving")]["spec"]
         spec["replicas"] = patch.get("spec", {}).get("replicas", spec["replicas"])
 
-    async def add_service_owners(self, namespace: str, name: str, refs: list[Any]) -> None:
+    async def add_owners(self, kind: Any, namespace: str, name: str, refs: list[Any]) -> None:
         self.requests.append(("add owners", name, *(r["name"] for r in refs)))
+
+    async def set_selector(
+        self, namespace: str, name: str, selector: dict[str, str], current: dict[str, str]
+    ) -> None:
+        self.requests.append(("select", name, *sorted(selector)))
+        self.service_selector = dict(selector)
 
     async def add_service_ports(self, namespace: str, name: str, ports: list[Any]) -> None:
         self.requests.append(("add ports", name, *(p["name"] for p in ports)))
@@ -163,7 +189,8 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     monkeypatch.setattr(client, "create_child", fake.create_child)
     monkeypatch.setattr(client, "patch_status", fake.patch_status)
     monkeypatch.setattr(client, "set_finalizers", fake.set_finalizers)
-    monkeypatch.setattr(client, "add_service_owners", fake.add_service_owners)
+    monkeypatch.setattr(client, "add_owners", fake.add_owners)
+    monkeypatch.setattr(client, "set_selector", fake.set_selector)
     monkeypatch.setattr(client, "add_service_ports", fake.add_service_ports)
     # Never the kubeconfig's cluster, whatever it is.
     monkeypatch.setattr(client, "api", lambda: fake)
@@ -182,12 +209,13 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
 def test_a_new_version_gets_its_service_deployment_status_and_finalizer(api: FakeApi):
     api.version("1")
     assert api.reconcile() is not None  # deploying: looked at again
-    assert api.requests[:2] == [
+    assert api.requests[:3] == [
         ("create", "Service", "digits-model"),
         ("create", "Deployment", "digits-v1-serving"),
+        ("create", "Deployment", "digits-router"),
     ]
-    assert api.requests[2][:2] == ("patch status", "digits-v1")
-    assert api.requests[3] == ("finalizers", "digits-v1", FINALIZER)
+    assert api.requests[3][:2] == ("patch status", "digits-v1")
+    assert api.requests[4] == ("finalizers", "digits-v1", FINALIZER)
     assert api.events == [("Normal", "Accepted"), ("Normal", "Deploying")]
     assert api.versions["digits-v1"]["status"]["phase"] == "Progressing"
 
@@ -340,3 +368,16 @@ def test_a_model_service_of_an_earlier_release_gets_the_ports_added_since(api: F
     api.service_ports = ["http", "grpc"]
     api.reconcile()
     assert not [r for r in api.requests if r[0] == "add ports"]
+
+
+def test_a_router_made_by_another_release_is_rolled_with_its_token_kept(api: FakeApi):
+    api.version("1")
+    api.reconcile()
+    assert api.router is not None
+    token = api.router["token"]
+    api.router["hash"] = "an-older-release"
+    api.reconcile()
+    assert ("patch", "digits-router", "metadata", "spec") in api.requests
+    assert api.router["token"] == token and api.router["hash"] != "an-older-release"
+    api.reconcile()
+    assert not [r for r in api.requests if r[:2] == ("patch", "digits-router")]

@@ -7,10 +7,12 @@ import json
 import pytest
 
 from torchyard.api.modelversion import RESERVED_ENV, ModelVersionSpec
+from torchyard.resources.routing import router_deployment
 from torchyard.resources.serving import (
     MODEL_LABEL,
     model_service,
     model_url,
+    service_selector,
     serving_deployment,
 )
 from torchyard.validation import InvalidSpec, parse_spec
@@ -123,3 +125,38 @@ def test_the_service_and_the_pods_serve_http_and_grpc_on_named_ports():
     assert {port["targetPort"] for port in ports.values()} == {
         p["name"] for p in container["ports"]
     }
+
+
+def test_the_service_selects_the_router_pods_while_one_is_ready_else_the_serving_pods():
+    router = router_deployment("digits", "ml", "t0ken")
+    serving = serving_deployment("digits-v2", "ml", _spec(), replicas=1)
+    router_labels = router["spec"]["template"]["metadata"]["labels"]
+    serving_labels = serving["spec"]["template"]["metadata"]["labels"]
+    routed, direct = service_selector("digits", routed=True), service_selector("digits")
+    assert routed.items() <= router_labels.items() and not routed.items() <= serving_labels.items()
+    assert direct.items() <= serving_labels.items() and not direct.items() <= router_labels.items()
+    assert model_service("digits", "ml")["spec"]["selector"] == direct
+    # A router pod is never taken for a serving pod of a version.
+    assert router["spec"]["selector"]["matchLabels"].items() <= router_labels.items()
+    assert not router["spec"]["selector"]["matchLabels"].items() <= serving_labels.items()
+
+
+def test_the_router_runs_from_the_worker_image_with_its_token_on_the_services_ports():
+    router = router_deployment("digits", "ml", "t0ken")
+    assert router["metadata"]["name"] == "digits-router"
+    pod = router["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["workload", "router"]
+    env = _env(router)
+    assert env["TORCHYARD_MODEL"] == "digits" and env["TORCHYARD_ROUTER_TOKEN"] == "t0ken"
+    assert (env["TORCHYARD_PORT"], env["TORCHYARD_GRPC_PORT"]) == ("8080", "8081")
+    assert env["TORCHYARD_BACKEND_GRPC_PORT"] == "8081"
+    # The Service's named target ports exist on the router as on the serving pods.
+    names = {port["name"] for port in container["ports"]}
+    assert {port["targetPort"] for port in model_service("digits", "ml")["spec"]["ports"]} == names
+    assert container["readinessProbe"]["httpGet"]["path"] == "/_torchyard/ready"
+    serving = serving_deployment("digits-v2", "ml", _spec(), replicas=1)
+    assert container["image"] == serving["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False

@@ -31,3 +31,10 @@ def test_stops_at_the_stop_file_and_writes_its_counts(tmp_path):
 def test_nobody_answering_ends_at_the_deadline_with_nothing_counted():
     url = f"http://127.0.0.1:{free_port()}/v2/models/digits"
     assert client.run(url, None, seconds=1.0, interval=0.0) == {}
+
+
+def test_stops_after_the_number_of_requests_asked(tmp_path):
+    spec = serving_spec(mlp_artifact(tmp_path))
+    with serving(tmp_path, spec, fault_rate=0.5) as server:
+        counts = client.run(server.model_url, None, None, interval=0.0, requests=40)
+    assert sum(counts["2"]) == 40

@@ -118,7 +118,10 @@ MODEL_VERSION = Kind(
         PrinterColumn("Model", ".spec.model", description="Model name"),
         PrinterColumn("Version", ".spec.version", description="Version"),
         PHASE,
-        PrinterColumn("Weight", ".status.weight", "integer", "Traffic share in percent"),
+        PrinterColumn("Weight", ".status.weight", "integer", "Traffic share served, in percent"),
+        PrinterColumn(
+            "Desired", ".status.desiredWeight", "integer", "Traffic share asked for, in percent"
+        ),
         PrinterColumn("Ready", ".status.readyReplicas", "integer", "Ready serving pods", 1),
         AGE,
     ),

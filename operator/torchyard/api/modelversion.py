@@ -341,8 +341,12 @@ class ModelVersionStatus(StatusBase):
     step_start_time: Timestamp | None = None
     """When the current step's weight was first really served (timed pauses count from it)."""
     weight: int | None = Field(default=None, ge=0, le=100)
-    """Share of the model's traffic wanted for this version now, in percent (replica ratios
-    approximate it: see readyReplicas)."""
+    """Share of the model's inference requests this version served, in percent, since the
+    routing weights last changed (counted by the model's router); desiredWeight until
+    enough requests were answered, or while no router is ready."""
+    desired_weight: int | None = Field(default=None, ge=0, le=100)
+    """Share of the model's traffic wanted for this version now, in percent: what the
+    model's router is told."""
     ready_replicas: int | None = Field(default=None, ge=0)
     """Serving pods that answer inference requests."""
     desired_replicas: int | None = Field(default=None, ge=0)

@@ -17,6 +17,7 @@ from lightkube.config.client_adapter import verify_cluster
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import GenericNamespacedResource, create_namespaced_resource
+from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Event as CoreEvent
 from lightkube.resources.core_v1 import Service
@@ -199,10 +200,25 @@ async def read(manifest: dict[str, Any]) -> dict[str, Any] | None:
     return found.to_dict()  # type: ignore[no-any-return]
 
 
-async def add_service_owners(namespace: str, name: str, references: list[dict[str, Any]]) -> None:
-    """Add ownerReferences to a Service; a strategic merge patch merges them by uid, so
-    the owners it has are kept."""
-    await _patch_service(namespace, name, {"metadata": {"ownerReferences": references}})
+async def add_owners(
+    resource: type[Service] | type[Deployment],
+    namespace: str,
+    name: str,
+    references: list[dict[str, Any]],
+) -> None:
+    """Add ownerReferences to a Service or Deployment; a strategic merge patch merges them
+    by uid, so the owners it has are kept."""
+    await _patch(resource, namespace, name, {"metadata": {"ownerReferences": references}})
+
+
+async def set_selector(
+    namespace: str, name: str, selector: dict[str, str], current: dict[str, str]
+) -> None:
+    """Make a Service select `selector`: its other keys of `current` are removed (a merge
+    patch merges a map)."""
+    change: dict[str, str | None] = {key: None for key in current if key not in selector}
+    change.update(selector)
+    await _patch(Service, namespace, name, {"spec": {"selector": change}})
 
 
 async def add_service_ports(namespace: str, name: str, ports: list[dict[str, Any]]) -> str | None:
@@ -210,7 +226,7 @@ async def add_service_ports(namespace: str, name: str, ports: list[dict[str, Any
     refusal, if it refuses (a port of that name or number taken by another's edit), is
     returned, not raised: the model keeps being reconciled without the port."""
     try:
-        await _patch_service(namespace, name, {"spec": {"ports": ports}})
+        await _patch(Service, namespace, name, {"spec": {"ports": ports}})
     except ApiError as error:
         if error.status.code not in (403, 422):
             raise
@@ -218,9 +234,13 @@ async def add_service_ports(namespace: str, name: str, ports: list[dict[str, Any
     return None
 
 
-async def _patch_service(namespace: str, name: str, patch: dict[str, Any]) -> None:
+async def _patch(
+    resource: type[Service] | type[Deployment], namespace: str, name: str, patch: dict[str, Any]
+) -> None:
     try:
-        await api().patch(Service, name, patch, namespace=namespace, patch_type=PatchType.STRATEGIC)
+        await api().patch(
+            resource, name, patch, namespace=namespace, patch_type=PatchType.STRATEGIC
+        )
     except ApiError as error:
         if error.status.code != 404:
             raise

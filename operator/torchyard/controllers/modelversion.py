@@ -16,19 +16,22 @@ the watch holds, no write when nothing changed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Service
 from lightkube.types import PatchType
 from prometheus_client import Counter
 
@@ -36,11 +39,18 @@ from torchyard.api.base import GROUP, VERSION
 from torchyard.api.kinds import MODEL_VERSION
 from torchyard.api.modelversion import ModelVersionSpec
 from torchyard.conditions import find_condition
-from torchyard.controllers import client, objects
+from torchyard.controllers import client, objects, routes
 from torchyard.controllers.children import CreatedChildren, owned_entry, snapshot
 from torchyard.controllers.queue import NewGenerations, Stale, WorkQueue, soonest
-from torchyard.controllers.scrape import Scraper, scrape_pods
-from torchyard.metrics import ANALYSES, ROLLBACKS, VERSION_HEALTHY, VERSION_WEIGHT, reconciling
+from torchyard.controllers.scrape import Scraper, scrape, scrape_pods
+from torchyard.metrics import (
+    ANALYSES,
+    ROLLBACKS,
+    VERSION_DESIRED_WEIGHT,
+    VERSION_HEALTHY,
+    VERSION_WEIGHT,
+    reconciling,
+)
 from torchyard.plans.rollout import (
     ROLLBACK_REASONS,
     VERDICTS,
@@ -52,16 +62,23 @@ from torchyard.plans.rollout import (
     analysed_of,
     plan_model,
 )
+from torchyard.plans.rollout.model import ready_pods
+from torchyard.plans.rollout.routes import Routing, route_table
+from torchyard.plans.rollout.served import Answers, ServedWindow, read_answers, weights_of
 from torchyard.podstatus import phase_of
 from torchyard.refusals import Backoff, Refusal, controller_uid, pods_refused
 from torchyard.resources.pods import MANAGED_BY
+from torchyard.resources.routing import router_deployment, router_name
 from torchyard.resources.serving import (
     MODEL_LABEL,
+    ROUTER_LABEL,
     deployment_name,
     model_service,
     service_name,
+    service_selector,
     serving_deployment,
 )
+from torchyard.router.app import TOKEN_ENV
 from torchyard.validation import InvalidSpec, parse_spec
 
 OWNER_LABEL = f"{GROUP}/modelversion"
@@ -76,8 +93,13 @@ TEMPLATE_HASH = f"{GROUP}/template-hash"
 """On each serving Deployment: the pod template it was last given, so an unchanged one
 is not patched again."""
 RESYNC_SECONDS = 60.0
+SERVED_REFRESH_SECONDS = 10.0
+"""While the router splits traffic between versions, status.weight (the share served) is
+read again this often."""
 """A safety net: a model with a rollout or a hand-over under way is looked at this often."""
 SERVICE_KEY = ""
+ROUTER_KEY = "/router"
+"""refused_creates' keys of the model's Service and router (never a version's name)."""
 log = logging.getLogger(__name__)
 queue = WorkQueue(MODEL_VERSION.kind)
 new_generations = NewGenerations()
@@ -132,6 +154,10 @@ class Windows:
 
 windows = Windows()
 scraper = Scraper()
+pushed = routes.Pushed()
+served_windows: dict[tuple[str, str], ServedWindow] = {}
+"""Each routed model's served window: the weights it measures and its routers' counts at
+its start (rollout.served)."""
 
 
 # A version's children are found by ownerReference uid, never by name or labels (the
@@ -150,14 +176,16 @@ async def model_versions(
     return {(namespace, str(model)): objects.compact(body)} if model else {}
 
 
-@kopf.index("v1", "pods", labels={OWNER_LABEL: kopf.PRESENT})
+# The pods and ReplicaSets of the model's router too (MODEL_LABEL): found the same way,
+# from the router Deployment's uid.
+@kopf.index("v1", "pods", labels={MODEL_LABEL: kopf.PRESENT})
 async def serving_pods(
     namespace: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
     return owned_entry("ReplicaSet", namespace, body)
 
 
-@kopf.index("apps", "v1", "replicasets", labels={OWNER_LABEL: kopf.PRESENT})
+@kopf.index("apps", "v1", "replicasets", labels={MODEL_LABEL: kopf.PRESENT})
 async def serving_replicasets(
     namespace: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], str]:
@@ -180,9 +208,41 @@ async def model_services(
     """Model Services by name, with their owners: whose a `<model>-model` is decides."""
     metadata = body["metadata"]
     owners = [ref.get("uid") for ref in metadata.get("ownerReferences") or []]
-    ports = [port.get("name") for port in (body.get("spec") or {}).get("ports") or []]
+    spec = body.get("spec") or {}
+    ports = [port.get("name") for port in spec.get("ports") or []]
     labels = dict(metadata.get("labels") or {})
-    return {(namespace, name): {"owners": owners, "labels": labels, "ports": ports}}
+    selector = dict(spec.get("selector") or {})
+    return {
+        (namespace, name): {
+            "owners": owners,
+            "labels": labels,
+            "ports": ports,
+            "selector": selector,
+        }
+    }
+
+
+@kopf.index("apps", "v1", "deployments", labels={ROUTER_LABEL: kopf.PRESENT})
+async def model_routers(
+    namespace: str, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Router Deployments by name: their uid (their pods are found from it), owners, and
+    the routes API's token from their pod template."""
+    metadata = body["metadata"]
+    owners = [ref.get("uid") for ref in metadata.get("ownerReferences") or []]
+    template = ((body.get("spec") or {}).get("template") or {}).get("spec") or {}
+    token = next(
+        (
+            str(var.get("value") or "")
+            for container in template.get("containers") or []
+            for var in container.get("env") or []
+            if var.get("name") == TOKEN_ENV
+        ),
+        "",
+    )
+    template_hash = (metadata.get("annotations") or {}).get(TEMPLATE_HASH)
+    entry = {"uid": metadata.get("uid"), "owners": owners, "token": token, "hash": template_hash}
+    return {(namespace, name): entry}
 
 
 @dataclass(frozen=True)
@@ -194,6 +254,7 @@ class Indexes:
     replicasets_by_deployment: kopf.Index
     deployments_by_version: kopf.Index
     services_by_name: kopf.Index
+    routers_by_name: kopf.Index
 
     @classmethod
     def of(cls, kwargs: Mapping[str, Any]) -> Indexes:
@@ -204,6 +265,7 @@ class Indexes:
             kwargs["serving_replicasets"],
             kwargs["serving_deployments"],
             kwargs["model_services"],
+            kwargs["model_routers"],
         )
 
     def versions(self, namespace: str, model: str) -> list[dict[str, Any]]:
@@ -234,6 +296,14 @@ class Indexes:
 
     def service(self, namespace: str, name: str) -> dict[str, Any] | None:
         return next(iter(self.services_by_name.get((namespace, name), [])), None)
+
+    def router(self, namespace: str, model: str) -> dict[str, Any] | None:
+        return next(iter(self.routers_by_name.get((namespace, router_name(model)), [])), None)
+
+    def router_pods(self, namespace: str, router: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The pods of the router Deployment's ReplicaSets."""
+        sets = self.replicasets_by_deployment.get((namespace, router["uid"]), [])
+        return [pod for rs in sets for pod in self.pods_by_replicaset.get((namespace, rs), [])]
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -314,14 +384,33 @@ async def _reconcile(
         )
         for body in bodies
     ]
+    router = await _router(key, valid, serving, indexes)
     analysed = analysed_of(versions)
     window = None
     if analysed is not None:
         pods = next(v.pods for v in versions if v.name == analysed)
         window = Window(windows.start(key, analysed), await _scrape_running(pods))
-    plan = plan_model(ModelObserved(versions, now(), window))
+    moment = now()
+    observed = ModelObserved(versions, moment, window)
+    plan = plan_model(observed)
+    routing = None
+    if router is not None:
+        # Milliseconds of the wall clock: a table from an operator restarted since is newer.
+        routing = route_table(versions, plan, generation=int(moment.timestamp() * 1000))
+        served = await _served(key, routing, router, indexes)
+        if served is not None:
+            # The same decisions; status.weight says what the routers served.
+            plan = plan_model(replace(observed, served=served))
+    # Traffic moves first: a rollback's weight 0 reaches the router before anything
+    # is scaled or written.
+    routed = await _route(key, routing, router, indexes)
+    await _select(namespace, model, routed, valid, indexes)
     await _release([v.body for v in versions if v.name in plan.release])
     retries = [await _scale(v, plan, model, indexes) for v in versions if not v.deleting]
+    if router is None:
+        # After the versions' own Deployments: a quota that holds one more Deployment
+        # serves the model (by replica ratios) rather than routes to nothing.
+        await _create_router(key, valid, serving, indexes)
     stale = [await _write(v, plan) for v in versions if not v.deleting]
     if any(stale):
         # Planned again at once from fresh copies: the analysis window and the metrics
@@ -331,12 +420,18 @@ async def _reconcile(
     _count(key, versions, plan, analysed)
     refused_creates.forget_where(
         lambda k: (
-            k[:2] != key or k[2] == SERVICE_KEY or k[2] in {b["metadata"]["name"] for b in live}
+            k[:2] != key
+            or k[2] in (SERVICE_KEY, ROUTER_KEY)
+            or k[2] in {b["metadata"]["name"] for b in live}
         )
     )
     under_way = analysed is not None or len(live) < len(bodies)
     service_retry = refused_creates.wait((*key, SERVICE_KEY), clock) if service_refusal else None
-    planned = soonest(plan.requeue_after, service_retry, *retries)
+    # None unless the router's create is held back: a settled model tries it again then.
+    router_retry = refused_creates.wait((*key, ROUTER_KEY), clock) if router is None else None
+    split = key in served_windows and len(served_windows[key].weights) > 1
+    refresh = SERVED_REFRESH_SECONDS if split else None
+    planned = soonest(plan.requeue_after, service_retry, router_retry, refresh, *retries)
     return soonest(planned, RESYNC_SECONDS) if under_way else planned
 
 
@@ -407,18 +502,19 @@ async def _scale(
         patch["metadata"] = {"annotations": {TEMPLATE_HASH: digest}}
         patch["spec"] = {"replicas": planned.replicas, "template": manifest["spec"]["template"]}
     if patch:
-        try:
-            await client.api().patch(
-                Deployment,
-                deployment_name(version.name),
-                patch,
-                namespace=namespace,
-                patch_type=PatchType.MERGE,
-            )
-        except ApiError as error:
-            if error.status.code != 404:
-                raise
+        await _patch_deployment(deployment_name(version.name), namespace, patch)
     return None
+
+
+async def _patch_deployment(name: str, namespace: str, patch: dict[str, Any]) -> None:
+    """A merge patch of one of the model's Deployments; one gone meanwhile is left be."""
+    try:
+        await client.api().patch(
+            Deployment, name, patch, namespace=namespace, patch_type=PatchType.MERGE
+        )
+    except ApiError as error:
+        if error.status.code != 404:
+            raise
 
 
 async def _write(version: VersionObserved, plan: ModelPlan) -> bool:
@@ -518,6 +614,7 @@ def _count(
         if earlier is None or version.spec.version not in earlier:
             _zero(ANALYSES, [(*labels, verdict) for verdict in VERDICTS])
         VERSION_WEIGHT.labels(*labels).set(planned.weight)
+        VERSION_DESIRED_WEIGHT.labels(*labels).set(planned.desired_weight)
         VERSION_HEALTHY.labels(*labels).set(1.0 if planned.healthy else 0.0)
     subject = next((v for v in versions if v.name == analysed), None)
     if plan.analysis is not None and subject is not None and subject.spec is not None:
@@ -538,7 +635,7 @@ def _zero(counter: Counter, children: list[tuple[str, ...]]) -> None:
 
 def _drop_series(key: tuple[str, str], versions: set[str]) -> None:
     for version in versions:
-        for gauge in (VERSION_WEIGHT, VERSION_HEALTHY):
+        for gauge in (VERSION_WEIGHT, VERSION_DESIRED_WEIGHT, VERSION_HEALTHY):
             with contextlib.suppress(KeyError):  # never set
                 gauge.remove(*key, version)
         for verdict in VERDICTS:
@@ -549,6 +646,8 @@ def _drop_series(key: tuple[str, str], versions: set[str]) -> None:
 def _forget(key: tuple[str, str]) -> None:
     """Drop what is kept about a model none of whose versions is left."""
     windows.keep(key, None, None)
+    pushed.forget(key)
+    served_windows.pop(key, None)
     refused_creates.forget_where(lambda k: k[:2] != key)
     _drop_series(key, _versions_seen.pop(key, set()))
     for reason in ROLLBACK_REASONS:
@@ -582,7 +681,7 @@ async def _model_service(
     if found is not None and (uids & set(found["owners"]) or _unowned_model_service(found, model)):
         missing = [body for body in live if body["metadata"]["uid"] not in found["owners"]]
         if missing:
-            await client.add_service_owners(namespace, name, [_owner(b) for b in missing])
+            await client.add_owners(Service, namespace, name, [_owner(b) for b in missing])
         # A Service made by an earlier release lacks the ports added since (grpc).
         have = set(found.get("ports") or [])
         lacking = [port for port in service["spec"]["ports"] if port["name"] not in have]
@@ -603,6 +702,161 @@ async def _model_service(
         return refused.refusal
     refused_creates.forget(key)
     return None
+
+
+async def _router(
+    key: tuple[str, str],
+    versions: list[dict[str, Any]],
+    live: list[dict[str, Any]],
+    indexes: Indexes,
+) -> dict[str, Any] | None:
+    """The model's router Deployment `<model>-router` (the watch's entry), owned by every
+    live version, as the model's Service is. None while there is none (_create_router
+    makes it), or when one of that name is not the model's."""
+    namespace, model = key
+    if not live:
+        return None
+    uids = {str(body["metadata"]["uid"]) for body in versions}
+    found = indexes.router(namespace, model)
+    if found is None or not uids & set(found["owners"]):
+        return None
+    missing = [body for body in live if body["metadata"]["uid"] not in found["owners"]]
+    if missing:
+        name = router_name(model)
+        await client.add_owners(Deployment, namespace, name, [_owner(b) for b in missing])
+    if not found["token"]:
+        return None
+    # A release whose router pod differs (image, settings) rolls the router, token kept.
+    manifest = router_deployment(model, namespace, str(found["token"]))
+    digest = template_hash(manifest)
+    if found.get("hash") != digest:
+        patch = {
+            "metadata": {"annotations": {TEMPLATE_HASH: digest}},
+            "spec": {"template": manifest["spec"]["template"]},
+        }
+        await _patch_deployment(router_name(model), namespace, patch)
+    return found
+
+
+async def _create_router(
+    key: tuple[str, str],
+    versions: list[dict[str, Any]],
+    live: list[dict[str, Any]],
+    indexes: Indexes,
+) -> None:
+    """Create the model's router. A refusal (a quota, a Deployment of that name that is
+    not the model's) is tried again after a pause; meanwhile the model serves by replica
+    ratios, and a warning says why."""
+    namespace, model = key
+    if not live:
+        return
+    uids = {str(body["metadata"]["uid"]) for body in versions}
+    found = indexes.router(namespace, model)
+    if found is not None and uids & set(found["owners"]):
+        return  # the model's, still without its token in the watch's copy
+    clock = time.monotonic()
+    refusal_key = (*key, ROUTER_KEY)
+    generation = tuple(sorted((b["metadata"]["uid"], _gen(b)) for b in live))
+    if refused_creates.held(refusal_key, generation, clock) is not None:
+        return
+    manifest = router_deployment(model, namespace, secrets.token_urlsafe(32))
+    manifest["metadata"]["annotations"] = {TEMPLATE_HASH: template_hash(manifest)}
+    manifest["metadata"]["ownerReferences"] = [_owner(body) for body in live]
+    try:
+        await client.create_child(manifest, owners=uids, owner=f"model {model}'s ModelVersions")
+    except client.Refused as refused:
+        refused_creates.refused(refusal_key, generation, refused.refusal, clock)
+        log.warning(
+            "model %s/%s serves by replica ratios, without a router: %s",
+            namespace,
+            model,
+            refused.refusal.message,
+        )
+
+
+async def _route(
+    key: tuple[str, str],
+    routing: Routing | None,
+    router: Mapping[str, Any] | None,
+    indexes: Indexes,
+) -> bool:
+    """Push the routing table to the router pods that do not hold it yet; whether a ready
+    router pod holds it (the Service may then select the routers)."""
+    if router is None or routing is None:
+        served_windows.pop(key, None)
+        return False
+    table = routing.table
+    running = _running(indexes.router_pods(key[0], router))
+    holding = await pushed.sync(
+        scraper.session(),
+        key,
+        [(str(pod["metadata"]["uid"]), pod["status"]["podIP"]) for pod in running],
+        table,
+        str(router["token"]),
+    )
+    ready = [pod for pod in running if pod["metadata"]["uid"] in holding and ready_pods([pod])]
+    routed = bool(ready) and bool(table.routable)
+    if not routed:
+        served_windows.pop(key, None)
+    elif key not in served_windows or served_windows[key].weights != weights_of(table):
+        weights = weights_of(table)
+        start = await _answers(running) if len(weights) > 1 else {}
+        served_windows[key] = ServedWindow(weights, start)
+    return routed
+
+
+async def _served(
+    key: tuple[str, str], routing: Routing, router: Mapping[str, Any], indexes: Indexes
+) -> dict[str, float] | None:
+    """Each version's share of the answers under the table about to be pushed, when known
+    (rollout.served): only while the routers serve the model (they did at the last
+    reconcile) by the weights asked for (not handing over). One version alone serves all;
+    several are read from the router pods' counters, once a window measures these weights
+    (a new one, starting now, knows nothing yet)."""
+    window = served_windows.get(key)
+    weights = weights_of(routing.table)
+    if window is None or routing.handing_over or not weights:
+        return None
+    if len(weights) == 1:
+        return {weights[0][0]: 100.0}
+    if window.weights != weights:
+        return None
+    return window.shares(await _answers(_running(indexes.router_pods(key[0], router))))
+
+
+def _running(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        pod for pod in pods if phase_of(pod) == "Running" and (pod.get("status") or {}).get("podIP")
+    ]
+
+
+async def _answers(pods: list[dict[str, Any]]) -> dict[str, Answers]:
+    """Each router pod's answers by version (by pod uid); pods that cannot say are left out."""
+    session = scraper.session()
+    texts = await asyncio.gather(*(scrape(session, pod["status"]["podIP"]) for pod in pods))
+    found: dict[str, Answers] = {}
+    for pod, text in zip(pods, texts, strict=True):
+        if isinstance(text, str) and isinstance(answers := read_answers(text), dict):
+            found[str(pod["metadata"]["uid"])] = answers
+    return found
+
+
+async def _select(
+    namespace: str, model: str, routed: bool, versions: list[dict[str, Any]], indexes: Indexes
+) -> None:
+    """Point the model's Service (when it is the model's) at the router pods while one is
+    ready with the current table, else at the serving pods themselves."""
+    name = service_name(model)
+    found = indexes.service(namespace, name)
+    uids = {str(body["metadata"]["uid"]) for body in versions}
+    if found is None or not (uids & set(found["owners"])):
+        return
+    wanted = service_selector(model, routed)
+    if found.get("selector") != wanted:
+        log.info(
+            "Service %s/%s: to the %s pods", namespace, name, "router" if routed else "serving"
+        )
+        await client.set_selector(namespace, name, wanted, dict(found.get("selector") or {}))
 
 
 def _unowned_model_service(found: Mapping[str, Any], model: str) -> bool:

@@ -1,8 +1,9 @@
 """What serves a ModelVersion: a Deployment per version, one Service per model.
 
-Without a service mesh, a version's share of traffic is approximated by its share of
-the ready pods behind the model's Service (as Argo Rollouts does without traffic
-routing): the Service selects the serving pods of every live version of the model.
+The Service selects the model's router pods (resources.routing), which split requests
+between the versions by exact weights, while one is ready; otherwise every live
+version's serving pods, so that a version's share is its share of the ready pods (replica
+ratios, as Argo Rollouts does without traffic routing).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ GRPC_PORT = 8081
 (KServe's port for it: clients written for KServe keep theirs)."""
 MODEL_LABEL = f"{GROUP}/model"
 SERVING_LABEL = f"{GROUP}/serving"
+ROUTER_LABEL = f"{GROUP}/router"
 
 
 def deployment_name(version_object: str) -> str:
@@ -114,6 +116,12 @@ def serving_deployment(
     }
 
 
+def service_selector(model: str, routed: bool = False) -> dict[str, str]:
+    """What the model's Service selects: the model's router pods (torchyard.router, exact
+    weights) while one is ready, else every live version's serving pods (replica ratios)."""
+    return {MODEL_LABEL: model, ROUTER_LABEL if routed else SERVING_LABEL: "true"}
+
+
 def model_service(model: str, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -124,7 +132,7 @@ def model_service(model: str, namespace: str) -> dict[str, Any]:
             "labels": {MANAGED_BY: "torchyard", MODEL_LABEL: model},
         },
         "spec": {
-            "selector": {MODEL_LABEL: model, SERVING_LABEL: "true"},
+            "selector": service_selector(model),
             "ports": [
                 {"name": "http", "port": 80, "targetPort": "http"},
                 # Cleartext HTTP/2: meshes and gateways that read appProtocol route it as

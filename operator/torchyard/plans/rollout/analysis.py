@@ -99,7 +99,7 @@ class Counters:
         for line in text.splitlines():
             if not line.startswith(_READ):
                 continue
-            name, labels, value = _sample(line)
+            name, labels, value = sample(line)
             if name == REQUESTS:
                 requests += value
             elif name == ERRORS:
@@ -145,7 +145,7 @@ def read_counters(text: str) -> Counters | Unreadable:
         return Unreadable(str(error))
 
 
-def _sample(line: str) -> tuple[str, dict[str, str], float]:
+def sample(line: str) -> tuple[str, dict[str, str], float]:
     """Name, labels and value of one sample line (timestamp ignored), checked."""
     if len(line) > MAX_LINE:
         raise MetricsError(f"a line over {MAX_LINE} characters: {_shown(line)}")

@@ -95,6 +95,10 @@ class ModelObserved:
     """Read once per reconcile: every time the plan writes is this one."""
     window: Window | None = None
     """The candidate's counters; None when there is no candidate."""
+    served: Mapping[str, float] | None = None
+    """Percent of the model's answers each version (by spec.version) gave since the
+    routing weights last changed (rollout.served); None when not known (no router, too
+    few answers yet): status then reports the weight asked for."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,9 @@ class VersionPlan:
     """The status fields that change; empty when nothing does (no write)."""
     events: tuple[Event, ...] = ()
     weight: float = 0.0
+    """The share served (status.weight)."""
+    desired_weight: int = 0
+    """The share asked for (status.desiredWeight): what the router is told."""
     healthy: bool = True
 
 
@@ -247,7 +254,11 @@ def plan_model(observed: ModelObserved) -> ModelPlan:
             message = retirement_message(retired, roles.stable, roles.candidate)
             draft.conditions.append(("Progressing", False, retired.reason, message))
             draft.events.append(Event("Normal", retired.reason, message))
-    plans = [_version_plan(v, drafts.get(v.name), now) for v in observed.versions if not v.deleting]
+    plans = [
+        _version_plan(v, drafts.get(v.name), now, observed.served)
+        for v in observed.versions
+        if not v.deleting
+    ]
     release, handover = _releases(observed, roles, stable_ready)
     # Roles follow from phases: a version that changes phase here (the first one
     # serving, a promoted one taking over) changes what the others should do, which
@@ -425,7 +436,12 @@ def _releases(
     return tuple(release), (min(waits) if waits else None)
 
 
-def _version_plan(version: VersionObserved, draft: _Draft | None, now: datetime) -> VersionPlan:
+def _version_plan(
+    version: VersionObserved,
+    draft: _Draft | None,
+    now: datetime,
+    served: Mapping[str, float] | None,
+) -> VersionPlan:
     """The version's whole status (admission, conditions, figures) and what changes."""
     metadata, status = version.body["metadata"], version.status
     verdict = admit(
@@ -445,6 +461,12 @@ def _version_plan(version: VersionObserved, draft: _Draft | None, now: datetime)
         if type != ACCEPTED:  # admission's
             put(type, ok, reason, message)
     merged = {**status, **draft.patch}
+    # The plan's weight is the one asked for; status.weight says what was served.
+    asked = draft.patch.get("weight", status.get("desiredWeight", status.get("weight")))
+    desired_weight = int(asked or 0)
+    served_weight = desired_weight
+    if served is not None:
+        served_weight = round(served.get(spec.version, 0.0))
     ready = ready_pods(version.pods)
     desired = draft.replicas or 0
     phase = merged.get("phase") or "Pending"
@@ -477,6 +499,8 @@ def _version_plan(version: VersionObserved, draft: _Draft | None, now: datetime)
         put("Healthy", False, "AnalysisFailed", "the last analysis failed")
     update = {
         **draft.patch,
+        "weight": served_weight if asked is not None else None,
+        "desiredWeight": desired_weight if asked is not None else None,
         "phase": phase,
         "observedGeneration": version.generation,
         "conditions": conditions.list,
@@ -494,7 +518,8 @@ def _version_plan(version: VersionObserved, draft: _Draft | None, now: datetime)
         draft.replicas,
         _changed(status, update),
         (*verdict.events, *draft.events, *conditions.events),
-        weight=float(update.get("weight") or 0),
+        weight=float(served_weight),
+        desired_weight=desired_weight,
         healthy=healthy,
     )
 

@@ -2,14 +2,16 @@
 version that gave them (the X-Model-Version header); for smoke traffic during a rollout.
 
     torchyard workload client http://digits-model.ml.svc/v2/models/digits \
-        [--stop-file FILE] [--seconds N] [--interval 0.02] [--report-every 5] [--output FILE]
+        [--stop-file FILE] [--seconds N] [--requests N] [--interval 0.02] [--report-every 5]
+        [--output FILE]
 
-Sends one small request after another until the stop file exists, --seconds pass or
-it is terminated, then writes {version: [answered, failed]} as JSON; a request nobody
-answered (refused, reset, timed out) counts under "none". With --report-every it also
-prints, every so many seconds, one JSON line of what happened in that interval:
-{"time": unix seconds, "counts": {version: [answered, failed]}} (a load generator's log
-that shows traffic shifting between versions). Standard library only.
+Sends one small request after another until the stop file exists, --seconds pass,
+--requests inference requests were sent, or it is terminated, then writes
+{version: [answered, failed]} as JSON; a request nobody answered (refused, reset, timed
+out) counts under "none". With --report-every it also prints, every so many seconds, one
+JSON line of what happened in that interval: {"time": unix seconds, "counts": {version:
+[answered, failed]}} (a load generator's log that shows traffic shifting between
+versions). Standard library only.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def run(
     seconds: float | None,
     interval: float,
     report_every: float | None = None,
+    requests: int | None = None,
 ) -> dict[str, list[int]]:
     deadline = None if seconds is None else time.monotonic() + seconds
     terminated = False
@@ -80,14 +83,16 @@ def run(
     if report_every is not None:  # the long-running form: a pod's main process
         signal.signal(signal.SIGTERM, on_term)
 
+    counts: dict[str, list[int]] = {}
+
     def stopped() -> bool:
         return (
             terminated
             or bool(stop_file and os.path.exists(stop_file))
             or (deadline is not None and time.monotonic() >= deadline)
+            or (requests is not None and sum(map(sum, counts.values())) >= requests)
         )
 
-    counts: dict[str, list[int]] = {}
     metadata = None
     while metadata is None and not stopped():
         try:
@@ -121,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model_url", help="http://<service>/v2/models/<model>")
     parser.add_argument("--stop-file", help="stop once this file exists")
     parser.add_argument("--seconds", type=float, help="stop after this long")
+    parser.add_argument("--requests", type=int, help="stop after this many inference requests")
     parser.add_argument("--interval", type=float, default=0.02, help="pause between requests")
     parser.add_argument(
         "--report-every",
@@ -130,11 +136,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", default="-", help="where the counts go (- for stdout)")
     args = parser.parse_args(argv)
-    if not args.stop_file and args.seconds is None and args.report_every is None:
-        parser.error("give --stop-file, --seconds or --report-every")
+    ends = (args.stop_file, args.seconds, args.requests, args.report_every)
+    if all(end is None for end in ends):
+        parser.error("give --stop-file, --seconds, --requests or --report-every")
+    if args.requests is not None and args.requests < 1:
+        parser.error("--requests must be at least 1")
     print(f"sending requests to {args.model_url}", file=sys.stderr, flush=True)
     counts = json.dumps(
-        run(args.model_url, args.stop_file, args.seconds, args.interval, args.report_every)
+        run(
+            args.model_url,
+            args.stop_file,
+            args.seconds,
+            args.interval,
+            args.report_every,
+            args.requests,
+        )
     )
     if args.output == "-":
         print(counts)
