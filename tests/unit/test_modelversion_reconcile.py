@@ -22,6 +22,7 @@ from torchyard.controllers.queue import Stale
 from torchyard.metrics import ANALYSES, ROLLBACKS, VERSION_HEALTHY, VERSION_WEIGHT
 from torchyard.plans.rollout import ROLLBACK_REASONS, VERDICTS, Counters
 from torchyard.refusals import Backoff, Refusal
+from torchyard.router.proxy import token_digest
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 SPEC = {
@@ -29,6 +30,12 @@ SPEC = {
     "artifact": {"uri": "pvc://models/digits", "digest": "sha256:" + "c" * 64},
     "serving": {"replicas": 1},
 }
+
+
+def _token_sha256(template: dict[str, Any]) -> str:
+    env = template["spec"]["containers"][0]["env"]
+    assert "TORCHYARD_ROUTER_TOKEN" not in {var["name"] for var in env}  # never the token
+    return next(v["value"] for v in env if v["name"] == "TORCHYARD_ROUTER_TOKEN_SHA256")
 
 
 @dataclass
@@ -112,11 +119,14 @@ class FakeApi:
             self.service_owners = [r["uid"] for r in manifest["metadata"]["ownerReferences"]]
             self.service_selector = dict(manifest["spec"]["selector"])
         elif name == "digits-router":
-            env = manifest["spec"]["template"]["spec"]["containers"][0]["env"]
-            token = next(var["value"] for var in env if var["name"] == "TORCHYARD_ROUTER_TOKEN")
             owners = [r["uid"] for r in manifest["metadata"]["ownerReferences"]]
             digest = manifest["metadata"]["annotations"]["torchyard.io/template-hash"]
-            self.router = {"uid": "dep-router", "owners": owners, "token": token, "hash": digest}
+            self.router = {
+                "uid": "dep-router",
+                "owners": owners,
+                "token_sha256": _token_sha256(manifest["spec"]["template"]),
+                "hash": digest,
+            }
         else:
             version = name.removesuffix("-serving")
             self.deployments[version] = {
@@ -156,6 +166,7 @@ class FakeApi:
         if name == "digits-router":
             assert self.router is not None
             self.router["hash"] = patch["metadata"]["annotations"]["torchyard.io/template-hash"]
+            self.router["token_sha256"] = _token_sha256(patch["spec"]["template"])
             return
         spec = self.deployments[name.removesuffix("-serving")]["spec"]
         spec["replicas"] = patch.get("spec", {}).get("replicas", spec["replicas"])
@@ -195,6 +206,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     # Never the kubeconfig's cluster, whatever it is.
     monkeypatch.setattr(client, "api", lambda: fake)
     monkeypatch.setattr(modelversion, "now", fake.now)
+    monkeypatch.setattr(modelversion, "tokens", {})
     monkeypatch.setattr(
         kopf, "event", lambda body, type, reason, message: fake.events.append((type, reason))
     )
@@ -374,10 +386,30 @@ def test_a_router_made_by_another_release_is_rolled_with_its_token_kept(api: Fak
     api.version("1")
     api.reconcile()
     assert api.router is not None
-    token = api.router["token"]
+    digest = api.router["token_sha256"]
+    assert digest == token_digest(modelversion.tokens[("ns", "digits")])
     api.router["hash"] = "an-older-release"
     api.reconcile()
     assert ("patch", "digits-router", "metadata", "spec") in api.requests
-    assert api.router["token"] == token and api.router["hash"] != "an-older-release"
+    assert api.router["token_sha256"] == digest and api.router["hash"] != "an-older-release"
     api.reconcile()
     assert not [r for r in api.requests if r[:2] == ("patch", "digits-router")]
+
+
+def test_another_operator_process_rolls_the_router_once_with_a_token_of_its_own(
+    api: FakeApi, monkeypatch
+):
+    api.version("1")
+    api.reconcile()
+    assert api.router is not None
+    before = api.router["token_sha256"]
+    monkeypatch.setattr(modelversion, "tokens", {})  # a restart: the token was in memory
+    # Until the watch shows the patch, the same new token is patched in again, never another.
+    patched = []
+    for _ in range(2):
+        seen = dict(api.router)
+        api.reconcile()
+        patched.append(api.router["token_sha256"])
+        api.router.update(token_sha256=seen["token_sha256"], hash=seen["hash"])
+    assert patched[0] == patched[1] != before
+    assert patched[0] == token_digest(modelversion.tokens[("ns", "digits")])

@@ -112,9 +112,14 @@ def test_a_table_round_trips_through_json():
         ({"versions": {}}, "versions must be a list"),
         ({"versions": [{"version": "1", "weight": 101, "endpoints": []}]}, "weight"),
         ({"versions": [{"version": "", "weight": 1, "endpoints": []}]}, "version must"),
-        ({"versions": [{"version": "1", "weight": 1, "endpoints": ["a"]}]}, "host:port"),
-        ({"versions": [{"version": "1", "weight": 1, "endpoints": ["a:0"]}]}, "host:port"),
-        ({"versions": [{"version": "1", "weight": 1, "endpoints": ["a/b:80"]}]}, "host:port"),
+        ({"versions": [{"version": "1", "weight": 1, "endpoints": ["a"]}]}, "IP:port"),
+        ({"versions": [{"version": "1", "weight": 1, "endpoints": ["10.0.0.1:0"]}]}, "IP:port"),
+        ({"versions": [{"version": "1", "weight": 1, "endpoints": ["a/b:80"]}]}, "IP:port"),
+        # A name could lead anywhere (and read the model's traffic): pod IPs only.
+        (
+            {"versions": [{"version": "1", "weight": 1, "endpoints": ["evil.example:80"]}]},
+            "IP:port",
+        ),
         (
             {"versions": [{"version": "1", "weight": 60, "endpoints": []}] * 2},
             "twice",

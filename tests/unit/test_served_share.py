@@ -64,3 +64,10 @@ def test_the_window_measures_the_versions_that_take_requests():
         ),
     )
     assert weights_of(table) == (("1", 75),)
+
+
+def test_a_pod_unreadable_when_the_window_began_is_left_out_of_it():
+    window = ServedWindow((("2", 50), ("1", 50)), {"a": {"1": 0.0, "2": 0.0}, "b": None})
+    # b's lifetime answers (all to version 1, before the window) must not count.
+    shares = window.shares({"a": {"1": 20.0, "2": 20.0}, "b": {"1": 900.0, "2": 0.0}})
+    assert shares == {"1": 50.0, "2": 50.0}

@@ -291,3 +291,13 @@ def test_a_body_over_the_limit_is_the_protocols_413(versions):
         running.push(table(versions, 50))
         status, _, raw = running.request("POST", "/v2/models/digits/infer", b"x" * 4096)
         assert status == 413 and "error" in json.loads(raw)
+
+
+def test_a_router_given_only_the_tokens_digest_takes_routes_from_the_token(versions):
+    from torchyard.router.proxy import token_digest
+
+    with RunningRouter(router=Router("digits", token_sha256=token_digest(TOKEN))) as running:
+        assert running.push(table(versions, 50), token=token_digest(TOKEN))[0] == 401
+        assert running.push(table(versions, 50))[0] == 200
+    with pytest.raises(ValueError, match="SHA-256"):
+        Router("digits", token_sha256="not-hex")

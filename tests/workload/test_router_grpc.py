@@ -68,8 +68,10 @@ def test_calls_on_one_connection_are_shared_by_weight(versions):
             assert stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
             seen: Counter = Counter()
             for _ in range(400):
-                answer = stub.ModelInfer(request(), timeout=10)
+                answer, call = stub.ModelInfer.with_call(request(), timeout=10)
                 seen[answer.model_version] += 1
+                # The serving pod's metadata reaches the client through the router.
+                assert ("x-model-version", answer.model_version) in call.initial_metadata()
                 values = np.frombuffer(answer.raw_output_contents[0], dtype="<f4")
                 assert values.shape == (6,)
         served = samples(running, "torchyard_router_requests_total")
@@ -87,6 +89,8 @@ def test_a_backends_refusal_reaches_the_client_as_it_was(versions):
                 stub.ModelInfer(request("no-such-model"), timeout=10)
             assert refused.value.code() == grpc.StatusCode.NOT_FOUND
             assert "no-such-model" in (refused.value.details() or "")
+            trailing = dict(refused.value.trailing_metadata() or ())
+            assert trailing.get("x-model-version") in ("1", "2")
             # Not the router's to answer: another gRPC service on its port.
             unknown = channel.unary_unary("/grpc.health.v1.Health/Check")
             with pytest.raises(grpc.RpcError) as other:

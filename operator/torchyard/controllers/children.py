@@ -21,6 +21,8 @@ def snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
             "namespace": metadata.get("namespace"),
             "uid": metadata.get("uid"),
             "creationTimestamp": metadata.get("creationTimestamp"),
+            # A pod being deleted may still say Ready for seconds: it takes no new traffic.
+            "deletionTimestamp": metadata.get("deletionTimestamp"),
             "labels": dict(metadata.get("labels") or {}),
         },
         "status": copy.deepcopy(dict(body.get("status") or {})),

@@ -78,7 +78,8 @@ from torchyard.resources.serving import (
     service_selector,
     serving_deployment,
 )
-from torchyard.router.app import TOKEN_ENV
+from torchyard.router.app import TOKEN_SHA256_ENV
+from torchyard.router.proxy import token_digest
 from torchyard.validation import InvalidSpec, parse_spec
 
 OWNER_LABEL = f"{GROUP}/modelversion"
@@ -93,6 +94,7 @@ TEMPLATE_HASH = f"{GROUP}/template-hash"
 """On each serving Deployment: the pod template it was last given, so an unchanged one
 is not patched again."""
 RESYNC_SECONDS = 60.0
+PUSH_RETRY_SECONDS = 2.0
 SERVED_REFRESH_SECONDS = 10.0
 """While the router splits traffic between versions, status.weight (the share served) is
 read again this often."""
@@ -155,6 +157,11 @@ class Windows:
 windows = Windows()
 scraper = Scraper()
 pushed = routes.Pushed()
+tokens: dict[tuple[str, str], str] = {}
+"""Each model's routes API token, only here (its router has the digest): see _router."""
+lacking: set[tuple[str, str]] = set()
+"""Models with a running router pod that did not take the current table: looked at again
+in PUSH_RETRY_SECONDS (its events stop until it is ready, which needs a table)."""
 served_windows: dict[tuple[str, str], ServedWindow] = {}
 """Each routed model's served window: the weights it measures and its routers' counts at
 its start (rollout.served)."""
@@ -227,7 +234,7 @@ async def model_routers(
     namespace: str, name: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Router Deployments by name: their uid (their pods are found from it), owners, and
-    the routes API's token from their pod template."""
+    the SHA-256 of the routes API's token from their pod template."""
     metadata = body["metadata"]
     owners = [ref.get("uid") for ref in metadata.get("ownerReferences") or []]
     template = ((body.get("spec") or {}).get("template") or {}).get("spec") or {}
@@ -236,12 +243,17 @@ async def model_routers(
             str(var.get("value") or "")
             for container in template.get("containers") or []
             for var in container.get("env") or []
-            if var.get("name") == TOKEN_ENV
+            if var.get("name") == TOKEN_SHA256_ENV
         ),
         "",
     )
     template_hash = (metadata.get("annotations") or {}).get(TEMPLATE_HASH)
-    entry = {"uid": metadata.get("uid"), "owners": owners, "token": token, "hash": template_hash}
+    entry = {
+        "uid": metadata.get("uid"),
+        "owners": owners,
+        "token_sha256": token,
+        "hash": template_hash,
+    }
     return {(namespace, name): entry}
 
 
@@ -431,6 +443,8 @@ async def _reconcile(
     router_retry = refused_creates.wait((*key, ROUTER_KEY), clock) if router is None else None
     split = key in served_windows and len(served_windows[key].weights) > 1
     refresh = SERVED_REFRESH_SECONDS if split else None
+    if key in lacking:
+        refresh = PUSH_RETRY_SECONDS
     planned = soonest(plan.requeue_after, service_retry, router_retry, refresh, *retries)
     return soonest(planned, RESYNC_SECONDS) if under_way else planned
 
@@ -647,6 +661,8 @@ def _forget(key: tuple[str, str]) -> None:
     """Drop what is kept about a model none of whose versions is left."""
     windows.keep(key, None, None)
     pushed.forget(key)
+    lacking.discard(key)
+    tokens.pop(key, None)
     served_windows.pop(key, None)
     refused_creates.forget_where(lambda k: k[:2] != key)
     _drop_series(key, _versions_seen.pop(key, set()))
@@ -724,10 +740,14 @@ async def _router(
     if missing:
         name = router_name(model)
         await client.add_owners(Deployment, namespace, name, [_owner(b) for b in missing])
-    if not found["token"]:
-        return None
-    # A release whose router pod differs (image, settings) rolls the router, token kept.
-    manifest = router_deployment(model, namespace, str(found["token"]))
+    # Made by another operator process (a restart, a new leader): only the token's digest
+    # is on the Deployment, so this process's token rolls the router (once: the token is
+    # kept while the watch catches up with the patch); the Service selects the serving
+    # pods until a router pod takes a table with it.
+    token = tokens.setdefault(key, secrets.token_urlsafe(32))
+    usable = token_digest(token) == found["token_sha256"]
+    # A release whose router pod differs (image, settings) rolls it too, token kept.
+    manifest = router_deployment(model, namespace, token_digest(token))
     digest = template_hash(manifest)
     if found.get("hash") != digest:
         patch = {
@@ -735,7 +755,7 @@ async def _router(
             "spec": {"template": manifest["spec"]["template"]},
         }
         await _patch_deployment(router_name(model), namespace, patch)
-    return found
+    return {**found, "token": token} if usable else None
 
 
 async def _create_router(
@@ -759,7 +779,8 @@ async def _create_router(
     generation = tuple(sorted((b["metadata"]["uid"], _gen(b)) for b in live))
     if refused_creates.held(refusal_key, generation, clock) is not None:
         return
-    manifest = router_deployment(model, namespace, secrets.token_urlsafe(32))
+    token = tokens.setdefault(key, secrets.token_urlsafe(32))
+    manifest = router_deployment(model, namespace, token_digest(token))
     manifest["metadata"]["annotations"] = {TEMPLATE_HASH: template_hash(manifest)}
     manifest["metadata"]["ownerReferences"] = [_owner(body) for body in live]
     try:
@@ -784,23 +805,30 @@ async def _route(
     router pod holds it (the Service may then select the routers)."""
     if router is None or routing is None:
         served_windows.pop(key, None)
+        lacking.discard(key)
         return False
     table = routing.table
     running = _running(indexes.router_pods(key[0], router))
     holding = await pushed.sync(
         scraper.session(),
         key,
-        [(str(pod["metadata"]["uid"]), pod["status"]["podIP"]) for pod in running],
+        [(routes.pod_key(pod), pod["status"]["podIP"]) for pod in running],
         table,
         str(router["token"]),
     )
-    ready = [pod for pod in running if pod["metadata"]["uid"] in holding and ready_pods([pod])]
+    lacking.discard(key)
+    if any(routes.pod_key(pod) not in holding for pod in running):
+        lacking.add(key)
+    ready = [pod for pod in running if routes.pod_key(pod) in holding and ready_pods([pod])]
     routed = bool(ready) and bool(table.routable)
     if not routed:
         served_windows.pop(key, None)
     elif key not in served_windows or served_windows[key].weights != weights_of(table):
         weights = weights_of(table)
-        start = await _answers(running) if len(weights) > 1 else {}
+        start: dict[str, Answers | None] = {}
+        if len(weights) > 1:
+            read = await _answers(running)
+            start = {routes.pod_key(pod): read.get(routes.pod_key(pod)) for pod in running}
         served_windows[key] = ServedWindow(weights, start)
     return routed
 
@@ -825,19 +853,25 @@ async def _served(
 
 
 def _running(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pods that can take a table and requests: running, with an IP, not being deleted."""
     return [
-        pod for pod in pods if phase_of(pod) == "Running" and (pod.get("status") or {}).get("podIP")
+        pod
+        for pod in pods
+        if phase_of(pod) == "Running"
+        and (pod.get("status") or {}).get("podIP")
+        and not pod["metadata"].get("deletionTimestamp")
     ]
 
 
 async def _answers(pods: list[dict[str, Any]]) -> dict[str, Answers]:
-    """Each router pod's answers by version (by pod uid); pods that cannot say are left out."""
+    """Each router pod's answers by version (by routes.pod_key); pods that cannot say are
+    left out."""
     session = scraper.session()
     texts = await asyncio.gather(*(scrape(session, pod["status"]["podIP"]) for pod in pods))
     found: dict[str, Answers] = {}
     for pod, text in zip(pods, texts, strict=True):
         if isinstance(text, str) and isinstance(answers := read_answers(text), dict):
-            found[str(pod["metadata"]["uid"])] = answers
+            found[routes.pod_key(pod)] = answers
     return found
 
 

@@ -2,9 +2,10 @@
 every call to a pod is (torchyard.controllers.podhttp): the router pod runs the worker
 image, and its answer is read no further than a status line and 64 KiB.
 
-Each model's router pods are remembered with the table they took, so an unchanged table
-is not pushed again; a pod that did not take it (starting, gone, refused) is tried on
-the next reconcile.
+Each model's router pods are remembered with the table they took, by uid and container
+restarts (a restarted router has no table), so an unchanged table is not pushed again; a
+pod that did not take it (starting, gone, refused) is tried again within seconds (the
+controller requeues the model while one lacks it).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import aiohttp
 
@@ -27,11 +29,17 @@ LIMITS = podhttp.Limits(max_bytes=64 * 1024, connect=1.0, total=2.0)
 log = logging.getLogger(__name__)
 
 
+def pod_key(pod: Mapping[str, Any]) -> str:
+    """A router pod's identity for what it holds: its uid and its container's restarts."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
+    return f"{pod['metadata']['uid']}/{statuses[0].get('restartCount', 0)}"
+
+
 async def push(
-    session: aiohttp.ClientSession, ip: str, table: RouteTable, token: str
+    session: aiohttp.ClientSession, ip: str, table: RouteTable, token: str, port: int = PORT
 ) -> Refused | None:
     """PUT the table to the router pod at `ip`; None once it holds it, else why not."""
-    url = podhttp.pod_url(ip, PORT, ROUTES_PATH)
+    url = podhttp.pod_url(ip, port, ROUTES_PATH)
     if isinstance(url, Refused):
         return url
     body = json.dumps(table.to_json()).encode()
@@ -50,7 +58,7 @@ async def push(
 
 
 class Pushed:
-    """Per model, the router pods (by uid) and the table each took."""
+    """Per model, the router pods (by uid and container restarts) and the table each took."""
 
     def __init__(self) -> None:
         self._held: dict[tuple[str, str], dict[str, RouteTable]] = {}
@@ -65,12 +73,13 @@ class Pushed:
         pods: Sequence[tuple[str, str]],
         table: RouteTable,
         token: str,
+        port: int = PORT,
     ) -> set[str]:
-        """Push `table` to each (uid, IP) router pod that does not hold it yet; the uids
-        of the pods that hold it now. Pods not listed are forgotten."""
+        """Push `table` to each (key, IP) router pod that does not hold it yet; the keys of
+        the pods that hold it now. Pods not listed are forgotten."""
         held = {uid: self._held.get(model, {}).get(uid) for uid, _ in pods}
         due = [(uid, ip) for uid, ip in pods if not same_routes(held[uid], table)]
-        answers = await asyncio.gather(*(push(session, ip, table, token) for _, ip in due))
+        answers = await asyncio.gather(*(push(session, ip, table, token, port) for _, ip in due))
         for (uid, ip), refused in zip(due, answers, strict=True):
             if refused is None:
                 held[uid] = table

@@ -3,9 +3,9 @@ version's serving pods (torchyard.router). Pure.
 
 It runs `torchyard workload router` from the worker image (already on the nodes that
 serve, and the one with grpcio for the gRPC face), as the same restricted pod as a
-serving one. Its routes API's bearer token is in its environment, where the operator
-reads it back from the watch: whoever may read the namespace's Deployments may push
-routes, as whoever may patch them may change the model's traffic anyway.
+serving one. Only the SHA-256 of its routes API's bearer token is in its environment: the
+token itself lives in the operator's memory, so reading the Deployment (the `view` role
+can) gives nobody the means to push routes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torchyard.router.app import (
     GRPC_PORT_ENV,
     MODEL_ENV,
     PORT_ENV,
-    TOKEN_ENV,
+    TOKEN_SHA256_ENV,
 )
 from torchyard.router.proxy import READY_PATH
 
@@ -35,7 +35,7 @@ def router_name(model: str) -> str:
     return f"{model}-router"
 
 
-def router_deployment(model: str, namespace: str, token: str) -> dict[str, Any]:
+def router_deployment(model: str, namespace: str, token_sha256: str) -> dict[str, Any]:
     labels = {MANAGED_BY: "torchyard", MODEL_LABEL: model, ROUTER_LABEL: "true"}
     name = router_name(model)
     pod = worker_pod(
@@ -45,7 +45,7 @@ def router_deployment(model: str, namespace: str, token: str) -> dict[str, Any]:
         args=["workload", "router"],
         env={
             MODEL_ENV: model,
-            TOKEN_ENV: token,
+            TOKEN_SHA256_ENV: token_sha256,
             PORT_ENV: str(PORT),
             GRPC_PORT_ENV: str(GRPC_PORT),
             BACKEND_GRPC_PORT_ENV: str(GRPC_PORT),

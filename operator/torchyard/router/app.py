@@ -2,7 +2,8 @@
 operator, forward requests until SIGTERM, then finish those in flight.
 
 Configured from the environment the operator sets: TORCHYARD_MODEL (the model's name),
-TORCHYARD_ROUTER_TOKEN (the bearer token of the routes API; required), TORCHYARD_PORT
+TORCHYARD_ROUTER_TOKEN_SHA256 (the SHA-256, hex, of the routes API's bearer token; the
+operator sets only this) or TORCHYARD_ROUTER_TOKEN (the token itself), TORCHYARD_PORT
 (8080), TORCHYARD_GRPC_PORT (8081: the gRPC binding, forwarded per call by
 torchyard.router.grpc; empty: none), TORCHYARD_BACKEND_GRPC_PORT (8081: where the serving
 pods take gRPC), TORCHYARD_HOST (0.0.0.0) and TORCHYARD_DRAIN_DELAY_SECONDS (3: after
@@ -27,6 +28,7 @@ from torchyard.router.proxy import Router
 
 MODEL_ENV = "TORCHYARD_MODEL"
 TOKEN_ENV = "TORCHYARD_ROUTER_TOKEN"
+TOKEN_SHA256_ENV = "TORCHYARD_ROUTER_TOKEN_SHA256"
 PORT_ENV = "TORCHYARD_PORT"
 GRPC_PORT_ENV = "TORCHYARD_GRPC_PORT"
 BACKEND_GRPC_PORT_ENV = "TORCHYARD_BACKEND_GRPC_PORT"
@@ -109,8 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get(PORT_ENV, "8080")))
     args = parser.parse_args(list(argv or ()))
     token = os.environ.get(TOKEN_ENV, "")
-    if not args.model or not token:
-        parser.error(f"{MODEL_ENV} (or --model) and {TOKEN_ENV} must be set")
+    token_sha256 = os.environ.get(TOKEN_SHA256_ENV, "").strip().lower()
+    if not args.model or not (token or token_sha256):
+        parser.error(
+            f"{MODEL_ENV} (or --model) and {TOKEN_SHA256_ENV} (or {TOKEN_ENV}) must be set"
+        )
     try:
         drain_delay_s = float(os.environ.get(DRAIN_DELAY_ENV, "3"))
     except ValueError:
@@ -124,7 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         except ValueError:
             parser.error(f"{GRPC_PORT_ENV} and {BACKEND_GRPC_PORT_ENV} must be port numbers")
-    router = Router(args.model, token)
+    try:
+        router = Router(args.model, token or None, token_sha256=token_sha256 or None)
+    except ValueError as error:
+        parser.error(f"{TOKEN_SHA256_ENV}: {error}")
     return _run(_until_signalled(router, args.host, args.port, drain_delay_s, grpc_ports))
 
 

@@ -54,6 +54,7 @@ class Forwarder(grpc.GenericRpcHandler):
         self.timeout_s = timeout_s
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._generation: int | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         method = details.method  # type: ignore[attr-defined]
@@ -70,6 +71,8 @@ class Forwarder(grpc.GenericRpcHandler):
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def _forward(
         self, method: str, request: bytes, context: grpc.aio.ServicerContext
@@ -93,8 +96,6 @@ class Forwarder(grpc.GenericRpcHandler):
             route = picker.pick(session if isinstance(session, str) else None)
         else:
             route = picker.steadiest()
-        remaining = context.time_remaining()
-        timeout = self.timeout_s if remaining is None else min(remaining, self.timeout_s)
         for candidate in fallbacks(picker, route):
             for endpoint in picker.endpoints(candidate):
                 channel = self._channel(endpoint)
@@ -102,12 +103,22 @@ class Forwarder(grpc.GenericRpcHandler):
                     log.warning("%s (version %s): not connected", endpoint, candidate.version)
                     router.metrics.retried(candidate.version)
                     continue
-                call = channel.unary_unary(method)
+                # What is left of the caller's deadline now, after the connection waits.
+                remaining = context.time_remaining()
+                timeout = self.timeout_s if remaining is None else min(remaining, self.timeout_s)
+                call = channel.unary_unary(method)(request, metadata=metadata, timeout=timeout)
                 try:
-                    answer = await call(request, metadata=metadata, timeout=timeout)
+                    answer = await call
                 except grpc.aio.AioRpcError as error:
                     self._count(weighed, candidate, error.code(), started)
-                    await context.abort(error.code(), error.details() or "")
+                    await _pass_initial(context, error.initial_metadata())
+                    trailing = tuple(_forwarded(tuple(error.trailing_metadata() or ())))
+                    await context.abort(error.code(), error.details() or "", trailing or None)
+                # The backend's metadata (X-Model-Version, Retry-After) is the client's.
+                await _pass_initial(context, await call.initial_metadata())
+                context.set_trailing_metadata(
+                    tuple(_forwarded(tuple(await call.trailing_metadata() or ())))
+                )
                 self._count(weighed, candidate, grpc.StatusCode.OK, started)
                 return answer  # type: ignore[no-any-return]
         router.metrics.unroutable()
@@ -153,7 +164,10 @@ class Forwarder(grpc.GenericRpcHandler):
             for endpoint in route.endpoints
         }
         for target in [t for t in self._channels if t not in wanted]:
-            await self._channels.pop(target).close()
+            # Calls still on the channel finish (close cancels them without a grace).
+            task = asyncio.create_task(self._channels.pop(target).close(grace=self.timeout_s))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
 
 async def _connected(channel: grpc.aio.Channel) -> bool:
@@ -172,6 +186,12 @@ async def _connected(channel: grpc.aio.Channel) -> bool:
             return False
         state = channel.get_state(try_to_connect=True)
     return True
+
+
+async def _pass_initial(context: grpc.aio.ServicerContext, metadata: Any) -> None:
+    own = _forwarded(tuple(metadata or ()))
+    if own:
+        await context.send_initial_metadata(own)
 
 
 def _forwarded(metadata: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:

@@ -21,9 +21,11 @@ serving pods write it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -74,14 +76,20 @@ class Router:
     def __init__(
         self,
         model: str,
-        token: str,
+        token: str | None = None,
         *,
+        token_sha256: str | None = None,
         max_body_bytes: int = 8 * 1024 * 1024,
         body_timeout_s: float = 60.0,
         upstream_timeout_s: float = 60.0,
     ) -> None:
-        if not token:
-            raise ValueError("the router needs a token for its routes API")
+        # Only the token's digest is kept (or given): see token_digest.
+        if token:
+            digest = token_digest(token)
+        elif token_sha256 and re.fullmatch(r"[0-9a-f]{64}", token_sha256):
+            digest = token_sha256
+        else:
+            raise ValueError("the router needs its routes API token, or its SHA-256 in hex")
         self.model = model
         self.metrics = RouterMetrics(model)
         self.max_body_bytes = max_body_bytes
@@ -90,7 +98,7 @@ class Router:
         """After SIGTERM: not ready, still forwarding (see app.route)."""
         self.table: RouteTable | None = None
         self.picker: Picker | None = None
-        self._token = token.encode()
+        self._digest = digest
         self._timeout = aiohttp.ClientTimeout(total=upstream_timeout_s, sock_connect=2.0)
         self._client: aiohttp.ClientSession | None = None
 
@@ -124,7 +132,7 @@ class Router:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         # Header values are latin-1 on the wire; aiohttp hands odd bytes back escaped.
         raw = given.strip().encode("utf-8", "surrogateescape")
-        return scheme.lower() == "bearer" and hmac.compare_digest(raw, self._token)
+        return scheme.lower() == "bearer" and hmac.compare_digest(token_digest(raw), self._digest)
 
     async def put_routes(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
@@ -223,6 +231,13 @@ class Router:
             payload = await upstream.read()
             answer = _forwarded(upstream.headers.items())
             return web.Response(status=upstream.status, body=payload, headers=answer)
+
+
+def token_digest(token: str | bytes) -> str:
+    """The SHA-256 of a routes API token, hex: what the router is configured with, so that
+    whoever reads its Deployment learns nothing that lets them push routes."""
+    raw = token.encode("utf-8", "surrogateescape") if isinstance(token, str) else token
+    return hashlib.sha256(raw).hexdigest()
 
 
 def _forwarded(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -17,6 +17,7 @@ rollback (weight 0) moves all of them back.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -102,15 +103,20 @@ def _route(index: int, item: Any) -> VersionRoute:
         raise TableError(f"{where}.endpoints must be a list of at most {MAX_ENDPOINTS}")
     for endpoint in endpoints:
         if not _is_endpoint(endpoint):
-            raise TableError(f"{where}.endpoints: {endpoint!r} is not host:port")
+            raise TableError(f"{where}.endpoints: {endpoint!r} is not IP:port")
     return VersionRoute(version=version, weight=weight, endpoints=tuple(endpoints))
 
 
 def _is_endpoint(value: Any) -> bool:
+    """An IP address and a port (pod IPs: never a name, which could lead anywhere)."""
     if not isinstance(value, str):
         return False
     host, _, port = value.rpartition(":")
-    return bool(host) and port.isdigit() and 0 < int(port) < 65536 and "/" not in host
+    try:
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    return port.isdigit() and 0 < int(port) < 65536
 
 
 class Picker:

@@ -52,14 +52,19 @@ def weights_of(table: RouteTable) -> tuple[tuple[str, int], ...]:
 @dataclass(frozen=True)
 class ServedWindow:
     weights: tuple[tuple[str, int], ...]
-    start: Mapping[str, Answers]
-    """Each router pod's answers (by pod uid) when the window began."""
+    start: Mapping[str, Answers | None]
+    """Each router pod's answers when the window began, by pod (uid and container restarts,
+    so a restarted container is a new pod that counts from zero); None for a pod whose
+    answers could not be read then: it is left out of the window."""
 
     def shares(self, current: Mapping[str, Answers]) -> dict[str, float] | None:
-        """Percent of the window's answers per version; None below MIN_ANSWERS."""
+        """Percent of the window's answers per version; None below MIN_ANSWERS. A pod not
+        in `start` began after the window did: all its answers are the window's."""
         since: dict[str, float] = {}
         for pod, answers in current.items():
-            earlier = self.start.get(pod, {})
+            if pod in self.start and self.start[pod] is None:
+                continue
+            earlier = self.start.get(pod) or {}
             restarted = any(answers.get(v, 0.0) < n for v, n in earlier.items())
             for version, count in answers.items():
                 gained = count if restarted else count - earlier.get(version, 0.0)
