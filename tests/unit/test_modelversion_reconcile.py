@@ -207,6 +207,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     monkeypatch.setattr(client, "api", lambda: fake)
     monkeypatch.setattr(modelversion, "now", fake.now)
     monkeypatch.setattr(modelversion, "tokens", {})
+    monkeypatch.setenv(modelversion.ROUTER_ENV, "on")
     monkeypatch.setattr(
         kopf, "event", lambda body, type, reason, message: fake.events.append((type, reason))
     )
@@ -413,3 +414,11 @@ def test_another_operator_process_rolls_the_router_once_with_a_token_of_its_own(
         api.router.update(token_sha256=seen["token_sha256"], hash=seen["hash"])
     assert patched[0] == patched[1] != before
     assert patched[0] == token_digest(modelversion.tokens[("ns", "digits")])
+
+
+def test_without_the_router_setting_no_router_is_made(api: FakeApi, monkeypatch):
+    monkeypatch.delenv(modelversion.ROUTER_ENV)
+    api.version("1")
+    api.reconcile()
+    assert api.router is None
+    assert ("create", "Deployment", "digits-router") not in api.requests

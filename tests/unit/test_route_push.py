@@ -55,21 +55,30 @@ async def test_each_router_pod_takes_a_table_once_and_a_new_one_when_it_changes(
     try:
         async with podhttp.session(LIMITS, 4) as session:
             pods = [("u/0", "127.0.0.1")]
-            assert await pushed.sync(session, model, pods, _table(1, 25), TOKEN, port) == {"u/0"}
+            held = await pushed.sync(session, model, pods, _table(1, 25), TOKEN, port)
+            assert held == ({"u/0"}, {"u/0"})
             assert router.table == _table(1, 25)
             # The same routes (a newer generation only): not sent again.
             router.table = None
-            assert await pushed.sync(session, model, pods, _table(2, 25), TOKEN, port) == {"u/0"}
+            held = await pushed.sync(session, model, pods, _table(2, 25), TOKEN, port)
+            assert held == ({"u/0"}, {"u/0"})
             assert router.table is None
             # Its container restarted (a new key): sent again.
             restarted = [("u/1", "127.0.0.1")]
             held = await pushed.sync(session, model, restarted, _table(3, 25), TOKEN, port)
-            assert held == {"u/1"} and router.table == _table(3, 25)
-            # A wrong token is refused and not remembered as held.
-            assert await pushed.sync(session, model, pods, _table(4, 50), "wrong", port) == set()
+            assert held == ({"u/1"}, {"u/1"}) and router.table == _table(3, 25)
+            # A refused push (a wrong token here): the pod keeps the older table it took.
+            held = await pushed.sync(session, model, restarted, _table(4, 50), "wrong", port)
+            assert held == (set(), {"u/1"}) and router.table == _table(3, 25)
+            # ... and is sent the new one on the next try.
+            held = await pushed.sync(session, model, restarted, _table(4, 50), TOKEN, port)
+            assert held == ({"u/1"}, {"u/1"}) and router.table == _table(4, 50)
             # Nothing listening: not held, tried again next time.
             gone = [("v/0", "127.0.0.1")]
             free = _free_port()
-            assert await pushed.sync(session, model, gone, _table(5, 50), TOKEN, free) == set()
+            assert await pushed.sync(session, model, gone, _table(5, 50), TOKEN, free) == (
+                set(),
+                set(),
+            )
     finally:
         await runner.cleanup()

@@ -38,3 +38,19 @@ def test_stops_after_the_number_of_requests_asked(tmp_path):
     with serving(tmp_path, spec, fault_rate=0.5) as server:
         counts = client.run(server.model_url, None, None, interval=0.0, requests=40)
     assert sum(counts["2"]) == 40
+
+
+def test_times_say_when_each_version_first_and_last_answered(tmp_path):
+    import time
+
+    output = tmp_path / "counts.json"
+    spec = serving_spec(mlp_artifact(tmp_path))
+    with serving(tmp_path, spec) as server:
+        began = time.time()
+        args = [server.model_url, "--requests", "5", "--times", "--output", str(output)]
+        assert client.main(args) == 0
+        ended = time.time()
+    said = json.loads(output.read_text())
+    assert said["counts"] == {"2": [5, 0]}
+    first, last = said["seen"]["2"]
+    assert began <= first <= last <= ended

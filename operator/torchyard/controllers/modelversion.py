@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Mapping
@@ -94,6 +95,9 @@ TEMPLATE_HASH = f"{GROUP}/template-hash"
 """On each serving Deployment: the pod template it was last given, so an unchanged one
 is not patched again."""
 RESYNC_SECONDS = 60.0
+ROUTER_ENV = "TORCHYARD_MODEL_ROUTER"
+"""`on`: a router per model splits its traffic by exact weights (resources.routing). Off
+by default while a hand-over under load can fail one client request (docs/serving.md)."""
 PUSH_RETRY_SECONDS = 2.0
 SERVED_REFRESH_SECONDS = 10.0
 """While the router splits traffic between versions, status.weight (the share served) is
@@ -159,6 +163,9 @@ scraper = Scraper()
 pushed = routes.Pushed()
 tokens: dict[tuple[str, str], str] = {}
 """Each model's routes API token, only here (its router has the digest): see _router."""
+behind: set[tuple[str, str]] = set()
+"""Models with a ready router pod that holds an older table: no pod is scaled down or
+released until every ready router holds the current one."""
 lacking: set[tuple[str, str]] = set()
 """Models with a running router pod that did not take the current table: looked at again
 in PUSH_RETRY_SECONDS (its events stop until it is ready, which needs a table)."""
@@ -396,7 +403,8 @@ async def _reconcile(
         )
         for body in bodies
     ]
-    router = await _router(key, valid, serving, indexes)
+    routing_on = os.environ.get(ROUTER_ENV, "off") == "on"
+    router = await _router(key, valid, serving, indexes) if routing_on else None
     analysed = analysed_of(versions)
     window = None
     if analysed is not None:
@@ -413,13 +421,21 @@ async def _reconcile(
         if served is not None:
             # The same decisions; status.weight says what the routers served.
             plan = plan_model(replace(observed, served=served))
+    for planned in plan.versions:
+        if planned.status.get("phase") == "RolledBack":
+            # The moment of the decision (benchmarks/rollout.py --measure rollback reads it).
+            log.info(
+                "ModelVersion %s/%s rolled back: traffic leaves it now", namespace, planned.name
+            )
     # Traffic moves first: a rollback's weight 0 reaches the router before anything
     # is scaled or written.
     routed = await _route(key, routing, router, indexes)
     await _select(namespace, model, routed, valid, indexes)
-    await _release([v.body for v in versions if v.name in plan.release])
-    retries = [await _scale(v, plan, model, indexes) for v in versions if not v.deleting]
-    if router is None:
+    if key not in behind:
+        await _release([v.body for v in versions if v.name in plan.release])
+    hold = key in behind
+    retries = [await _scale(v, plan, model, indexes, hold) for v in versions if not v.deleting]
+    if router is None and routing_on:
         # After the versions' own Deployments: a quota that holds one more Deployment
         # serves the model (by replica ratios) rather than routes to nothing.
         await _create_router(key, valid, serving, indexes)
@@ -476,10 +492,11 @@ def template_hash(manifest: Mapping[str, Any]) -> str:
 
 
 async def _scale(
-    version: VersionObserved, plan: ModelPlan, model: str, indexes: Indexes
+    version: VersionObserved, plan: ModelPlan, model: str, indexes: Indexes, hold: bool = False
 ) -> float | None:
     """Create the version's own Deployment, or patch it when its replicas or template
-    differ from the plan's. A Deployment of that name that is not the version's is left
+    differ from the plan's; with `hold`, never to fewer replicas than it has (a router may
+    still send to them). A Deployment of that name that is not the version's is left
     untouched (a Conflict); a refused create pauses (torchyard.refusals). Returns the
     seconds until a refused create is tried again: 0 for one refused just now, so that
     the refusal is said in status at once."""
@@ -509,12 +526,14 @@ async def _scale(
         return None
     refused_creates.forget(key)
     patch: dict[str, Any] = {}
-    if (deployment.get("spec") or {}).get("replicas") != planned.replicas:
-        patch["spec"] = {"replicas": planned.replicas}
+    has = (deployment.get("spec") or {}).get("replicas")
+    replicas = max(planned.replicas, has) if hold and isinstance(has, int) else planned.replicas
+    if has != replicas:
+        patch["spec"] = {"replicas": replicas}
     if deployment["metadata"].get("annotations", {}).get(TEMPLATE_HASH) != digest:
         # A serving change (env, resources, batching) rolls the version's pods.
         patch["metadata"] = {"annotations": {TEMPLATE_HASH: digest}}
-        patch["spec"] = {"replicas": planned.replicas, "template": manifest["spec"]["template"]}
+        patch["spec"] = {"replicas": replicas, "template": manifest["spec"]["template"]}
     if patch:
         await _patch_deployment(deployment_name(version.name), namespace, patch)
     return None
@@ -662,6 +681,7 @@ def _forget(key: tuple[str, str]) -> None:
     windows.keep(key, None, None)
     pushed.forget(key)
     lacking.discard(key)
+    behind.discard(key)
     tokens.pop(key, None)
     served_windows.pop(key, None)
     refused_creates.forget_where(lambda k: k[:2] != key)
@@ -806,21 +826,28 @@ async def _route(
     if router is None or routing is None:
         served_windows.pop(key, None)
         lacking.discard(key)
+        behind.discard(key)
         return False
     table = routing.table
     running = _running(indexes.router_pods(key[0], router))
-    holding = await pushed.sync(
+    current, ours = await pushed.sync(
         scraper.session(),
         key,
         [(routes.pod_key(pod), pod["status"]["podIP"]) for pod in running],
         table,
         str(router["token"]),
     )
-    lacking.discard(key)
-    if any(routes.pod_key(pod) not in holding for pod in running):
-        lacking.add(key)
-    ready = [pod for pod in running if routes.pod_key(pod) in holding and ready_pods([pod])]
+    # A ready router pod with a table of this process's takes the model's traffic; one
+    # whose push failed just now keeps its older table rather than flip the Service.
+    ready = [pod for pod in running if routes.pod_key(pod) in ours and ready_pods([pod])]
     routed = bool(ready) and bool(table.routable)
+    lacking.discard(key)
+    if any(routes.pod_key(pod) not in current for pod in running):
+        lacking.add(key)
+    behind.discard(key)
+    if any(routes.pod_key(pod) not in current for pod in ready):
+        # It may still send requests to pods the plan scales down: not yet (_scale).
+        behind.add(key)
     if not routed:
         served_windows.pop(key, None)
     elif key not in served_windows or served_windows[key].weights != weights_of(table):

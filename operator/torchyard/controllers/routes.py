@@ -25,7 +25,9 @@ from torchyard.resources.serving import PORT
 from torchyard.router.proxy import ROUTES_PATH
 from torchyard.router.table import RouteTable
 
-LIMITS = podhttp.Limits(max_bytes=64 * 1024, connect=1.0, total=2.0)
+LIMITS = podhttp.Limits(max_bytes=64 * 1024, connect=2.0, total=5.0)
+"""A table is small, but a loaded node may be slow to answer: until it does, the
+controller holds back scale-downs (see modelversion._route)."""
 log = logging.getLogger(__name__)
 
 
@@ -74,9 +76,10 @@ class Pushed:
         table: RouteTable,
         token: str,
         port: int = PORT,
-    ) -> set[str]:
+    ) -> tuple[set[str], set[str]]:
         """Push `table` to each (key, IP) router pod that does not hold it yet; the keys of
-        the pods that hold it now. Pods not listed are forgotten."""
+        the pods that hold it now, and of those that hold a table of this process's (it,
+        or an older one a failed push left them with). Pods not listed are forgotten."""
         held = {uid: self._held.get(model, {}).get(uid) for uid, _ in pods}
         due = [(uid, ip) for uid, ip in pods if not same_routes(held[uid], table)]
         answers = await asyncio.gather(*(push(session, ip, table, token, port) for _, ip in due))
@@ -84,8 +87,8 @@ class Pushed:
             if refused is None:
                 held[uid] = table
             else:
-                held[uid] = None
                 if refused.answered:
                     log.warning("router pod %s of %s/%s: %s", ip, *model, refused.reason)
         self._held[model] = {uid: t for uid, t in held.items() if t is not None}
-        return set(self._held[model])
+        current = {uid for uid, t in self._held[model].items() if same_routes(t, table)}
+        return current, set(self._held[model])

@@ -62,10 +62,13 @@ def router_deployment(model: str, namespace: str, token_sha256: str) -> dict[str
     # Ready once it holds a table with a version to send to: only then does the model's
     # Service select it (until then, and whenever no router is ready, the Service
     # selects the serving pods themselves).
+    # Tolerant of a loaded node: a router that misses one probe would take the model's
+    # Service endpoints away (clients refused) until the operator points it elsewhere.
     container["readinessProbe"] = {
         "httpGet": {"path": READY_PATH, "port": "http"},
-        "periodSeconds": 1,
-        "failureThreshold": 2,
+        "periodSeconds": 2,
+        "timeoutSeconds": 3,
+        "failureThreshold": 3,
     }
     container["livenessProbe"] = {
         "tcpSocket": {"port": "http"},

@@ -3,7 +3,7 @@ version that gave them (the X-Model-Version header); for smoke traffic during a 
 
     torchyard workload client http://digits-model.ml.svc/v2/models/digits \
         [--stop-file FILE] [--seconds N] [--requests N] [--interval 0.02] [--report-every 5]
-        [--output FILE]
+        [--times] [--output FILE]
 
 Sends one small request after another until the stop file exists, --seconds pass,
 --requests inference requests were sent, or it is terminated, then writes
@@ -11,7 +11,9 @@ Sends one small request after another until the stop file exists, --seconds pass
 out) counts under "none". With --report-every it also prints, every so many seconds, one
 JSON line of what happened in that interval: {"time": unix seconds, "counts": {version:
 [answered, failed]}} (a load generator's log that shows traffic shifting between
-versions). Standard library only.
+versions). With --times the JSON is {"counts": ..., "seen": {version: [first, last]}}: when
+each version first and last answered, in unix seconds (how long a rolled-back version
+kept answering). Standard library only.
 """
 
 from __future__ import annotations
@@ -72,7 +74,10 @@ def run(
     interval: float,
     report_every: float | None = None,
     requests: int | None = None,
+    seen: dict[str, list[float]] | None = None,
 ) -> dict[str, list[int]]:
+    """The answers counted by version; `seen`, when given, gets each version's first and
+    last answer time (unix seconds)."""
     deadline = None if seconds is None else time.monotonic() + seconds
     terminated = False
 
@@ -113,6 +118,9 @@ def run(
         except OSError:
             status, version = 0, None
         counts.setdefault(version or NOBODY, [0, 0])[status != 200] += 1
+        if seen is not None:
+            answered = time.time()
+            seen.setdefault(version or NOBODY, [answered, answered])[1] = answered
         window.setdefault(version or NOBODY, [0, 0])[status != 200] += 1
         if report_every is not None and time.monotonic() - reported >= report_every:
             print(json.dumps({"time": round(time.time(), 3), "counts": window}), flush=True)
@@ -134,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         help="print a JSON line of each interval's counts this often (seconds); "
         "without --stop-file or --seconds the client then runs until terminated",
     )
+    parser.add_argument(
+        "--times", action="store_true", help="also each version's first and last answer time"
+    )
     parser.add_argument("--output", default="-", help="where the counts go (- for stdout)")
     args = parser.parse_args(argv)
     ends = (args.stop_file, args.seconds, args.requests, args.report_every)
@@ -142,16 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.requests is not None and args.requests < 1:
         parser.error("--requests must be at least 1")
     print(f"sending requests to {args.model_url}", file=sys.stderr, flush=True)
-    counts = json.dumps(
-        run(
-            args.model_url,
-            args.stop_file,
-            args.seconds,
-            args.interval,
-            args.report_every,
-            args.requests,
-        )
+    seen: dict[str, list[float]] | None = {} if args.times else None
+    counted = run(
+        args.model_url,
+        args.stop_file,
+        args.seconds,
+        args.interval,
+        args.report_every,
+        args.requests,
+        seen,
     )
+    counts = json.dumps(counted if seen is None else {"counts": counted, "seen": seen})
     if args.output == "-":
         print(counts)
     else:
