@@ -14,7 +14,8 @@ Starts its own control plane, node agent (own bridge and subnet) and operator, t
   answer is a 500: its first failing analysis -> RolledBack, and -> its pods gone (no
   more traffic), against the configured bound interval x (failureLimit - 1).
 
---measure weights: v1 serving, then a candidate at setWeight 10, 25 and 50 (one pod per
+--measure weights (with TORCHYARD_MODEL_ROUTER=on, which the operator started here
+inherits): v1 serving, then a candidate at setWeight 10, 25 and 50 (one pod per
 version), 2,000 requests through the model's Service each: the share the candidate
 answered and its status.weight, against the configured weight and against what replica
 ratios (the Service over the serving pods, no router) would give with these pods.
