@@ -412,12 +412,18 @@ def test_the_router_gets_the_plans_weights_with_the_candidate_first():
     assert _table(model, t + timedelta(seconds=1)) == [("2", 25, 1), ("1", 75, 3)]
 
 
-def test_a_rollback_routes_nothing_to_the_candidate_at_once():
+def _candidate_ready(weight: int) -> tuple[Model, str, datetime]:
+    """v1 serving, v2 paused at `weight` with a ready pod; and the time of v2's apply."""
     model = _serving_model()
-    name = model.add("2", rollout={"steps": [{"setWeight": 50}, {"pause": {}}]})
+    name = model.add("2", rollout={"steps": [{"setWeight": weight}, {"pause": {}}]})
     t = T0 + timedelta(minutes=1)
     model.plan(t)
     model.ready(name)
+    return model, name, t
+
+
+def test_a_rollback_routes_nothing_to_the_candidate_at_once():
+    model, name, t = _candidate_ready(50)
     model.plan(t + timedelta(seconds=1))
     model.bodies[name]["spec"]["rollback"] = True
     model.bodies[name]["metadata"]["generation"] = 2
@@ -444,11 +450,7 @@ def test_while_no_weighted_version_is_ready_the_ready_ones_share_by_their_pods()
 
 
 def test_status_weight_is_the_share_served_and_desired_weight_the_one_asked_for():
-    model = _serving_model()
-    name = model.add("2", rollout={"steps": [{"setWeight": 25}, {"pause": {}}]})
-    t = T0 + timedelta(minutes=1)
-    model.plan(t)
-    model.ready(name)
+    model, name, t = _candidate_ready(25)
     # Nothing counted yet (or no router): the weight asked for.
     plan = model.plan(t + timedelta(seconds=1))
     assert (model.status(name)["weight"], model.status(name)["desiredWeight"]) == (25, 25)
