@@ -752,10 +752,10 @@ async def _router(
     namespace, model = key
     if not live:
         return None
-    uids = {str(body["metadata"]["uid"]) for body in versions}
     found = indexes.router(namespace, model)
-    if found is None or not uids & set(found["owners"]):
+    if not _models(found, versions):
         return None
+    assert found is not None
     missing = [body for body in live if body["metadata"]["uid"] not in found["owners"]]
     if missing:
         name = router_name(model)
@@ -790,10 +790,9 @@ async def _create_router(
     namespace, model = key
     if not live:
         return
-    uids = {str(body["metadata"]["uid"]) for body in versions}
-    found = indexes.router(namespace, model)
-    if found is not None and uids & set(found["owners"]):
+    if _models(indexes.router(namespace, model), versions):
         return  # the model's, still without its token in the watch's copy
+    uids = {str(body["metadata"]["uid"]) for body in versions}
     clock = time.monotonic()
     refusal_key = (*key, ROUTER_KEY)
     generation = tuple(sorted((b["metadata"]["uid"], _gen(b)) for b in live))
@@ -909,8 +908,7 @@ async def _select(
     ready with the current table, else at the serving pods themselves."""
     name = service_name(model)
     found = indexes.service(namespace, name)
-    uids = {str(body["metadata"]["uid"]) for body in versions}
-    if found is None or not (uids & set(found["owners"])):
+    if found is None or not _models(found, versions):
         return
     wanted = service_selector(model, routed)
     if found.get("selector") != wanted:
@@ -918,6 +916,13 @@ async def _select(
             "Service %s/%s: to the %s pods", namespace, name, "router" if routed else "serving"
         )
         await client.set_selector(namespace, name, wanted, dict(found.get("selector") or {}))
+
+
+def _models(found: Mapping[str, Any] | None, versions: list[dict[str, Any]]) -> bool:
+    """Whether a watched child shared by the model's versions (its Service, its router) is
+    the model's: one of the versions owns it."""
+    uids = {str(body["metadata"]["uid"]) for body in versions}
+    return found is not None and bool(uids & set(found["owners"]))
 
 
 def _unowned_model_service(found: Mapping[str, Any], model: str) -> bool:
