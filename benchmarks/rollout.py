@@ -1,8 +1,9 @@
 """ModelVersion timings on the local cluster: apply -> Ready, and automatic rollback;
 with --measure weights, the share of requests each version served through the model's
-router against the share configured.
+router against the share configured; with --measure quality, how long and how many
+requests quality analysis takes to roll back a version that answers 200 but worse.
 
-    .venv/bin/python benchmarks/rollout.py [--rounds 3] [--measure timings|weights]
+    .venv/bin/python benchmarks/rollout.py [--rounds 3] [--measure timings|weights|quality]
                                                               (as root: the node agent)
 
 Starts its own control plane, node agent (own bridge and subnet) and operator, then:
@@ -19,6 +20,13 @@ inherits): v1 serving, then a candidate at setWeight 10, 25 and 50 (one pod per
 version), 2,000 requests through the model's Service each: the share the candidate
 answered and its status.weight, against the configured weight and against what replica
 ratios (the Service over the serving pods, no router) would give with these pods.
+
+--measure quality: v1 a digits classifier trained here, serving, with a client sending
+requests through the model's Service; then, each round, the same classifier over-pruned
+(97 % of its weights removed: every answer a 200) rolled out at 50 % with
+analysis.quality (agreement with v1 on 32 reference rows, minScore 0.9): its pod ready
+-> RolledBack (QualityRegression), against the bound intervalSeconds x failureLimit, and
+the requests it answered in that time (all 200: the error rate never sees it).
 """
 
 from __future__ import annotations
@@ -235,6 +243,61 @@ def weights(cp: ControlPlane, root: Path, requests: int) -> None:
         )
 
 
+def quality(cp: ControlPlane, root: Path, rounds: int) -> None:
+    # The tests' classifiers: trained here, and over-pruned.
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.workload.quality import BASE, over_pruned, reference, trained
+
+    cp.kubectl("create", "namespace", NAMESPACE)
+    poll(lambda: cp.kubectl("get", "sa", "default", "-n", NAMESPACE, check=False).returncode == 0)
+    good = save_artifact(f"file://{root}/trained", trained(), base=BASE)
+    bad = save_artifact(f"file://{root}/over-pruned", over_pruned(), base=BASE)
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    apply(cp, version("1", good.uri, good.digest))
+    cp.kubectl("wait", "mv/digits-v1", "-n", NAMESPACE, "--for=condition=Ready", "--timeout=300s")
+    stop = root / "stop"
+    apply(cp, client_pod(status(cp, "digits-v1")["url"], stop))
+    poll(lambda: (get(cp, "pod", "client").get("status") or {}).get("phase") == "Running")
+    analysis = {
+        "intervalSeconds": INTERVAL,
+        "failureLimit": FAILURE_LIMIT,
+        "minRequestCount": 3,
+        "quality": reference("agreement", 0.9, rows=32),
+    }
+    detected, scores = [], []
+    for i in range(rounds):
+        number = str(2 + i)
+        name = f"digits-v{number}"
+        rollout = {"steps": [{"setWeight": 50}, {"pause": {}}], "analysis": analysis}
+        apply(cp, version(number, bad.uri, bad.digest, rollout=rollout))
+        poll(lambda name=name: status(cp, name).get("readyReplicas") == 1)
+        ready_at = time.monotonic()
+        poll(lambda name=name: status(cp, name).get("phase") == "RolledBack")
+        detected.append(time.monotonic() - ready_at)
+        ended = status(cp, name)
+        reason = next(c for c in ended["conditions"] if c["type"] == "Progressing")["reason"]
+        scores.append(f"{reason} at agreement {ended['analysis']['quality']['score']:.3f}")
+        poll(
+            lambda name=name: (
+                not get(cp, "pods", "-l", f"torchyard.io/modelversion={name}").get("items")
+            )
+        )
+    stop.touch()
+    poll(lambda: (get(cp, "pod", "client").get("status") or {}).get("phase") == "Succeeded")
+    ended = get(cp, "pod", "client")["status"]["containerStatuses"][0]["state"]["terminated"]
+    counts = json.loads(ended["message"])
+    answered = [counts.get(str(2 + i), [0, 0]) for i in range(rounds)]
+    print(
+        f"quality regression (over-pruned digits classifier at 50 %; intervalSeconds {INTERVAL}, "
+        f"failureLimit {FAILURE_LIMIT}: bound {INTERVAL * FAILURE_LIMIT} s), {rounds} rounds"
+    )
+    print(f"  its pod ready -> RolledBack                  {summary(detected)}")
+    print(f"  requests it answered [ok, failed] by round   {answered}")
+    print(f"  outcome by round                             {scores}")
+    print(f"client answers by version [ok, failed]: {json.dumps(counts, sort_keys=True)}")
+
+
 def summary(values: list[float]) -> str:
     return (
         f"median {statistics.median(values):5.2f} s  (min {min(values):.2f}, max {max(values):.2f})"
@@ -291,7 +354,7 @@ def measure(cp: ControlPlane, root: Path, rounds: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--measure", choices=("timings", "weights"), default="timings")
+    parser.add_argument("--measure", choices=("timings", "weights", "quality"), default="timings")
     parser.add_argument("--requests", type=int, default=2000, help="per weight (weights)")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -312,6 +375,8 @@ def main() -> int:
                 try:
                     if args.measure == "weights":
                         weights(cp, root, args.requests)
+                    elif args.measure == "quality":
+                        quality(cp, root, args.rounds)
                     else:
                         measure(cp, root, args.rounds)
                 finally:

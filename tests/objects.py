@@ -122,6 +122,26 @@ def _watch_too_short(spec: dict[str, Any]) -> None:
     spec["rollout"] = {"steps": [{"setWeight": 100}], "analysis": analysis}
 
 
+def _quality(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    """A valid quality analysis (agreement on two digits rows) with `changes` made."""
+
+    def change(spec: dict[str, Any]) -> None:
+        quality = {
+            "metric": "agreement",
+            "minScore": 0.9,
+            "inputs": [
+                {"name": "input-0", "datatype": "FP32", "shape": [2, 2], "data": [0, 1, 2, 3]}
+            ],
+        } | changes
+        spec["rollout"] = {"analysis": {"quality": quality}}
+
+    return change
+
+
+def _tensor(**changes: Any) -> dict[str, Any]:
+    return {"name": "input-0", "datatype": "FP32", "shape": [2, 2], "data": [0, 1, 2, 3]} | changes
+
+
 def _promote_and_rollback(spec: dict[str, Any]) -> None:
     spec["promote"] = True
     spec["rollback"] = True
@@ -260,6 +280,60 @@ INVALID: tuple[Invalid, ...] = (
         "spec.rollout.analysis",
     ),
     Invalid("version-format", "ModelVersion", _set("version", "latest"), "spec.version"),
+    Invalid(
+        "quality-labels-without-accuracy",
+        "ModelVersion",
+        _quality(labels=[0, 1]),
+        "spec.rollout.analysis.quality.labels",
+    ),
+    Invalid(
+        "quality-accuracy-without-labels",
+        "ModelVersion",
+        _quality(metric="accuracy"),
+        "spec.rollout.analysis.quality.labels",
+    ),
+    Invalid(
+        "quality-a-label-per-row",
+        "ModelVersion",
+        _quality(metric="accuracy", labels=[0, 1, 1]),
+        "spec.rollout.analysis.quality.labels",
+    ),
+    Invalid(
+        "quality-data-fits-shape",
+        "ModelVersion",
+        _quality(inputs=[_tensor(data=[0, 1, 2])]),
+        "spec.rollout.analysis.quality.inputs[0].data",
+    ),
+    Invalid(
+        "quality-texts-fit-shape",
+        "ModelVersion",
+        _quality(inputs=[{"name": "text", "datatype": "BYTES", "shape": [3], "texts": ["a", "b"]}]),
+        "spec.rollout.analysis.quality.inputs[0].texts",
+    ),
+    Invalid(
+        "quality-bytes-are-texts",
+        "ModelVersion",
+        _quality(inputs=[_tensor(datatype="BYTES", shape=[4])]),
+        "spec.rollout.analysis.quality.inputs[0]",
+    ),
+    Invalid(
+        "quality-same-rows",
+        "ModelVersion",
+        _quality(inputs=[_tensor(), _tensor(name="mask", shape=[4, 1])]),
+        "spec.rollout.analysis.quality.inputs",
+    ),
+    Invalid(
+        "quality-score-range",
+        "ModelVersion",
+        _quality(minScore=1.5),
+        "spec.rollout.analysis.quality.minScore",
+    ),
+    Invalid(
+        "quality-shape-dimensions",
+        "ModelVersion",
+        _quality(inputs=[_tensor(shape=[1, 1, 1, 1, 4])]),
+        "spec.rollout.analysis.quality.inputs[0].shape",
+    ),
     Invalid(
         "registered-name-too-long",
         "CompressionJob",

@@ -21,6 +21,7 @@ from tests.cluster.torchyard import (
     wait_until,
 )
 from tests.e2e.conftest import python_pod
+from tests.workload.quality import BASE, over_pruned, perturbed, reference, trained
 from torchyard.resources.pods import owner_labels
 from torchyard.storage import describe
 from torchyard.workloads.artifacts import save_artifact
@@ -48,6 +49,18 @@ def artifacts(root):
             f"file://{root}/v{version}", mlp(), base={"factory": FACTORY, "kwargs": {}}
         )
         found[version] = artifact
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    return found
+
+
+@pytest.fixture(scope="module")
+def digits_artifacts(root):
+    """A digits classifier trained here (1), its weights moved by 0.1 % (2), and it
+    over-pruned (3): 3 answers every request, worse."""
+    found = {}
+    for version, model in (("1", trained()), ("2", perturbed()), ("3", over_pruned())):
+        found[version] = save_artifact(f"file://{root}/digits-v{version}", model, base=BASE)
     for path in [root, *root.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     return found
@@ -245,20 +258,28 @@ def test_pause_holds_the_step_and_rollback_returns_traffic_at_once(
     assert events(cluster.cp, namespace, "digits-v2", "RolledBack")
 
 
-def test_analysis_promotes_v2_rolls_back_failing_v3_and_v2_never_fails_a_client(
-    cluster, namespace, operator, artifacts, root
-):
-    rollout = {"steps": STEPS, "analysis": FAST_ANALYSIS}
+def _v2_promoted_over_v1(cluster, namespace, artifacts, root, rollout):
+    """v1 serving, a client of the model's Service counting answers (stopped by touching
+    the file returned), v2 rolled out with `rollout` and promoted by a passed analysis;
+    returns the stop file and v2's status."""
     apply(cluster.cp, namespace, _version("1", artifacts["1"]))
     _wait_ready(cluster, namespace, "digits-v1")
     stop = root / f"stop-{namespace}"
     _start_client(cluster, namespace, stop)
-
-    # v2 passes an analysis of the client's real traffic at 50 % and is promoted.
     apply(cluster.cp, namespace, _version("2", artifacts["2"], rollout=rollout))
     _wait_ready(cluster, namespace, "digits-v2")
     v2 = _status(cluster, namespace, "digits-v2")
-    assert v2["analysis"]["verdict"] == "Pass" and v2["analysis"]["requests"] >= 5
+    assert v2["analysis"]["verdict"] == "Pass", v2
+    return stop, v2
+
+
+def test_analysis_promotes_v2_rolls_back_failing_v3_and_v2_never_fails_a_client(
+    cluster, namespace, operator, artifacts, root
+):
+    rollout = {"steps": STEPS, "analysis": FAST_ANALYSIS}
+    # v2 passes an analysis of the client's real traffic at 50 % and is promoted.
+    stop, v2 = _v2_promoted_over_v1(cluster, namespace, artifacts, root, rollout)
+    assert v2["analysis"]["requests"] >= 5
     assert events(cluster.cp, namespace, "digits-v2", "StepCompleted")
 
     # v3 answers every inference request with 500: rolled back after failureLimit
@@ -331,3 +352,33 @@ def test_a_version_that_regresses_after_promotion_goes_back_to_the_one_it_replac
     counts = _stop_client(cluster, namespace, stop)
     assert counts["2"][0] > 0 and counts["2"][1] > 0, counts  # served, then failed
     assert counts["1"][0] > 0 and counts["1"][1] == 0, counts
+
+
+def test_a_candidate_that_answers_200_but_worse_is_rolled_back_for_quality(
+    cluster, namespace, operator, digits_artifacts, root
+):
+    artifacts = digits_artifacts
+    quality = reference("agreement", 0.9, rows=32)
+    rollout = {"steps": STEPS, "analysis": {**FAST_ANALYSIS, "quality": quality}}
+    # v2 (a faithful compression of v1) answers the reference rows as v1 does: promoted.
+    stop, v2 = _v2_promoted_over_v1(cluster, namespace, artifacts, root, rollout)
+    assert v2["analysis"]["quality"]["score"] >= 0.9 and v2["analysis"]["quality"]["rows"] == 32
+
+    # v3 (over-pruned) answers every request with a 200, but disagrees with v2 on the
+    # reference rows: rolled back for quality, the figures in status.
+    apply(cluster.cp, namespace, _version("3", artifacts["3"], rollout=rollout))
+    v3 = _wait_phase(cluster, namespace, "digits-v3", "RolledBack")
+    progressing = _condition(v3, "Progressing")
+    assert progressing["reason"] == "QualityRegression", v3
+    assert "below the minimum 90.00%" in progressing["message"], v3
+    assert "version 2" in progressing["message"]
+    assert v3["analysis"]["errorRate"] == 0.0 and v3["analysis"]["requests"] >= 5, v3
+    assert v3["analysis"]["quality"]["metric"] == "agreement"
+    assert v3["analysis"]["quality"]["score"] < 0.9, v3
+    assert events(cluster.cp, namespace, "digits-v3", "RolledBack")
+    assert _status(cluster, namespace, "digits-v2")["phase"] == "Serving"
+
+    counts = _stop_client(cluster, namespace, stop)
+    # Every request v3 received was answered 200: only its answers' quality failed it.
+    assert counts["3"][0] > 0 and counts["3"][1] == 0, counts
+    assert counts["2"][1] == 0 and counts["1"][1] == 0, counts

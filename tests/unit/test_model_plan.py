@@ -26,6 +26,7 @@ from torchyard.plans.rollout.model import (
     candidate_of,
     plan_model,
 )
+from torchyard.plans.rollout.quality import Quality
 from torchyard.plans.rollout.routes import route_table
 from torchyard.refusals import Refusal
 
@@ -244,6 +245,21 @@ def test_a_refused_deployment_is_said_in_ready_once():
     assert [e.type for e in again.version(name).events].count("Warning") == 0
 
 
+def _candidate_in_a_window(
+    analysis: dict[str, Any], steps: list[dict[str, Any]]
+) -> tuple[Model, str, dict[str, Counters], datetime]:
+    """digits v2 rolling out over v1 with `analysis`: its pod ready, its analysis window
+    begun; returns the model, v2's name, the window's start and when v2 was applied."""
+    model = _serving_model()
+    name = model.add("2", rollout={"steps": steps, "analysis": analysis})
+    t = T0 + timedelta(minutes=1)
+    model.plan(t)
+    model.ready(name)
+    start = {f"{name}-0": Counters(requests=0.0)}
+    model.plan(t + timedelta(seconds=1), Window(None, start))
+    return model, name, start, t
+
+
 def test_every_rollback_is_counted_under_a_reason_the_counter_is_made_for():
     """The operator creates the rollback counter's series at 0 for ROLLBACK_REASONS only:
     a rollback under any other reason would first be scraped at 1, and never alert."""
@@ -256,20 +272,45 @@ def test_every_rollback_is_counted_under_a_reason_the_counter_is_made_for():
     model.bodies["digits-v3"]["spec"]["rollback"] = True
     made += model.plan(T0 + timedelta(minutes=3)).rollbacks
 
-    model = _serving_model()
     analysis = {"failureLimit": 1, "intervalSeconds": 30}
-    name = model.add("2", rollout={"steps": [{"setWeight": 50}], "analysis": analysis})
-    t = T0 + timedelta(minutes=1)
-    model.plan(t)
-    model.ready(name)
-    start = {f"{name}-0": Counters(requests=0.0)}
-    model.plan(t + timedelta(seconds=1), Window(None, start))
+    model, name, start, t = _candidate_in_a_window(analysis, [{"setWeight": 50}])
     failing = {f"{name}-0": Counters(requests=100.0, server_errors=50.0)}
     made += model.plan(t + timedelta(seconds=40), Window(start, failing)).rollbacks
+
+    made += _quality_rollback()
 
     model, name, promoted = _promoted_and_watched()
     made += _regress(model, name, promoted)
     assert sorted(made) == sorted(ROLLBACK_REASONS)
+
+
+REFERENCE = {
+    "metric": "agreement",
+    "minScore": 0.9,
+    "inputs": [{"name": "input-0", "datatype": "FP32", "shape": [2, 2], "data": [0, 1, 2, 3]}],
+}
+
+
+def _quality_rollback() -> list[str]:
+    """v2 answers every request without an error, but its answers to the reference
+    request agree with v1's on one row of two: rolled back for quality."""
+    analysis = {"failureLimit": 1, "intervalSeconds": 30, "quality": REFERENCE}
+    model, name, start, t = _candidate_in_a_window(analysis, [{"setWeight": 50}])
+    healthy = {f"{name}-0": Counters(requests=100.0)}
+    worse = Quality("agreement", 0.5, 0.9, 2)
+    plan = model.plan(t + timedelta(seconds=40), Window(start, healthy, worse))
+    status = model.bodies[name]["status"]
+    assert status["phase"] == "RolledBack"
+    assert status["analysis"]["verdict"] == "Fail"
+    assert status["analysis"]["errorRate"] == 0.0
+    assert status["analysis"]["quality"] == {
+        "metric": "agreement", "score": 0.5, "minScore": 0.9, "rows": 2
+    }  # fmt: skip
+    assert "agreement 50.00% (1 of 2 rows agree with the serving version) below the " \
+        "minimum 90.00%" in status["analysis"]["message"]  # fmt: skip
+    progressing = next(c for c in status["conditions"] if c["type"] == "Progressing")
+    assert progressing["reason"] == "QualityRegression"
+    return list(plan.rollbacks)
 
 
 WATCHED = {"failureLimit": 2, "intervalSeconds": 30, "afterPromotionSeconds": 300}
@@ -277,14 +318,8 @@ WATCHED = {"failureLimit": 2, "intervalSeconds": 30, "afterPromotionSeconds": 30
 
 def _promoted_and_watched(after: int = 300) -> tuple[Model, str, datetime]:
     """digits v2 rolled out at 100 % over v1, passed its analysis, promoted, watched."""
-    model = _serving_model()
     analysis = {**WATCHED, "afterPromotionSeconds": after}
-    name = model.add("2", rollout={"steps": [{"setWeight": 100}], "analysis": analysis})
-    t = T0 + timedelta(minutes=1)
-    model.plan(t)
-    model.ready(name)
-    start = {f"{name}-0": Counters(requests=0.0)}
-    model.plan(t + timedelta(seconds=1), Window(None, start))
+    model, name, start, t = _candidate_in_a_window(analysis, [{"setWeight": 100}])
     healthy = {f"{name}-0": Counters(requests=100.0)}
     promoted = t + timedelta(seconds=40)
     model.plan(promoted, Window(start, healthy))

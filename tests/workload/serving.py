@@ -144,7 +144,7 @@ class RunningServer:
         # Another loopback address (127.0.0.2) gives servers that share a port number,
         # as the pods of a Deployment do.
         self.host: str = options.pop("host", "127.0.0.1")
-        self.port = free_port()
+        self.port: int = options.pop("port", None) or free_port()
         self.url = f"http://{self.host}:{self.port}"
         self.model_url = f"{self.url}/v2/models/{spec['model']}"
         # A port of its own, never the default 8081: servers run side by side.

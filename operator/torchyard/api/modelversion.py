@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Literal
 
@@ -117,6 +118,148 @@ class RolloutStep(ApiModel, json_schema_extra=cel_rules(_ONE_ACTION, _SOME_ACTIO
         return self
 
 
+TensorDatatype = Literal[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "FP32", "FP64", "BF16", "BYTES",
+]  # fmt: skip
+"""The Open Inference Protocol's tensor datatypes."""
+
+_TEXTS_ARE_BYTES = Cel(
+    rule="has(self.texts) == (self.datatype == 'BYTES') && has(self.data) != has(self.texts)",
+    message="a BYTES input has texts, any other datatype has data (numbers), never both",
+    reason="FieldValueInvalid",
+)
+MAX_REFERENCE_ROWS = 1024
+MAX_REFERENCE_VALUES = 65536
+MAX_DIMENSIONS = 4
+MAX_DIMENSION = 32768
+"""Four dimensions of at most 2^15: their product fits CEL's 64-bit integers."""
+_PRODUCT = " * ".join(
+    f"(size(self.shape) > {i} ? self.shape[{i}] : 1)" for i in range(MAX_DIMENSIONS)
+)
+
+
+def _values_match_shape(field: str) -> Cel:
+    return Cel(
+        rule=f"!has(self.{field}) || size(self.{field}) == {_PRODUCT}",
+        message=f"{field} holds one value per element of shape (the product of its "
+        "dimensions), in row-major order",
+        field_path=f".{field}",
+        reason="FieldValueInvalid",
+    )
+
+
+class ReferenceInput(
+    ApiModel,
+    json_schema_extra=cel_rules(
+        _TEXTS_ARE_BYTES, _values_match_shape("data"), _values_match_shape("texts")
+    ),
+):
+    """One input tensor of the reference request, as in an Open Inference Protocol
+    request's `inputs`, with its values in `data` (numbers) or `texts` (BYTES)."""
+
+    name: str = Field(min_length=1, max_length=128)
+    """The model's input name, e.g. input-0 (GET /v2/models/<model> lists them)."""
+    datatype: TensorDatatype
+    """The input's datatype, e.g. FP32, or BYTES for text."""
+    shape: list[Annotated[int, Field(ge=1, le=MAX_DIMENSION, description="A dimension.")]] = Field(
+        min_length=1, max_length=MAX_DIMENSIONS
+    )
+    """Its shape; the first dimension is the rows, e.g. [8, 64]."""
+    data: list[Annotated[float, Field(description="One value.")]] | None = Field(
+        default=None, max_length=MAX_REFERENCE_VALUES
+    )
+    """The values, flattened in row-major order: one per element of shape."""
+    texts: list[Annotated[str, Field(max_length=4096, description="One text.")]] | None = Field(
+        default=None, max_length=MAX_REFERENCE_ROWS
+    )
+    """The strings of a BYTES input, one per element of shape (one per row for [rows])."""
+
+    @model_validator(mode="after")
+    def _values_fit(self) -> ReferenceInput:
+        if (self.texts is not None) != (self.datatype == "BYTES") or (self.data is None) == (
+            self.texts is None
+        ):
+            raise ValueError(_TEXTS_ARE_BYTES.message)
+        field = "texts" if self.texts is not None else "data"
+        values = self.texts if self.texts is not None else self.data
+        assert values is not None
+        if len(values) != math.prod(self.shape):
+            raise ValueError(
+                f"{field}: {_values_match_shape(field).message}: shape {self.shape} needs "
+                f"{math.prod(self.shape)}, {len(values)} given"
+            )
+        return self
+
+
+QualityMetric = Literal["cosine", "agreement", "accuracy"]
+_LABELS_FOR_ACCURACY = Cel(
+    rule="has(self.labels) == (self.metric == 'accuracy')",
+    message="labels are required with metric accuracy, and only with it",
+    field_path=".labels",
+    reason="FieldValueInvalid",
+)
+_SAME_ROWS = Cel(
+    rule="self.inputs.all(i, i.shape[0] == self.inputs[0].shape[0])",
+    message="every input has the same rows (the first dimension of its shape)",
+    field_path=".inputs",
+    reason="FieldValueInvalid",
+)
+_LABEL_PER_ROW = Cel(
+    rule="!has(self.labels) || size(self.labels) == self.inputs[0].shape[0]",
+    message="labels holds one class per row (the first dimension of the inputs' shape)",
+    field_path=".labels",
+    reason="FieldValueInvalid",
+)
+
+
+class QualitySpec(
+    ApiModel, json_schema_extra=cel_rules(_LABELS_FOR_ACCURACY, _SAME_ROWS, _LABEL_PER_ROW)
+):
+    """At every analysis the operator sends one reference request to a ready pod of the
+    analysed version and, for cosine and agreement, of the version it would replace, and
+    compares the answers row by row: a version that answers 200 but answers worse fails."""
+
+    metric: QualityMetric
+    """cosine: mean cosine similarity of each row's output with the serving version's
+    (embeddings); agreement: share of rows whose top class (argmax) is the serving
+    version's (classifiers); accuracy: share of rows whose top class is the row's label."""
+    min_score: float = Field(ge=-1.0, le=1.0)
+    """The lowest acceptable score, e.g. 0.98 (cosine) or 0.95 (agreement, accuracy)."""
+    inputs: list[ReferenceInput] = Field(
+        min_length=1,
+        max_length=8,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """The reference request's inputs: rows that stand for the model's real traffic."""
+    output: str | None = Field(default=None, min_length=1, max_length=128)
+    """The output compared (default: the first the model answers)."""
+    labels: list[Annotated[int, Field(ge=0, le=1_000_000, description="A class index.")]] | None = (
+        Field(default=None, max_length=MAX_REFERENCE_ROWS)
+    )
+    """The class of each row (metric accuracy only)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> QualitySpec:
+        if (self.labels is not None) != (self.metric == "accuracy"):
+            raise ValueError(f"labels: {_LABELS_FOR_ACCURACY.message}")
+        rows = sorted({tensor.shape[0] for tensor in self.inputs})
+        if len(rows) > 1:
+            raise ValueError(f"inputs: {_SAME_ROWS.message}, not {rows}")
+        if self.labels is not None and len(self.labels) != self.rows:
+            raise ValueError(
+                f"labels: {_LABEL_PER_ROW.message}: {len(self.labels)} for {self.rows}"
+            )
+        names = [tensor.name for tensor in self.inputs]
+        if len(set(names)) < len(names):
+            raise ValueError(f"inputs: each input's name is its own, not {names}")
+        return self
+
+    @property
+    def rows(self) -> int:
+        return self.inputs[0].shape[0]
+
+
 class AnalysisSpec(ApiModel, json_schema_extra=cel_rules(_WATCH_FITS)):
     """Health checks run at every interval while a version rolls out."""
 
@@ -130,6 +273,9 @@ class AnalysisSpec(ApiModel, json_schema_extra=cel_rules(_WATCH_FITS)):
     """Largest acceptable 99th-percentile inference latency in milliseconds."""
     min_request_count: int = Field(default=10, ge=0)
     """Fewer requests than this in an interval make the analysis inconclusive (never a pass)."""
+    quality: QualitySpec | None = None
+    """Compare the version's answers on a reference request with the serving version's
+    (or with labels): a lower score than minScore fails the analysis."""
     after_promotion_seconds: int = Field(default=0, ge=0, le=86400)
     """How long to keep analysing a version after its rollout promoted it: failureLimit
     failed analyses in that time roll it back to the version it replaced (0: no watch;
@@ -306,6 +452,21 @@ def version_key(version: str) -> tuple[int, ...]:
     return parts + (0,) * (3 - len(parts))
 
 
+class QualityResult(ApiModel):
+    """How the analysed version answered the reference request (spec.rollout.analysis.quality)."""
+
+    metric: QualityMetric
+    """cosine, agreement or accuracy."""
+    score: float = Field(ge=-1.0, le=1.0)
+    """Its score: the mean cosine, or the share of rows that agree (or are right)."""
+    min_score: float = Field(ge=-1.0, le=1.0)
+    """The lowest acceptable score (from the spec)."""
+    rows: int = Field(ge=0)
+    """Rows compared."""
+    lowest_row: float | None = Field(default=None, ge=-1.0, le=1.0)
+    """The lowest cosine of one row (metric cosine)."""
+
+
 class AnalysisResult(ApiModel):
     """The latest health analysis."""
 
@@ -319,6 +480,9 @@ class AnalysisResult(ApiModel):
     """Fraction of failed requests."""
     p99_latency_ms: float | None = Field(default=None, ge=0)
     """99th-percentile latency."""
+    quality: QualityResult | None = None
+    """The quality comparison's figures, when spec.rollout.analysis.quality is set and
+    the comparison could be made."""
     failures: int | None = Field(default=None, ge=0)
     """Failed analyses so far in this rollout."""
     message: str | None = Field(default=None, max_length=2048)

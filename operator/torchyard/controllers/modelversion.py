@@ -42,6 +42,7 @@ from torchyard.api.modelversion import ModelVersionSpec
 from torchyard.conditions import find_condition
 from torchyard.controllers import client, objects, routes
 from torchyard.controllers.children import CreatedChildren, owned_entry, snapshot
+from torchyard.controllers.quality import compare_versions
 from torchyard.controllers.queue import NewGenerations, Stale, WorkQueue, soonest
 from torchyard.controllers.scrape import Scraper, scrape, scrape_pods
 from torchyard.metrics import (
@@ -55,12 +56,14 @@ from torchyard.metrics import (
 from torchyard.plans.rollout import (
     ROLLBACK_REASONS,
     VERDICTS,
+    Compared,
     ModelObserved,
     ModelPlan,
     Scrape,
     VersionObserved,
     Window,
     analysed_of,
+    baseline_of,
     plan_model,
 )
 from torchyard.plans.rollout.model import ready_pods
@@ -413,6 +416,12 @@ async def _reconcile(
     moment = now()
     observed = ModelObserved(versions, moment, window)
     plan = plan_model(observed)
+    if plan.analysis is not None and window is not None:
+        # An analysis is made now: with the reference request's answers, if it has one.
+        compared = await _compare(model, versions, analysed)
+        if compared is not None:
+            observed = replace(observed, window=replace(window, quality=compared))
+            plan = plan_model(observed)
     routing = None
     if router is not None:
         # Milliseconds of the wall clock: a table from an operator restarted since is newer.
@@ -474,6 +483,28 @@ def _spec(body: Mapping[str, Any]) -> ModelVersionSpec | None:
 
 def _gen(body: Mapping[str, Any]) -> int:
     return int(body["metadata"].get("generation") or 0)
+
+
+async def _compare(
+    model: str, versions: list[VersionObserved], analysed: str | None
+) -> Compared | None:
+    """The analysed version's answers to the reference request against the serving
+    version's (or the labels), when its spec has one (rollout.analysis.quality)."""
+    subject = next((v for v in versions if v.name == analysed), None)
+    if subject is None or subject.spec is None:
+        return None
+    spec = subject.spec.rollout.analysis.quality
+    if spec is None:
+        return None
+    baseline = next((v for v in versions if v.name == baseline_of(versions)), None)
+    return await compare_versions(
+        scraper.session(),
+        spec,
+        model,
+        subject.pods,
+        None if baseline is None else baseline.pods,
+        None if baseline is None or baseline.spec is None else baseline.spec.version,
+    )
 
 
 async def _scrape_running(pods: list[dict[str, Any]]) -> dict[str, Scrape]:

@@ -1,4 +1,5 @@
-"""GETs to the pods the operator runs (training progress, serving metrics), bounded.
+"""Requests to the pods the operator runs (training progress, serving metrics, quality
+analysis's reference request), bounded.
 
 A pod runs a tenant's image, so its answer is input, never trusted: it may be huge,
 endless, slow, compressed, redirected, nested a hundred thousand levels deep, or not
@@ -79,9 +80,28 @@ def pod_url(ip: str, port: int, path: str) -> URL | Refused:
 
 async def get(client: aiohttp.ClientSession, url: URL, limits: Limits) -> bytes | Refused:
     """The body of a 200 answer to GET `url`, at most `limits.max_bytes` long."""
+    return await _exchange(client, "GET", url, limits, None)
+
+
+async def post_json(
+    client: aiohttp.ClientSession, url: URL, body: Any, limits: Limits
+) -> bytes | Refused:
+    """The body of a 200 answer to POST `url` with `body` as JSON, bounded like `get`."""
+    return await _exchange(client, "POST", url, limits, body)
+
+
+async def _exchange(
+    client: aiohttp.ClientSession, method: str, url: URL, limits: Limits, body: Any
+) -> bytes | Refused:
     status: int | None = None
     try:
-        async with client.get(url, allow_redirects=False) as reply:
+        # The limits of this call, whatever the session's are.
+        timeout = aiohttp.ClientTimeout(
+            total=limits.total, sock_connect=limits.connect, sock_read=limits.total
+        )
+        async with client.request(
+            method, url, json=body, allow_redirects=False, timeout=timeout
+        ) as reply:
             status = reply.status
             if status != 200:
                 reply.close()  # do not drain (or keep) whatever body it sends
@@ -91,13 +111,13 @@ async def get(client: aiohttp.ClientSession, url: URL, limits: Limits) -> bytes 
             if declared is not None and declared > limits.max_bytes:
                 reply.close()
                 return Refused(_too_big(limits.max_bytes, f"{declared} bytes declared"), status)
-            body = bytearray()
+            read = bytearray()
             async for chunk in reply.content.iter_chunked(64 * 1024):
-                body += chunk
-                if len(body) > limits.max_bytes:
+                read += chunk
+                if len(read) > limits.max_bytes:
                     reply.close()
                     return Refused(_too_big(limits.max_bytes, "more sent"), status)
-            return bytes(body)
+            return bytes(read)
     except TimeoutError:
         reason = f"no complete answer within {limits.total:g} s"
         return Refused(reason, status, answered=status is not None)

@@ -1,6 +1,7 @@
 """Progressive rollout of ModelVersions: pure decisions the controller applies.
 
 - analysis: serving pods' metrics -> a window's figures -> Pass, Fail or Inconclusive;
+- quality: two versions' answers to a reference request -> a score against minScore;
 - replicas: traffic weights approximated by replica ratios;
 - steps: the next move of one version (steps, pauses, promotion, rollback);
 - roles: which of a model's versions serves, rolls out, or is retired;
@@ -30,8 +31,17 @@ from torchyard.plans.rollout.model import (
     VersionPlan,
     Window,
     analysed_of,
+    baseline_of,
     candidate_of,
     plan_model,
+)
+from torchyard.plans.rollout.quality import (
+    Compared,
+    NotCompared,
+    Quality,
+    compare,
+    output_rows,
+    reference_request,
 )
 from torchyard.plans.rollout.replicas import (
     ReplicaPlan,
@@ -61,12 +71,15 @@ __all__ = [
     "ROLLBACK_REASONS",
     "VERDICTS",
     "Analysis",
+    "Compared",
     "Counters",
     "Measurement",
     "ModelObserved",
     "ModelPlan",
+    "NotCompared",
     "Observed",
     "PodFailure",
+    "Quality",
     "ReplicaPlan",
     "Retirement",
     "Roles",
@@ -81,12 +94,16 @@ __all__ = [
     "analyse",
     "analysed_of",
     "assign_roles",
+    "baseline_of",
     "candidate_of",
+    "compare",
     "decide",
     "effective_weight",
     "measure",
+    "output_rows",
     "plan_model",
     "read_counters",
+    "reference_request",
     "replica_plan",
     "replicas_for",
     "retirement_message",

@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 from torchyard.api.modelversion import AnalysisResult, AnalysisSpec
+from torchyard.plans.rollout.quality import Compared, NotCompared, Quality
 
 Verdict = Literal["Pass", "Fail", "Inconclusive"]
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
@@ -250,6 +251,9 @@ class Measurement:
     problems: tuple[str, ...] = ()
     """Why the window's figures cannot be trusted (unreadable pods, inconsistent
     counters); any problem makes the analysis Inconclusive."""
+    quality: Compared | None = None
+    """The reference request's comparison (rollout.quality), made when an analysis is;
+    None: not made."""
 
     @property
     def error_rate(self) -> float | None:
@@ -304,6 +308,8 @@ class Analysis:
     time: datetime
     measurement: Measurement | None
     message: str
+    failed_on: tuple[str, ...] = ()
+    """The checks that failed: errorRate, p99Latency, quality (not kept in status)."""
 
     def to_status(self, failures: int) -> dict[str, Any]:
         """status.analysis (an AnalysisResult) in its wire form."""
@@ -315,6 +321,7 @@ class Analysis:
             requests=None if measurement is None else measurement.requests,
             error_rate=None if measurement is None else measurement.error_rate,
             p99_latency_ms=None if measurement is None else measurement.p99_latency_ms,
+            quality=_quality_result(measurement),
             message=self.message[:2048] or None,
         ).to_k8s()
 
@@ -329,8 +336,15 @@ class Analysis:
                 requests=parsed.requests,
                 errors=round((parsed.error_rate or 0.0) * parsed.requests),
                 p99_latency_ms=parsed.p99_latency_ms,
+                quality=None if parsed.quality is None else Quality.from_status(parsed.quality),
             )
         return cls(parsed.verdict, parsed.time, measurement, parsed.message or "")
+
+
+def _quality_result(measurement: Measurement | None) -> Any:
+    if measurement is None or not isinstance(measurement.quality, Quality):
+        return None
+    return measurement.quality.to_status()
 
 
 def analyse(measurement: Measurement | None, spec: AnalysisSpec, now: datetime) -> Analysis:
@@ -364,7 +378,7 @@ def analyse(measurement: Measurement | None, spec: AnalysisSpec, now: datetime) 
         + ("exceeds" if rate > spec.max_error_rate else "within")
         + f" the maximum {spec.max_error_rate:.2%}"
     ]
-    failed = rate > spec.max_error_rate
+    failed_on = ["errorRate"] if rate > spec.max_error_rate else []
     if spec.max_p99_latency_ms is not None:
         p99 = measurement.p99_latency_ms
         if p99 is None:
@@ -372,10 +386,26 @@ def analyse(measurement: Measurement | None, spec: AnalysisSpec, now: datetime) 
                 "Inconclusive", now, measurement, "no latency histogram in the pods' metrics"
             )
         slow = p99 > spec.max_p99_latency_ms
-        failed = failed or slow
+        failed_on += ["p99Latency"] if slow else []
         figures.append(
             f"p99 latency {p99:.1f} ms "
             + ("exceeds" if slow else "within")
             + f" the maximum {spec.max_p99_latency_ms:g} ms"
         )
-    return Analysis("Fail" if failed else "Pass", now, measurement, "; ".join(figures))
+    if spec.quality is not None:
+        compared = measurement.quality
+        if compared is None:
+            compared = NotCompared("the reference request was not sent", "Inconclusive")
+        if isinstance(compared, Quality):
+            figures.append(compared.describe())
+            if not compared.passed:
+                failed_on.append("quality")
+        else:
+            figures.append(f"quality not compared: {compared.reason}")
+            if compared.verdict == "Fail":
+                failed_on.append("quality")
+            elif compared.verdict == "Inconclusive" and not failed_on:
+                message = "; ".join(figures) + " (no verdict without it, and never a pass)"
+                return Analysis("Inconclusive", now, measurement, message)
+    verdict: Verdict = "Fail" if failed_on else "Pass"
+    return Analysis(verdict, now, measurement, "; ".join(figures), tuple(failed_on))

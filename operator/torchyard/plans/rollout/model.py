@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,10 +24,12 @@ from torchyard.api.kinds import MODEL_VERSION
 from torchyard.api.modelversion import ModelVersionSpec
 from torchyard.conditions import Conditions, find_condition
 from torchyard.plans.rollout.analysis import Measurement, Scrape, measure
+from torchyard.plans.rollout.quality import Compared
 from torchyard.plans.rollout.replicas import replica_plan
 from torchyard.plans.rollout.roles import Roles, VersionView, assign_roles, retirement_message
 from torchyard.plans.rollout.steps import (
     FINAL_PHASES,
+    QUALITY_REGRESSION,
     REGRESSED,
     WATCH_END_FIELD,
     Observed,
@@ -44,7 +46,9 @@ PERMANENT_EXIT = 3
 """Exit code of a serving container that cannot serve and must not be restarted."""
 HANDOVER_LIMIT_SECONDS = 300.0
 """Longest a deleted serving version waits for the restored one before it goes anyway."""
-ROLLBACK_REASONS = ("AnalysisFailed", "ManualRollback", "Replaced", REGRESSED)
+ROLLBACK_REASONS = (
+    "AnalysisFailed", QUALITY_REGRESSION, "ManualRollback", "Replaced", REGRESSED
+)  # fmt: skip
 """The reasons ModelPlan.rollbacks can hold (rollout.steps and rollout.roles give them):
 the operator's rollback counter has a series for each from a model's first reconcile."""
 
@@ -86,6 +90,8 @@ class Window:
     start: Mapping[str, Scrape] | None
     """None: no window yet; one begins now."""
     current: Mapping[str, Scrape]
+    quality: Compared | None = None
+    """The reference request's comparison, made for an analysis due now (rollout.quality)."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,14 @@ def analysed_of(versions: Sequence[VersionObserved]) -> str | None:
     return roles.stable.name if _watched(roles, versions) else None
 
 
+def baseline_of(versions: Sequence[VersionObserved]) -> str | None:
+    """The name of the version the analysed one is compared with (rollout.quality): the
+    serving one during a rollout; None during the watch after promotion, when the version
+    replaced serves no pods (only accuracy, against labels, is judged then)."""
+    roles = assign_roles(views(versions))
+    return roles.stable.name if roles.candidate is not None and roles.stable else None
+
+
 def _watched(roles: Roles, versions: Sequence[VersionObserved]) -> bool:
     if roles.stable is None or roles.candidate is not None or roles.previous is None:
         return False
@@ -172,14 +186,14 @@ def _watched(roles: Roles, versions: Sequence[VersionObserved]) -> bool:
 
 
 def ready_pods(pods: Sequence[Mapping[str, Any]]) -> int:
-    return sum(
-        1
-        for pod in pods
-        if phase_of(dict(pod)) == "Running"
-        and any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in (pod.get("status") or {}).get("conditions") or []
-        )
+    return sum(1 for pod in pods if pod_ready(pod))
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    """Running and Ready: the pod answers inference requests."""
+    return phase_of(dict(pod)) == "Running" and any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
     )
 
 
@@ -375,7 +389,7 @@ def _plan_watched(
 def _measurement(window: Window) -> Measurement | None:
     if window.start is None or not window.current:
         return None
-    return measure(dict(window.start), dict(window.current))
+    return replace(measure(dict(window.start), dict(window.current)), quality=window.quality)
 
 
 def _outcome(decision: RolloutDecision, window: Window) -> _CandidateOutcome:

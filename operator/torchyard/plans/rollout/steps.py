@@ -45,6 +45,9 @@ STEP_START_FIELD = "stepStartTime"
 WATCH_END_FIELD = "watchedUntil"
 """status field the end of the watch after promotion is kept in."""
 REGRESSED = "RegressedAfterPromotion"
+QUALITY_REGRESSION = "QualityRegression"
+"""The reason of a rollback whose last analysis failed on quality alone: it answered
+without errors, in time, but worse than the serving version (or than the labels)."""
 """Reason of a rollback by the watch after promotion."""
 POLL_SECONDS = 5.0
 """How soon to look again while waiting for pods (their changes also wake the controller)."""
@@ -349,7 +352,7 @@ def _progress(spec: ModelVersionSpec, state: RolloutState, observed: Observed) -
             return RolloutDecision(
                 replace(state, phase="RolledBack"),
                 0,
-                "AnalysisFailed",
+                QUALITY_REGRESSION if ran.failed_on == ("quality",) else "AnalysisFailed",
                 message,
                 (*events, Event("Warning", "RolledBack", message)),
                 analysis=ran,
