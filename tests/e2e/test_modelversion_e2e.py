@@ -376,7 +376,15 @@ def test_a_candidate_that_answers_200_but_worse_is_rolled_back_for_quality(
     assert v3["analysis"]["quality"]["metric"] == "agreement"
     assert v3["analysis"]["quality"]["score"] < 0.9, v3
     assert events(cluster.cp, namespace, "digits-v3", "RolledBack")
-    assert _status(cluster, namespace, "digits-v2")["phase"] == "Serving"
+    v2 = _status(cluster, namespace, "digits-v2")
+    assert v2["phase"] == "Serving"
+    # The model's rollouts, newest first, on every version.
+    history = [(e["version"], e["outcome"], e["reason"]) for e in v2["history"]]
+    assert history == [
+        ("3", "RolledBack", "QualityRegression"),
+        ("2", "Serving", "Promoted"),
+        ("1", "Serving", "Serving"),
+    ], v2["history"]
 
     counts = _stop_client(cluster, namespace, stop)
     # Every request v3 received was answered 200: only its answers' quality failed it.

@@ -419,11 +419,7 @@ def test_a_version_that_stops_serving_drops_its_watch():
     t = promoted + timedelta(seconds=40)
     model.plan(t)
     assert analysed_of(model.observed(t).versions) == v3  # the candidate, not the watch
-    model.ready(v3)
-    start = {f"{v3}-0": Counters(requests=0.0)}
-    model.plan(t + timedelta(seconds=1), Window(None, start))
-    model.plan(t + timedelta(seconds=40), Window(start, {f"{v3}-0": Counters(requests=100.0)}))
-    model.plan(t + timedelta(seconds=41))
+    _passes_and_is_promoted(model, v3, t)
     assert model.status(name)["phase"] == "Superseded"
     assert model.status(name).get("watchedUntil") is None
 
@@ -495,3 +491,50 @@ def test_status_weight_is_the_share_served_and_desired_weight_the_one_asked_for(
     assert candidate.status["weight"] == 24 and "desiredWeight" not in candidate.status
     assert (candidate.weight, candidate.desired_weight) == (24.0, 25)
     assert stable.status["weight"] == 76 and stable.desired_weight == 75
+
+
+def _passes_and_is_promoted(model: Model, name: str, applied: datetime) -> None:
+    """`name`, a candidate at 100 % applied at `applied`: its pod ready, an analysis of
+    100 requests without an error 40 s later, and the plan that promotes it."""
+    model.ready(name)
+    start = {f"{name}-0": Counters(requests=0.0)}
+    model.plan(applied + timedelta(seconds=1), Window(None, start))
+    healthy = {f"{name}-0": Counters(requests=100.0)}
+    model.plan(applied + timedelta(seconds=40), Window(start, healthy))
+    model.plan(applied + timedelta(seconds=41))
+
+
+def _history(model: Model, name: str) -> list[tuple[str, str, str]]:
+    return [(e["version"], e["outcome"], e["reason"]) for e in model.status(name)["history"]]
+
+
+def test_every_version_carries_the_models_rollouts_newest_first_even_once_deleted():
+    # v2 fails its analysis at 50 %: rolled back.
+    analysis = {"failureLimit": 1, "intervalSeconds": 30}
+    model, name, start, t = _candidate_in_a_window(analysis, [{"setWeight": 50}])
+    failing = {f"{name}-0": Counters(requests=100.0, server_errors=50.0)}
+    model.plan(t + timedelta(seconds=40), Window(start, failing))
+    model.plan(t + timedelta(seconds=41))
+    # v3 passes and is promoted.
+    v3 = model.add("3", rollout={"steps": [{"setWeight": 100}], "analysis": analysis})
+    t3 = t + timedelta(minutes=2)
+    model.plan(t3)
+    _passes_and_is_promoted(model, v3, t3)
+    assert model.status(v3)["phase"] == "Serving"
+
+    expected = [
+        ("3", "Serving", "Promoted"),
+        ("2", "RolledBack", "AnalysisFailed"),
+        ("1", "Serving", "Serving"),  # the first version: no rollout steps
+    ]
+    for version in ("digits-v1", name, v3):
+        assert _history(model, version) == expected
+    rolled_back = model.status(v3)["history"][1]
+    assert rolled_back["time"] == "2026-12-03T08:01:40Z"
+    assert "error rate 50.00%" in rolled_back["message"]
+
+    # v2 deleted (from Git): the others keep its entry; a settled model writes nothing.
+    del model.bodies[name]
+    plan = model.plan(t3 + timedelta(minutes=5))
+    assert _history(model, v3) == expected
+    assert all("history" not in v.status for v in plan.versions)

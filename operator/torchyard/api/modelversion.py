@@ -490,6 +490,22 @@ class AnalysisResult(ApiModel):
     requests, metrics that could not be read or trusted)."""
 
 
+class RolloutRecord(ApiModel):
+    """How one version's rollout ended."""
+
+    version: str = Field(max_length=32)
+    """The version, e.g. 3."""
+    outcome: Literal["Serving", "RolledBack", "Failed"]
+    """Serving (promoted, the model's first, or restored), RolledBack or Failed."""
+    reason: str = Field(max_length=128)
+    """Why, as its Progressing condition said: Promoted, AnalysisFailed,
+    QualityRegression, ManualRollback, DigestMismatch..."""
+    time: Timestamp
+    """When."""
+    message: str | None = Field(default=None, max_length=512)
+    """The condition's message then: the figures of a failed analysis, say."""
+
+
 ModelVersionPhase = Literal[
     "Pending", "Progressing", "Serving", "Paused", "Superseded", "RolledBack", "Failed"
 ]
@@ -526,3 +542,7 @@ class ModelVersionStatus(StatusBase):
     until then the promoted version is analysed and rolled back if it regresses."""
     url: str | None = None
     """In-cluster URL of the model's inference endpoint (Open Inference Protocol v2)."""
+    history: list[RolloutRecord] | None = Field(default=None, max_length=10)
+    """The model's rollouts, newest first (at most 10): which version ended how, why and
+    when. Every version of the model carries the same history, so it outlives the
+    versions it names."""

@@ -23,6 +23,7 @@ from torchyard.api.base import parse_time
 from torchyard.api.kinds import MODEL_VERSION
 from torchyard.api.modelversion import ModelVersionSpec
 from torchyard.conditions import Conditions, find_condition
+from torchyard.plans.rollout import history
 from torchyard.plans.rollout.analysis import Measurement, Scrape, measure
 from torchyard.plans.rollout.quality import Compared
 from torchyard.plans.rollout.replicas import replica_plan
@@ -273,6 +274,7 @@ def plan_model(observed: ModelObserved) -> ModelPlan:
         for v in observed.versions
         if not v.deleting
     ]
+    plans = _with_history(observed, plans)
     release, handover = _releases(observed, roles, stable_ready)
     # Roles follow from phases: a version that changes phase here (the first one
     # serving, a promoted one taking over) changes what the others should do, which
@@ -555,6 +557,31 @@ def _ready_message(
     if phase == "Serving":
         return f"version {spec.version} serves the model once its pods are ready ({ready} ready)"
     return f"phase {phase}, {ready} pods ready"
+
+
+def _with_history(observed: ModelObserved, plans: list[VersionPlan]) -> list[VersionPlan]:
+    """The plans with the model's rollout history (rollout.history) in every valid
+    version's status, with an entry for each version this plan moves to an outcome."""
+    by_name = {v.name: v for v in observed.versions}
+    made = []
+    for plan in plans:
+        version = by_name[plan.name]
+        if version.spec is not None and "phase" in plan.status:
+            now_status = {**version.status, **plan.status}
+            found = history.entry(version.spec.version, now_status, observed.now)
+            if found is not None:
+                made.append(found)
+    carried = [v.status.get("history") or [] for v in observed.versions]
+    model_history = history.merged(carried, made)
+    if not model_history:
+        return plans
+    return [
+        replace(plan, status={**plan.status, "history": model_history})
+        if by_name[plan.name].spec is not None
+        and by_name[plan.name].status.get("history") != model_history
+        else plan
+        for plan in plans
+    ]
 
 
 def _changed(current: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
