@@ -1,7 +1,7 @@
 """A real Prometheus (the distribution's `prometheus` server, which scripts/test installs
 with promtool) scrapes the operator and every serving pod as manifests/monitoring says,
 loads the shipped rules, and fires the alerts when a version fails its analysis and is
-rolled back.
+rolled back; every panel of the shipped Grafana dashboard shows the model.
 
 Debian builds Prometheus without its Kubernetes service discovery, so this module does
 what the PodMonitor's discovery does: a ServiceAccount that may only list pods lists
@@ -43,6 +43,7 @@ from tests.e2e.test_modelversion_e2e import (
     root,
 )
 from tests.objects import REPO
+from tests.unit.test_grafana_dashboard import queries as dashboard_queries
 from tests.workload.serving import free_port
 from torchyard.resources.serving import SERVING_LABEL
 
@@ -307,5 +308,13 @@ def test_a_version_that_fails_its_analysis_fires_the_alerts(
     )
     # v1, which never failed, fires nothing.
     assert not _firing(prometheus, "TorchyardModelVersionAnalysisFailed", version="1")
+    # Every panel of the Grafana dashboard shows this model, with the variables Grafana
+    # fills in (one minute: the rollback is seconds old).
+    blank = [
+        title
+        for title, expr in dashboard_queries(namespace, "digits", "1m")
+        if not _series(prometheus, expr)
+    ]
+    assert not blank, f"dashboard panels without data: {blank}"
     counts = _stop_client(cluster, namespace, stop)
     assert counts["2"][1] > 0 and counts["1"][1] == 0, counts
