@@ -177,7 +177,8 @@ def test_no_comparison_is_no_pass_but_an_unusable_answer_is_the_versions_failure
     assert analyse(_measured(baseline_down, errors=50), _analysis(), NOW).verdict == "Fail"
     garbage = NotCompared("the answer to the reference request: no outputs list", "Fail")
     failed = analyse(_measured(garbage), _analysis(), NOW)
-    assert (failed.verdict, failed.failed_on) == ("Fail", ("quality",))
+    # A failure, but no score: rolled back as AnalysisFailed, not QualityRegression.
+    assert (failed.verdict, failed.failed_on) == ("Fail", ("qualityUnanswered",))
     not_made = analyse(_measured(None), _analysis(), NOW)
     assert not_made.verdict == "Inconclusive"
     by_design = NotCompared("not compared after promotion", None)
@@ -199,3 +200,55 @@ def test_the_score_is_kept_in_status_and_read_back():
     again = Analysis.from_status(status)
     assert again is not None and again.measurement is not None
     assert again.measurement.quality == Quality("cosine", 0.93, 0.98, 16, 0.41)
+
+
+def test_rows_of_another_width_than_the_serving_versions_fail_and_one_value_rows_have_no_class():
+    wider = [[*row, 0.0] for row in ROWS]
+    compared = compare(_spec("cosine", 0.9), wider, ROWS)
+    assert isinstance(compared, NotCompared) and compared.verdict == "Fail"
+    assert "4 values per row where the serving version answers 3" in compared.reason
+    single = [[1.0]] * 4
+    compared = compare(_spec(), single, single)
+    assert isinstance(compared, NotCompared) and compared.verdict == "Inconclusive"
+    assert "1 value(s) per row" in compared.reason
+    cosine = compare(_spec("cosine", 0.9), single, single)
+    assert isinstance(cosine, Quality) and cosine.score == 1.0
+
+
+def test_huge_values_give_the_right_cosine_not_an_overflow():
+    huge = [[1.7e308, 0.0, 1e308]] * 4
+    compared = compare(_spec("cosine", 0.9), huge, [[10.0, 5.0, 0.0]] * 4)
+    assert isinstance(compared, Quality)
+    expected = (1.7 * 10) / (math.hypot(1.7, 1.0) * math.hypot(10.0, 5.0))
+    assert compared.score == pytest.approx(expected)
+
+
+def test_integer_and_boolean_inputs_go_out_as_integers_and_booleans():
+    spec = QualitySpec.model_validate(
+        {
+            "metric": "cosine",
+            "minScore": 0.9,
+            "inputs": [
+                {
+                    "name": "input_ids",
+                    "datatype": "INT64",
+                    "shape": [1, 3],
+                    "data": [101, 2023, 102],
+                },
+                {"name": "mask", "datatype": "BOOL", "shape": [1, 3], "data": [1, 1, 0]},
+            ],
+        }
+    )
+    sent = reference_request(spec)["inputs"]
+    assert sent[0]["data"] == [101, 2023, 102] and all(type(v) is int for v in sent[0]["data"])
+    assert sent[1]["data"] == [True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "said"),
+    [("INT64", [1.5, 2.0], "whole numbers, not 1.5"), ("BOOL", [1.0, 2.0], "0 or 1, not 2.0")],
+)
+def test_integer_and_boolean_inputs_hold_whole_numbers(datatype, data, said):
+    tensor = {"name": "x", "datatype": datatype, "shape": [1, 2], "data": data}
+    with pytest.raises(ValueError, match=said):
+        QualitySpec.model_validate({"metric": "cosine", "minScore": 0.9, "inputs": [tensor]})

@@ -122,7 +122,7 @@ def test_a_reference_request_no_version_accepts_is_the_specs_mistake(pods):
     )
     compared = _compare(wrong, port, hosts["2"], hosts["1"])
     assert isinstance(compared, NotCompared) and compared.verdict == "Inconclusive"
-    assert "fix spec.rollout.analysis.quality.inputs" in compared.reason
+    assert "fix spec.rollout.analysis.quality (inputs, output)" in compared.reason
 
 
 def test_no_ready_serving_pod_is_no_verdict(pods):
@@ -201,3 +201,24 @@ def test_no_ready_analysed_pod_is_no_verdict():
     assert compared == NotCompared(
         "no ready pod of the analysed version to send it to", "Inconclusive"
     )
+
+
+def test_an_output_no_version_has_is_the_specs_mistake_and_probes_stay_out_of_the_metrics(pods):
+    port, hosts = pods
+    before = [_requests(hosts[v], port) for v in ("1", "2")]
+    wrong = _compare(_quality("agreement", 0.9, output="logits"), port, hosts["2"], hosts["1"])
+    assert isinstance(wrong, NotCompared) and wrong.verdict == "Inconclusive", wrong
+    assert "fix spec.rollout.analysis.quality (inputs, output)" in wrong.reason
+    right = _compare(_quality("agreement", 0.9), port, hosts["2"], hosts["1"])
+    assert isinstance(right, Quality)
+    # Answered, but counted in neither pod's metrics: no analysis window sees them.
+    assert [_requests(hosts[v], port) for v in ("1", "2")] == before
+
+
+def _requests(host: str, port: int) -> float:
+    from tests.workload.serving import text
+    from torchyard.plans.rollout.analysis import read_counters
+
+    counters = read_counters(text(f"http://{host}:{port}/metrics"))
+    assert not isinstance(counters, str) and hasattr(counters, "requests")
+    return float(counters.requests)

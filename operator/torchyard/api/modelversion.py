@@ -184,6 +184,20 @@ class ReferenceInput(
         field = "texts" if self.texts is not None else "data"
         values = self.texts if self.texts is not None else self.data
         assert values is not None
+        if self.data is not None and self.datatype.startswith(("INT", "UINT", "BOOL")):
+            allowed = "0 or 1" if self.datatype == "BOOL" else "whole numbers"
+            bad = next(
+                (
+                    v
+                    for v in self.data
+                    if not math.isfinite(v)
+                    or v != int(v)
+                    or (self.datatype == "BOOL" and v not in (0, 1))
+                ),
+                None,
+            )
+            if bad is not None:
+                raise ValueError(f"data: a {self.datatype} input holds {allowed}, not {bad}")
         if len(values) != math.prod(self.shape):
             raise ValueError(
                 f"{field}: {_values_match_shape(field).message}: shape {self.shape} needs "

@@ -8,3 +8,7 @@ wire without a model (a router, a test client)."""
 VERSION_HEADER = "X-Model-Version"
 """The header every answer of a serving pod carries: the version that gave it (the
 model router counts by it, clients tell versions apart by it)."""
+
+ANALYSIS_REQUEST_ID = "torchyard-quality-analysis"
+"""The id of the operator's reference request (rollout quality analysis): the serving
+pods leave it out of their metrics, so that it never counts in an analysis window."""

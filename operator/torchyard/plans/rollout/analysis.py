@@ -309,7 +309,8 @@ class Analysis:
     measurement: Measurement | None
     message: str
     failed_on: tuple[str, ...] = ()
-    """The checks that failed: errorRate, p99Latency, quality (not kept in status)."""
+    """The checks that failed: errorRate, p99Latency, quality (a score below minScore),
+    qualityUnanswered (no usable answer to the reference request); not kept in status."""
 
     def to_status(self, failures: int) -> dict[str, Any]:
         """status.analysis (an AnalysisResult) in its wire form."""
@@ -403,7 +404,8 @@ def analyse(measurement: Measurement | None, spec: AnalysisSpec, now: datetime) 
         else:
             figures.append(f"quality not compared: {compared.reason}")
             if compared.verdict == "Fail":
-                failed_on.append("quality")
+                # A failure of the version, but no score: not a QualityRegression.
+                failed_on.append("qualityUnanswered")
             elif compared.verdict == "Inconclusive" and not failed_on:
                 message = "; ".join(figures) + " (no verdict without it, and never a pass)"
                 return Analysis("Inconclusive", now, measurement, message)

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from torchyard.api.modelversion import QualityMetric, QualityResult, QualitySpec
+from torchyard.oip import ANALYSIS_REQUEST_ID
 
-MAX_OUTPUT_VALUES = 1 << 20
-"""Most values of an output read (4 MiB of answer hold fewer)."""
+MAX_OUTPUT_VALUES = 1 << 18
+"""Most values of an output compared (262,144: 512 rows of 512), so that reading and
+scoring an answer stays in the tens of milliseconds."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class Quality:
     def to_status(self) -> QualityResult:
         return QualityResult(
             metric=self.metric,
-            score=max(-1.0, min(1.0, self.score)),
+            score=max(-1.0, min(1.0, self.score)) if math.isfinite(self.score) else -1.0,
             min_score=self.min_score,
             rows=self.rows,
             lowest_row=self.lowest_row,
@@ -88,6 +90,11 @@ def reference_request(spec: QualitySpec) -> dict[str, Any]:
     inputs = []
     for tensor in spec.inputs:
         values: Sequence[Any] = tensor.texts if tensor.texts is not None else tensor.data or []
+        if tensor.datatype == "BOOL":
+            values = [bool(value) for value in values]
+        elif tensor.datatype.startswith(("INT", "UINT")):
+            # Whole numbers (the spec says so): a server refuses 101.0 for an INT64.
+            values = [int(value) for value in values]
         inputs.append(
             {
                 "name": tensor.name,
@@ -96,7 +103,7 @@ def reference_request(spec: QualitySpec) -> dict[str, Any]:
                 "data": list(values),
             }
         )
-    body: dict[str, Any] = {"id": "torchyard-quality-analysis", "inputs": inputs}
+    body: dict[str, Any] = {"id": ANALYSIS_REQUEST_ID, "inputs": inputs}
     if spec.output is not None:
         body["outputs"] = [{"name": spec.output}]
     return body
@@ -139,6 +146,13 @@ def compare(
 ) -> Compared:
     """The analysed version's score: against the baseline's rows (cosine, agreement) or
     the spec's labels (accuracy)."""
+    width = len(analysed[0]) if analysed else 0
+    if spec.metric != "cosine" and width < 2:
+        return NotCompared(
+            f"metric {spec.metric} compares top classes, and the output has {width} value(s) "
+            "per row: compare class scores (spec.rollout.analysis.quality.output) or use cosine",
+            "Inconclusive",
+        )
     if spec.metric == "accuracy":
         assert spec.labels is not None
         right = sum(_top(row) == label for row, label in zip(analysed, spec.labels, strict=True))
@@ -148,6 +162,13 @@ def compare(
     if any(not math.isfinite(value) for row in baseline for value in row):
         return NotCompared(
             "the serving version's answer has values that are not finite numbers", "Inconclusive"
+        )
+    theirs = len(baseline[0]) if baseline else 0
+    if width != theirs:
+        return NotCompared(
+            f"the version answers {width} values per row where the serving version answers "
+            f"{theirs}: its outputs are not comparable (a client of both would break)",
+            "Fail",
         )
     if spec.metric == "agreement":
         agree = sum(
@@ -173,12 +194,21 @@ def _cosine(mine: list[float], theirs: list[float]) -> float:
     """Cosine similarity; -1 (the worst) when the analysed row is not finite."""
     if any(not math.isfinite(value) for value in mine):
         return -1.0
+    # Each row scaled by its largest value first: products of values near 1e308 would
+    # overflow, and the cosine does not change.
+    mine, theirs = _scaled(mine), _scaled(theirs)
     dot = math.fsum(a * b for a, b in zip(mine, theirs, strict=True))
     norms = math.sqrt(math.fsum(a * a for a in mine)) * math.sqrt(math.fsum(b * b for b in theirs))
     if norms == 0.0:
         # Two zero rows say the same; one zero row says nothing of the other.
         return 1.0 if not any(mine) and not any(theirs) else 0.0
-    return max(-1.0, min(1.0, dot / norms))
+    cosine = dot / norms
+    return max(-1.0, min(1.0, cosine)) if math.isfinite(cosine) else -1.0
+
+
+def _scaled(row: list[float]) -> list[float]:
+    largest = max((abs(value) for value in row), default=0.0)
+    return row if largest == 0.0 else [value / largest for value in row]
 
 
 def _number(value: Any) -> float:

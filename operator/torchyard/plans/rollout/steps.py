@@ -45,10 +45,11 @@ STEP_START_FIELD = "stepStartTime"
 WATCH_END_FIELD = "watchedUntil"
 """status field the end of the watch after promotion is kept in."""
 REGRESSED = "RegressedAfterPromotion"
-QUALITY_REGRESSION = "QualityRegression"
-"""The reason of a rollback whose last analysis failed on quality alone: it answered
-without errors, in time, but worse than the serving version (or than the labels)."""
 """Reason of a rollback by the watch after promotion."""
+QUALITY_REGRESSION = "QualityRegression"
+"""The reason of a rollout's rollback whose last analysis failed on its quality score
+alone: it answered without errors, in time, but worse than the serving version (or than
+the labels)."""
 POLL_SECONDS = 5.0
 """How soon to look again while waiting for pods (their changes also wake the controller)."""
 
