@@ -1,9 +1,11 @@
 """ModelVersion timings on the local cluster: apply -> Ready, and automatic rollback;
 with --measure weights, the share of requests each version served through the model's
 router against the share configured; with --measure quality, how long and how many
-requests quality analysis takes to roll back a version that answers 200 but worse.
+requests quality analysis takes to roll back a version that answers 200 but worse; with
+--measure handback, how soon a rolled-back version stops answering.
 
-    .venv/bin/python benchmarks/rollout.py [--rounds 3] [--measure timings|weights|quality]
+    .venv/bin/python benchmarks/rollout.py [--rounds 3]
+        [--measure timings|weights|quality|handback]
                                                               (as root: the node agent)
 
 Starts its own control plane, node agent (own bridge and subnet) and operator, then:
@@ -27,6 +29,13 @@ requests through the model's Service; then, each round, the same classifier over
 analysis.quality (agreement with v1 on 32 reference rows, minScore 0.9): its pod ready
 -> RolledBack (QualityRegression), against the bound intervalSeconds x failureLimit, and
 the requests it answered in that time (all 200: the error rate never sees it).
+
+--measure handback: one client sends requests through the model's Service all along;
+each round rolls out a new version at 50 % (one pod per version), lets it answer for 3
+s, then sets spec.rollback: true. Measured: from the patch to the rolled-back version's
+last answer (the client's clock, the same host's), --rounds times, once through the
+model's router (TORCHYARD_MODEL_ROUTER=on) and once without it (the Service over the
+serving pods: the pod leaves the Service's endpoints), each with an operator of its own.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from typing import Any
 import yaml
 
 from torchyard.api.modelversion import ModelVersionSpec
+from torchyard.controllers.modelversion import ROUTER_ENV
 from torchyard.images import WORKER_IMAGE
 from torchyard.local.agent import launcher
 from torchyard.local.controlplane import ControlPlane
@@ -80,7 +90,9 @@ def apply(cp: ControlPlane, *objects: dict[str, Any]) -> None:
 
 
 def get(cp: ControlPlane, *args: str) -> dict[str, Any]:
-    result = cp.kubectl("get", *args, "-n", NAMESPACE, "-o", "json", check=False)
+    result = cp.kubectl(
+        "get", *args, "-n", NAMESPACE, "-o", "json", "--request-timeout=10s", check=False
+    )
     return json.loads(result.stdout) if result.returncode == 0 else {}
 
 
@@ -298,6 +310,78 @@ def quality(cp: ControlPlane, root: Path, rounds: int) -> None:
     print(f"client answers by version [ok, failed]: {json.dumps(counts, sort_keys=True)}")
 
 
+def handback_rounds(cp: ControlPlane, root: Path, model: str, rounds: int) -> list[float]:
+    """Seconds from each round's rollback patch to the rolled-back version's last answer."""
+    artifact = save_artifact(
+        f"file://{root}/{model}", mlp(), base={"factory": "torchyard.workloads.models:mlp"}
+    )
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    apply(cp, version("1", artifact.uri, artifact.digest, model))
+    cp.kubectl("wait", f"mv/{model}-v1", "-n", NAMESPACE, "--for=condition=Ready", "--timeout=300s")
+    stop = root / f"stop-{model}"
+    client = client_pod(status(cp, f"{model}-v1")["url"], stop)
+    client["metadata"]["name"] = f"client-{model}"
+    command = client["spec"]["containers"][0]["command"]
+    command[-2:-2] = ["--times", "--interval", "0.01"]
+    apply(cp, client)
+    poll(lambda: (get(cp, "pod", f"client-{model}").get("status") or {}).get("phase") == "Running")
+    patched = {}
+    for i in range(rounds):
+        number = str(2 + i)
+        name = f"{model}-v{number}"
+        # A fast analysis: the 50 % step waits for one that passes.
+        analysis = {"intervalSeconds": INTERVAL, "minRequestCount": 3}
+        rollout = {"steps": [{"setWeight": 50}, {"pause": {}}], "analysis": analysis}
+        apply(cp, version(number, artifact.uri, artifact.digest, model, rollout=rollout))
+        poll(
+            lambda name=name: (
+                (s := status(cp, name)).get("phase") == "Paused" and s.get("readyReplicas") == 1
+            )
+        )
+        time.sleep(3)  # it answers its share
+        patched[number] = time.time()
+        cp.kubectl(
+            "patch", "mv", name, "-n", NAMESPACE, "--type=merge",
+            "-p", '{"spec":{"rollback":true}}',
+        )  # fmt: skip
+        # The next round starts while this version's pod drains: its last answer is
+        # counted by version either way.
+        poll(lambda name=name: status(cp, name).get("phase") == "RolledBack", timeout=60)
+    time.sleep(5)
+    stop.touch()
+    pod = f"client-{model}"
+    poll(lambda: (get(cp, "pod", pod).get("status") or {}).get("phase") == "Succeeded")
+    ended = get(cp, "pod", pod)["status"]["containerStatuses"][0]["state"]["terminated"]
+    answers = json.loads(ended["message"])
+    seen, counts = answers["seen"], answers["counts"]
+    missing = [n for n in patched if n not in seen]
+    if missing:
+        print(f"  versions that never answered (rounds not measured): {missing}")
+    failed = {v: c[1] for v, c in counts.items() if c[1]}
+    print(f"  {model}: answers by version [ok, failed] {json.dumps(counts, sort_keys=True)}")
+    if failed:
+        print(f"  failed answers: {failed}")
+    return [seen[n][1] - patched[n] for n in patched if n in seen]
+
+
+def handback(cp: ControlPlane, root: Path, rounds: int, workdir: Path) -> None:
+    cp.kubectl("create", "namespace", NAMESPACE)
+    poll(lambda: cp.kubectl("get", "sa", "default", "-n", NAMESPACE, check=False).returncode == 0)
+    results = {}
+    for mode, model in (("off", "direct"), ("on", "routed")):
+        stop_operator(workdir)
+        os.environ[ROUTER_ENV] = mode
+        start_operator(cp, workdir)
+        results[mode] = handback_rounds(cp, root, model, rounds)
+    print(f"spec.rollback: true -> the rolled-back version's last answer, {rounds} rounds")
+    for mode, label in (("on", "through the model's router"), ("off", "Service over the pods")):
+        values = sorted(results[mode])
+        p99 = values[min(len(values) - 1, round(0.99 * (len(values) - 1)))] if values else None
+        shown = f"{summary(values)}  p99 {p99:.2f} s" if values else "no round measured"
+        print(f"  {label:28s} {shown}")
+
+
 def summary(values: list[float]) -> str:
     return (
         f"median {statistics.median(values):5.2f} s  (min {min(values):.2f}, max {max(values):.2f})"
@@ -354,7 +438,9 @@ def measure(cp: ControlPlane, root: Path, rounds: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--measure", choices=("timings", "weights", "quality"), default="timings")
+    parser.add_argument(
+        "--measure", choices=("timings", "weights", "quality", "handback"), default="timings"
+    )
     parser.add_argument("--requests", type=int, default=2000, help="per weight (weights)")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -377,6 +463,8 @@ def main() -> int:
                         weights(cp, root, args.requests)
                     elif args.measure == "quality":
                         quality(cp, root, args.rounds)
+                    elif args.measure == "handback":
+                        handback(cp, root, args.rounds, workdir)
                     else:
                         measure(cp, root, args.rounds)
                 finally:
