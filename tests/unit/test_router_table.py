@@ -139,3 +139,12 @@ def test_a_table_round_trips_through_json():
 def test_a_bad_table_is_refused_naming_the_field(change, words):
     with pytest.raises(TableError, match=words):
         RouteTable.from_json({**table(25).to_json(), **change})
+
+
+def test_the_router_lets_go_of_idle_backend_connections_before_the_pods_close_them():
+    """A pod closes a connection idle for header_timeout_s; a router that reused one at
+    that moment would fail the request with a 502 it cannot safely send again."""
+    from torchyard.router.proxy import BACKEND_IDLE_SECONDS
+    from torchyard.workloads.serve.limits import Limits
+
+    assert Limits().header_timeout_s / 2 >= BACKEND_IDLE_SECONDS

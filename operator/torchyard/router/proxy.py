@@ -59,6 +59,11 @@ HOP_BY_HOP = frozenset(
         "Content-Length",
     )
 )
+BACKEND_IDLE_SECONDS = 5.0
+"""How long an idle connection to a serving pod is kept for reuse: less than the pods
+keep one (they close it 10 s after their last answer, TORCHYARD_HEADER_TIMEOUT_SECONDS),
+so that the router never sends a request on a connection the pod is closing at that
+moment, which would fail it as a 502 the router cannot safely send again."""
 UNAVAILABLE = 503
 BAD_GATEWAY = 502
 REQUEST_TIMEOUT = 408
@@ -117,7 +122,9 @@ class Router:
         # Keep-alive connections to the backends: a new TCP connection per request
         # would cost more than the router itself. auto_decompress off: bytes pass as
         # they came, with their Content-Encoding.
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=30)
+        connector = aiohttp.TCPConnector(
+            limit=0, limit_per_host=256, keepalive_timeout=BACKEND_IDLE_SECONDS
+        )
         self._client = aiohttp.ClientSession(
             connector=connector, timeout=self._timeout, auto_decompress=False
         )
