@@ -258,14 +258,21 @@ def test_pause_holds_the_step_and_rollback_returns_traffic_at_once(
     assert events(cluster.cp, namespace, "digits-v2", "RolledBack")
 
 
-def _v2_promoted_over_v1(cluster, namespace, artifacts, root, rollout):
-    """v1 serving, a client of the model's Service counting answers (stopped by touching
-    the file returned), v2 rolled out with `rollout` and promoted by a passed analysis;
-    returns the stop file and v2's status."""
+def _v1_serving_with_a_client(cluster, namespace, artifacts, root):
+    """v1 serving and a client of the model's Service counting answers by version;
+    returns the file whose creation stops the client."""
     apply(cluster.cp, namespace, _version("1", artifacts["1"]))
     _wait_ready(cluster, namespace, "digits-v1")
     stop = root / f"stop-{namespace}"
     _start_client(cluster, namespace, stop)
+    return stop
+
+
+def _v2_promoted_over_v1(cluster, namespace, artifacts, root, rollout):
+    """v1 serving, a client of the model's Service counting answers (stopped by touching
+    the file returned), v2 rolled out with `rollout` and promoted by a passed analysis;
+    returns the stop file and v2's status."""
+    stop = _v1_serving_with_a_client(cluster, namespace, artifacts, root)
     apply(cluster.cp, namespace, _version("2", artifacts["2"], rollout=rollout))
     _wait_ready(cluster, namespace, "digits-v2")
     v2 = _status(cluster, namespace, "digits-v2")
@@ -316,10 +323,7 @@ def test_analysis_promotes_v2_rolls_back_failing_v3_and_v2_never_fails_a_client(
 def test_a_version_that_regresses_after_promotion_goes_back_to_the_one_it_replaced(
     cluster, namespace, operator, artifacts, root
 ):
-    apply(cluster.cp, namespace, _version("1", artifacts["1"]))
-    _wait_ready(cluster, namespace, "digits-v1")
-    stop = root / f"stop-{namespace}"
-    _start_client(cluster, namespace, stop)
+    stop = _v1_serving_with_a_client(cluster, namespace, artifacts, root)
 
     # v2 is healthy for its rollout, promoted, then answers every request with a 500
     # from 60 s after its server started: the watch after promotion catches it.

@@ -34,11 +34,10 @@ from tests.cluster.torchyard import (
 from tests.e2e.test_modelversion_e2e import (
     FAST_ANALYSIS,
     STEPS,
-    _start_client,
     _stop_client,
+    _v1_serving_with_a_client,
     _version,
     _wait_phase,
-    _wait_ready,
     artifacts,
     root,
 )
@@ -264,10 +263,7 @@ def test_the_shipped_rules_load_and_every_alert_is_there(prometheus):
 def test_a_version_that_fails_its_analysis_fires_the_alerts(
     cluster, namespace, prometheus, artifacts, root
 ):
-    apply(cluster.cp, namespace, _version("1", artifacts["1"]))
-    _wait_ready(cluster, namespace, "digits-v1")
-    stop = root / f"stop-{namespace}"
-    _start_client(cluster, namespace, stop)
+    stop = _v1_serving_with_a_client(cluster, namespace, artifacts, root)
     rollout = {"steps": STEPS, "analysis": FAST_ANALYSIS}
     faulty = {"replicas": 1, "env": [{"name": "TORCHYARD_FAULT_RATE", "value": "1.0"}]}
     apply(cluster.cp, namespace, _version("2", artifacts["2"], rollout=rollout, serving=faulty))
