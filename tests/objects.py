@@ -279,6 +279,18 @@ INVALID: tuple[Invalid, ...] = (
         _watch_too_short,
         "spec.rollout.analysis",
     ),
+    Invalid(
+        "sticky-header-name",
+        "ModelVersion",
+        _set("rollout.stickyHeader", "X Session"),
+        "spec.rollout.stickyHeader",
+    ),
+    Invalid(
+        "sticky-header-binary",
+        "ModelVersion",
+        _set("rollout.stickyHeader", "x-session-bin"),
+        "spec.rollout.stickyHeader",
+    ),
     Invalid("version-format", "ModelVersion", _set("version", "latest"), "spec.version"),
     Invalid(
         "quality-labels-without-accuracy",

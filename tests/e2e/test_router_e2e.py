@@ -1,6 +1,7 @@
 """The model router on the local cluster (TORCHYARD_MODEL_ROUTER=on for this module's
 operator): a candidate at 25 % with one pod per version serves a quarter of 2,000
-requests through the model's Service, and its status.weight says so."""
+requests through the model's Service, and its status.weight says so; requests with the
+rollout's stickyHeader keep to one version per session."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def test_the_router_serves_the_weight_asked_for_and_status_says_so(
 ):
     apply(cluster.cp, namespace, _version("1", artifacts["1"]))
     _wait_ready(cluster, namespace, "digits-v1")
-    quarter = {"steps": [{"setWeight": 25}, {"pause": {}}]}
+    quarter = {"steps": [{"setWeight": 25}, {"pause": {}}], "stickyHeader": "X-Session"}
     apply(cluster.cp, namespace, _version("2", artifacts["2"], rollout=quarter))
     # At 25 % (waiting for an analysis, then paused) with a ready pod.
     wait_until(
@@ -76,3 +77,30 @@ def test_the_router_serves_the_weight_asked_for_and_status_says_so(
     v2, v1 = _status(cluster, namespace, "digits-v2"), _status(cluster, namespace, "digits-v1")
     assert v2["desiredWeight"] == 25 and v1["desiredWeight"] == 75
     assert abs(v1["weight"] - (100 - served)) <= 1, v1
+
+    # Sessions: every request of one X-Session value reaches one version.
+    sessions = python_pod("sessions", namespace, SESSIONS.format(url=url))
+    sessions["spec"]["containers"][0]["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    cluster.apply(sessions)
+    pod = cluster.wait_phase("sessions", namespace, "Succeeded", "Failed", timeout=300)
+    ended = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert pod["status"]["phase"] == "Succeeded", ended
+    by_session = json.loads(ended["message"])
+    print(f"versions by session: {by_session}")
+    assert all(len(versions) == 1 for versions in by_session.values()), by_session
+    assert {v for versions in by_session.values() for v in versions} == {"1", "2"}, by_session
+
+
+SESSIONS = """
+import json
+from torchyard.workloads.serve.client import call, request_body
+url = "{url}"
+body = request_body(json.loads(call(url)[2]))
+seen = {{}}
+for session in range(24):
+    for _ in range(10):
+        status, version, _ = call(url + "/infer", body, headers={{"X-Session": f"s{{session}}"}})
+        assert status == 200, status
+        seen.setdefault(str(session), set()).add(version)
+open("/dev/termination-log", "w").write(json.dumps({{k: sorted(v) for k, v in seen.items()}}))
+"""

@@ -443,6 +443,20 @@ def test_the_router_gets_the_plans_weights_with_the_candidate_first():
     assert _table(model, t + timedelta(seconds=1)) == [("2", 25, 1), ("1", 75, 3)]
 
 
+def test_the_sticky_header_is_the_one_the_version_under_rollout_names():
+    model = _serving_model()
+    model.bodies["digits-v1"]["spec"]["rollout"] = {"stickyHeader": "X-Old"}
+    t = T0 + timedelta(minutes=1)
+    table = route_table(model.observed(t).versions, model.plan(t), 1).table
+    assert table.sticky_header == "X-Old"
+    name = model.add("2", rollout={"steps": [{"setWeight": 25}], "stickyHeader": "X-User"})
+    table = route_table(model.observed(t).versions, model.plan(t), 2).table
+    assert table.sticky_header == "X-User"
+    model.bodies[name]["spec"]["rollout"].pop("stickyHeader")
+    table = route_table(model.observed(t).versions, model.plan(t), 3).table
+    assert table.sticky_header is None  # the rollout under way asks for none
+
+
 def _candidate_ready(weight: int) -> tuple[Model, str, datetime]:
     """v1 serving, v2 paused at `weight` with a ready pod; and the time of v2's apply."""
     model = _serving_model()

@@ -306,6 +306,21 @@ class AnalysisSpec(ApiModel, json_schema_extra=cel_rules(_WATCH_FITS)):
         return self
 
 
+STICKY_HEADER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$"
+_STICKY_HEADER = Cel(
+    rule=f"self.matches('{STICKY_HEADER_PATTERN}') && !self.matches('(?i)-bin$')",
+    message="must be a header name (letters, digits and '-', at most 63), e.g. X-Session; "
+    "not a gRPC binary key (ending in -bin): its value must be text to be hashed",
+    reason="FieldValueInvalid",
+)
+
+
+def _sticky_header(value: str) -> str:
+    if re.fullmatch(STICKY_HEADER_PATTERN, value) is None or value.lower().endswith("-bin"):
+        raise ValueError(_STICKY_HEADER.message)
+    return value
+
+
 class RolloutSpec(ApiModel):
     """How a new version replaces the one serving."""
 
@@ -315,6 +330,14 @@ class RolloutSpec(ApiModel):
     """Steps in order; passing the last one promotes the version."""
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     """Health analysis during the rollout."""
+    sticky_header: Annotated[str, AfterValidator(_sticky_header)] | None = Field(
+        default=None, max_length=63, json_schema_extra=cel_rules(_STICKY_HEADER)
+    )
+    """With the model's router: requests carrying this HTTP header (gRPC metadata key)
+    keep to one version while the weights stand, by a hash of its value; a rising weight
+    moves sessions only to the new version, a rollback moves them all back. The version
+    under rollout sets it (else the serving one). Without the header, or without a
+    router, requests are spread by weight."""
 
 
 class BatchingSpec(ApiModel):

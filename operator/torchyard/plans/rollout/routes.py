@@ -17,7 +17,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torchyard.plans.rollout.model import ModelPlan, VersionObserved, candidate_of, ready_pods
+from torchyard.plans.rollout.model import (
+    ModelPlan,
+    VersionObserved,
+    candidate_of,
+    ready_pods,
+    views,
+)
+from torchyard.plans.rollout.roles import assign_roles
 from torchyard.resources.serving import PORT
 from torchyard.router.table import RouteTable, VersionRoute
 
@@ -48,8 +55,21 @@ def route_table(versions: Sequence[VersionObserved], plan: ModelPlan, generation
     handing_over = not any(route.weight and route.endpoints for route in ordered)
     if handing_over:
         ordered = _by_ready_pods(ordered)
-    table = RouteTable(generation=generation, versions=tuple(_unique(ordered)))
+    table = RouteTable(
+        generation=generation,
+        versions=tuple(_unique(ordered)),
+        sticky_header=_sticky_header(versions),
+    )
     return Routing(table, handing_over)
+
+
+def _sticky_header(versions: Sequence[VersionObserved]) -> str | None:
+    """The header the version under rollout names (else the serving one's): the rollout
+    under way is the one whose sessions the header keeps."""
+    roles = assign_roles(views(versions))
+    leading = roles.candidate or roles.stable
+    spec = next((v.spec for v in versions if leading and v.name == leading.name), None)
+    return spec.rollout.sticky_header if spec is not None else None
 
 
 def same_routes(one: RouteTable | None, other: RouteTable | None) -> bool:

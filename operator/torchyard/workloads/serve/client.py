@@ -34,14 +34,16 @@ from torchyard.oip import VERSION_HEADER
 NOBODY = "none"
 
 
-def call(url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, str | None, bytes]:
+def call(
+    url: str, body: Any = None, timeout: float = 10.0, headers: dict[str, str] | None = None
+) -> tuple[int, str | None, bytes]:
     """(status, answering version, body) of one request; OSError if nobody answered."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
         url,
         data=data,
         method="GET" if body is None else "POST",
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
