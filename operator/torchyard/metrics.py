@@ -35,6 +35,11 @@ VERSION_HEALTHY = Gauge(
     "1 if the version's last analysis passed or it serves without a rollout, else 0",
     ["namespace", "model", "version"],
 )
+VERSION_READY = Gauge(
+    "torchyard_modelversion_ready_replicas",
+    "Ready serving pods of a version (status.readyReplicas)",
+    ["namespace", "model", "version"],
+)
 ANALYSES = Counter(
     "torchyard_modelversion_analysis_total",
     "Rollout analyses by verdict",

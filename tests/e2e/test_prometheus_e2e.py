@@ -1,7 +1,9 @@
 """A real Prometheus (the distribution's `prometheus` server, which scripts/test installs
 with promtool) scrapes the operator and every serving pod as manifests/monitoring says,
 loads the shipped rules, and fires the alerts when a version fails its analysis and is
-rolled back; every panel of the shipped Grafana dashboard shows the model.
+rolled back; a serving version that loses every ready pod sets off its alert (pending:
+its `for: 5m` is promtool's to test, tests/unit/alert_rules_test.yml); every panel of the
+shipped Grafana dashboard shows the model.
 
 Debian builds Prometheus without its Kubernetes service discovery, so this module does
 what the PodMonitor's discovery does: a ServiceAccount that may only list pods lists
@@ -27,6 +29,7 @@ from tests.cluster.torchyard import (
     OPERATOR_ACCOUNT,
     OPERATOR_NAMESPACE,
     apply,
+    get,
     install,
     running_operator,
     wait_until,
@@ -34,10 +37,12 @@ from tests.cluster.torchyard import (
 from tests.e2e.test_modelversion_e2e import (
     FAST_ANALYSIS,
     STEPS,
+    _status,
     _stop_client,
     _v1_serving_with_a_client,
     _version,
     _wait_phase,
+    _wait_ready,
     artifacts,
     root,
 )
@@ -223,12 +228,17 @@ def _series(url: str, query: str) -> list[dict[str, Any]]:
 
 
 def _firing(url: str, alert: str, **labels: str) -> bool:
-    return any(
-        found["labels"].get("alertname") == alert
-        and found["state"] == "firing"
-        and all(found["labels"].get(k) == v for k, v in labels.items())
+    return "firing" in _states(url, alert, **labels)
+
+
+def _states(url: str, alert: str, **labels: str) -> set[str]:
+    """The states (pending, firing) of the alert's instances with these labels."""
+    return {
+        found["state"]
         for found in _api(url, "alerts")["alerts"]
-    )
+        if found["labels"].get("alertname") == alert
+        and all(found["labels"].get(k) == v for k, v in labels.items())
+    }
 
 
 def test_the_shipped_rules_load_and_every_alert_is_there(prometheus):
@@ -314,3 +324,52 @@ def test_a_version_that_fails_its_analysis_fires_the_alerts(
     assert not blank, f"dashboard panels without data: {blank}"
     counts = _stop_client(cluster, namespace, stop)
     assert counts["2"][1] > 0 and counts["1"][1] == 0, counts
+
+
+def test_a_serving_version_that_loses_every_ready_pod_sets_off_its_alert(
+    cluster, namespace, prometheus, artifacts
+):
+    apply(cluster.cp, namespace, _version("1", artifacts["1"]))
+    _wait_ready(cluster, namespace, "digits-v1")
+    # A quota that admits no pod: the pods deleted (an eviction, a drained node) cannot
+    # come back.
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "no-pods", "namespace": namespace},
+            "spec": {"hard": {"pods": "0"}},
+        }
+    )
+    wait_until(
+        "the quota counted",
+        lambda: (
+            get(cluster.cp, "resourcequota", "no-pods", "-n", namespace)
+            .get("status", {})
+            .get("hard")
+        ),
+        timeout=30,
+    )
+    cluster.cp.kubectl(
+        "delete", "pods", "-n", namespace, "-l", f"{SERVING_LABEL}=true", "--wait=false"
+    )
+    wait_until(
+        "TorchyardModelVersionNoReadyPods set off for v1",
+        lambda: bool(
+            _states(
+                prometheus,
+                "TorchyardModelVersionNoReadyPods",
+                namespace=namespace,
+                model="digits",
+                version="1",
+            )
+        ),
+        timeout=120,
+    )
+    # The version's status says the same, with the API server's reason.
+    status = _status(cluster, namespace, "digits-v1")
+    assert status["readyReplicas"] == 0, status
+    available = next(c for c in status["conditions"] if c["type"] == "Available")
+    assert available["status"] == "False", available
+    # Its weight is still all of the model's: Unhealthy is for failures, not this.
+    assert not _states(prometheus, "TorchyardModelVersionUnhealthy", namespace=namespace)

@@ -19,9 +19,10 @@ from torchyard.controllers import client, modelversion, objects
 from torchyard.controllers.children import CreatedChildren
 from torchyard.controllers.modelversion import FINALIZER, KOPF_FINALIZER, Indexes
 from torchyard.controllers.queue import Stale
-from torchyard.metrics import ANALYSES, ROLLBACKS, VERSION_HEALTHY, VERSION_WEIGHT
+from torchyard.metrics import ANALYSES, ROLLBACKS, VERSION_HEALTHY, VERSION_READY, VERSION_WEIGHT
 from torchyard.plans.rollout import ROLLBACK_REASONS, VERDICTS, Counters
 from torchyard.refusals import Backoff, Refusal
+from torchyard.resources.serving import ROUTER_LABEL
 from torchyard.router.proxy import token_digest
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -319,7 +320,7 @@ def test_a_write_that_lost_a_race_keeps_the_analysis_window(api: FakeApi, monkey
 @pytest.fixture
 def no_series(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget the series earlier tests' reconciles of the same model made."""
-    for metric in (ANALYSES, ROLLBACKS, VERSION_WEIGHT, VERSION_HEALTHY):
+    for metric in (ANALYSES, ROLLBACKS, VERSION_WEIGHT, VERSION_HEALTHY, VERSION_READY):
         metric.clear()
     monkeypatch.setattr(modelversion, "_versions_seen", {})
 
@@ -364,6 +365,27 @@ def test_a_version_s_series_go_with_it_and_the_model_s_with_the_last(api: FakeAp
     api.reconcile()
     assert [_rollbacks(reason) for reason in ROLLBACK_REASONS] == [None] * len(ROLLBACK_REASONS)
     assert _analyses("1", "Fail") is None
+
+
+@pytest.mark.usefixtures("no_series")
+def test_the_ready_pods_gauge_follows_the_version_s_ready_pods(api: FakeApi):
+    """What TorchyardModelVersionNoReadyPods reads, beside the version's weight."""
+    labels = {"namespace": "ns", "model": "digits", "version": "1"}
+    name = api.version("1")
+    api.reconcile()
+    assert REGISTRY.get_sample_value("torchyard_modelversion_ready_replicas", labels) == 0.0
+    api.ready_pod(name)
+    api.reconcile()
+    assert REGISTRY.get_sample_value("torchyard_modelversion_ready_replicas", labels) == 1.0
+    api.pods[name] = []  # evicted, and none can come back
+    api.reconcile()
+    assert api.versions[name]["status"]["phase"] == "Serving"
+    assert REGISTRY.get_sample_value("torchyard_modelversion_ready_replicas", labels) == 0.0
+    weight = REGISTRY.get_sample_value("torchyard_modelversion_weight_percent", labels)
+    assert weight == 100.0
+    api.versions.clear()
+    api.reconcile()
+    assert REGISTRY.get_sample_value("torchyard_modelversion_ready_replicas", labels) is None
 
 
 async def _found(body: dict[str, Any]) -> dict[str, Any]:
@@ -422,3 +444,27 @@ def test_without_the_router_setting_no_router_is_made(api: FakeApi, monkeypatch)
     api.reconcile()
     assert api.router is None
     assert ("create", "Deployment", "digits-router") not in api.requests
+
+
+def test_a_refused_router_says_so_in_an_event_and_the_model_still_serves(api: FakeApi, monkeypatch):
+    monkeypatch.setattr(modelversion, "refused_creates", Backoff())
+    create = api.create_child
+
+    async def no_router(manifest: dict[str, Any], **kwargs: Any) -> bool:
+        if manifest["metadata"]["name"] == "digits-router":
+            api.requests.append(("create", "Deployment", "digits-router"))
+            raise client.Refused(Refusal("FailedCreate", "exceeded quota: deployments=2"))
+        return await create(manifest, **kwargs)
+
+    monkeypatch.setattr(client, "create_child", no_router)
+    api.version("1")
+    api.reconcile()
+    assert ("Warning", modelversion.ROUTER_REFUSED) in api.events
+    api.ready_pod("digits-v1")
+    api.reconcile()
+    api.reconcile()
+    assert api.versions["digits-v1"]["status"]["phase"] == "Serving"
+    # Held for its pause: neither tried nor told again on every reconcile.
+    assert ("create", "Deployment", "digits-router") not in api.requests
+    assert ("Warning", modelversion.ROUTER_REFUSED) not in api.events
+    assert ROUTER_LABEL not in api.service_selector  # the Service selects the serving pods

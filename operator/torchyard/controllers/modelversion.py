@@ -50,6 +50,7 @@ from torchyard.metrics import (
     ROLLBACKS,
     VERSION_DESIRED_WEIGHT,
     VERSION_HEALTHY,
+    VERSION_READY,
     VERSION_WEIGHT,
     reconciling,
 )
@@ -108,6 +109,8 @@ read again this often."""
 """A safety net: a model with a rollout or a hand-over under way is looked at this often."""
 SERVICE_KEY = ""
 ROUTER_KEY = "/router"
+ROUTER_REFUSED = "RouterRefused"
+"""The Warning Event on the model's versions when its router cannot be created."""
 """refused_creates' keys of the model's Service and router (never a version's name)."""
 log = logging.getLogger(__name__)
 queue = WorkQueue(MODEL_VERSION.kind)
@@ -680,6 +683,7 @@ def _count(
         VERSION_WEIGHT.labels(*labels).set(planned.weight)
         VERSION_DESIRED_WEIGHT.labels(*labels).set(planned.desired_weight)
         VERSION_HEALTHY.labels(*labels).set(1.0 if planned.healthy else 0.0)
+        VERSION_READY.labels(*labels).set(planned.ready)
     subject = next((v for v in versions if v.name == analysed), None)
     if plan.analysis is not None and subject is not None and subject.spec is not None:
         ANALYSES.labels(namespace, model, subject.spec.version, plan.analysis).inc()
@@ -699,7 +703,7 @@ def _zero(counter: Counter, children: list[tuple[str, ...]]) -> None:
 
 def _drop_series(key: tuple[str, str], versions: set[str]) -> None:
     for version in versions:
-        for gauge in (VERSION_WEIGHT, VERSION_DESIRED_WEIGHT, VERSION_HEALTHY):
+        for gauge in (VERSION_WEIGHT, VERSION_DESIRED_WEIGHT, VERSION_HEALTHY, VERSION_READY):
             with contextlib.suppress(KeyError):  # never set
                 gauge.remove(*key, version)
         for verdict in VERDICTS:
@@ -817,7 +821,7 @@ async def _create_router(
 ) -> None:
     """Create the model's router. A refusal (a quota, a Deployment of that name that is
     not the model's) is tried again after a pause; meanwhile the model serves by replica
-    ratios, and a warning says why."""
+    ratios, and a Warning Event on each version says why."""
     namespace, model = key
     if not live:
         return
@@ -837,12 +841,12 @@ async def _create_router(
         await client.create_child(manifest, owners=uids, owner=f"model {model}'s ModelVersions")
     except client.Refused as refused:
         refused_creates.refused(refusal_key, generation, refused.refusal, clock)
-        log.warning(
-            "model %s/%s serves by replica ratios, without a router: %s",
-            namespace,
-            model,
-            refused.refusal.message,
-        )
+        message = f"model {model} serves by replica ratios, without a router: "
+        message += refused.refusal.message
+        log.warning("%s/%s: %s", namespace, model, message)
+        # Not a condition: every version still serves. Once per refusal (it is held).
+        for body in live:
+            kopf.event(dict(body), type="Warning", reason=ROUTER_REFUSED, message=message)
 
 
 async def _route(

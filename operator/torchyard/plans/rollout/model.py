@@ -121,6 +121,8 @@ class VersionPlan:
     desired_weight: int = 0
     """The share asked for (status.desiredWeight): what the router is told."""
     healthy: bool = True
+    ready: int = 0
+    """Its ready serving pods (status.readyReplicas)."""
 
 
 @dataclass(frozen=True)
@@ -537,6 +539,7 @@ def _version_plan(
         weight=float(served_weight),
         desired_weight=desired_weight,
         healthy=healthy,
+        ready=ready,
     )
 
 
