@@ -180,10 +180,21 @@ def test_no_comparison_is_no_pass_but_an_unusable_answer_is_the_versions_failure
     # A failure, but no score: rolled back as AnalysisFailed, not QualityRegression.
     assert (failed.verdict, failed.failed_on) == ("Fail", ("qualityUnanswered",))
     not_made = analyse(_measured(None), _analysis(), NOW)
-    assert not_made.verdict == "Inconclusive"
+    assert (not_made.verdict, not_made.awaits_quality) == ("Inconclusive", True)
     by_design = NotCompared("not compared after promotion", None)
     noted = analyse(_measured(by_design), _analysis(), NOW)
     assert noted.verdict == "Pass" and "not compared after promotion" in noted.message
+
+
+def test_the_reference_request_is_asked_for_only_when_the_verdict_turns_on_it():
+    few = Measurement(requests=3, errors=0, p99_latency_ms=10.0)
+    ran = analyse(few, _analysis(), NOW)
+    assert (ran.verdict, ran.awaits_quality) == ("Inconclusive", False)
+    assert "fewer than the 10 needed" in ran.message
+    enough = analyse(_measured(None), _analysis(), NOW)
+    assert enough.awaits_quality and "quality not compared yet" in enough.message
+    answered = analyse(_measured(Quality("agreement", 1.0, 0.9, 4)), _analysis(), NOW)
+    assert not answered.awaits_quality
 
 
 def test_without_a_quality_spec_nothing_about_quality_is_said():

@@ -419,8 +419,9 @@ async def _reconcile(
     moment = now()
     observed = ModelObserved(versions, moment, window)
     plan = plan_model(observed)
-    if plan.analysis is not None and window is not None:
-        # An analysis is made now: with the reference request's answers, if it has one.
+    if plan.awaits_quality and window is not None:
+        # An analysis is made now whose verdict turns on the reference request's answers
+        # (not one already Inconclusive for too few requests: the probe would be wasted).
         compared = await _compare(model, versions, analysed)
         if compared is not None:
             observed = replace(observed, window=replace(window, quality=compared))

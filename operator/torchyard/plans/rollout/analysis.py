@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any, Literal, get_args
 
 from torchyard.api.modelversion import AnalysisResult, AnalysisSpec
-from torchyard.plans.rollout.quality import Compared, NotCompared, Quality
+from torchyard.plans.rollout.quality import Compared, Quality
 
 Verdict = Literal["Pass", "Fail", "Inconclusive"]
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
@@ -311,6 +311,9 @@ class Analysis:
     failed_on: tuple[str, ...] = ()
     """The checks that failed: errorRate, p99Latency, quality (a score below minScore),
     qualityUnanswered (no usable answer to the reference request); not kept in status."""
+    awaits_quality: bool = False
+    """Inconclusive only for want of the reference request's answers: the controller
+    sends it and judges again (never sent when the verdict cannot depend on it)."""
 
     def to_status(self, failures: int) -> dict[str, Any]:
         """status.analysis (an AnalysisResult) in its wire form."""
@@ -396,7 +399,8 @@ def analyse(measurement: Measurement | None, spec: AnalysisSpec, now: datetime) 
     if spec.quality is not None:
         compared = measurement.quality
         if compared is None:
-            compared = NotCompared("the reference request was not sent", "Inconclusive")
+            message = "; ".join([*figures, "quality not compared yet"])
+            return Analysis("Inconclusive", now, measurement, message, awaits_quality=True)
         if isinstance(compared, Quality):
             figures.append(compared.describe())
             if not compared.passed:

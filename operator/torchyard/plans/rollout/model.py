@@ -134,6 +134,9 @@ class ModelPlan:
     """The candidate's window start from now on; None: no candidate, forget it."""
     analysis: str | None = None
     """Verdict of an analysis made by this plan (for the metric)."""
+    awaits_quality: bool = False
+    """The analysis made waits only for the reference request's answers (rollout.quality):
+    the controller sends it and plans again."""
     rollbacks: tuple[str, ...] = ()
     """Reasons of the rollbacks this plan makes (for the metric)."""
     requeue_after: float | None = None
@@ -287,6 +290,7 @@ def plan_model(observed: ModelObserved) -> ModelPlan:
         release=release,
         window_start=candidate.window_start,
         analysis=candidate.analysis,
+        awaits_quality=candidate.awaits_quality,
         rollbacks=(*candidate.rollbacks, *rollbacks),
         requeue_after=_soonest(candidate.requeue_after, handover, 0.0 if moved else None),
     )
@@ -296,6 +300,7 @@ def plan_model(observed: ModelObserved) -> ModelPlan:
 class _CandidateOutcome:
     window_start: Mapping[str, Scrape] | None = None
     analysis: str | None = None
+    awaits_quality: bool = False
     rollbacks: tuple[str, ...] = ()
     requeue_after: float | None = None
 
@@ -401,6 +406,7 @@ def _outcome(decision: RolloutDecision, window: Window) -> _CandidateOutcome:
     return _CandidateOutcome(
         window_start=dict(window.current) if restart else window.start,
         analysis=decision.analysis.verdict if decision.analysis is not None else None,
+        awaits_quality=decision.analysis is not None and decision.analysis.awaits_quality,
         rollbacks=(decision.reason or "Rollback",) if decision.state.phase == "RolledBack" else (),
         requeue_after=decision.requeue_after,
     )
