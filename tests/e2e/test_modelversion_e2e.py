@@ -115,6 +115,7 @@ def _start_client(cluster, namespace, stop):
     """A client of the model's Service that counts answers by version until `stop`."""
     url = _status(cluster, namespace, "digits-v1")["url"]
     command = ["python", "-m", "torchyard.workloads.serve.client", url, "--stop-file", str(stop)]
+    command.append("--times")  # when each version answered, and what no version did
     client = python_pod(
         "client",
         namespace,
@@ -131,7 +132,16 @@ def _stop_client(cluster, namespace, stop):
     pod = cluster.wait_phase("client", namespace, "Succeeded", "Failed", timeout=60)
     ended = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert pod["status"]["phase"] == "Succeeded", ended
-    return json.loads(ended["message"])
+    timed = json.loads(ended["message"])
+    print(f"client: {timed}")  # shown with a failure: when, and what went unanswered
+    if timed["unanswered"]:
+        # What the router pods said meanwhile (the agent keeps logs as files).
+        logs = cluster.state_dir.glob(f"pods/{namespace}_digits-router-*/containers/*/*.log")
+        for log in sorted(logs):
+            said = [line for line in log.read_text().splitlines() if " INFO " not in line]
+            tables = [line for line in log.read_text().splitlines() if "routes generation" in line]
+            print(f"{log.parent.parent.parent.name}: {tables[-6:]} {said[-20:]}")
+    return timed["counts"]
 
 
 def test_first_version_serves_and_is_ready(cluster, namespace, operator, artifacts):

@@ -12,7 +12,7 @@ from torchyard.local.agent.events import Recorder, event_manifest
 from torchyard.local.agent.informer import Informer
 from torchyard.local.agent.launcher import agent_argv, cluster_objects, node_ready
 from torchyard.local.agent.logs import LogsError, log_file
-from torchyard.local.agent.network import Allocator, Network, NetworkError, Subnet
+from torchyard.local.agent.network import Allocator, Network, NetworkError, Subnet, pod_mac
 from torchyard.local.agent.node import (
     HostFacts,
     capacity,
@@ -58,7 +58,7 @@ def test_lease_is_owned_by_the_node():
     }
 
 
-def test_subnet_reserves_node_and_proxy_addresses_and_allocates_lowest_free():
+def test_subnet_reserves_node_and_proxy_addresses_and_allocates_in_turn():
     subnet = Subnet("10.244.9.0/24")
     assert (subnet.gateway, subnet.proxy) == ("10.244.9.1", "10.244.9.2")
     allocator = Allocator(subnet)
@@ -66,10 +66,22 @@ def test_subnet_reserves_node_and_proxy_addresses_and_allocates_lowest_free():
     assert (a, b) == ("10.244.9.3", "10.244.9.4")
     assert allocator.allocate("pod-a") == a
     allocator.release(a)
-    assert allocator.allocate("pod-c") == a
+    # An address just released is not given again while others are free: connections to
+    # the pod that had it must not reach a new one.
+    assert allocator.allocate("pod-c") == "10.244.9.5"
+    last = [allocator.allocate(f"pod-{n}") for n in range(249)][-1]
+    assert last == "10.244.9.254"
+    assert allocator.allocate("pod-wraps") == a  # round the subnet, the one free left
+    with pytest.raises(NetworkError):
+        allocator.allocate("one-too-many")
     tiny = Allocator(Subnet("10.0.0.0/30"))
     with pytest.raises(NetworkError):
         tiny.allocate("x")
+
+
+def test_a_pod_s_mac_is_made_from_its_ip_so_a_reused_ip_keeps_its_neighbours_right():
+    assert pod_mac("10.244.9.3") == "02:42:0a:f4:09:03"
+    assert pod_mac("10.244.9.3") != pod_mac("10.244.9.4")
 
 
 def test_network_names_fit_linux_limits():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from tests.workload.serving import free_port, mlp_artifact, serving, serving_spec
 from torchyard.workloads.serve import client
@@ -41,8 +42,6 @@ def test_stops_after_the_number_of_requests_asked(tmp_path):
 
 
 def test_times_say_when_each_version_first_and_last_answered(tmp_path):
-    import time
-
     output = tmp_path / "counts.json"
     spec = serving_spec(mlp_artifact(tmp_path))
     with serving(tmp_path, spec) as server:
@@ -54,3 +53,23 @@ def test_times_say_when_each_version_first_and_last_answered(tmp_path):
     assert said["counts"] == {"2": [5, 0]}
     first, last = said["seen"]["2"]
     assert began <= first <= last <= ended
+
+
+def test_requests_no_version_answered_are_kept_with_their_error(tmp_path):
+    import threading
+
+    spec = serving_spec(mlp_artifact(tmp_path))
+    counts: dict[str, list[int]] = {}
+    unanswered: list[dict] = []
+    with serving(tmp_path, spec) as server:
+
+        def send() -> None:
+            counts.update(client.run(server.model_url, None, 3.0, 0.01, unanswered=unanswered))
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        time.sleep(1.0)  # answered by version 2 until the server stops
+    sender.join()
+    assert counts["2"][0] > 0 and counts["none"][1] > 0, counts
+    assert 0 < len(unanswered) <= client.MAX_UNANSWERED
+    assert "refused" in unanswered[0]["error"].lower(), unanswered[0]

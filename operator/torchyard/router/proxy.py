@@ -212,7 +212,9 @@ class Router:
                     continue
                 except (aiohttp.ClientError, TimeoutError) as error:
                     # The backend may have seen the request: not sent again.
-                    response = _error(f"version {candidate.version}: {error}", BAD_GATEWAY)
+                    said = f"{type(error).__name__}: {error}"
+                    log.warning("%s (version %s) failed: %s", endpoint, candidate.version, said)
+                    response = _error(f"version {candidate.version}: {said}", BAD_GATEWAY)
                 if weighed:
                     answered = response.headers.get(VERSION_HEADER)
                     # A label from the table, never a value a backend made up.

@@ -56,19 +56,27 @@ class Subnet:
 
 
 class Allocator:
-    """Pod IPs, lowest free first. Pure bookkeeping."""
+    """Pod IPs in turn round the subnet, as CNI's host-local IPAM gives them: an address
+    just released is the last one given again. Given again at once, it would reach the
+    new pod while others still hold the old pod's connections (a router's pooled
+    keep-alive connection, answered with a reset). Pure bookkeeping."""
 
     def __init__(self, subnet: Subnet) -> None:
         self._free = subnet.pod_addresses()
         self._used: dict[str, str] = {}
+        self._next = 0
 
     def allocate(self, owner: str) -> str:
         for ip, who in self._used.items():
             if who == owner:
                 return ip
-        for ip in self._free:
+        count = len(self._free)
+        for step in range(count):
+            turn = (self._next + step) % count
+            ip = self._free[turn]
             if ip not in self._used:
                 self._used[ip] = owner
+                self._next = (turn + 1) % count
                 return ip
         raise NetworkError("no free pod IP left in the pod subnet")
 
@@ -78,6 +86,13 @@ class Allocator:
     def index(self, ip: str) -> int:
         """A small number unique to the IP, for interface names."""
         return int(ipaddress.IPv4Address(ip)) & 0xFFFF
+
+
+def pod_mac(pod_ip: str) -> str:
+    """The pod's MAC address, made from its IP as Docker makes them (02:42 and the four
+    bytes): a later pod with the same IP has the same MAC, so the ARP entries that other
+    pods and the Service proxy still hold for the IP stay right."""
+    return "02:42:" + ":".join(f"{byte:02x}" for byte in ipaddress.IPv4Address(pod_ip).packed)
 
 
 def _warn_about_bridge_firewall(bridge: str) -> None:
@@ -195,7 +210,8 @@ class Network:
             "-",
             stdin=(
                 f"netns add {netns}\n"
-                f"link add {veth} type veth peer name eth0 netns {netns}\n"
+                f"link add {veth} type veth peer name eth0 address {pod_mac(pod_ip)} "
+                f"netns {netns}\n"
                 f"link set {veth} master {self.bridge} up\n"
             ),
         )

@@ -13,7 +13,8 @@ JSON line of what happened in that interval: {"time": unix seconds, "counts": {v
 [answered, failed]}} (a load generator's log that shows traffic shifting between
 versions). With --times the JSON is {"counts": ..., "seen": {version: [first, last]}}: when
 each version first and last answered, in unix seconds (how long a rolled-back version
-kept answering). Standard library only.
+kept answering), and "unanswered": the time and error of the first 10 requests no
+version answered. Standard library only.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 from torchyard.oip import VERSION_HEADER
 
 NOBODY = "none"
+MAX_UNANSWERED = 10
 
 
 def call(
@@ -77,9 +79,11 @@ def run(
     report_every: float | None = None,
     requests: int | None = None,
     seen: dict[str, list[float]] | None = None,
+    unanswered: list[dict[str, Any]] | None = None,
 ) -> dict[str, list[int]]:
     """The answers counted by version; `seen`, when given, gets each version's first and
-    last answer time (unix seconds)."""
+    last answer time (unix seconds), and `unanswered` what went wrong with the first
+    requests no version answered (time and error)."""
     deadline = None if seconds is None else time.monotonic() + seconds
     terminated = False
 
@@ -116,9 +120,12 @@ def run(
     reported = time.monotonic()
     while not stopped():
         try:
-            status, version, _ = call(f"{model_url}/infer", body)
-        except OSError:
-            status, version = 0, None
+            status, version, answer = call(f"{model_url}/infer", body)
+            error = f"HTTP {status}: {answer[:120].decode(errors='replace')}"
+        except OSError as failure:
+            status, version, error = 0, None, f"{type(failure).__name__}: {failure}"[:160]
+        if version is None and unanswered is not None and len(unanswered) < MAX_UNANSWERED:
+            unanswered.append({"time": round(time.time(), 3), "error": error})
         counts.setdefault(version or NOBODY, [0, 0])[status != 200] += 1
         if seen is not None:
             answered = time.time()
@@ -156,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--requests must be at least 1")
     print(f"sending requests to {args.model_url}", file=sys.stderr, flush=True)
     seen: dict[str, list[float]] | None = {} if args.times else None
+    unanswered: list[dict[str, Any]] = []
     counted = run(
         args.model_url,
         args.stop_file,
@@ -164,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         args.report_every,
         args.requests,
         seen,
+        unanswered,
     )
-    counts = json.dumps(counted if seen is None else {"counts": counted, "seen": seen})
+    timed = {"counts": counted, "seen": seen, "unanswered": unanswered}
+    counts = json.dumps(counted if seen is None else timed)
     if args.output == "-":
         print(counts)
     else:
