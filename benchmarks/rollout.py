@@ -17,8 +17,8 @@ Starts its own control plane, node agent (own bridge and subnet) and operator, t
   answer is a 500: its first failing analysis -> RolledBack, and -> its pods gone (no
   more traffic), against the configured bound interval x (failureLimit - 1).
 
---measure weights (with TORCHYARD_MODEL_ROUTER=on, which the operator started here
-inherits): v1 serving, then a candidate at setWeight 10, 25 and 50 (one pod per
+--measure weights (through the model's router, on unless TORCHYARD_MODEL_ROUTER=off,
+which the operator started here inherits): v1 serving, then a candidate at setWeight 10, 25 and 50 (one pod per
 version), 2,000 requests through the model's Service each: the share the candidate
 answered and its status.weight, against the configured weight and against what replica
 ratios (the Service over the serving pods, no router) would give with these pods.
@@ -34,8 +34,8 @@ the requests it answered in that time (all 200: the error rate never sees it).
 each round rolls out a new version at 50 % (one pod per version), lets it answer for 3
 s, then sets spec.rollback: true. Measured: from the patch to the rolled-back version's
 last answer (the client's clock, the same host's), --rounds times, once through the
-model's router (TORCHYARD_MODEL_ROUTER=on) and once without it (the Service over the
-serving pods: the pod leaves the Service's endpoints), each with an operator of its own.
+model's router (the default) and once without it (TORCHYARD_MODEL_ROUTER=off: the
+Service over the serving pods, which the pod leaves), each with an operator of its own.
 """
 
 from __future__ import annotations

@@ -71,8 +71,17 @@ def _phase(session: Session, name: str, phase: str) -> dict[str, Any]:
 
 def test_a_version_gets_its_deployment_service_and_finalizer_and_serves(session, operator):
     session.apply(_version("1"))
-    deployment = session.wait("the serving Deployment", lambda: session.objects("deployments"))[0]
-    # The model router is off by default (TORCHYARD_MODEL_ROUTER): its e2e turns it on.
+    deployment = session.wait(
+        "the serving Deployment",
+        lambda: next(
+            (
+                d
+                for d in session.objects("deployments")
+                if d["metadata"]["name"].endswith("-serving")
+            ),
+            None,
+        ),
+    )
     assert deployment["metadata"]["name"] == "digits-v1-serving"
     assert deployment["spec"]["replicas"] == 1
     assert deployment["metadata"]["ownerReferences"][0]["kind"] == "ModelVersion"

@@ -1,28 +1,17 @@
-"""The model router on the local cluster (TORCHYARD_MODEL_ROUTER=on for this module's
-operator): a candidate at 25 % with one pod per version serves a quarter of 2,000
-requests through the model's Service, and its status.weight says so; requests with the
-rollout's stickyHeader keep to one version per session."""
+"""The model router on the local cluster (on by default): a candidate at 25 % with one
+pod per version serves a quarter of 2,000 requests through the model's Service, and its
+status.weight says so; requests with the rollout's stickyHeader keep to one version per
+session."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-
-import pytest
 
 from tests.cluster.torchyard import apply, get, wait_until
 from tests.e2e.conftest import python_pod
 from tests.e2e.test_modelversion_e2e import _status, _version, _wait_ready, artifacts, root
 
 __all__ = ["artifacts", "root"]  # the fixtures this module shares
-
-
-@pytest.fixture(scope="module", autouse=True)
-def router_on() -> Iterator[None]:
-    """Before the module's operator starts: it inherits the environment."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("TORCHYARD_MODEL_ROUTER", "on")
-        yield
 
 
 def _routed(cluster, namespace):

@@ -208,7 +208,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     monkeypatch.setattr(client, "api", lambda: fake)
     monkeypatch.setattr(modelversion, "now", fake.now)
     monkeypatch.setattr(modelversion, "tokens", {})
-    monkeypatch.setenv(modelversion.ROUTER_ENV, "on")
+    monkeypatch.delenv(modelversion.ROUTER_ENV, raising=False)  # the default: on
     monkeypatch.setattr(
         kopf, "event", lambda body, type, reason, message: fake.events.append((type, reason))
     )
@@ -438,8 +438,8 @@ def test_another_operator_process_rolls_the_router_once_with_a_token_of_its_own(
     assert patched[0] == token_digest(modelversion.tokens[("ns", "digits")])
 
 
-def test_without_the_router_setting_no_router_is_made(api: FakeApi, monkeypatch):
-    monkeypatch.delenv(modelversion.ROUTER_ENV)
+def test_with_the_router_turned_off_no_router_is_made(api: FakeApi, monkeypatch):
+    monkeypatch.setenv(modelversion.ROUTER_ENV, "off")
     api.version("1")
     api.reconcile()
     assert api.router is None

@@ -100,8 +100,9 @@ TEMPLATE_HASH = f"{GROUP}/template-hash"
 is not patched again."""
 RESYNC_SECONDS = 60.0
 ROUTER_ENV = "TORCHYARD_MODEL_ROUTER"
-"""`on`: a router per model splits its traffic by exact weights (resources.routing). Off
-by default while a hand-over under load can fail one client request (docs/serving.md)."""
+"""A router per model splits its traffic by exact weights (resources.routing), unless
+this is `off`: then the model's Service selects the serving pods and weights are replica
+ratios (a cluster whose policy admits no such pod, or an operator downgrade ahead)."""
 PUSH_RETRY_SECONDS = 2.0
 SERVED_REFRESH_SECONDS = 10.0
 """While the router splits traffic between versions, status.weight (the share served) is
@@ -409,7 +410,7 @@ async def _reconcile(
         )
         for body in bodies
     ]
-    routing_on = os.environ.get(ROUTER_ENV, "off") == "on"
+    routing_on = os.environ.get(ROUTER_ENV, "on") != "off"
     router = await _router(key, valid, serving, indexes) if routing_on else None
     analysed = analysed_of(versions)
     window = None
