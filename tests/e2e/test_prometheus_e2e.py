@@ -331,6 +331,14 @@ def test_a_serving_version_that_loses_every_ready_pod_sets_off_its_alert(
 ):
     apply(cluster.cp, namespace, _version("1", artifacts["1"]))
     _wait_ready(cluster, namespace, "digits-v1")
+    labels = {"namespace": namespace, "model": "digits", "version": "1"}
+    # Not from its first seconds (traffic asked for, no pod ready yet): Prometheus has
+    # seen the ready pod.
+    wait_until(
+        "no NoReadyPods alert for a version with its pod ready",
+        lambda: not _states(prometheus, "TorchyardModelVersionNoReadyPods", **labels),
+        timeout=60,
+    )
     # A quota that admits no pod: the pods deleted (an eviction, a drained node) cannot
     # come back.
     cluster.apply(
@@ -353,23 +361,21 @@ def test_a_serving_version_that_loses_every_ready_pod_sets_off_its_alert(
     cluster.cp.kubectl(
         "delete", "pods", "-n", namespace, "-l", f"{SERVING_LABEL}=true", "--wait=false"
     )
+    # A terminating pod, even one still Ready while it drains, is no ready replica.
+    wait_until(
+        "v1 without a ready pod",
+        lambda: _status(cluster, namespace, "digits-v1").get("readyReplicas") == 0,
+        timeout=60,
+    )
     wait_until(
         "TorchyardModelVersionNoReadyPods set off for v1",
-        lambda: bool(
-            _states(
-                prometheus,
-                "TorchyardModelVersionNoReadyPods",
-                namespace=namespace,
-                model="digits",
-                version="1",
-            )
-        ),
-        timeout=120,
+        lambda: bool(_states(prometheus, "TorchyardModelVersionNoReadyPods", **labels)),
+        timeout=60,
     )
-    # The version's status says the same, with the API server's reason.
+    # The version's status says why, in the API server's words.
     status = _status(cluster, namespace, "digits-v1")
-    assert status["readyReplicas"] == 0, status
-    available = next(c for c in status["conditions"] if c["type"] == "Available")
-    assert available["status"] == "False", available
-    # Its weight is still all of the model's: Unhealthy is for failures, not this.
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and "exceeded quota" in ready["message"], ready
+    assert status["phase"] == "Serving" and status["weight"] == 100, status
+    # Unhealthy is for failures, not this.
     assert not _states(prometheus, "TorchyardModelVersionUnhealthy", namespace=namespace)

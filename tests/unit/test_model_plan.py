@@ -552,3 +552,13 @@ def test_every_version_carries_the_models_rollouts_newest_first_even_once_delete
     plan = model.plan(t3 + timedelta(minutes=5))
     assert _history(model, v3) == expected
     assert all("history" not in v.status for v in plan.versions)
+
+
+def test_a_terminating_pod_still_ready_is_not_a_ready_replica():
+    """While it drains it may be Ready; it takes no new requests (the alert on a version
+    with traffic and no ready pod reads this count)."""
+    model = _serving_model()
+    model.pods["digits-v1"][0]["metadata"]["deletionTimestamp"] = "2026-12-03T09:00:30Z"
+    model.plan(T0 + timedelta(seconds=30))
+    assert model.status("digits-v1")["readyReplicas"] == 0
+    assert model.status("digits-v1")["phase"] == "Serving"  # still the model's version

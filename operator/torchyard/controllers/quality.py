@@ -123,7 +123,7 @@ def _reason(answer: Any) -> str:
 def _ready_ip(pods: Pods) -> str | None:
     """The IP of the first ready pod by name (the same pod each time, while it lasts)."""
     ready = sorted(
-        (pod for pod in pods if pod_ready(pod) and not pod["metadata"].get("deletionTimestamp")),
+        (pod for pod in pods if pod_ready(pod)),
         key=lambda pod: pod["metadata"]["name"],
     )
     for pod in ready:

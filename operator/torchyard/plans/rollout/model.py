@@ -196,7 +196,11 @@ def ready_pods(pods: Sequence[Mapping[str, Any]]) -> int:
 
 
 def pod_ready(pod: Mapping[str, Any]) -> bool:
-    """Running and Ready: the pod answers inference requests."""
+    """Running and Ready, and not terminating: the pod takes new inference requests. A
+    terminating pod may still be Ready while it drains; like a ReplicaSet's readyReplicas,
+    it is not counted (its EndpointSlice entry is not ready either)."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
     return phase_of(dict(pod)) == "Running" and any(
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in (pod.get("status") or {}).get("conditions") or []

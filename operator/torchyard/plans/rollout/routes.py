@@ -83,8 +83,7 @@ def _ready_endpoints(pods: Sequence[Mapping[str, Any]]) -> list[str]:
     found = []
     for pod in pods:
         ip = (pod.get("status") or {}).get("podIP")
-        leaving = (pod.get("metadata") or {}).get("deletionTimestamp")
-        if ip and not leaving and ready_pods([pod]):
+        if ip and ready_pods([pod]):  # never a terminating one
             found.append(f"[{ip}]:{PORT}" if ":" in ip else f"{ip}:{PORT}")
     return sorted(found)
 
