@@ -18,10 +18,11 @@ Starts its own control plane, node agent (own bridge and subnet) and operator, t
   more traffic), against the configured bound interval x (failureLimit - 1).
 
 --measure weights (through the model's router, on unless TORCHYARD_MODEL_ROUTER=off,
-which the operator started here inherits): v1 serving, then a candidate at setWeight 10, 25 and 50 (one pod per
-version), 2,000 requests through the model's Service each: the share the candidate
-answered and its status.weight, against the configured weight and against what replica
-ratios (the Service over the serving pods, no router) would give with these pods.
+which the operator started here inherits): v1 serving, then a candidate at setWeight 10,
+25 and 50 (one pod per version), 2,000 requests through the model's Service each: the
+share the candidate answered and its status.weight, against the configured weight and
+against what replica ratios (the Service over the serving pods, no router) would give
+with these pods.
 
 --measure quality: v1 a digits classifier trained here, serving, with a client sending
 requests through the model's Service; then, each round, the same classifier over-pruned

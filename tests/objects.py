@@ -286,6 +286,12 @@ INVALID: tuple[Invalid, ...] = (
         "spec.rollout.stickyHeader",
     ),
     Invalid(
+        "sticky-header-shared",
+        "ModelVersion",
+        _set("rollout.stickyHeader", "User-Agent"),
+        "spec.rollout.stickyHeader",
+    ),
+    Invalid(
         "sticky-header-binary",
         "ModelVersion",
         _set("rollout.stickyHeader", "x-session-bin"),

@@ -1,7 +1,7 @@
 """A real Prometheus (the distribution's `prometheus` server, which scripts/test installs
 with promtool) scrapes the operator and every serving pod as manifests/monitoring says,
 loads the shipped rules, and fires the alerts when a version fails its analysis and is
-rolled back; a serving version that loses every ready pod sets off its alert (pending:
+rolled back; a model whose serving version loses every ready pod sets off its alert (pending:
 its `for: 5m` is promtool's to test, tests/unit/alert_rules_test.yml); every panel of the
 shipped Grafana dashboard shows the model.
 
@@ -331,12 +331,14 @@ def test_a_serving_version_that_loses_every_ready_pod_sets_off_its_alert(
 ):
     apply(cluster.cp, namespace, _version("1", artifacts["1"]))
     _wait_ready(cluster, namespace, "digits-v1")
-    labels = {"namespace": namespace, "model": "digits", "version": "1"}
+    labels = {"namespace": namespace, "model": "digits"}
     # Not from its first seconds (traffic asked for, no pod ready yet): Prometheus has
-    # seen the ready pod.
+    # seen the ready pod, and the alert of those seconds is gone.
+    ready = f'torchyard_modelversion_ready_replicas{{namespace="{namespace}",version="1"}} == 1'
+    wait_until("Prometheus sees v1's ready pod", lambda: _series(prometheus, ready), timeout=60)
     wait_until(
-        "no NoReadyPods alert for a version with its pod ready",
-        lambda: not _states(prometheus, "TorchyardModelVersionNoReadyPods", **labels),
+        "no NoReadyPods alert for a model with a ready pod",
+        lambda: not _states(prometheus, "TorchyardModelNoReadyPods", **labels),
         timeout=60,
     )
     # A quota that admits no pod: the pods deleted (an eviction, a drained node) cannot
@@ -368,8 +370,8 @@ def test_a_serving_version_that_loses_every_ready_pod_sets_off_its_alert(
         timeout=60,
     )
     wait_until(
-        "TorchyardModelVersionNoReadyPods set off for v1",
-        lambda: bool(_states(prometheus, "TorchyardModelVersionNoReadyPods", **labels)),
+        "TorchyardModelNoReadyPods set off for the model",
+        lambda: bool(_states(prometheus, "TorchyardModelNoReadyPods", **labels)),
         timeout=60,
     )
     # The version's status says why, in the API server's words.

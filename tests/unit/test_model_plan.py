@@ -184,6 +184,10 @@ def test_deleting_the_serving_version_keeps_its_pods_until_the_restored_one_is_r
     assert plan.release == ()
     assert plan.requeue_after == pytest.approx(HANDOVER_LIMIT_SECONDS - 6)
     model.ready("digits-v1")
+    # A pod of v1 that is terminating, however Ready while it drains, takes no traffic.
+    model.pods["digits-v1"][0]["metadata"]["deletionTimestamp"] = "2026-12-03T09:03:08Z"
+    assert model.plan(deleted + timedelta(seconds=8)).release == ()
+    model.ready("digits-v1")
     assert model.plan(deleted + timedelta(seconds=9)).release == ("digits-v2",)
 
 

@@ -369,7 +369,7 @@ def test_a_version_s_series_go_with_it_and_the_model_s_with_the_last(api: FakeAp
 
 @pytest.mark.usefixtures("no_series")
 def test_the_ready_pods_gauge_follows_the_version_s_ready_pods(api: FakeApi):
-    """What TorchyardModelVersionNoReadyPods reads, beside the version's weight."""
+    """What TorchyardModelNoReadyPods reads, beside the versions' weights."""
     labels = {"namespace": "ns", "model": "digits", "version": "1"}
     name = api.version("1")
     api.reconcile()
@@ -468,3 +468,15 @@ def test_a_refused_router_says_so_in_an_event_and_the_model_still_serves(api: Fa
     assert ("create", "Deployment", "digits-router") not in api.requests
     assert ("Warning", modelversion.ROUTER_REFUSED) not in api.events
     assert ROUTER_LABEL not in api.service_selector  # the Service selects the serving pods
+
+
+@pytest.mark.parametrize(
+    ("setting", "on"),
+    [(None, True), ("", True), ("on", True), ("off", False), ("OFF", False), ("false", False),
+     ("0", False), (" No ", False), ("true", True), ("maybe", True)],
+)  # fmt: skip
+def test_the_router_setting_is_on_unless_it_says_off(setting, on, caplog, monkeypatch):
+    monkeypatch.setattr(modelversion, "_warned_settings", set())
+    assert modelversion.routers_on(setting) is on
+    if setting == "maybe":
+        assert "neither on nor off" in caplog.text

@@ -107,7 +107,8 @@ class RolloutStep(ApiModel, json_schema_extra=cel_rules(_ONE_ACTION, _SOME_ACTIO
     """One step of a progressive rollout."""
 
     set_weight: int | None = Field(default=None, ge=0, le=100)
-    """Percentage of the model's traffic (approximated by replica ratio) for this version."""
+    """Percentage of the model's inference requests for this version (exact through the
+    model's router; a replica ratio while no router pod is ready, or with routers off)."""
     pause: PauseStep | None = None
     """Hold the current weight, for a while or until promoted."""
 
@@ -307,16 +308,38 @@ class AnalysisSpec(ApiModel, json_schema_extra=cel_rules(_WATCH_FITS)):
 
 
 STICKY_HEADER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$"
+SHARED_HEADERS = (
+    "host",
+    "content-type",
+    "content-length",
+    "user-agent",
+    "accept",
+    "accept-encoding",
+    "connection",
+    "te",
+    "grpc-timeout",
+    "grpc-encoding",
+    "grpc-accept-encoding",
+)
+"""Headers nearly every request carries, mostly with one value: by them every session
+would be one, and all traffic would go to one version."""
+_NOT_SHARED = "(?i)^(" + "|".join(SHARED_HEADERS) + ")$"
 _STICKY_HEADER = Cel(
-    rule=f"self.matches('{STICKY_HEADER_PATTERN}') && !self.matches('(?i)-bin$')",
-    message="must be a header name (letters, digits and '-', at most 63), e.g. X-Session; "
-    "not a gRPC binary key (ending in -bin): its value must be text to be hashed",
+    rule=f"self.matches('{STICKY_HEADER_PATTERN}') && !self.matches('(?i)-bin$') "
+    f"&& !self.matches('{_NOT_SHARED}')",
+    message="must be a header name (letters, digits and '-', at most 63) that names a "
+    "session, e.g. X-Session: not a gRPC binary key (ending in -bin), whose value is no "
+    f"text to hash, nor one nearly every request carries ({', '.join(SHARED_HEADERS)})",
     reason="FieldValueInvalid",
 )
 
 
 def _sticky_header(value: str) -> str:
-    if re.fullmatch(STICKY_HEADER_PATTERN, value) is None or value.lower().endswith("-bin"):
+    if (
+        re.fullmatch(STICKY_HEADER_PATTERN, value) is None
+        or value.lower().endswith("-bin")
+        or value.lower() in SHARED_HEADERS
+    ):
         raise ValueError(_STICKY_HEADER.message)
     return value
 

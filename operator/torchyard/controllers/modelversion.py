@@ -110,9 +110,9 @@ read again this often."""
 """A safety net: a model with a rollout or a hand-over under way is looked at this often."""
 SERVICE_KEY = ""
 ROUTER_KEY = "/router"
+"""refused_creates' keys of the model's Service and router (never a version's name)."""
 ROUTER_REFUSED = "RouterRefused"
 """The Warning Event on the model's versions when its router cannot be created."""
-"""refused_creates' keys of the model's Service and router (never a version's name)."""
 log = logging.getLogger(__name__)
 queue = WorkQueue(MODEL_VERSION.kind)
 new_generations = NewGenerations()
@@ -410,7 +410,7 @@ async def _reconcile(
         )
         for body in bodies
     ]
-    routing_on = os.environ.get(ROUTER_ENV, "on") != "off"
+    routing_on = routers_on(os.environ.get(ROUTER_ENV))
     router = await _router(key, valid, serving, indexes) if routing_on else None
     analysed = analysed_of(versions)
     window = None
@@ -775,6 +775,25 @@ async def _model_service(
         return refused.refusal
     refused_creates.forget(key)
     return None
+
+
+ROUTER_OFF = ("off", "false", "0", "no")
+ROUTER_ON = ("on", "true", "1", "yes", "")
+
+
+def routers_on(setting: str | None) -> bool:
+    """TORCHYARD_MODEL_ROUTER: on unless it says off (off, false, 0, no, in any case). A
+    value that says neither is taken as on, with a warning: never a silent surprise."""
+    said = (setting or "").strip().lower()
+    if said in ROUTER_OFF:
+        return False
+    if said not in ROUTER_ON and said not in _warned_settings:
+        _warned_settings.add(said)
+        log.warning("%s=%r is neither on nor off: model routers stay on", ROUTER_ENV, setting)
+    return True
+
+
+_warned_settings: set[str] = set()
 
 
 async def _router(

@@ -51,7 +51,11 @@ def call(
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.headers.get(VERSION_HEADER), response.read()
     except urllib.error.HTTPError as error:
-        return error.code, error.headers.get(VERSION_HEADER), b""
+        try:
+            said = error.read(4096)  # the error's body: the router's or server's reason
+        except OSError:
+            said = b""
+        return error.code, error.headers.get(VERSION_HEADER), said
 
 
 def request_body(metadata: dict[str, Any]) -> dict[str, Any]:
