@@ -74,9 +74,11 @@ def test_bad_configuration_is_a_permanent_failure(tmp_path, monkeypatch, variabl
 
 
 def test_sigterm_drains_in_flight_requests_then_exits_0(tmp_path):
-    # A long queue delay keeps the request in flight while SIGTERM arrives.
+    # A long queue delay keeps the request in flight while SIGTERM arrives and the server
+    # stops listening: the longest allowed, so that a loaded machine (CI runs the kind
+    # e2e beside it) still sees the request waiting for its batch.
     spec = serving_spec(
-        mlp_artifact(tmp_path), batching={"maxBatchSize": 64, "maxQueueDelayMs": 3000}
+        mlp_artifact(tmp_path), batching={"maxBatchSize": 64, "maxQueueDelayMs": 10_000}
     )
     port = free_port()
     url = f"http://127.0.0.1:{port}"
