@@ -17,14 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torchyard.plans.rollout.model import (
-    ModelPlan,
-    VersionObserved,
-    candidate_of,
-    ready_pods,
-    views,
-)
-from torchyard.plans.rollout.roles import assign_roles
+from torchyard.plans.rollout.model import ModelPlan, VersionObserved, pod_ready, views
+from torchyard.plans.rollout.roles import VersionView, assign_roles
 from torchyard.resources.serving import PORT
 from torchyard.router.table import RouteTable, VersionRoute
 
@@ -37,7 +31,8 @@ class Routing:
 
 
 def route_table(versions: Sequence[VersionObserved], plan: ModelPlan, generation: int) -> Routing:
-    candidate = candidate_of(versions)
+    roles = assign_roles(views(versions))
+    candidate = roles.candidate.name if roles.candidate else None
     routes = []
     for version in versions:
         if version.spec is None:
@@ -58,16 +53,14 @@ def route_table(versions: Sequence[VersionObserved], plan: ModelPlan, generation
     table = RouteTable(
         generation=generation,
         versions=tuple(_unique(ordered)),
-        sticky_header=_sticky_header(versions),
+        sticky_header=_sticky_header(versions, roles.candidate or roles.stable),
     )
     return Routing(table, handing_over)
 
 
-def _sticky_header(versions: Sequence[VersionObserved]) -> str | None:
+def _sticky_header(versions: Sequence[VersionObserved], leading: VersionView | None) -> str | None:
     """The header the version under rollout names (else the serving one's): the rollout
     under way is the one whose sessions the header keeps."""
-    roles = assign_roles(views(versions))
-    leading = roles.candidate or roles.stable
     spec = next((v.spec for v in versions if leading and v.name == leading.name), None)
     return spec.rollout.sticky_header if spec is not None else None
 
@@ -83,7 +76,7 @@ def _ready_endpoints(pods: Sequence[Mapping[str, Any]]) -> list[str]:
     found = []
     for pod in pods:
         ip = (pod.get("status") or {}).get("podIP")
-        if ip and ready_pods([pod]):  # never a terminating one
+        if ip and pod_ready(pod):  # never a terminating one
             found.append(f"[{ip}]:{PORT}" if ":" in ip else f"{ip}:{PORT}")
     return sorted(found)
 

@@ -125,11 +125,11 @@ def run(
     while not stopped():
         try:
             status, version, answer = call(f"{model_url}/infer", body)
-            error = f"HTTP {status}: {answer[:120].decode(errors='replace')}"
+            said = f"HTTP {status}: " + answer[:120].decode(errors="replace")
         except OSError as failure:
-            status, version, error = 0, None, f"{type(failure).__name__}: {failure}"[:160]
+            status, version, said = 0, None, f"{type(failure).__name__}: {failure}"
         if version is None and unanswered is not None and len(unanswered) < MAX_UNANSWERED:
-            unanswered.append({"time": round(time.time(), 3), "error": error})
+            unanswered.append({"time": round(time.time(), 3), "error": said[:160]})
         counts.setdefault(version or NOBODY, [0, 0])[status != 200] += 1
         if seen is not None:
             answered = time.time()
