@@ -633,4 +633,13 @@ def test_a_quota_refusing_the_serving_deployment_and_then_its_pods_is_reported(
     available = _says(cp, namespace, "mv", "minilm-v1", "Available", "FailedCreate")
     assert "pods of Deployment minilm-v1-serving" in available["message"]
     assert "exceeded quota" in available["message"]
+    # Room for the version's own Deployment only: no router, and a Warning says why.
+    refused = wait_until(
+        "the router's refusal in an Event",
+        lambda: _warnings(cp, namespace, "minilm-v1", "RouterRefused"),
+        timeout=60,
+    )
+    assert "without a router" in refused[0]["message"], refused
+    assert "cannot create Deployment minilm-router" in refused[0]["message"], refused
+    assert "exceeded quota" in refused[0]["message"], refused
     _no_traceback(operator)
