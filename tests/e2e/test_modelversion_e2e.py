@@ -138,8 +138,9 @@ def _stop_client(cluster, namespace, stop):
         # What the router pods said meanwhile (the agent keeps logs as files).
         logs = cluster.state_dir.glob(f"pods/{namespace}_digits-router-*/containers/*/*.log")
         for log in sorted(logs):
-            said = [line for line in log.read_text().splitlines() if " INFO " not in line]
-            tables = [line for line in log.read_text().splitlines() if "routes generation" in line]
+            lines = log.read_text().splitlines()
+            said = [line for line in lines if " INFO " not in line]
+            tables = [line for line in lines if "routes generation" in line]
             print(f"{log.parent.parent.parent.name}: {tables[-6:]} {said[-20:]}")
     return timed["counts"]
 
