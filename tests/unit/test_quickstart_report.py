@@ -55,6 +55,16 @@ def test_the_live_log_says_each_phase_weight_and_analysis_once():
     assert timeline.weights["digits-v2"] == [(0, 50), (10, 100)]
 
 
+def test_a_first_weight_of_0_is_no_change_to_tell():
+    timeline = Timeline()
+    unweighed = _version("digits-v3", "Progressing", None, progressing=("X", "step 1 of 2"))
+    timeline.observe(0, [view(unweighed)])
+    zero = _version("digits-v3", "Progressing", 0, progressing=("X", "step 1 of 2"))
+    assert timeline.observe(1, [view(zero)]) == []  # was "weight 0% -> 0%"
+    half = _version("digits-v3", "Progressing", 50, progressing=("X", "step 1 of 2"))
+    assert [line.text for line in timeline.observe(2, [view(half)])] == ["weight 0% -> 50%"]
+
+
 def test_durations_run_from_first_sight_to_a_settled_phase():
     timeline = Timeline()
     timeline.observe(5, [view(_version("digits-v1", "Progressing", 100))])

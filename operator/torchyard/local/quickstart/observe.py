@@ -94,7 +94,7 @@ def changes(before: View | None, after: View) -> list[str]:
     elif after.kind != "ModelVersion" and _news(before.message, after.message):
         lines.append(str(after.message))
     if after.kind == "ModelVersion" and before is not None:
-        if after.weight != before.weight and after.weight is not None:
+        if after.weight is not None and after.weight != (before.weight or 0):
             lines.append(f"weight {before.weight or 0}% -> {after.weight}%")
         if after.analysis and after.analysis != before.analysis:
             lines.append(f"analysis {after.analysis[1]}: {after.analysis[2]}")
